@@ -1,0 +1,4 @@
+"""Turn any large language model into a scikit-learn classifier with calibrated
+probabilities."""
+
+__version__ = "0.1.0.dev0"

@@ -1,0 +1,214 @@
+"""The backend protocol: what every language-model backend must provide.
+
+A backend turns rendered prompts into per-label log-probabilities. It knows
+nothing about scikit-learn estimators, classes or calibration; the classifier
+knows nothing about tokens, HTTP or model files.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+from sklearn.base import BaseEstimator
+
+__all__ = [
+    "BackendCapabilities",
+    "BaseBackend",
+    "Prompt",
+    "ScoreResult",
+    "Usage",
+]
+
+
+@dataclass(frozen=True)
+class Prompt:
+    """A rendered prompt, kept as literal segments interleaved with field values.
+
+    Parameters
+    ----------
+    segments : tuple of str
+        ``segments[0::2]`` are literal template text (instructions, demonstrations,
+        the answer cue); ``segments[1::2]`` are the user's field values (the text to
+        classify, or one value per named column). Keeping them apart lets a backend
+        whose context is too small shorten the user's text, never the instructions.
+    """
+
+    segments: tuple[str, ...]
+
+    @property
+    def text(self) -> str:
+        """The full prompt string."""
+        return "".join(self.segments)
+
+    @property
+    def fields(self) -> tuple[str, ...]:
+        """The user-supplied field values, in template order."""
+        return self.segments[1::2]
+
+    def replace_fields(self, values) -> Prompt:
+        """Return a copy whose field values are replaced by ``values``."""
+        segments = list(self.segments)
+        segments[1::2] = list(values)
+        return Prompt(tuple(segments))
+
+
+@dataclass
+class Usage:
+    """Token and call accounting for one or more backend calls.
+
+    Attributes
+    ----------
+    calls : int
+        Model evaluations or HTTP requests actually made.
+    cache_hits : int
+        Prompts answered from the response cache without a model call.
+    prompt_tokens : int
+        Prompt tokens the model had to process (tokens reused from a cached prefix
+        are not counted for local models).
+    completion_tokens : int
+        Tokens generated or scored after the prompt.
+    """
+
+    calls: int = 0
+    cache_hits: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+    def __iadd__(self, other: Usage) -> Usage:
+        self.calls += other.calls
+        self.cache_hits += other.cache_hits
+        self.prompt_tokens += other.prompt_tokens
+        self.completion_tokens += other.completion_tokens
+        return self
+
+    def as_dict(self) -> dict:
+        """Return the counts as a plain dict."""
+        return {
+            "calls": self.calls,
+            "cache_hits": self.cache_hits,
+            "prompt_tokens": self.prompt_tokens,
+            "completion_tokens": self.completion_tokens,
+        }
+
+
+@dataclass
+class ScoreResult:
+    """Per-label log-probabilities for a batch of prompts.
+
+    Attributes
+    ----------
+    log_probs : ndarray of shape (n_prompts, n_labels)
+        ``log P(label | prompt)`` for each label string. NaN where the backend could
+        not observe a label (absent from a top-k list) or the whole row failed.
+    errors : list of (str or None)
+        One entry per prompt: None when the row was scored, otherwise a short,
+        secret-free description of why it was not.
+    usage : Usage
+        What producing this result cost.
+    """
+
+    log_probs: np.ndarray
+    errors: list = field(default_factory=list)
+    usage: Usage = field(default_factory=Usage)
+
+    def __post_init__(self):
+        self.log_probs = np.asarray(self.log_probs, dtype=np.float64)
+        if not self.errors:
+            self.errors = [None] * self.log_probs.shape[0]
+
+
+@dataclass(frozen=True)
+class BackendCapabilities:
+    """What a backend can do, so that a classifier can fail early and clearly.
+
+    Attributes
+    ----------
+    logprobs : bool
+        Returns log-probabilities of label tokens.
+    full_sequence : bool
+        Scores every token of a multi-token label exactly, not only the first one.
+    max_top_logprobs : int or None
+        Largest number of alternatives returned per position (None: whole vocabulary).
+    sampling : bool
+        Can generate text at a sampling temperature.
+    n_per_request : bool
+        Can draw several samples in one request (``n=``).
+    """
+
+    logprobs: bool = True
+    full_sequence: bool = True
+    max_top_logprobs: int | None = None
+    sampling: bool = False
+    n_per_request: bool = False
+
+
+@runtime_checkable
+class Backend(Protocol):
+    """Structural type of a backend (see :class:`BaseBackend`)."""
+
+    def score_labels(self, prompts, labels) -> ScoreResult: ...  # pragma: no cover
+
+    def cache_identity(self) -> dict: ...  # pragma: no cover
+
+
+class BaseBackend(BaseEstimator):
+    """Base class for backends: a small estimator holding only configuration.
+
+    Subclasses keep their constructor parameters plain (strings, numbers), so that
+    ``backend__model`` can be grid-searched, and create live resources (a loaded
+    model, an HTTP client) lazily; those are dropped on pickling.
+
+    Subclasses implement :meth:`score_labels` and may extend
+    :meth:`cache_identity` and :meth:`capabilities`.
+    """
+
+    # Attributes holding live resources; never pickled, never cloned.
+    _live_attributes: tuple[str, ...] = ()
+
+    def score_labels(self, prompts, labels) -> ScoreResult:
+        """Return ``log P(label | prompt)`` for every prompt and label.
+
+        Parameters
+        ----------
+        prompts : sequence of Prompt
+            Rendered prompts.
+        labels : sequence of str
+            The label strings the model should produce, exactly as they would
+            follow the prompt (verbalized class names, letter codes, ...).
+
+        Returns
+        -------
+        result : ScoreResult
+        """
+        raise NotImplementedError
+
+    def capabilities(self) -> BackendCapabilities:
+        """Describe what this backend can do."""
+        return BackendCapabilities()
+
+    def cache_identity(self) -> dict:
+        """Everything that changes the scores, and nothing secret.
+
+        The response cache keys on this dict together with the rendered prompt and
+        the labels. The default is the class name and all constructor parameters;
+        backends whose parameters include secrets or pure performance knobs
+        override it.
+        """
+        params = {
+            k: v
+            for k, v in self.get_params(deep=False).items()
+            if k not in self._cache_irrelevant_params()
+        }
+        return {"backend": type(self).__name__, **params}
+
+    def _cache_irrelevant_params(self) -> set:
+        """Parameters that change speed or cost but never the scores."""
+        return set()
+
+    def __getstate__(self):
+        state = super().__getstate__()
+        for name in self._live_attributes:
+            state.pop(name, None)
+        return state
