@@ -131,7 +131,7 @@ class PromptTemplate:
                 segments.extend([values[name], ""])
         return segments
 
-    def render(self, values: dict, label_words, demos=()) -> Prompt:
+    def render(self, values: dict, label_words, demos=(), *, labels_text=None) -> Prompt:
         """Render one prompt.
 
         Parameters
@@ -142,12 +142,16 @@ class PromptTemplate:
             The verbalized labels, in class order.
         demos : sequence of (dict, str)
             Demonstrations: field values and the label word of each.
+        labels_text : str, default=None
+            What ``{labels}`` shows; None joins ``label_words``. Letter codes use
+            it to show what each letter stands for.
 
         Returns
         -------
         prompt : Prompt
         """
-        labels_text = self.label_separator.join(label_words)
+        if labels_text is None:
+            labels_text = self.label_separator.join(label_words)
         instructions, _ = self._split
         # Instructions may use {labels}; demonstrations are literal template text
         # for the model (they are not the user's text to be truncated).

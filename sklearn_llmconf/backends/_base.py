@@ -69,18 +69,22 @@ class Usage:
         are not counted for local models).
     completion_tokens : int
         Tokens generated or scored after the prompt.
+    failed_rows : int
+        Rows that could not be scored and were handled by the ``on_error`` policy.
     """
 
     calls: int = 0
     cache_hits: int = 0
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    failed_rows: int = 0
 
     def __iadd__(self, other: Usage) -> Usage:
         self.calls += other.calls
         self.cache_hits += other.cache_hits
         self.prompt_tokens += other.prompt_tokens
         self.completion_tokens += other.completion_tokens
+        self.failed_rows += other.failed_rows
         return self
 
     def as_dict(self) -> dict:
@@ -90,6 +94,7 @@ class Usage:
             "cache_hits": self.cache_hits,
             "prompt_tokens": self.prompt_tokens,
             "completion_tokens": self.completion_tokens,
+            "failed_rows": self.failed_rows,
         }
 
 

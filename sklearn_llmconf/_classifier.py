@@ -1,0 +1,556 @@
+"""LLMClassifier: a scikit-learn classifier that scores labels with a language model."""
+
+from __future__ import annotations
+
+import math
+import numbers
+import os
+import sys
+import warnings
+from numbers import Integral
+
+import numpy as np
+from scipy.special import log_softmax, softmax
+from sklearn.base import BaseEstimator, ClassifierMixin, _fit_context
+from sklearn.utils import check_random_state
+from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
+from sklearn.utils.multiclass import check_classification_targets
+from sklearn.utils.validation import check_is_fitted, validate_data
+
+from ._demos import DemoPool
+from .backends._base import Usage
+from .prompts import DEFAULT_TEMPLATE, PromptTemplate
+
+__all__ = ["LLMClassifier"]
+
+_LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+
+
+def _is_missing(value) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value)) or (
+        isinstance(value, np.floating) and np.isnan(value)
+    )
+
+
+def _is_2d(X) -> bool:
+    if hasattr(X, "columns"):  # a DataFrame
+        return True
+    if isinstance(X, (list, tuple)):
+        return len(X) > 0 and isinstance(X[0], (list, tuple, np.ndarray))
+    return np.ndim(X) == 2
+
+
+class LLMClassifier(ClassifierMixin, BaseEstimator):
+    """Classify texts by scoring each label's probability with a language model.
+
+    For every text, the prompt (instructions, optional few-shot demonstrations,
+    the text) is sent to the backend, which returns the log-probability of each
+    label's verbalization. Those are the classifier's log-scores: ``predict_proba``
+    is their softmax over the labels and ``decision_function`` exposes them
+    as logits, so scikit-learn's calibrators and :class:`TemperatureScaler` can
+    rescale them.
+
+    ``fit`` makes no model call: it records the classes, validates the prompt
+    against them and, when ``n_shots > 0``, keeps the labelled training texts to
+    draw demonstrations from.
+
+    Parameters
+    ----------
+    prompt : str or PromptTemplate, default=None
+        Template with ``{text}`` (1-D X) or column-name placeholders (2-D X) and
+        optionally ``{labels}``. Demonstrations are inserted before the line
+        holding the first field placeholder. None uses :data:`DEFAULT_TEMPLATE`.
+    backend : backend object, default=None
+        Anything with ``score_labels(prompts, labels)`` (see
+        :class:`~sklearn_llmconf.backends.BaseBackend`). None uses the embedded
+        :class:`~sklearn_llmconf.backends.LlamaCppBackend` with its default model.
+    verbalizer : dict, "letters" or None, default=None
+        The word the model should produce for each class. None uses
+        ``str(class)``; a dict maps every class to its word; ``"letters"`` uses
+        A, B, C, ... and shows ``"A: <class>"`` pairs for ``{labels}``.
+    n_shots : int, default=0
+        Number of labelled demonstrations shown in each prompt.
+    demo_selection : {"stratified", "random", "similar", "similar_stratified"}, \
+            default="stratified"
+        How demonstrations are chosen. ``"stratified"`` and ``"random"`` pick one
+        set at fit time (seeded by ``random_state``), shared by every prompt so
+        that its evaluation is reused. ``"similar"`` takes the training texts
+        nearest to each query (TF-IDF cosine); ``"similar_stratified"`` the
+        nearest of each class in turn. A training text equal to the query (after
+        normalising case, punctuation and spaces) is never its demonstration.
+    on_error : {"raise", "warn", "nan"}, default="raise"
+        What happens to a row the backend could not score (failed request,
+        labels not observed): raise a ``RuntimeError``; ``"warn"``: give it
+        uniform probabilities and warn with the count; ``"nan"``: give it NaN
+        probabilities (``predict`` then refuses those rows). Failed rows are
+        counted in ``usage_.failed_rows`` and never cached.
+    cache : str, path-like, ResponseCache or None, default=None
+        Persistent response cache (an SQLite file). Scores are stored per
+        (backend identity, rendered prompt, labels), so cross-validation,
+        grid search and calibration never pay twice for the same prompt, and an
+        interrupted run resumes where it stopped.
+    batch_size : int, default=64
+        Prompts sent to the backend per call; the cache is written after each.
+    progress : bool, default=False
+        Show a progress bar while scoring (tqdm when installed).
+    random_state : int, RandomState instance or None, default=None
+        Seeds demonstration sampling.
+
+    Attributes
+    ----------
+    classes_ : ndarray of shape (n_classes,)
+        Sorted class labels.
+    label_words_ : list of str
+        Verbalization of each class, in ``classes_`` order.
+    prompt_template_ : PromptTemplate
+        The validated template.
+    demos_ : list of (tuple of str, str)
+        The fixed demonstrations (field values, label word); empty for
+        ``"similar"`` selection, which picks them per text.
+    usage_ : Usage
+        Calls, cache hits, tokens and failed rows of every scoring since ``fit``.
+    n_features_in_ : int
+        Number of columns seen in fit, for 2-D X only.
+    feature_names_in_ : ndarray of str
+        Column names seen in fit, for 2-D X with string column names only.
+
+    Examples
+    --------
+    >>> from sklearn_llmconf import LLMClassifier
+    >>> clf = LLMClassifier(n_shots=4, random_state=0)  # doctest: +SKIP
+    >>> clf.fit(X_train, y_train).predict_proba(X_test)  # doctest: +SKIP
+    """
+
+    _parameter_constraints: dict = {
+        "prompt": [str, PromptTemplate, None],
+        "backend": [HasMethods(["score_labels"]), None],
+        "verbalizer": [dict, StrOptions({"letters"}), None],
+        "n_shots": [Interval(Integral, 0, None, closed="left")],
+        "demo_selection": [
+            StrOptions({"stratified", "random", "similar", "similar_stratified"})
+        ],
+        "on_error": [StrOptions({"raise", "warn", "nan"})],
+        "cache": [str, os.PathLike, HasMethods(["get_many", "set_many"]), None],
+        "batch_size": [Interval(Integral, 1, None, closed="left")],
+        "progress": ["boolean"],
+        "random_state": ["random_state"],
+    }
+
+    def __init__(
+        self,
+        prompt=None,
+        *,
+        backend=None,
+        verbalizer=None,
+        n_shots=0,
+        demo_selection="stratified",
+        on_error="raise",
+        cache=None,
+        batch_size=64,
+        progress=False,
+        random_state=None,
+    ):
+        self.prompt = prompt
+        self.backend = backend
+        self.verbalizer = verbalizer
+        self.n_shots = n_shots
+        self.demo_selection = demo_selection
+        self.on_error = on_error
+        self.cache = cache
+        self.batch_size = batch_size
+        self.progress = progress
+        self.random_state = random_state
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.string = True
+        tags.input_tags.two_d_array = True
+        tags.classifier_tags.poor_score = True
+        return tags
+
+    # -- input validation ------------------------------------------------------
+    def _template(self) -> PromptTemplate:
+        if isinstance(self.prompt, PromptTemplate):
+            return self.prompt
+        return PromptTemplate(DEFAULT_TEMPLATE if self.prompt is None else self.prompt)
+
+    def _validate_rows(self, X, *, reset: bool) -> list[tuple[str, ...]]:
+        """Turn X into one tuple of field values per row, with clear errors."""
+        if isinstance(X, (str, bytes)):
+            raise ValueError(
+                "Expected a sequence of texts (e.g. a list of str), got a single "
+                f"{type(X).__name__}. Wrap it in a list: [text]."
+            )
+        fields = self.prompt_template_.fields if not reset else self._template().fields
+        if not _is_2d(X):
+            values = X if isinstance(X, (list, tuple)) else list(X)
+            if reset and hasattr(self, "n_features_in_"):
+                del self.n_features_in_
+            if fields != ("text",):
+                raise ValueError(
+                    f"1-D X fills the {{text}} placeholder, but the prompt's fields are "
+                    f"{list(fields)}. Pass 2-D X (a DataFrame) with these columns."
+                )
+            rows = []
+            for i, v in enumerate(values):
+                if isinstance(v, str):
+                    rows.append((v,))
+                elif _is_missing(v):
+                    raise ValueError(f"Row {i} of X is missing (got {v!r}); expected str.")
+                else:
+                    raise ValueError(
+                        f"Row {i} of X is of type {type(v).__name__}; expected str."
+                    )
+            if reset and not rows:
+                raise ValueError("X has no rows: at least one text is required.")
+            return rows
+        X_arr = validate_data(
+            self, X, reset=reset, dtype=None, ensure_all_finite=False,
+            ensure_min_samples=1,
+        )
+        names = getattr(self, "feature_names_in_", None)
+        if names is not None and set(fields) <= set(names):
+            cols = [int(np.flatnonzero(names == f)[0]) for f in fields]
+        elif X_arr.shape[1] == len(fields):
+            cols = list(range(len(fields)))
+        elif len(fields) == 1:
+            cols = None  # every column is a part of the one text field
+        else:
+            raise ValueError(
+                f"The prompt's fields {list(fields)} cannot be matched to X's "
+                f"{X_arr.shape[1]} columns"
+                + (f" {list(names)}" if names is not None else "")
+                + ": name the columns after the fields (a DataFrame), or pass one "
+                "column per field in template order."
+            )
+        rows = []
+        for i, row in enumerate(X_arr):
+            cells = row if cols is None else row[cols]
+            out = []
+            for j, v in enumerate(cells):
+                if isinstance(v, str):
+                    out.append(v)
+                elif _is_missing(v):
+                    raise ValueError(f"Row {i}, column {j} of X is missing (got {v!r}).")
+                elif isinstance(v, numbers.Real) and not isinstance(v, bool):
+                    out.append(str(v))  # a numeric column fills its field as text
+                else:
+                    raise ValueError(
+                        f"Row {i}, column {j} of X is of type {type(v).__name__}; "
+                        "expected str or a number."
+                    )
+            rows.append(tuple(out) if cols is not None else ("\n".join(out),))
+        return rows
+
+    def _label_words(self, classes) -> list[str]:
+        if self.verbalizer is None:
+            words = [str(c) for c in classes]
+        elif self.verbalizer == "letters":
+            if len(classes) > len(_LETTERS):
+                raise ValueError(
+                    f"verbalizer='letters' supports at most {len(_LETTERS)} classes, "
+                    f"got {len(classes)}."
+                )
+            words = list(_LETTERS[: len(classes)])
+        else:
+            missing = [c for c in classes if c not in self.verbalizer]
+            if missing:
+                raise ValueError(f"The verbalizer has no word for classes {missing}.")
+            words = [self.verbalizer[c] for c in classes]
+            if not all(isinstance(w, str) for w in words):
+                raise ValueError("Every verbalizer word must be a str.")
+        if any(not w.strip() for w in words):
+            raise ValueError(f"Label words must not be empty, got {words}.")
+        if len(set(words)) != len(words):
+            raise ValueError(f"Label words must be distinct, got {words}.")
+        return words
+
+    # -- fit -------------------------------------------------------------------
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X, y):
+        """Record the classes, validate the prompt, keep demonstrations.
+
+        Makes no model call.
+
+        Parameters
+        ----------
+        X : sequence of str of shape (n_samples,) or array-like of shape \
+                (n_samples, n_columns)
+            Texts, or columns filling the prompt's named placeholders.
+        y : array-like of shape (n_samples,)
+            Class labels.
+
+        Returns
+        -------
+        self : LLMClassifier
+        """
+        template = self._template()
+        rows = self._validate_rows(X, reset=True)
+        y = np.asarray(y)
+        if y.ndim != 1:
+            y = np.ravel(y) if y.ndim == 2 and y.shape[1] == 1 else y
+            if y.ndim != 1:
+                raise ValueError(f"y must be 1-D, got shape {np.shape(y)}.")
+        if len(y) != len(rows):
+            raise ValueError(
+                f"X has {len(rows)} rows but y has {len(y)}: they must match."
+            )
+        check_classification_targets(y)
+        self.classes_, y_index = np.unique(y, return_inverse=True)
+        if len(self.classes_) < 2:
+            raise ValueError(
+                "The classifier needs samples of at least 2 classes in the data, "
+                f"but the data contains only one class: {self.classes_[0]!r}."
+            )
+        self.prompt_template_ = template
+        self.label_words_ = self._label_words(self.classes_)
+        if self.verbalizer == "letters":
+            self._labels_text = template.label_separator.join(
+                f"{w}: {c}" for w, c in zip(self.label_words_, self.classes_)
+            )
+        else:
+            self._labels_text = None
+        self.demos_ = []
+        self._demo_pool = None
+        if self.n_shots:
+            pool = DemoPool(rows, y_index, len(self.classes_))
+            if self.demo_selection in ("stratified", "random"):
+                rng = check_random_state(self.random_state)
+                idx = pool.fixed(self.n_shots, self.demo_selection, rng)
+                self.demos_ = [
+                    (pool.rows[i], self.label_words_[pool.y_index[i]]) for i in idx
+                ]
+            else:
+                self._demo_pool = pool
+        self.usage_ = Usage()
+        return self
+
+    # -- scoring ---------------------------------------------------------------
+    def _get_backend(self):
+        if self.backend is not None:
+            return self.backend
+        backend = getattr(self, "_default_backend", None)
+        if backend is None:
+            from .backends._llamacpp import LlamaCppBackend
+
+            backend = self._default_backend = LlamaCppBackend()
+        return backend
+
+    def _get_cache(self):
+        if self.cache is None:
+            return None
+        if hasattr(self.cache, "get_many"):
+            return self.cache
+        from ._cache import ResponseCache
+
+        return ResponseCache(self.cache)
+
+    def _render(self, rows) -> list:
+        template = self.prompt_template_
+        fields = template.fields
+        if self._demo_pool is not None:
+            picks = self._demo_pool.nearest(
+                rows, self.n_shots,
+                stratified=self.demo_selection == "similar_stratified",
+            )
+            pool = self._demo_pool
+            demo_sets = [
+                [(pool.rows[i], self.label_words_[pool.y_index[i]]) for i in idx]
+                for idx in picks
+            ]
+        else:
+            demo_sets = [self.demos_] * len(rows)
+        return [
+            template.render(
+                dict(zip(fields, row)), self.label_words_,
+                [(dict(zip(fields, d)), w) for d, w in demos],
+                labels_text=self._labels_text,
+            )
+            for row, demos in zip(rows, demo_sets)
+        ]
+
+    def _score(self, X) -> np.ndarray:
+        """Per-class log-probabilities from the backend, (n_samples, n_classes).
+
+        Applies the ``on_error`` policy; rows are scored once per unique prompt.
+        """
+        check_is_fitted(self)
+        rows = self._validate_rows(X, reset=False)
+        prompts = self._render(rows)
+        labels = self.prompt_template_.label_strings(self.label_words_)
+        backend = self._get_backend()
+
+        unique = {}
+        for p in prompts:
+            unique.setdefault(p.text, p)
+        unique_prompts = list(unique.values())
+        scores, errors = self._score_unique(backend, unique_prompts, labels)
+        position = {p.text: i for i, p in enumerate(unique_prompts)}
+        inverse = np.fromiter((position[p.text] for p in prompts), dtype=int,
+                              count=len(prompts))
+        log_probs = scores[inverse]
+        failed = ~np.isfinite(log_probs).all(axis=1)
+        if failed.any():
+            n_failed = int(failed.sum())
+            self.usage_.failed_rows += n_failed
+            first = next(e for e in errors if e is not None) if any(
+                e is not None for e in errors) else "labels not observed"
+            message = (
+                f"{n_failed} of {len(prompts)} rows could not be scored "
+                f"(first reason: {first})."
+            )
+            if self.on_error == "raise":
+                raise RuntimeError(
+                    message + " Set on_error='warn' or 'nan' to keep the other rows."
+                )
+            if self.on_error == "warn":
+                warnings.warn(message + " They get uniform probabilities.",
+                              UserWarning, stacklevel=3)
+                log_probs[failed] = 0.0
+            else:
+                log_probs[failed] = np.nan
+        return log_probs
+
+    def _score_unique(self, backend, prompts, labels):
+        """Score distinct prompts in batches, through the cache when there is one."""
+        cache = self._get_cache()
+        n = len(prompts)
+        scores = np.full((n, len(labels)), np.nan)
+        errors = [None] * n
+        keys = None
+        todo = np.arange(n)
+        if cache is not None:
+            identity = backend.cache_identity()
+            keys = [cache.make_key(identity, p.text, labels) for p in prompts]
+            hits = cache.get_many(keys)
+            hit = np.array([k in hits for k in keys], dtype=bool)
+            for i in np.flatnonzero(hit):
+                scores[i] = hits[keys[i]]
+            self.usage_.cache_hits += int(hit.sum())
+            todo = np.flatnonzero(~hit)
+        bar = _progress(len(todo), enabled=self.progress)
+        try:
+            for start in range(0, len(todo), self.batch_size):
+                chunk = todo[start : start + self.batch_size]
+                result = backend.score_labels([prompts[i] for i in chunk], labels)
+                self.usage_ += result.usage
+                scores[chunk] = result.log_probs
+                for i, err in zip(chunk, result.errors):
+                    errors[i] = err
+                if cache is not None:
+                    done = {
+                        keys[i]: scores[i]
+                        for i, err in zip(chunk, result.errors)
+                        if err is None and np.isfinite(scores[i]).all()
+                    }
+                    if done:
+                        cache.set_many(done)
+                bar.update(len(chunk))
+        finally:
+            bar.close()
+        return scores, errors
+
+    def predict_log_proba(self, X):
+        """Log of the class probabilities.
+
+        Parameters
+        ----------
+        X : sequence of str or array-like of shape (n_samples, n_columns)
+
+        Returns
+        -------
+        log_proba : ndarray of shape (n_samples, n_classes)
+            Columns in ``classes_`` order.
+        """
+        return log_softmax(self._score(X), axis=1)
+
+    def predict_proba(self, X):
+        """Class probabilities: the softmax of the labels' log-probabilities.
+
+        Parameters
+        ----------
+        X : sequence of str or array-like of shape (n_samples, n_columns)
+
+        Returns
+        -------
+        proba : ndarray of shape (n_samples, n_classes)
+            Columns in ``classes_`` order; rows sum to 1 (NaN rows only with
+            ``on_error="nan"``).
+        """
+        return softmax(self._score(X), axis=1)
+
+    def decision_function(self, X):
+        """Log-scores: the logits that calibrators rescale.
+
+        Parameters
+        ----------
+        X : sequence of str or array-like of shape (n_samples, n_columns)
+
+        Returns
+        -------
+        scores : ndarray of shape (n_samples,) or (n_samples, n_classes)
+            Binary: the log-odds of ``classes_[1]`` against ``classes_[0]``.
+            Multiclass: log-probabilities normalised over the classes.
+        """
+        log_proba = self.predict_log_proba(X)
+        if len(self.classes_) == 2:
+            return log_proba[:, 1] - log_proba[:, 0]
+        return log_proba
+
+    def predict(self, X):
+        """Most probable class of each text.
+
+        Parameters
+        ----------
+        X : sequence of str or array-like of shape (n_samples, n_columns)
+
+        Returns
+        -------
+        y_pred : ndarray of shape (n_samples,)
+        """
+        scores = self._score(X)
+        failed = np.isnan(scores).any(axis=1)
+        if failed.any():
+            raise ValueError(
+                f"{int(failed.sum())} rows have no score (on_error='nan'); use "
+                "predict_proba and handle the NaN rows, or set on_error='warn'."
+            )
+        return self.classes_[np.argmax(scores, axis=1)]
+
+    def __getstate__(self):
+        state = super().__getstate__()
+        state.pop("_default_backend", None)
+        return state
+
+
+class _NoProgress:
+    def update(self, n):
+        pass
+
+    def close(self):
+        pass
+
+
+class _TextProgress:
+    """Plain progress counter on stderr when tqdm is not installed."""
+
+    def __init__(self, total):
+        self.total = total
+        self.done = 0
+
+    def update(self, n):
+        self.done += n
+        print(f"\rscoring {self.done}/{self.total}", end="", file=sys.stderr)
+
+    def close(self):
+        print(file=sys.stderr)
+
+
+def _progress(total, *, enabled):
+    if not enabled or total == 0:
+        return _NoProgress()
+    try:
+        from tqdm.auto import tqdm
+    except ImportError:
+        return _TextProgress(total)
+    return tqdm(total=total, desc="scoring", unit="text")
