@@ -141,3 +141,9 @@ def test_dedup_records_keeps_first_and_drops_conflicts():
         "n_conflict_records": 2,
         "n_out": 2,
     }
+
+
+def test_as_frame_without_pandas_names_the_extra(monkeypatch):
+    monkeypatch.setitem(__import__("sys").modules, "pandas", None)
+    with pytest.raises(ImportError, match=r"sklearn-llmconf\[pandas\]"):
+        load_sms_spam(as_frame=True)

@@ -61,7 +61,7 @@ def _make_bunch(*, texts, target, descr, return_X_y, as_frame):
     if as_frame:
         try:
             import pandas as pd
-        except ImportError as exc:  # pragma: no cover - depends on environment
+        except ImportError as exc:
             raise ImportError(_PANDAS_HINT) from exc
         data = pd.DataFrame({"text": texts})
         target = pd.Series(target, name="label")
