@@ -2,30 +2,17 @@
 
 from __future__ import annotations
 
-import re
-import string
-
 import numpy as np
 from sklearn.feature_extraction.text import TfidfVectorizer
 
-__all__ = ["DemoPool", "normalize_text"]
+# One duplicate rule for the bundled data and for demonstrations.
+from .datasets._dedup import normalize_text
+
+__all__ = ["DemoPool"]
 
 # Demonstrations are literal prompt text and are never truncated: very long
 # training texts (one SMS has 4,735 tokens) would crowd out the query.
 MAX_DEMO_CHARS = 500
-
-_PUNCT = re.compile(f"[{re.escape(string.punctuation)}]")
-_SPACE = re.compile(r"\s+")
-
-
-def normalize_text(text: str) -> str:
-    """Lower-case, drop ASCII punctuation and collapse whitespace.
-
-    Two texts with the same normal form count as duplicates: a demonstration is
-    never the query itself, which would leak its label.
-    """
-    return _SPACE.sub(" ", _PUNCT.sub("", text.lower())).strip()
-
 
 class DemoPool:
     """Labelled texts to draw demonstrations from.
