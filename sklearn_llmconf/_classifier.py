@@ -10,12 +10,13 @@ import warnings
 from numbers import Integral
 
 import numpy as np
+import scipy.sparse as sp
 from scipy.special import log_softmax, softmax
 from sklearn.base import BaseEstimator, ClassifierMixin, _fit_context
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.multiclass import check_classification_targets
-from sklearn.utils.validation import check_is_fitted, validate_data
+from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_data
 
 from ._demos import DemoPool
 from .backends._base import Usage
@@ -26,9 +27,24 @@ __all__ = ["LLMClassifier"]
 _LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 
 
-def _is_missing(value) -> bool:
-    return value is None or (isinstance(value, float) and math.isnan(value)) or (
-        isinstance(value, np.floating) and np.isnan(value)
+def _check_cell(value, where: str, *, numbers_ok: bool) -> str:
+    """Return a cell of X as text, or raise a ValueError saying where and why."""
+    if isinstance(value, str):
+        return value
+    if value is None:
+        raise ValueError(f"Input X contains None at {where}; expected a str.")
+    if isinstance(value, numbers.Real) and not isinstance(value, bool):
+        if math.isnan(value):
+            raise ValueError(f"Input X contains NaN at {where}; expected a str.")
+        if math.isinf(value):
+            raise ValueError(f"Input X contains inf at {where}; expected a str.")
+        if numbers_ok:
+            return str(value)  # a numeric column fills its field as text
+    elif isinstance(value, numbers.Complex):
+        raise ValueError(f"Complex data not supported: input X has one at {where}.")
+    raise ValueError(
+        f"Input X has a {type(value).__name__} at {where}; expected a str"
+        + (" or a number." if numbers_ok else ".")
     )
 
 
@@ -181,9 +197,22 @@ class LLMClassifier(ClassifierMixin, BaseEstimator):
                 "Expected a sequence of texts (e.g. a list of str), got a single "
                 f"{type(X).__name__}. Wrap it in a list: [text]."
             )
-        fields = self.prompt_template_.fields if not reset else self._template().fields
+        if sp.issparse(X):
+            raise TypeError(
+                "Sparse data was passed for X, but LLMClassifier needs texts: "
+                "sparse input is not supported."
+            )
+        fields = (self._template() if reset else self.prompt_template_).fields
+        if not (isinstance(X, (list, tuple)) or hasattr(X, "columns")):
+            # Array-likes, Series, generators: one conversion, no per-cell copies.
+            X = np.asarray(X, dtype=object) if hasattr(X, "__array__") else list(X)
+        fitted_2d = not reset and hasattr(self, "n_features_in_")
         if not _is_2d(X):
-            values = X if isinstance(X, (list, tuple)) else list(X)
+            if fitted_2d:
+                raise ValueError(
+                    f"Expected 2-D X with {self.n_features_in_} columns, as in fit, "
+                    "got 1-D X. Reshape your data or pass a DataFrame."
+                )
             if reset and hasattr(self, "n_features_in_"):
                 del self.n_features_in_
             if fields != ("text",):
@@ -191,16 +220,10 @@ class LLMClassifier(ClassifierMixin, BaseEstimator):
                     f"1-D X fills the {{text}} placeholder, but the prompt's fields are "
                     f"{list(fields)}. Pass 2-D X (a DataFrame) with these columns."
                 )
-            rows = []
-            for i, v in enumerate(values):
-                if isinstance(v, str):
-                    rows.append((v,))
-                elif _is_missing(v):
-                    raise ValueError(f"Row {i} of X is missing (got {v!r}); expected str.")
-                else:
-                    raise ValueError(
-                        f"Row {i} of X is of type {type(v).__name__}; expected str."
-                    )
+            if np.ndim(X) != 1:
+                raise ValueError(f"X must be 1-D or 2-D, got {np.ndim(X)}-D.")
+            rows = [(_check_cell(v, f"row {i}", numbers_ok=False),)
+                    for i, v in enumerate(X)]
             if reset and not rows:
                 raise ValueError("X has no rows: at least one text is required.")
             return rows
@@ -225,21 +248,11 @@ class LLMClassifier(ClassifierMixin, BaseEstimator):
             )
         rows = []
         for i, row in enumerate(X_arr):
-            cells = row if cols is None else row[cols]
-            out = []
-            for j, v in enumerate(cells):
-                if isinstance(v, str):
-                    out.append(v)
-                elif _is_missing(v):
-                    raise ValueError(f"Row {i}, column {j} of X is missing (got {v!r}).")
-                elif isinstance(v, numbers.Real) and not isinstance(v, bool):
-                    out.append(str(v))  # a numeric column fills its field as text
-                else:
-                    raise ValueError(
-                        f"Row {i}, column {j} of X is of type {type(v).__name__}; "
-                        "expected str or a number."
-                    )
-            rows.append(tuple(out) if cols is not None else ("\n".join(out),))
+            cells = [
+                _check_cell(v, f"row {i}, column {j}", numbers_ok=True)
+                for j, v in enumerate(row if cols is None else row[cols])
+            ]
+            rows.append(tuple(cells) if cols is not None else ("\n".join(cells),))
         return rows
 
     def _label_words(self, classes) -> list[str]:
@@ -285,12 +298,13 @@ class LLMClassifier(ClassifierMixin, BaseEstimator):
         self : LLMClassifier
         """
         template = self._template()
+        if y is None:
+            raise ValueError(
+                f"{type(self).__name__} requires y to be passed, but the target y "
+                "is None."
+            )
         rows = self._validate_rows(X, reset=True)
-        y = np.asarray(y)
-        if y.ndim != 1:
-            y = np.ravel(y) if y.ndim == 2 and y.shape[1] == 1 else y
-            if y.ndim != 1:
-                raise ValueError(f"y must be 1-D, got shape {np.shape(y)}.")
+        y = column_or_1d(y, warn=True)
         if len(y) != len(rows):
             raise ValueError(
                 f"X has {len(rows)} rows but y has {len(y)}: they must match."

@@ -1,0 +1,1 @@
+"""Utilities: test doubles for the backend protocol."""

@@ -1,0 +1,251 @@
+"""Fast tests of LLMClassifier's plumbing, with a deterministic backend."""
+
+import pickle
+import re
+
+import numpy as np
+import pytest
+from sklearn.base import clone
+from sklearn.model_selection import GridSearchCV, cross_val_score
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import FunctionTransformer
+
+from sklearn_llmconf import LLMClassifier, PromptTemplate
+from sklearn_llmconf.utils._testing import KeywordBackend
+
+X_BIN = [
+    "spam spam buy now",
+    "hello ham friend",
+    "win a spam prize",
+    "ham sandwich for lunch",
+    "free spam offer",
+    "see you at home ham",
+]
+Y_BIN = ["spam", "ham", "spam", "ham", "spam", "ham"]
+
+
+def make_clf(**kw):
+    return LLMClassifier(backend=KeywordBackend(), **kw)
+
+
+def test_fit_sets_sorted_classes_and_makes_no_call():
+    backend = KeywordBackend()
+    clf = LLMClassifier(backend=backend, n_shots=2, random_state=0)
+    clf.fit(X_BIN, Y_BIN)
+    assert list(clf.classes_) == ["ham", "spam"]
+    assert clf.label_words_ == ["ham", "spam"]
+    assert not hasattr(backend, "calls_")
+
+
+def test_predict_proba_shape_order_and_sum():
+    clf = make_clf().fit(X_BIN, Y_BIN)
+    proba = clf.predict_proba(X_BIN)
+    assert proba.shape == (6, 2)
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0)
+    # KeywordBackend puts mass on the label word found in the text.
+    np.testing.assert_array_equal(clf.predict(X_BIN), Y_BIN)
+    assert (proba[np.array(Y_BIN) == "spam", 1] > 0.5).all()
+
+
+def test_decision_function_binary_is_log_odds_of_second_class():
+    clf = make_clf().fit(X_BIN, Y_BIN)
+    scores = clf.decision_function(X_BIN)
+    proba = clf.predict_proba(X_BIN)
+    assert scores.shape == (6,)
+    np.testing.assert_allclose(scores, np.log(proba[:, 1] / proba[:, 0]))
+    np.testing.assert_allclose(np.exp(clf.predict_log_proba(X_BIN)), proba)
+
+
+def test_multiclass_decision_function_and_integer_classes():
+    X = ["one thing", "two things", "three things", "one more", "two more", "three"]
+    y = [3, 1, 2, 3, 1, 2]
+    words = {1: "two", 2: "three", 3: "one"}
+    clf = make_clf(verbalizer=words).fit(X, y)
+    assert list(clf.classes_) == [1, 2, 3]
+    assert clf.label_words_ == ["two", "three", "one"]
+    scores = clf.decision_function(X)
+    assert scores.shape == (6, 3)
+    np.testing.assert_allclose(np.exp(scores).sum(axis=1), 1.0)
+    np.testing.assert_array_equal(clf.predict(X), y)
+
+
+def test_letters_verbalizer_shows_the_mapping():
+    clf = make_clf(verbalizer="letters").fit(X_BIN, Y_BIN)
+    assert clf.label_words_ == ["A", "B"]
+    text = clf._render([("hi",)])[0].text
+    assert "A: ham, B: spam" in text
+    assert text.endswith("Text: hi\nAnswer:")
+
+
+def test_stratified_demos_are_balanced_and_seeded():
+    X = [f"text number {i}" for i in range(40)]
+    y = ["a"] * 30 + ["b"] * 10
+    clf = make_clf(n_shots=4, random_state=0).fit(X, y)
+    labels = [w for _, w in clf.demos_]
+    assert sorted(labels) == ["a", "a", "b", "b"]
+    again = make_clf(n_shots=4, random_state=0).fit(X, y)
+    assert again.demos_ == clf.demos_
+    other = make_clf(n_shots=4, random_state=1).fit(X, y)
+    assert other.demos_ != clf.demos_
+
+
+def test_demos_appear_in_prompt_before_query_and_prefix_is_shared():
+    clf = make_clf(n_shots=2, random_state=0).fit(X_BIN, Y_BIN)
+    prompts = clf._render([("first",), ("second",)])
+    (d0, w0), (d1, w1) = clf.demos_
+    text = prompts[0].text
+    assert text.index(d0[0]) < text.index(d1[0]) < text.index("Text: first")
+    assert f"Text: {d0[0]}\nAnswer: {w0}\n\n" in text
+    head = text[: text.index("Text: first")]
+    assert prompts[1].text.startswith(head)
+
+
+def test_similar_demos_never_include_the_query_itself():
+    X = ["free prize now", "Free prize, NOW!", "lunch at noon", "prize draw free",
+         "dinner at eight", "call me at noon"]
+    y = ["spam", "spam", "ham", "spam", "ham", "ham"]
+    clf = make_clf(n_shots=2, demo_selection="similar").fit(X, y)
+    prompt = clf._render([("free prize now",)])[0].text
+    demo_part = prompt[: prompt.rindex("Text: free prize now")]
+    # The duplicate (after normalisation) is excluded, the nearest other is used.
+    assert "free prize now" not in demo_part.lower().replace(",", "").replace("!", "")
+    assert "prize draw free" in demo_part
+    strat = make_clf(n_shots=2, demo_selection="similar_stratified").fit(X, y)
+    p = strat._render([("free prize now",)])[0].text
+    assert p.count("Answer: spam") == 1 and p.count("Answer: ham") == 1
+
+
+def test_one_backend_call_per_unique_prompt():
+    backend = KeywordBackend()
+    clf = LLMClassifier(backend=backend, batch_size=2).fit(X_BIN, Y_BIN)
+    proba = clf.predict_proba(X_BIN + X_BIN[:3])
+    scored = [t for call in backend.calls_ for t in call]
+    assert len(scored) == 6 == len(set(scored))
+    np.testing.assert_allclose(proba[6:], proba[:3])
+    assert clf.usage_.calls == 6
+    assert all(len(call) <= 2 for call in backend.calls_)
+
+
+@pytest.mark.parametrize(
+    "X, message",
+    [
+        ("just one string", "got a single str"),
+        (["fine", None], "Input X contains None at row 1"),
+        (["fine", float("nan")], "Input X contains NaN at row 1"),
+        (["fine", 3], "Input X has a int at row 1; expected a str."),
+        ([], "at least one text"),
+    ],
+)
+def test_bad_text_input_gets_clear_error(X, message):
+    with pytest.raises(ValueError, match=re.escape(message)):
+        make_clf().fit(X, ["a", "b"][: len(X)] if not isinstance(X, str) else ["a"])
+
+
+def test_predict_time_bad_input_names_the_row():
+    clf = make_clf().fit(X_BIN, Y_BIN)
+    with pytest.raises(ValueError, match="contains None at row 2"):
+        clf.predict(["a", "b", None])
+
+
+def test_y_mismatch_and_single_class():
+    with pytest.raises(ValueError, match="X has 6 rows but y has 2"):
+        make_clf().fit(X_BIN, ["a", "b"])
+    with pytest.raises(ValueError, match="only one class"):
+        make_clf().fit(X_BIN, ["a"] * 6)
+
+
+def test_prompt_validation():
+    with pytest.raises(ValueError, match="no field placeholder"):
+        make_clf(prompt="Classify: {labels}").fit(X_BIN, Y_BIN)
+    with pytest.raises(ValueError, match="must be named"):
+        make_clf(prompt="Text: {}").fit(X_BIN, Y_BIN)
+    with pytest.raises(ValueError, match=r"fields are \['subject', 'body'\]"):
+        make_clf(prompt="{subject}\n{body}").fit(X_BIN, Y_BIN)
+    with pytest.raises(ValueError, match="no word for classes"):
+        make_clf(verbalizer={"ham": "no"}).fit(X_BIN, Y_BIN)
+    with pytest.raises(ValueError, match="distinct"):
+        make_clf(verbalizer={"ham": "x", "spam": "x"}).fit(X_BIN, Y_BIN)
+
+
+def test_dataframe_columns_fill_named_placeholders():
+    pd = pytest.importorskip("pandas")
+    df = pd.DataFrame(
+        {"body": ["buy spam now", "hi ham"], "subject": ["offer", "re: lunch"],
+         "extra": [1, 2]}
+    )
+    clf = make_clf(prompt="Subject: {subject}\nBody: {body}\nLabel:")
+    clf.fit(df, ["spam", "ham"])
+    assert list(clf.feature_names_in_) == ["body", "subject", "extra"]
+    text = clf._render(clf._validate_rows(df, reset=False))[0].text
+    assert text.endswith("Subject: offer\nBody: buy spam now\nLabel:")
+    np.testing.assert_array_equal(clf.predict(df), ["spam", "ham"])
+    with pytest.raises(ValueError, match="Expected 2-D X with 3 columns"):
+        clf.predict(["only text"])
+
+
+def test_on_error_policies():
+    X = ["spam here", "ham here", "FAIL spam"]
+    y = ["spam", "ham", "spam"]
+    clf = LLMClassifier(backend=KeywordBackend(fail_on="FAIL")).fit(X, y)
+    with pytest.raises(RuntimeError, match="1 of 3 rows could not be scored"):
+        clf.predict_proba(X)
+    clf.set_params(on_error="warn")
+    with pytest.warns(UserWarning, match="uniform probabilities"):
+        proba = clf.predict_proba(X)
+    np.testing.assert_allclose(proba[2], [0.5, 0.5])
+    assert proba[0, 1] > 0.5 and proba[1, 0] > 0.5  # other rows kept
+    clf.set_params(on_error="nan")
+    proba = clf.predict_proba(X)
+    assert np.isnan(proba[2]).all() and np.isfinite(proba[:2]).all()
+    with pytest.raises(ValueError, match="1 rows have no score"):
+        clf.predict(X)
+    # Four scorings met the failing row; failures are never cached.
+    assert clf.usage_.failed_rows == 4
+
+
+def test_missing_label_counts_as_failed_row():
+    clf = LLMClassifier(backend=KeywordBackend(missing_on="???"), on_error="nan")
+    clf.fit(["a spam", "b ham"], ["spam", "ham"])
+    proba = clf.predict_proba(["a spam", "who ???"])
+    assert np.isfinite(proba[0]).all() and np.isnan(proba[1]).all()
+
+
+def test_clone_and_pickle_roundtrip_give_identical_probabilities():
+    clf = make_clf(n_shots=2, random_state=0)
+    cloned = clone(clf)
+    assert cloned.get_params()["n_shots"] == 2
+    pickle.loads(pickle.dumps(clf))  # unfitted
+    clf.fit(X_BIN, Y_BIN)
+    restored = pickle.loads(pickle.dumps(clf))
+    np.testing.assert_array_equal(restored.predict_proba(X_BIN),
+                                  clf.predict_proba(X_BIN))
+    assert restored.demos_ == clf.demos_
+
+
+def test_pipeline_gridsearch_over_prompts_and_cross_val_score():
+    X = X_BIN * 3
+    y = Y_BIN * 3
+    pipe = make_pipeline(
+        FunctionTransformer(lambda t: [s.lower() for s in t]),
+        make_clf(),
+    )
+    prompts = [
+        "Text: {text}\nAnswer:",
+        PromptTemplate("Message: {text}\nCategory:", answer_prefix=" "),
+    ]
+    search = GridSearchCV(pipe, {"llmclassifier__prompt": prompts}, cv=3,
+                          scoring="neg_log_loss")
+    search.fit(X, y)
+    assert search.best_params_["llmclassifier__prompt"] in prompts
+    assert search.predict_proba(X).shape == (18, 2)
+    scores = cross_val_score(make_clf(), X, y, cv=3)
+    assert scores.shape == (3,) and (scores == 1.0).all()
+
+
+def test_parameter_validation():
+    with pytest.raises(ValueError, match="n_shots"):
+        make_clf(n_shots=-1).fit(X_BIN, Y_BIN)
+    with pytest.raises(ValueError, match="demo_selection"):
+        make_clf(demo_selection="nearest").fit(X_BIN, Y_BIN)
+    with pytest.raises(ValueError, match="backend"):
+        LLMClassifier(backend="gpt").fit(X_BIN, Y_BIN)
