@@ -255,9 +255,11 @@ class LlamaCppBackend(BaseBackend):
         Returns the next-token log-probabilities and how many tokens were evaluated.
         """
         cached = llama.input_ids[: llama.n_tokens]
-        reuse = _common_prefix_length(cached, tokens)
-        if reuse == len(tokens):
-            reuse -= 1  # the last logits are not kept: re-evaluate one token
+        # Evaluate at least two tokens: llama.cpp computes a one-token batch with
+        # a different kernel whose logits differ by up to ~0.05 nats, which
+        # would make a text's score depend on what was evaluated before it.
+        reuse = min(_common_prefix_length(cached, tokens), len(tokens) - 2)
+        reuse = max(reuse, 0)
         llama.n_tokens = reuse
         llama.eval(tokens[reuse:])
         logits = np.ctypeslib.as_array(
