@@ -3,9 +3,11 @@
 import numpy as np
 import pytest
 from scipy.special import softmax
+from sklearn import config_context
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.calibration import CalibratedClassifierCV
 from sklearn.datasets import make_classification
+from sklearn.exceptions import UnsetMetadataPassedError
 from sklearn.frozen import FrozenEstimator
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import log_loss
@@ -242,3 +244,21 @@ def test_wrong_inputs_raise_clear_errors():
     # unfitted
     with pytest.raises(ValueError, match="not fitted"):
         TemperatureScaler(frozen).predict_proba(X)
+
+
+def test_metadata_routing_of_sample_weight():
+    X, y = make_classification(n_samples=200, random_state=0)
+    w = np.random.default_rng(9).uniform(0.5, 2.0, size=len(y))
+    with config_context(enable_metadata_routing=True):
+        requested = LogisticRegression().set_fit_request(sample_weight=True)
+        routed = TemperatureScaler(requested, cv=2, ensemble=False).fit(
+            X, y, sample_weight=w
+        )
+        # the estimator was fitted with the weights: same as fitting it directly
+        direct = LogisticRegression().fit(X, y, sample_weight=w)
+        np.testing.assert_allclose(
+            routed.calibrated_classifiers_[0].estimator.coef_, direct.coef_
+        )
+        # weights passed but not requested by the estimator: sklearn's error
+        with pytest.raises(UnsetMetadataPassedError):
+            TemperatureScaler(LogisticRegression(), cv=2).fit(X, y, sample_weight=w)
