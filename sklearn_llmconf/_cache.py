@@ -220,9 +220,11 @@ class ResponseCache:
         return self._conn().execute("SELECT COUNT(*) FROM responses").fetchone()[0]
 
     def __contains__(self, key) -> bool:
-        row = self._conn().execute(
-            "SELECT 1 FROM responses WHERE key = ?", (key,)
-        ).fetchone()
+        row = (
+            self._conn()
+            .execute("SELECT 1 FROM responses WHERE key = ?", (key,))
+            .fetchone()
+        )
         return row is not None
 
     def clear(self) -> None:
