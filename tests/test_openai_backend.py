@@ -352,7 +352,7 @@ def test_secret_never_leaks(backend, fault_server, caplog, tmp_path):
     cache.set_many(
         {
             ResponseCache.make_key(backend.cache_identity(), p, LABELS): row
-            for p, row in zip(good, res.log_probs, strict=True)
+            for p, row in zip(good, res.log_probs[: len(good)], strict=True)
         }
     )
     cache.close()
