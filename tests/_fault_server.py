@@ -12,7 +12,8 @@ connection without a response), ``malformed`` (200 with a broken JSON body),
 ``nologprobs`` (``logprobs: null``), ``few`` (two alternatives whatever was asked).
 ``latency`` (seconds, server-wide) delays every request, for benchmarks.
 ``echo_capable`` makes ``/v1/completions`` honour ``echo=True`` with prompt
-log-probabilities (like vLLM); otherwise echo requests get HTTP 400.
+log-probabilities (like vLLM); otherwise echo requests get HTTP 400;
+``echo_misaligned`` echoes wrong (shifted) values, like llama-cpp-python.
 The llama-cpp-python ``/extras/tokenize`` and ``/extras/detokenize`` routes are
 served, and ``logit_bias`` is applied before the log-softmax (like OpenAI).
 """
@@ -90,12 +91,24 @@ def next_token_logprobs(prompt: str, logit_bias: dict | None = None) -> dict:
     return {t: v - lse for t, v in zip(VOCAB, logits, strict=True)}
 
 
-def echo_tokens(text: str) -> list[tuple[str, int, float | None]]:
-    """(token, char offset, logprob) for an echoed prompt; first logprob None."""
+def echo_tokens(text: str, misaligned=False) -> list[tuple[str, int, float | None]]:
+    """(token, char offset, logprob) for an echoed prompt; first logprob None.
+
+    A vocabulary token gets its next-token log-prob given the text before it
+    (consistent with the non-echo answer); others a deterministic value.
+    ``misaligned`` reports arbitrary values instead, like a server whose echoed
+    log-probs are shifted by one position.
+    """
     out = []
     for i, m in enumerate(re.finditer(r"\s*\S+|\s+", text)):
-        lp = None if i == 0 else -0.01 - 6.0 * _unit("echo", text[: m.end()])
-        out.append((m.group(), m.start(), lp))
+        tok, off = m.group(), m.start()
+        if i == 0:
+            lp = None
+        elif tok in TOKEN_ID and not misaligned:
+            lp = next_token_logprobs(text[:off])[tok]
+        else:
+            lp = -0.01 - 6.0 * _unit("echo", text[: m.end()])
+        out.append((tok, off, lp))
     return out
 
 
@@ -214,7 +227,7 @@ class _Handler(BaseHTTPRequestHandler):
                     return self._send(
                         400, {"error": {"message": "echo is not supported"}}
                     )
-                toks = echo_tokens(prompt)
+                toks = echo_tokens(prompt, srv.echo_misaligned)
                 toks.append((chosen, len(prompt), chosen_lp))
                 logprobs = {
                     "tokens": [t for t, _, _ in toks],
@@ -281,11 +294,14 @@ class FaultServer(ThreadingHTTPServer):
     # The default backlog of 5 drops bursts of connects (1 s SYN retransmit).
     request_queue_size = 256
 
-    def __init__(self, latency=0.0, slow_s=2.0, echo_capable=False):
+    def __init__(
+        self, latency=0.0, slow_s=2.0, echo_capable=False, echo_misaligned=False
+    ):
         super().__init__(("127.0.0.1", 0), _Handler)
         self.latency = latency
         self.slow_s = slow_s
         self.echo_capable = echo_capable
+        self.echo_misaligned = echo_misaligned
         self.lock = threading.Lock()
         self.requests: list = []
         self.attempts: dict = {}
@@ -309,3 +325,4 @@ class FaultServer(ThreadingHTTPServer):
             self.requests.clear()
             self.attempts.clear()
         self.latency, self.slow_s, self.echo_capable = 0.0, 2.0, False
+        self.echo_misaligned = False

@@ -422,7 +422,12 @@ class OpenAIBackend(BaseBackend):
         return state
 
     async def _probe_echo(self, client):
-        """Ask once whether ``/v1/completions`` echoes prompt log-probabilities.
+        """Ask once whether ``/v1/completions`` echoes *correct* prompt log-probs.
+
+        Two requests: the next-token log-probs after a probe prompt, then the
+        prompt plus the top token with ``echo=True``. The echoed log-prob of that
+        last token must equal the next-token one; llama-cpp-python, for one,
+        echoes log-probs shifted by one position, which this rejects.
 
         Returns ((scoring, reason), definitive); a transient failure (connection,
         5xx) is not definitive and is not remembered.
@@ -430,9 +435,18 @@ class OpenAIBackend(BaseBackend):
         import openai
 
         try:
-            resp = await client.completions.create(
+            first = await client.completions.create(
                 model=self.model,
                 prompt=_PROBE_PROMPT,
+                logprobs=1,
+                max_tokens=1,
+                temperature=0,
+            )
+            lp = first.choices[0].logprobs
+            token, expected = lp.tokens[0], lp.token_logprobs[0]
+            resp = await client.completions.create(
+                model=self.model,
+                prompt=_PROBE_PROMPT + token,
                 echo=True,
                 logprobs=1,
                 max_tokens=1,
@@ -441,18 +455,29 @@ class OpenAIBackend(BaseBackend):
         except openai.APIStatusError as exc:
             definitive = exc.status_code < 500
             return ("first_token", f"echo probe: HTTP {exc.status_code}"), definitive
-        except Exception as exc:
+        except openai.APIConnectionError as exc:
             return ("first_token", f"echo probe failed: {type(exc).__name__}"), False
+        except Exception:
+            return ("first_token", "echo probe: no usable logprobs"), True
         try:
             lp = resp.choices[0].logprobs
-            tokens, values = list(lp.tokens), list(lp.token_logprobs)
-            echoed = "".join(tokens).startswith(_PROBE_PROMPT)
-            scored = [v for v in values[1:-1] if v is not None]
+            end = len(_PROBE_PROMPT)
+            echoed = [
+                v
+                for off, v in zip(lp.text_offset, lp.token_logprobs, strict=True)
+                if off == end
+            ]
         except Exception:
             return ("first_token", "echo probe: no prompt log-probabilities"), True
-        if echoed and scored and len(values) == len(tokens):
-            return ("full_sequence", "echo probe succeeded"), True
-        return ("first_token", "echo probe: prompt was not echoed with logprobs"), True
+        if not echoed or echoed[0] is None:
+            return ("first_token", "echo probe: prompt was not echoed"), True
+        if abs(echoed[0] - expected) > 0.05:
+            return (
+                "first_token",
+                "echo probe: echoed log-probs disagree with next-token log-probs "
+                f"({echoed[0]:.3f} vs {expected:.3f})",
+            ), True
+        return ("full_sequence", "echo probe succeeded"), True
 
     # -- first-token scoring ----------------------------------------------------
     async def _label_spec(self, client, labels):
