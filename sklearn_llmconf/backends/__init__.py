@@ -2,11 +2,13 @@
 
 from ._base import BackendCapabilities, BaseBackend, Prompt, ScoreResult, Usage
 from ._llamacpp import LlamaCppBackend, default_model_path
+from ._openai import OpenAIBackend
 
 __all__ = [
     "BackendCapabilities",
     "BaseBackend",
     "LlamaCppBackend",
+    "OpenAIBackend",
     "Prompt",
     "ScoreResult",
     "Usage",

@@ -112,11 +112,15 @@ class ScoreResult:
         secret-free description of why it was not.
     usage : Usage
         What producing this result cost.
+    extra : dict
+        Optional per-backend diagnostics, e.g. ``"uncovered_mass"``: an array of
+        shape (n_prompts,) with ``1 - sum_k P(label_k | prompt)``.
     """
 
     log_probs: np.ndarray
     errors: list = field(default_factory=list)
     usage: Usage = field(default_factory=Usage)
+    extra: dict = field(default_factory=dict)
 
     def __post_init__(self):
         self.log_probs = np.asarray(self.log_probs, dtype=np.float64)

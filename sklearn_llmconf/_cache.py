@@ -1,0 +1,235 @@
+"""Persistent response cache: one SQLite file, safe under threads and processes.
+
+Cross-validation, grid search and calibration score the same texts many times;
+the cache makes each (backend identity, rendered prompt, labels) pay once, and an
+interrupted run resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sqlite3
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+
+__all__ = ["ResponseCache"]
+
+# SQLite's historical limit on bound parameters per statement is 999.
+_CHUNK = 900
+_SCHEMA_VERSION = 1
+
+
+def _json_default(obj):
+    # numpy scalars/arrays and sets appear in identities; everything else is a
+    # programming error that should surface rather than hash unstably.
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    if isinstance(obj, set | frozenset):
+        return sorted(obj, key=repr)
+    if isinstance(obj, Path):
+        return str(obj)
+    raise TypeError(
+        f"cache key component of type {type(obj).__name__} is not JSON-serialisable"
+    )
+
+
+class ResponseCache:
+    """A persistent map from request keys to per-label log-probability rows.
+
+    One SQLite file in WAL mode with a busy timeout: concurrent readers never
+    block, concurrent writers (threads or processes) wait for each other instead
+    of failing. Each thread and each process opens its own connection lazily;
+    connections are dropped on pickling, so a cache can be shipped to joblib
+    workers.
+
+    Parameters
+    ----------
+    path : str or path-like
+        The SQLite file; created (with its parent folder) on first use.
+    timeout : float, default=60.0
+        Seconds a writer waits for a lock held by another writer.
+
+    Notes
+    -----
+    Keys are built by :meth:`make_key` from a backend's ``cache_identity()``,
+    which by contract holds nothing secret; values are float64 rows with NaN
+    preserved. Nothing else is stored.
+    """
+
+    def __init__(self, path, timeout=60.0):
+        self.path = Path(path)
+        self.timeout = float(timeout)
+        self._local = threading.local()
+
+    # -- keys ---------------------------------------------------------------
+    @staticmethod
+    def make_key(
+        identity: dict,
+        prompt_text: str,
+        labels: Sequence[str],
+        extra: dict | None = None,
+    ) -> str:
+        """Return the sha256 hex digest of a canonical JSON of the request.
+
+        Parameters
+        ----------
+        identity : dict
+            A backend's ``cache_identity()``.
+        prompt_text : str
+            The fully rendered prompt.
+        labels : sequence of str
+            The label strings, in order (order changes the row's meaning).
+        extra : dict, default=None
+            Anything else that changes the result (e.g. the scoring strategy).
+
+        Returns
+        -------
+        key : str
+        """
+        payload = {
+            "v": _SCHEMA_VERSION,
+            "identity": identity,
+            "prompt": prompt_text,
+            "labels": list(labels),
+            "extra": extra or {},
+        }
+        text = json.dumps(
+            payload,
+            sort_keys=True,
+            separators=(",", ":"),
+            ensure_ascii=False,
+            allow_nan=True,
+            default=_json_default,
+        )
+        return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+    # -- connection -----------------------------------------------------------
+    def _conn(self) -> sqlite3.Connection:
+        local = self._local
+        conn = getattr(local, "conn", None)
+        # A connection inherited through fork belongs to the parent: reopen.
+        if conn is not None and getattr(local, "pid", None) == os.getpid():
+            return conn
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        conn = sqlite3.connect(
+            str(self.path), timeout=self.timeout, isolation_level=None
+        )
+        conn.execute(f"PRAGMA busy_timeout = {int(self.timeout * 1000)}")
+        # Switching to WAL needs a lock another process may hold at this moment.
+        deadline = time.monotonic() + self.timeout
+        while True:
+            try:
+                conn.execute("PRAGMA journal_mode = WAL")
+                conn.execute("PRAGMA synchronous = NORMAL")
+                conn.execute(
+                    "CREATE TABLE IF NOT EXISTS responses "
+                    "(key TEXT PRIMARY KEY, value BLOB NOT NULL)"
+                )
+                break
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or time.monotonic() > deadline:
+                    conn.close()
+                    raise
+                time.sleep(0.01)
+        local.conn = conn
+        local.pid = os.getpid()
+        return conn
+
+    def close(self) -> None:
+        """Close this thread's connection (others close when their thread ends)."""
+        conn = getattr(self._local, "conn", None)
+        if conn is not None and getattr(self._local, "pid", None) == os.getpid():
+            conn.close()
+        self._local = threading.local()
+
+    def __getstate__(self):
+        state = self.__dict__.copy()
+        state.pop("_local", None)
+        return state
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        self._local = threading.local()
+
+    def __repr__(self):
+        return f"ResponseCache({str(self.path)!r})"
+
+    # -- data -----------------------------------------------------------------
+    def get_many(self, keys: Sequence[str]) -> dict[str, np.ndarray]:
+        """Return the stored rows for the keys that are present.
+
+        Parameters
+        ----------
+        keys : sequence of str
+
+        Returns
+        -------
+        rows : dict of str to ndarray of float64
+            Missing keys are absent from the dict.
+        """
+        keys = list(dict.fromkeys(keys))
+        out: dict[str, np.ndarray] = {}
+        if not keys:
+            return out
+        conn = self._conn()
+        for start in range(0, len(keys), _CHUNK):
+            chunk = keys[start : start + _CHUNK]
+            marks = ",".join("?" * len(chunk))
+            rows = conn.execute(
+                f"SELECT key, value FROM responses WHERE key IN ({marks})", chunk
+            ).fetchall()
+            for key, blob in rows:
+                out[key] = np.frombuffer(blob, dtype="<f8").astype(np.float64)
+        return out
+
+    def set_many(self, mapping: Mapping[str, np.ndarray]) -> None:
+        """Store rows, replacing existing ones, in one transaction.
+
+        Parameters
+        ----------
+        mapping : dict of str to array-like of float
+        """
+        items = [
+            (key, np.ascontiguousarray(row, dtype="<f8").ravel().tobytes())
+            for key, row in mapping.items()
+        ]
+        if not items:
+            return
+        conn = self._conn()
+        # BEGIN IMMEDIATE takes the write lock up front, so concurrent writers
+        # queue on the busy timeout instead of deadlocking on a lock upgrade.
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            conn.executemany(
+                "INSERT OR REPLACE INTO responses (key, value) VALUES (?, ?)", items
+            )
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+
+    def __len__(self) -> int:
+        return self._conn().execute("SELECT COUNT(*) FROM responses").fetchone()[0]
+
+    def __contains__(self, key) -> bool:
+        row = (
+            self._conn()
+            .execute("SELECT 1 FROM responses WHERE key = ?", (key,))
+            .fetchone()
+        )
+        return row is not None
+
+    def clear(self) -> None:
+        """Delete every stored row."""
+        conn = self._conn()
+        conn.execute("BEGIN IMMEDIATE")
+        conn.execute("DELETE FROM responses")
+        conn.execute("COMMIT")

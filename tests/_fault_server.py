@@ -1,0 +1,328 @@
+"""A deterministic OpenAI-compatible test server that injects faults on request.
+
+The "model" has a small vocabulary; the next-token logits are a pure function of
+the prompt text (:func:`next_token_logprobs`), so tests can compute the exact
+expected answer. Faults are selected per request by ``FAULT=<name>[x<n>]`` in the
+prompt text (or the ``X-Fault`` header); ``x<n>`` fails the first ``n`` attempts
+for that prompt and then answers normally.
+
+Faults: ``429`` (with ``Retry-After: 1``), ``500``/``503`` (``retry-after-ms:
+10``), ``slow`` (sleeps ``slow_s`` before answering), ``drop`` (closes the
+connection without a response), ``malformed`` (200 with a broken JSON body),
+``nologprobs`` (``logprobs: null``), ``few`` (two alternatives whatever was asked).
+``latency`` (seconds, server-wide) delays every request, for benchmarks.
+``echo_capable`` makes ``/v1/completions`` honour ``echo=True`` with prompt
+log-probabilities (like vLLM); otherwise echo requests get HTTP 400;
+``echo_misaligned`` echoes wrong (shifted) values, like llama-cpp-python.
+The llama-cpp-python ``/extras/tokenize`` and ``/extras/detokenize`` routes are
+served, and ``logit_bias`` is applied before the log-softmax (like OpenAI).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import re
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+VOCAB = [
+    "<s>",
+    " yes",
+    " no",
+    "yes",
+    "no",
+    "Yes",
+    "No",
+    " ham",
+    " spam",
+    "ham",
+    "spam",
+    "Ham",
+    "Spam",
+    " A",
+    " B",
+    " C",
+    "A",
+    "B",
+    "C",
+    " sp",
+    "am",
+    " the",
+    " a",
+    " of",
+    " and",
+    " to",
+    " is",
+    ".",
+    ",",
+    "\n",
+    " maybe",
+    " it",
+    " I",
+    " this",
+    " that",
+    " not",
+    " be",
+    " on",
+    " with",
+    " for",
+]
+TOKEN_ID = {t: i for i, t in enumerate(VOCAB)}
+BOS_ID = 0
+
+_FAULT_RE = re.compile(r"FAULT=(\w+?)(?:x(\d+))?\b")
+
+
+def _unit(*parts) -> float:
+    digest = hashlib.sha256("\x00".join(map(str, parts)).encode()).digest()
+    return int.from_bytes(digest[:8], "big") / 2**64
+
+
+def next_token_logprobs(prompt: str, logit_bias: dict | None = None) -> dict:
+    """Exact next-token log-probabilities the server reports for ``prompt``."""
+    logits = [-30.0] + [6.0 * _unit(prompt, t) - 3.0 for t in VOCAB[1:]]
+    for tid, b in (logit_bias or {}).items():
+        logits[int(tid)] += float(b)
+    m = max(logits)
+    lse = m + math.log(sum(math.exp(v - m) for v in logits))
+    return {t: v - lse for t, v in zip(VOCAB, logits, strict=True)}
+
+
+def echo_tokens(text: str, misaligned=False) -> list[tuple[str, int, float | None]]:
+    """(token, char offset, logprob) for an echoed prompt; first logprob None.
+
+    A vocabulary token gets its next-token log-prob given the text before it
+    (consistent with the non-echo answer); others a deterministic value.
+    ``misaligned`` reports arbitrary values instead, like a server whose echoed
+    log-probs are shifted by one position.
+    """
+    out = []
+    for i, m in enumerate(re.finditer(r"\s*\S+|\s+", text)):
+        tok, off = m.group(), m.start()
+        if i == 0:
+            lp = None
+        elif tok in TOKEN_ID and not misaligned:
+            lp = next_token_logprobs(text[:off])[tok]
+        else:
+            lp = -0.01 - 6.0 * _unit("echo", text[: m.end()])
+        out.append((tok, off, lp))
+    return out
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    # Headers and body go out in two writes; with Nagle on, each response
+    # waits ~40 ms for the client's delayed ACK.
+    disable_nagle_algorithm = True
+
+    def log_message(self, *args):  # keep test output quiet
+        pass
+
+    def _send(self, status, body, headers=None):
+        data = body if isinstance(body, bytes) else json.dumps(body).encode()
+        try:
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            for k, v in (headers or {}).items():
+                self.send_header(k, v)
+            self.end_headers()
+            self.wfile.write(data)
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the client gave up (timeout): nothing to do
+
+    def do_POST(self):
+        srv = self.server
+        length = int(self.headers.get("Content-Length", 0))
+        try:
+            body = json.loads(self.rfile.read(length) or b"{}")
+        except ValueError:
+            return self._send(400, {"error": {"message": "bad json"}})
+        with srv.lock:
+            srv.requests.append(
+                {
+                    "path": self.path,
+                    "body": body,
+                    "headers": {k.lower(): v for k, v in self.headers.items()},
+                }
+            )
+        if srv.latency:
+            time.sleep(srv.latency)
+        if self.path == "/extras/tokenize":
+            text = body.get("input", "")
+            ids = [BOS_ID] + _tokenize(text)
+            return self._send(200, {"tokens": ids})
+        if self.path == "/extras/detokenize":
+            text = "".join(VOCAB[i] for i in body.get("tokens", []) if i != BOS_ID)
+            return self._send(200, {"text": text})
+        if self.path == "/v1/chat/completions":
+            prompt = body["messages"][-1]["content"]
+        elif self.path == "/v1/completions":
+            prompt = body["prompt"]
+        else:
+            return self._send(404, {"error": {"message": "not found"}})
+
+        fault, times = self.headers.get("X-Fault"), None
+        match = _FAULT_RE.search(prompt)
+        if match:
+            fault, times = match.group(1), match.group(2)
+        if fault and times is not None:
+            with srv.lock:
+                key = (fault, prompt)
+                srv.attempts[key] = srv.attempts.get(key, 0) + 1
+                if srv.attempts[key] > int(times):
+                    fault = None
+        elif fault:
+            with srv.lock:
+                key = (fault, prompt)
+                srv.attempts[key] = srv.attempts.get(key, 0) + 1
+        if fault == "429":
+            return self._send(
+                429, {"error": {"message": "rate limited"}}, {"Retry-After": "1"}
+            )
+        if fault in ("500", "503"):
+            return self._send(
+                int(fault), {"error": {"message": "boom"}}, {"retry-after-ms": "10"}
+            )
+        if fault == "slow":
+            time.sleep(srv.slow_s)
+        if fault == "drop":
+            self.close_connection = True
+            self.connection.shutdown(2)
+            return None
+        if fault == "malformed":
+            return self._send(200, b'{"id": "x", "choices": [{"logprobs": ')
+
+        bias = body.get("logit_bias")
+        dist = next_token_logprobs(prompt, bias)
+        ranked = sorted(dist.items(), key=lambda kv: -kv[1])
+        chosen, chosen_lp = ranked[0]
+        if self.path == "/v1/chat/completions":
+            k = int(body.get("top_logprobs") or 0) if body.get("logprobs") else 0
+            k = 2 if fault == "few" else k
+            top = [{"token": t, "logprob": v, "bytes": None} for t, v in ranked[:k]]
+            logprobs = {
+                "content": [
+                    {
+                        "token": chosen,
+                        "logprob": chosen_lp,
+                        "bytes": None,
+                        "top_logprobs": top,
+                    }
+                ]
+            }
+            choice = {
+                "index": 0,
+                "message": {"role": "assistant", "content": chosen},
+                "finish_reason": "length",
+                "logprobs": None if fault == "nologprobs" else logprobs,
+            }
+            obj = "chat.completion"
+        else:
+            if body.get("echo"):
+                if not srv.echo_capable:
+                    return self._send(
+                        400, {"error": {"message": "echo is not supported"}}
+                    )
+                toks = echo_tokens(prompt, srv.echo_misaligned)
+                toks.append((chosen, len(prompt), chosen_lp))
+                logprobs = {
+                    "tokens": [t for t, _, _ in toks],
+                    "text_offset": [o for _, o, _ in toks],
+                    "token_logprobs": [v for _, _, v in toks],
+                    "top_logprobs": [None] + [{t: v} for t, _, v in toks[1:]],
+                }
+                text = prompt + chosen
+            else:
+                k = int(body.get("logprobs") or 0)
+                k = 2 if fault == "few" else k
+                logprobs = {
+                    "tokens": [chosen],
+                    "text_offset": [len(prompt)],
+                    "token_logprobs": [chosen_lp],
+                    "top_logprobs": [dict(ranked[:k])],
+                }
+                text = chosen
+            choice = {
+                "index": 0,
+                "text": text,
+                "finish_reason": "length",
+                "logprobs": None if fault == "nologprobs" else logprobs,
+            }
+            obj = "text_completion"
+        return self._send(
+            200,
+            {
+                "id": "cmpl-test",
+                "object": obj,
+                "created": 0,
+                "model": body.get("model", "fake"),
+                "choices": [choice],
+                "usage": {
+                    "prompt_tokens": len(prompt.split()),
+                    "completion_tokens": 1,
+                    "total_tokens": len(prompt.split()) + 1,
+                },
+            },
+        )
+
+
+def _tokenize(text: str) -> list[int]:
+    # Greedy longest match over the tiny vocabulary; unknown characters skipped.
+    ids, i = [], 0
+    while i < len(text):
+        best = None
+        for tok, tid in TOKEN_ID.items():
+            if tid != BOS_ID and text.startswith(tok, i):
+                if best is None or len(tok) > len(VOCAB[best]):
+                    best = tid
+        if best is None:
+            i += 1
+            continue
+        ids.append(best)
+        i += len(VOCAB[best])
+    return ids
+
+
+class FaultServer(ThreadingHTTPServer):
+    """The server object; see the module docstring."""
+
+    daemon_threads = True
+    # The default backlog of 5 drops bursts of connects (1 s SYN retransmit).
+    request_queue_size = 256
+
+    def __init__(
+        self, latency=0.0, slow_s=2.0, echo_capable=False, echo_misaligned=False
+    ):
+        super().__init__(("127.0.0.1", 0), _Handler)
+        self.latency = latency
+        self.slow_s = slow_s
+        self.echo_capable = echo_capable
+        self.echo_misaligned = echo_misaligned
+        self.lock = threading.Lock()
+        self.requests: list = []
+        self.attempts: dict = {}
+        self._thread = None
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}/v1"
+
+    def start(self):
+        self._thread = threading.Thread(target=self.serve_forever, daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self):
+        self.shutdown()
+        self.server_close()
+
+    def reset(self):
+        with self.lock:
+            self.requests.clear()
+            self.attempts.clear()
+        self.latency, self.slow_s, self.echo_capable = 0.0, 2.0, False
+        self.echo_misaligned = False

@@ -1,0 +1,20 @@
+"""Shared fixtures (OpenAI backend: fault-injecting HTTP server)."""
+
+import pytest
+
+from tests._fault_server import FaultServer
+
+
+@pytest.fixture(scope="session")
+def _fault_server_session():
+    server = FaultServer().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def fault_server(_fault_server_session):
+    """A running :class:`tests._fault_server.FaultServer`, reset for each test."""
+    _fault_server_session.reset()
+    yield _fault_server_session
+    _fault_server_session.reset()

