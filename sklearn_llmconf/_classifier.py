@@ -18,6 +18,7 @@ from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_data
 
+from ._cache import ResponseCache
 from ._demos import DemoPool
 from .backends._base import Usage
 from .prompts import DEFAULT_TEMPLATE, PromptTemplate
@@ -350,14 +351,11 @@ class LLMClassifier(ClassifierMixin, BaseEstimator):
             backend = self._default_backend = LlamaCppBackend()
         return backend
 
-    def _get_cache(self):
-        if self.cache is None:
-            return None
-        if hasattr(self.cache, "get_many"):
-            return self.cache
-        from ._cache import ResponseCache
-
-        return ResponseCache(self.cache)
+    def _open_cache(self):
+        """Return (cache, owned): a cache built from a path is closed after use."""
+        if self.cache is None or hasattr(self.cache, "get_many"):
+            return self.cache, False
+        return ResponseCache(self.cache), True
 
     def _render(self, rows) -> list:
         template = self.prompt_template_
@@ -427,7 +425,14 @@ class LLMClassifier(ClassifierMixin, BaseEstimator):
 
     def _score_unique(self, backend, prompts, labels):
         """Score distinct prompts in batches, through the cache when there is one."""
-        cache = self._get_cache()
+        cache, owned = self._open_cache()
+        try:
+            return self._score_batches(backend, prompts, labels, cache)
+        finally:
+            if owned:
+                cache.close()
+
+    def _score_batches(self, backend, prompts, labels, cache):
         n = len(prompts)
         scores = np.full((n, len(labels)), np.nan)
         errors = [None] * n

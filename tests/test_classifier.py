@@ -249,3 +249,71 @@ def test_parameter_validation():
         make_clf(demo_selection="nearest").fit(X_BIN, Y_BIN)
     with pytest.raises(ValueError, match="backend"):
         LLMClassifier(backend="gpt").fit(X_BIN, Y_BIN)
+
+
+# -- response cache -------------------------------------------------------------
+def _scored(backend):
+    return sum(len(call) for call in getattr(backend, "calls_", []))
+
+
+def test_cache_makes_a_second_prediction_free(tmp_path):
+    path = tmp_path / "responses.sqlite"
+    backend = KeywordBackend()
+    clf = LLMClassifier(backend=backend, cache=str(path)).fit(X_BIN, Y_BIN)
+    first = clf.predict_proba(X_BIN)
+    assert _scored(backend) == 6
+    # A clone (as in cross-validation) shares the file, not the object.
+    other = clone(clf).fit(X_BIN, Y_BIN)
+    np.testing.assert_array_equal(other.predict_proba(X_BIN), first)
+    assert _scored(backend) == 6
+    assert other.usage_.cache_hits == 6 and other.usage_.calls == 0
+
+
+def test_interrupted_prediction_resumes_without_rescoring(tmp_path):
+    class Interrupt(KeywordBackend):
+        armed = True
+
+        def score_labels(self, prompts, labels):
+            if self.armed and any("boom" in p.text for p in prompts):
+                raise KeyboardInterrupt
+            return super().score_labels(prompts, labels)
+
+    X = [f"text {i} spam" for i in range(6)] + ["boom"]
+    y = ["spam", "ham"] * 3 + ["ham"]
+    backend = Interrupt()
+    clf = LLMClassifier(backend=backend, cache=tmp_path / "c.sqlite", batch_size=3)
+    clf.fit(X, y)
+    with pytest.raises(KeyboardInterrupt):
+        clf.predict_proba(X)
+    assert _scored(backend) == 6  # two batches finished before the interruption
+    backend.armed = False
+    clf.predict_proba(X)
+    assert clf.usage_.cache_hits == 6 and clf.usage_.calls == 6 + 1  # since fit
+    assert _scored(backend) == 7
+
+
+def test_failed_rows_are_not_cached(tmp_path):
+    backend = KeywordBackend(fail_on="FAIL")
+    clf = LLMClassifier(backend=backend, cache=tmp_path / "c.sqlite", on_error="nan")
+    clf.fit(["a spam", "FAIL"], ["spam", "ham"])
+    clf.predict_proba(["a spam", "FAIL"])
+    clf.predict_proba(["a spam", "FAIL"])
+    assert _scored(backend) == 3  # the failed row was asked for again
+
+
+def test_calibrated_cv_and_grid_search_score_each_prompt_once(tmp_path):
+    from sklearn.calibration import CalibratedClassifierCV
+
+    X = [f"message {i} " + ("spam offer" if i % 3 == 0 else "ham lunch")
+         for i in range(30)]
+    y = ["spam" if i % 3 == 0 else "ham" for i in range(30)]
+    backend = KeywordBackend()
+    clf = LLMClassifier(backend=backend, cache=tmp_path / "c.sqlite")
+    cal = CalibratedClassifierCV(clf, method="sigmoid", cv=5).fit(X, y)
+    cal.predict_proba(X)
+    # Zero-shot prompts do not depend on the fold: 30 texts, 30 calls in all,
+    # although 5 folds each scored their calibration part and all of X.
+    assert _scored(backend) == 30
+    prompts = ["Text: {text}\nAnswer:", "SMS: {text}\nLabel:", "{text}\nIt is"]
+    GridSearchCV(clf, {"prompt": prompts}, cv=5, scoring="neg_log_loss").fit(X, y)
+    assert _scored(backend) == 30 + 2 * 30  # the first prompt was already cached
