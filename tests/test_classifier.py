@@ -304,16 +304,23 @@ def test_failed_rows_are_not_cached(tmp_path):
 def test_calibrated_cv_and_grid_search_score_each_prompt_once(tmp_path):
     from sklearn.calibration import CalibratedClassifierCV
 
+    class Counting(KeywordBackend):
+        scored = []  # class-level: shared by the clones that CV makes
+
+        def score_labels(self, prompts, labels):
+            Counting.scored.extend(p.text for p in prompts)
+            return super().score_labels(prompts, labels)
+
     X = [f"message {i} " + ("spam offer" if i % 3 == 0 else "ham lunch")
          for i in range(30)]
     y = ["spam" if i % 3 == 0 else "ham" for i in range(30)]
-    backend = KeywordBackend()
-    clf = LLMClassifier(backend=backend, cache=tmp_path / "c.sqlite")
+    clf = LLMClassifier(backend=Counting(), cache=tmp_path / "c.sqlite")
     cal = CalibratedClassifierCV(clf, method="sigmoid", cv=5).fit(X, y)
     cal.predict_proba(X)
-    # Zero-shot prompts do not depend on the fold: 30 texts, 30 calls in all,
-    # although 5 folds each scored their calibration part and all of X.
-    assert _scored(backend) == 30
+    # Zero-shot prompts do not depend on the fold: 30 texts, 30 scorings in all,
+    # although 5 folds each scored their calibration part and then all of X.
+    assert len(Counting.scored) == 30
     prompts = ["Text: {text}\nAnswer:", "SMS: {text}\nLabel:", "{text}\nIt is"]
     GridSearchCV(clf, {"prompt": prompts}, cv=5, scoring="neg_log_loss").fit(X, y)
-    assert _scored(backend) == 30 + 2 * 30  # the first prompt was already cached
+    # 3 new prompts x 30 texts, each scored once over 5 folds x (fit, score).
+    assert len(Counting.scored) == len(set(Counting.scored)) == 30 + 3 * 30
