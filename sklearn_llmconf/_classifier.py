@@ -218,8 +218,8 @@ class LLMClassifier(ClassifierMixin, BaseEstimator):
                 del self.n_features_in_
             if fields != ("text",):
                 raise ValueError(
-                    f"1-D X fills the {{text}} placeholder, but the prompt's fields are "
-                    f"{list(fields)}. Pass 2-D X (a DataFrame) with these columns."
+                    "1-D X fills the {text} placeholder, but the prompt's fields "
+                    f"are {list(fields)}. Pass 2-D X (a DataFrame) with these columns."
                 )
             if np.ndim(X) != 1:
                 raise ValueError(f"X must be 1-D or 2-D, got {np.ndim(X)}-D.")

@@ -96,7 +96,9 @@ class DemoPool:
             order = np.argsort(-row, kind="stable")
             order = order[np.isfinite(row[order])]
             if stratified:
-                by_class = [order[self.y_index[order] == c] for c in range(self.n_classes)]
+                by_class = [
+                    order[self.y_index[order] == c] for c in range(self.n_classes)
+                ]
                 # Interleave classes by rank, then keep the n_shots best ranks.
                 ranked = sorted(
                     ((rank, row[idx], idx) for members in by_class

@@ -71,7 +71,9 @@ class PromptTemplate:
         try:
             parsed = list(string.Formatter().parse(self.template))
         except ValueError as exc:
-            raise ValueError(f"Invalid prompt template {self.template!r}: {exc}")
+            raise ValueError(
+                f"Invalid prompt template {self.template!r}: {exc}"
+            ) from None
         for _, name, spec, conv in parsed:
             if name is None:
                 continue
@@ -131,7 +133,9 @@ class PromptTemplate:
                 segments.extend([values[name], ""])
         return segments
 
-    def render(self, values: dict, label_words, demos=(), *, labels_text=None) -> Prompt:
+    def render(
+        self, values: dict, label_words, demos=(), *, labels_text=None
+    ) -> Prompt:
         """Render one prompt.
 
         Parameters

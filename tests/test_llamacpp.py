@@ -80,7 +80,7 @@ def test_overlong_text_is_truncated_with_a_warning():
     small = LlamaCppBackend(n_ctx=128)
     long_text = "call now to claim your prize " * 200
     prompt = Prompt(("Instructions stay.\nText: ", long_text, "\nAnswer:"))
-    with pytest.warns(UserWarning, match=r"1 of 1 prompts were longer than the context"):
+    with pytest.warns(UserWarning, match="1 of 1 prompts were longer than the"):
         result = small.score_labels([prompt], [" spam", " ham"])
     assert np.isfinite(result.log_probs).all()
 

@@ -1,4 +1,4 @@
-"""A deterministic backend for fast tests, in the spirit of sklearn's CheckingClassifier."""
+"""A deterministic backend for fast tests (in the spirit of CheckingClassifier)."""
 
 from __future__ import annotations
 
