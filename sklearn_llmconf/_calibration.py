@@ -305,7 +305,7 @@ class TemperatureScaler(ClassifierMixin, MetaEstimatorMixin, BaseEstimator):
     n_features_in_ : int
         Number of features seen during fit, when the estimator exposes it.
 
-    feature_names_in_ : ndarray of shape (n_features_in_,)
+    feature_names_in_ : ndarray of shape (`n_features_in_`,)
         Names of features seen during fit, when the estimator exposes them.
 
     See Also
