@@ -48,7 +48,7 @@ def default_model_path() -> Path:
 def _import_llama():
     try:
         from llama_cpp import Llama
-    except ImportError as exc:  # pragma: no cover - exercised without the extra
+    except ImportError as exc:
         raise ImportError(
             "LlamaCppBackend needs llama-cpp-python, which is not installed. "
             f"Install it with: {_INSTALL_HINT}"
