@@ -1,11 +1,19 @@
 """Language-model backends behind one small protocol."""
 
-from ._base import BackendCapabilities, BaseBackend, Prompt, ScoreResult, Usage
+from ._base import (
+    BackendCapabilities,
+    BaseBackend,
+    GenerationResult,
+    Prompt,
+    ScoreResult,
+    Usage,
+)
 from ._llamacpp import LlamaCppBackend, default_model_path
 
 __all__ = [
     "BackendCapabilities",
     "BaseBackend",
+    "GenerationResult",
     "LlamaCppBackend",
     "Prompt",
     "ScoreResult",
