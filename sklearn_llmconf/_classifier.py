@@ -7,7 +7,7 @@ import numbers
 import os
 import sys
 import warnings
-from numbers import Integral
+from numbers import Integral, Real
 
 import numpy as np
 import scipy.sparse as sp
@@ -20,6 +20,7 @@ from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_dat
 
 from ._cache import ResponseCache
 from ._demos import DemoPool
+from ._strategies import make_strategy, resolve_strategy
 from .backends._base import Usage
 from .prompts import DEFAULT_TEMPLATE, PromptTemplate
 
@@ -111,7 +112,29 @@ class LLMClassifier(ClassifierMixin, BaseEstimator):
     progress : bool, default=False
         Show a progress bar while scoring (tqdm when installed).
     random_state : int, RandomState instance or None, default=None
-        Seeds demonstration sampling.
+        Seeds demonstration sampling, and the samples of the ``"verbalized"``
+        and ``"consistency"`` strategies (None: unseeded).
+    strategy : {"logprobs", "verbalized", "consistency", "auto"}, \
+            default="logprobs"
+        Where the log-scores come from. ``"logprobs"``: the labels'
+        log-probabilities. ``"verbalized"``: the model states its label and the
+        probability that it is correct in JSON; a row whose answer cannot be
+        parsed is a failed row (``on_error``). ``"consistency"``: ``n_samples``
+        answers sampled at ``sampling_temperature`` vote, with additive
+        smoothing; answers naming no label are counted in
+        ``usage_.unmatched_answers``. ``"auto"``: log-probs when the backend
+        exposes them, else consistency when it can sample, else verbalized. See
+        :mod:`sklearn_llmconf._strategies` for the exact formulas.
+    n_samples : int, default=10
+        Answers sampled per text by ``strategy="consistency"``.
+    sampling_temperature : float, default=0.7
+        Sampling temperature of ``strategy="consistency"``.
+    smoothing : float, default=1.0
+        Additive (Laplace) smoothing of the consistency vote counts:
+        ``P(j) = (count_j + smoothing) / (n_matched + n_classes * smoothing)``.
+    max_new_tokens : int or None, default=None
+        Tokens generated per answer by the generation strategies; None uses 32
+        for ``"verbalized"`` and 8 for ``"consistency"``.
 
     Attributes
     ----------
@@ -126,6 +149,8 @@ class LLMClassifier(ClassifierMixin, BaseEstimator):
         ``"similar"`` selection, which picks them per text.
     usage_ : Usage
         Calls, cache hits, tokens and failed rows of every scoring since ``fit``.
+    strategy_ : str
+        The strategy used: ``strategy``, or what ``"auto"`` chose.
     n_features_in_ : int
         Number of columns seen in fit, for 2-D X only.
     feature_names_in_ : ndarray of str
@@ -140,7 +165,7 @@ class LLMClassifier(ClassifierMixin, BaseEstimator):
 
     _parameter_constraints: dict = {
         "prompt": [str, PromptTemplate, None],
-        "backend": [HasMethods(["score_labels"]), None],
+        "backend": [HasMethods(["score_labels"]), HasMethods(["generate"]), None],
         "verbalizer": [dict, StrOptions({"letters"}), None],
         "n_shots": [Interval(Integral, 0, None, closed="left")],
         "demo_selection": [
@@ -151,6 +176,11 @@ class LLMClassifier(ClassifierMixin, BaseEstimator):
         "batch_size": [Interval(Integral, 1, None, closed="left")],
         "progress": ["boolean"],
         "random_state": ["random_state"],
+        "strategy": [StrOptions({"logprobs", "verbalized", "consistency", "auto"})],
+        "n_samples": [Interval(Integral, 1, None, closed="left")],
+        "sampling_temperature": [Interval(Real, 0, None, closed="left")],
+        "smoothing": [Interval(Real, 0, None, closed="neither")],
+        "max_new_tokens": [Interval(Integral, 1, None, closed="left"), None],
     }
 
     def __init__(
@@ -166,6 +196,11 @@ class LLMClassifier(ClassifierMixin, BaseEstimator):
         batch_size=64,
         progress=False,
         random_state=None,
+        strategy="logprobs",
+        n_samples=10,
+        sampling_temperature=0.7,
+        smoothing=1.0,
+        max_new_tokens=None,
     ):
         self.prompt = prompt
         self.backend = backend
@@ -177,6 +212,11 @@ class LLMClassifier(ClassifierMixin, BaseEstimator):
         self.batch_size = batch_size
         self.progress = progress
         self.random_state = random_state
+        self.strategy = strategy
+        self.n_samples = n_samples
+        self.sampling_temperature = sampling_temperature
+        self.smoothing = smoothing
+        self.max_new_tokens = max_new_tokens
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -337,6 +377,13 @@ class LLMClassifier(ClassifierMixin, BaseEstimator):
                 ]
             else:
                 self._demo_pool = pool
+        self.strategy_ = resolve_strategy(self.strategy, self._get_backend())
+        rs = self.random_state
+        # An int seeds sampling as given, so cached samples are reusable.
+        self._sampling_seed = (
+            None if rs is None else int(rs) if isinstance(rs, Integral)
+            else int(check_random_state(rs).randint(2**31 - 1))
+        )
         self.usage_ = Usage()
         return self
 
@@ -425,14 +472,20 @@ class LLMClassifier(ClassifierMixin, BaseEstimator):
 
     def _score_unique(self, backend, prompts, labels):
         """Score distinct prompts in batches, through the cache when there is one."""
+        strategy = make_strategy(
+            self.strategy_, label_words=self.label_words_, classes=self.classes_,
+            n_samples=self.n_samples, sampling_temperature=self.sampling_temperature,
+            smoothing=self.smoothing, max_new_tokens=self.max_new_tokens,
+            seed=self._sampling_seed,
+        )
         cache, owned = self._open_cache()
         try:
-            return self._score_batches(backend, prompts, labels, cache)
+            return self._score_batches(backend, prompts, labels, cache, strategy)
         finally:
             if owned:
                 cache.close()
 
-    def _score_batches(self, backend, prompts, labels, cache):
+    def _score_batches(self, backend, prompts, labels, cache, strategy):
         n = len(prompts)
         scores = np.full((n, len(labels)), np.nan)
         errors = [None] * n
@@ -440,7 +493,8 @@ class LLMClassifier(ClassifierMixin, BaseEstimator):
         todo = np.arange(n)
         if cache is not None:
             identity = backend.cache_identity()
-            keys = [cache.make_key(identity, p.text, labels) for p in prompts]
+            keys = [cache.make_key(identity, p.text, labels,
+                                   extra=strategy.cache_extra) for p in prompts]
             hits = cache.get_many(keys)
             hit = np.array([k in hits for k in keys], dtype=bool)
             for i in np.flatnonzero(hit):
@@ -451,7 +505,7 @@ class LLMClassifier(ClassifierMixin, BaseEstimator):
         try:
             for start in range(0, len(todo), self.batch_size):
                 chunk = todo[start : start + self.batch_size]
-                result = backend.score_labels([prompts[i] for i in chunk], labels)
+                result = strategy.score(backend, [prompts[i] for i in chunk], labels)
                 self.usage_ += result.usage
                 scores[chunk] = result.log_probs
                 for i, err in zip(chunk, result.errors):
