@@ -152,13 +152,13 @@ def plot_sms(probas, y_test, labels, path=PNG):
 
     from sklearn_llmconf.plotting import ReliabilityDisplay
 
-    shown = ["raw", "TS + bias", "contextual + TS"]
+    shown = ["raw", "TS + bias", "sklearn isotonic"]
     fig, axes = plt.subplots(1, len(shown), figsize=(4.2 * len(shown), 4), dpi=80)
     for ax, method in zip(axes, shown, strict=True):
         ReliabilityDisplay.from_predictions(
             y_test, probas[method], labels=labels, n_bins=10, name=method, ax=ax
         )
-        ax.set_title(f"SMS spam, {method} (n={len(y_test)})")
+        ax.set_title(f"SMS spam, {method} (n={len(y_test)}, 10 bins)")
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path)
