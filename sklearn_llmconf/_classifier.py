@@ -7,7 +7,7 @@ import numbers
 import os
 import sys
 import warnings
-from numbers import Integral
+from numbers import Integral, Real
 
 import numpy as np
 import scipy.sparse as sp
@@ -20,6 +20,13 @@ from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_dat
 
 from ._cache import ResponseCache
 from ._demos import DemoPool
+from ._priors import (
+    CONTENT_FREE_INPUTS,
+    apply_prior,
+    estimate_prior,
+    warn_small_batch,
+)
+from ._strategies import make_strategy, resolve_strategy
 from .backends._base import Usage
 from .prompts import DEFAULT_TEMPLATE, PromptTemplate
 
@@ -69,7 +76,9 @@ class LLMClassifier(ClassifierMixin, BaseEstimator):
 
     ``fit`` makes no model call: it records the classes, validates the prompt
     against them and, when ``n_shots > 0``, keeps the labelled training texts to
-    draw demonstrations from.
+    draw demonstrations from. The one exception is
+    ``prior_correction="contextual"``, for which ``fit`` scores the three
+    content-free inputs (3 model calls).
 
     Parameters
     ----------
@@ -101,6 +110,31 @@ class LLMClassifier(ClassifierMixin, BaseEstimator):
         uniform probabilities and warn with the count; ``"nan"``: give it NaN
         probabilities (``predict`` then refuses those rows). Failed rows are
         counted in ``usage_.failed_rows`` and never cached.
+    prior_correction : {"contextual", "batch"} or None, default=None
+        Label-free correction of the model's bias towards some label words
+        (see :mod:`sklearn_llmconf._priors`): every row's label probabilities
+        are divided by an estimated prior and renormalised,
+        ``log q = log p - log prior``. Applied before the ``on_error`` policy,
+        to the rows that could be scored.
+
+        - ``"contextual"`` (Zhao et al. 2021): the prior is the mean
+          probability of the content-free inputs ``"N/A"``, ``""`` and
+          ``"[MASK]"`` under the same prompt and demonstrations, scored in
+          ``fit`` (3 model calls, counted in ``usage_``) and stored in
+          ``content_free_prior_``. Needs one fixed demonstration set: with
+          ``demo_selection="similar"`` or ``"similar_stratified"`` (and
+          ``n_shots > 0``) every text has its own demonstrations, hence its
+          own prior, so ``fit`` raises a ``ValueError``; use ``"batch"``
+          there.
+        - ``"batch"`` (Zhou et al. 2024): the prior is the mean predicted
+          probability over the rows of each ``predict*`` /
+          ``decision_function`` call. No extra model call, but the result for
+          a text depends on the other texts of the call: pass whole,
+          representative batches (a single text comes out uniform). A batch
+          of fewer than ``10 * n_classes`` rows triggers a warning.
+
+        Neither uses labels, so neither can fix the scale of the
+        probabilities: combine with :class:`TemperatureScaler` for that.
     cache : str, path-like, ResponseCache or None, default=None
         Persistent response cache (an SQLite file). Scores are stored per
         (backend identity, rendered prompt, labels), so cross-validation,
@@ -111,7 +145,29 @@ class LLMClassifier(ClassifierMixin, BaseEstimator):
     progress : bool, default=False
         Show a progress bar while scoring (tqdm when installed).
     random_state : int, RandomState instance or None, default=None
-        Seeds demonstration sampling.
+        Seeds demonstration sampling, and the samples of the ``"verbalized"``
+        and ``"consistency"`` strategies (None: unseeded).
+    strategy : {"logprobs", "verbalized", "consistency", "auto"}, \
+            default="logprobs"
+        Where the log-scores come from. ``"logprobs"``: the labels'
+        log-probabilities. ``"verbalized"``: the model states its label and the
+        probability that it is correct in JSON; a row whose answer cannot be
+        parsed is a failed row (``on_error``). ``"consistency"``: ``n_samples``
+        answers sampled at ``sampling_temperature`` vote, with additive
+        smoothing; answers naming no label are counted in
+        ``usage_.unmatched_answers``. ``"auto"``: log-probs when the backend
+        exposes them, else consistency when it can sample, else verbalized. See
+        :mod:`sklearn_llmconf._strategies` for the exact formulas.
+    n_samples : int, default=10
+        Answers sampled per text by ``strategy="consistency"``.
+    sampling_temperature : float, default=0.7
+        Sampling temperature of ``strategy="consistency"``.
+    smoothing : float, default=1.0
+        Additive (Laplace) smoothing of the consistency vote counts:
+        ``P(j) = (count_j + smoothing) / (n_matched + n_classes * smoothing)``.
+    max_new_tokens : int or None, default=None
+        Tokens generated per answer by the generation strategies; None uses 32
+        for ``"verbalized"`` and 8 for ``"consistency"``.
 
     Attributes
     ----------
@@ -125,11 +181,25 @@ class LLMClassifier(ClassifierMixin, BaseEstimator):
         The fixed demonstrations (field values, label word); empty for
         ``"similar"`` selection, which picks them per text.
     usage_ : Usage
-        Calls, cache hits, tokens and failed rows of every scoring since ``fit``.
+        Calls, cache hits, tokens and failed rows of every scoring since ``fit``
+        (including the content-free calls of ``fit``).
+    content_free_prior_ : ndarray of shape (n_classes,)
+        Mean label probabilities of the content-free inputs; only with
+        ``prior_correction="contextual"``.
+    strategy_ : str
+        The strategy used: ``strategy``, or what ``"auto"`` chose.
     n_features_in_ : int
         Number of columns seen in fit, for 2-D X only.
     feature_names_in_ : ndarray of str
         Column names seen in fit, for 2-D X with string column names only.
+
+    References
+    ----------
+    .. [1] Z. Zhao, E. Wallace, S. Feng, D. Klein, S. Singh. "Calibrate Before
+       Use: Improving Few-Shot Performance of Language Models", ICML 2021.
+    .. [2] H. Zhou, X. Wan, L. Proleev, D. Mincu, J. Chen, K. Heller, S. Roy.
+       "Batch Calibration: Rethinking Calibration for In-Context Learning and
+       Prompt Engineering", ICLR 2024.
 
     Examples
     --------
@@ -140,17 +210,23 @@ class LLMClassifier(ClassifierMixin, BaseEstimator):
 
     _parameter_constraints: dict = {
         "prompt": [str, PromptTemplate, None],
-        "backend": [HasMethods(["score_labels"]), None],
+        "backend": [HasMethods(["score_labels"]), HasMethods(["generate"]), None],
         "verbalizer": [dict, StrOptions({"letters"}), None],
         "n_shots": [Interval(Integral, 0, None, closed="left")],
         "demo_selection": [
             StrOptions({"stratified", "random", "similar", "similar_stratified"})
         ],
         "on_error": [StrOptions({"raise", "warn", "nan"})],
+        "prior_correction": [StrOptions({"contextual", "batch"}), None],
         "cache": [str, os.PathLike, HasMethods(["get_many", "set_many"]), None],
         "batch_size": [Interval(Integral, 1, None, closed="left")],
         "progress": ["boolean"],
         "random_state": ["random_state"],
+        "strategy": [StrOptions({"logprobs", "verbalized", "consistency", "auto"})],
+        "n_samples": [Interval(Integral, 1, None, closed="left")],
+        "sampling_temperature": [Interval(Real, 0, None, closed="left")],
+        "smoothing": [Interval(Real, 0, None, closed="neither")],
+        "max_new_tokens": [Interval(Integral, 1, None, closed="left"), None],
     }
 
     def __init__(
@@ -162,10 +238,16 @@ class LLMClassifier(ClassifierMixin, BaseEstimator):
         n_shots=0,
         demo_selection="stratified",
         on_error="raise",
+        prior_correction=None,
         cache=None,
         batch_size=64,
         progress=False,
         random_state=None,
+        strategy="logprobs",
+        n_samples=10,
+        sampling_temperature=0.7,
+        smoothing=1.0,
+        max_new_tokens=None,
     ):
         self.prompt = prompt
         self.backend = backend
@@ -173,10 +255,16 @@ class LLMClassifier(ClassifierMixin, BaseEstimator):
         self.n_shots = n_shots
         self.demo_selection = demo_selection
         self.on_error = on_error
+        self.prior_correction = prior_correction
         self.cache = cache
         self.batch_size = batch_size
         self.progress = progress
         self.random_state = random_state
+        self.strategy = strategy
+        self.n_samples = n_samples
+        self.sampling_temperature = sampling_temperature
+        self.smoothing = smoothing
+        self.max_new_tokens = max_new_tokens
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -284,7 +372,8 @@ class LLMClassifier(ClassifierMixin, BaseEstimator):
     def fit(self, X, y):
         """Record the classes, validate the prompt, keep demonstrations.
 
-        Makes no model call.
+        Makes no model call, except the 3 content-free calls of
+        ``prior_correction="contextual"``.
 
         Parameters
         ----------
@@ -337,8 +426,41 @@ class LLMClassifier(ClassifierMixin, BaseEstimator):
                 ]
             else:
                 self._demo_pool = pool
+        self.strategy_ = resolve_strategy(self.strategy, self._get_backend())
+        rs = self.random_state
+        # An int seeds sampling as given, so cached samples are reusable.
+        self._sampling_seed = (
+            None if rs is None else int(rs) if isinstance(rs, Integral)
+            else int(check_random_state(rs).randint(2**31 - 1))
+        )
         self.usage_ = Usage()
+        if hasattr(self, "content_free_prior_"):
+            del self.content_free_prior_
+        if self.prior_correction == "contextual":
+            self.content_free_prior_ = self._content_free_prior()
         return self
+
+    def _content_free_prior(self) -> np.ndarray:
+        """Score the content-free inputs under the fitted prompt; average them."""
+        if self._demo_pool is not None:
+            raise ValueError(
+                "prior_correction='contextual' needs one fixed set of "
+                f"demonstrations, but demo_selection={self.demo_selection!r} picks "
+                "them per text (each text would have its own content-free prior). "
+                "Use prior_correction='batch', or demo_selection='stratified'."
+            )
+        n_fields = len(self.prompt_template_.fields)
+        rows = [(text,) * n_fields for text in CONTENT_FREE_INPUTS]
+        log_probs, errors = self._backend_scores(rows)
+        failed = ~np.isfinite(log_probs).all(axis=1)
+        self.usage_.failed_rows += int(failed.sum())
+        if failed.all():
+            reason = next((e for e in errors if e is not None), "labels not observed")
+            raise RuntimeError(
+                "prior_correction='contextual': none of the content-free inputs "
+                f"could be scored (first reason: {reason})."
+            )
+        return estimate_prior(log_probs)
 
     # -- scoring ---------------------------------------------------------------
     def _get_backend(self):
@@ -388,27 +510,17 @@ class LLMClassifier(ClassifierMixin, BaseEstimator):
         """
         check_is_fitted(self)
         rows = self._validate_rows(X, reset=False)
-        prompts = self._render(rows)
-        labels = self.prompt_template_.label_strings(self.label_words_)
-        backend = self._get_backend()
-
-        unique = {}
-        for p in prompts:
-            unique.setdefault(p.text, p)
-        unique_prompts = list(unique.values())
-        scores, errors = self._score_unique(backend, unique_prompts, labels)
-        position = {p.text: i for i, p in enumerate(unique_prompts)}
-        inverse = np.fromiter((position[p.text] for p in prompts), dtype=int,
-                              count=len(prompts))
-        log_probs = scores[inverse]
+        log_probs, errors = self._backend_scores(rows)
         failed = ~np.isfinite(log_probs).all(axis=1)
+        if self.prior_correction is not None and not failed.all():
+            log_probs[~failed] = self._correct_prior(log_probs[~failed])
         if failed.any():
             n_failed = int(failed.sum())
             self.usage_.failed_rows += n_failed
             first = next(e for e in errors if e is not None) if any(
                 e is not None for e in errors) else "labels not observed"
             message = (
-                f"{n_failed} of {len(prompts)} rows could not be scored "
+                f"{n_failed} of {len(rows)} rows could not be scored "
                 f"(first reason: {first})."
             )
             if self.on_error == "raise":
@@ -423,16 +535,52 @@ class LLMClassifier(ClassifierMixin, BaseEstimator):
                 log_probs[failed] = np.nan
         return log_probs
 
+    def _correct_prior(self, log_probs) -> np.ndarray:
+        """Divide the label prior out of scored rows (``prior_correction``)."""
+        if self.prior_correction == "batch":
+            warn_small_batch(len(log_probs), len(self.classes_), stacklevel=5)
+            prior = estimate_prior(log_probs)
+        else:
+            prior = getattr(self, "content_free_prior_", None)
+            if prior is None:
+                raise ValueError(
+                    "prior_correction='contextual' was set after fit: call fit "
+                    "again to estimate content_free_prior_."
+                )
+        return apply_prior(log_probs, prior)
+
+    def _backend_scores(self, rows):
+        """Raw per-label log-probs of validated rows (NaN where failed), errors."""
+        prompts = self._render(rows)
+        labels = self.prompt_template_.label_strings(self.label_words_)
+        backend = self._get_backend()
+
+        unique = {}
+        for p in prompts:
+            unique.setdefault(p.text, p)
+        unique_prompts = list(unique.values())
+        scores, errors = self._score_unique(backend, unique_prompts, labels)
+        position = {p.text: i for i, p in enumerate(unique_prompts)}
+        inverse = np.fromiter((position[p.text] for p in prompts), dtype=int,
+                              count=len(prompts))
+        return scores[inverse], [errors[i] for i in inverse]
+
     def _score_unique(self, backend, prompts, labels):
         """Score distinct prompts in batches, through the cache when there is one."""
+        strategy = make_strategy(
+            self.strategy_, label_words=self.label_words_, classes=self.classes_,
+            n_samples=self.n_samples, sampling_temperature=self.sampling_temperature,
+            smoothing=self.smoothing, max_new_tokens=self.max_new_tokens,
+            seed=self._sampling_seed,
+        )
         cache, owned = self._open_cache()
         try:
-            return self._score_batches(backend, prompts, labels, cache)
+            return self._score_batches(backend, prompts, labels, cache, strategy)
         finally:
             if owned:
                 cache.close()
 
-    def _score_batches(self, backend, prompts, labels, cache):
+    def _score_batches(self, backend, prompts, labels, cache, strategy):
         n = len(prompts)
         scores = np.full((n, len(labels)), np.nan)
         errors = [None] * n
@@ -440,7 +588,8 @@ class LLMClassifier(ClassifierMixin, BaseEstimator):
         todo = np.arange(n)
         if cache is not None:
             identity = backend.cache_identity()
-            keys = [cache.make_key(identity, p.text, labels) for p in prompts]
+            keys = [cache.make_key(identity, p.text, labels,
+                                   extra=strategy.cache_extra) for p in prompts]
             hits = cache.get_many(keys)
             hit = np.array([k in hits for k in keys], dtype=bool)
             for i in np.flatnonzero(hit):
@@ -451,7 +600,7 @@ class LLMClassifier(ClassifierMixin, BaseEstimator):
         try:
             for start in range(0, len(todo), self.batch_size):
                 chunk = todo[start : start + self.batch_size]
-                result = backend.score_labels([prompts[i] for i in chunk], labels)
+                result = strategy.score(backend, [prompts[i] for i in chunk], labels)
                 self.usage_ += result.usage
                 scores[chunk] = result.log_probs
                 for i, err in zip(chunk, result.errors):

@@ -1,12 +1,20 @@
 """Language-model backends behind one small protocol."""
 
-from ._base import BackendCapabilities, BaseBackend, Prompt, ScoreResult, Usage
+from ._base import (
+    BackendCapabilities,
+    BaseBackend,
+    GenerationResult,
+    Prompt,
+    ScoreResult,
+    Usage,
+)
 from ._llamacpp import LlamaCppBackend, default_model_path
 from ._openai import OpenAIBackend
 
 __all__ = [
     "BackendCapabilities",
     "BaseBackend",
+    "GenerationResult",
     "LlamaCppBackend",
     "OpenAIBackend",
     "Prompt",

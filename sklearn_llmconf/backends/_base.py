@@ -16,6 +16,7 @@ from sklearn.base import BaseEstimator
 __all__ = [
     "BackendCapabilities",
     "BaseBackend",
+    "GenerationResult",
     "Prompt",
     "ScoreResult",
     "Usage",
@@ -71,6 +72,8 @@ class Usage:
         Tokens generated or scored after the prompt.
     failed_rows : int
         Rows that could not be scored and were handled by the ``on_error`` policy.
+    unmatched_answers : int
+        Generated answers (self-consistency samples) that named no label.
     """
 
     calls: int = 0
@@ -78,6 +81,7 @@ class Usage:
     prompt_tokens: int = 0
     completion_tokens: int = 0
     failed_rows: int = 0
+    unmatched_answers: int = 0
 
     def __iadd__(self, other: Usage) -> Usage:
         self.calls += other.calls
@@ -85,6 +89,7 @@ class Usage:
         self.prompt_tokens += other.prompt_tokens
         self.completion_tokens += other.completion_tokens
         self.failed_rows += other.failed_rows
+        self.unmatched_answers += other.unmatched_answers
         return self
 
     def as_dict(self) -> dict:
@@ -95,6 +100,7 @@ class Usage:
             "prompt_tokens": self.prompt_tokens,
             "completion_tokens": self.completion_tokens,
             "failed_rows": self.failed_rows,
+            "unmatched_answers": self.unmatched_answers,
         }
 
 
@@ -128,6 +134,33 @@ class ScoreResult:
             self.errors = [None] * self.log_probs.shape[0]
 
 
+@dataclass
+class GenerationResult:
+    """Generated texts for a batch of prompts.
+
+    Attributes
+    ----------
+    texts : list of list of str
+        ``texts[i]`` holds the ``n_samples`` completions of prompt ``i`` (empty
+        when the prompt failed). Completions exclude the prompt and the stop
+        string.
+    errors : list of (str or None)
+        One entry per prompt: None when it was answered, otherwise a short,
+        secret-free description of why it was not.
+    usage : Usage
+        What producing these texts cost.
+    """
+
+    texts: list
+    errors: list = field(default_factory=list)
+    usage: Usage = field(default_factory=Usage)
+
+    def __post_init__(self):
+        self.texts = [list(t) for t in self.texts]
+        if not self.errors:
+            self.errors = [None] * len(self.texts)
+
+
 @dataclass(frozen=True)
 class BackendCapabilities:
     """What a backend can do, so that a classifier can fail early and clearly.
@@ -141,9 +174,10 @@ class BackendCapabilities:
     max_top_logprobs : int or None
         Largest number of alternatives returned per position (None: whole vocabulary).
     sampling : bool
-        Can generate text at a sampling temperature.
+        Can generate text at a sampling temperature (:meth:`BaseBackend.generate`).
     n_per_request : bool
-        Can draw several samples in one request (``n=``).
+        Can draw several samples in one request (``n=``); otherwise
+        :meth:`BaseBackend.generate` draws them one request at a time.
     """
 
     logprobs: bool = True
@@ -192,6 +226,42 @@ class BaseBackend(BaseEstimator):
         result : ScoreResult
         """
         raise NotImplementedError
+
+    def generate(self, prompts, *, n_samples=1, temperature=0.0, max_tokens=16,
+                 seed=None, stop=None) -> GenerationResult:
+        """Generate ``n_samples`` completions of every prompt.
+
+        Used by the ``"verbalized"`` and ``"consistency"`` strategies of
+        :class:`~sklearn_llmconf.LLMClassifier`. The arguments map one to one onto
+        an OpenAI-style completion request (``n``, ``temperature``,
+        ``max_tokens``, ``seed``, ``stop``).
+
+        Parameters
+        ----------
+        prompts : sequence of Prompt
+            Rendered prompts.
+        n_samples : int, default=1
+            Completions per prompt. At ``temperature=0`` they are identical, and a
+            backend may generate one and repeat it.
+        temperature : float, default=0.0
+            Sampling temperature; 0 is greedy decoding.
+        max_tokens : int, default=16
+            Largest number of generated tokens per completion.
+        seed : int or None, default=None
+            Makes sampling reproducible where the backend supports it; sample
+            ``j`` of every prompt uses the same seed stream.
+        stop : list of str or None, default=None
+            Generation stops before any of these strings.
+
+        Returns
+        -------
+        result : GenerationResult
+        """
+        raise NotImplementedError(
+            f"{type(self).__name__} cannot generate text, so it supports only "
+            "strategy='logprobs'; the 'verbalized' and 'consistency' strategies "
+            "need a backend implementing generate()."
+        )
 
     def capabilities(self) -> BackendCapabilities:
         """Describe what this backend can do."""

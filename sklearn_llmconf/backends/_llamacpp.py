@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import random
 import threading
 import warnings
 from pathlib import Path
@@ -11,7 +12,13 @@ from pathlib import Path
 import numpy as np
 from scipy.special import log_softmax
 
-from ._base import BackendCapabilities, BaseBackend, ScoreResult, Usage
+from ._base import (
+    BackendCapabilities,
+    BaseBackend,
+    GenerationResult,
+    ScoreResult,
+    Usage,
+)
 
 __all__ = ["LlamaCppBackend", "default_model_path"]
 
@@ -48,7 +55,7 @@ def default_model_path() -> Path:
 def _import_llama():
     try:
         from llama_cpp import Llama
-    except ImportError as exc:  # pragma: no cover - exercised without the extra
+    except ImportError as exc:
         raise ImportError(
             "LlamaCppBackend needs llama-cpp-python, which is not installed. "
             f"Install it with: {_INSTALL_HINT}"
@@ -120,7 +127,8 @@ class LlamaCppBackend(BaseBackend):
     n_batch : int, default=512
         Tokens evaluated per llama.cpp decode call.
     seed : int, default=0
-        Seed of the llama.cpp context (used when sampling).
+        Seed of the llama.cpp context. :meth:`generate` seeds each sample
+        explicitly and does not depend on it.
 
     Notes
     -----
@@ -221,6 +229,78 @@ class LlamaCppBackend(BaseBackend):
                 stacklevel=2,
             )
         return ScoreResult(out, usage=usage)
+
+    def generate(self, prompts, *, n_samples=1, temperature=0.0, max_tokens=16,
+                 seed=None, stop=None) -> GenerationResult:
+        """Generate ``n_samples`` completions of every prompt.
+
+        Sample ``j`` of every prompt is drawn with seed ``seed + j``, so results
+        are reproducible and the first ``m`` samples of ``n > m`` are the ``m``
+        samples. At ``temperature=0`` (greedy) one completion is generated and
+        repeated. The prompt's token prefix shared with the previous evaluation
+        (of either :meth:`score_labels` or :meth:`generate`) is reused.
+
+        Parameters
+        ----------
+        prompts : sequence of Prompt
+        n_samples : int, default=1
+        temperature : float, default=0.0
+        max_tokens : int, default=16
+        seed : int or None, default=None
+            None draws a fresh random seed for this call.
+        stop : list of str or None, default=None
+
+        Returns
+        -------
+        result : GenerationResult
+            ``usage.calls`` counts completions generated;
+            ``usage.prompt_tokens`` counts prompt tokens actually evaluated
+            (not those reused from the KV cache).
+        """
+        model = self._get_model()
+        llama = model.llama
+        if seed is None:
+            seed = random.randrange(2**31)
+        draws = 1 if temperature == 0 else int(n_samples)
+        budget = int(self.n_ctx) - int(max_tokens)
+        usage = Usage()
+        texts, errors = [], []
+        n_truncated = 0
+        with model.lock:
+            for prompt in prompts:
+                tokens, truncated = self._fit_to_context(prompt, budget)
+                n_truncated += truncated
+                outs = []
+                try:
+                    for j in range(draws):
+                        cached = llama.input_ids[: llama.n_tokens]
+                        # llama.generate re-evaluates one token on a full match.
+                        reuse = min(_common_prefix_length(cached, tokens),
+                                    len(tokens) - 1)
+                        out = llama.create_completion(
+                            tokens.tolist(), max_tokens=int(max_tokens),
+                            temperature=float(temperature), seed=int(seed) + j,
+                            stop=list(stop or []),
+                        )
+                        usage.calls += 1
+                        usage.prompt_tokens += len(tokens) - reuse
+                        usage.completion_tokens += out["usage"]["completion_tokens"]
+                        outs.append(out["choices"][0]["text"])
+                except Exception as exc:  # a row fails, the batch goes on
+                    texts.append([])
+                    errors.append(f"generation failed: {type(exc).__name__}")
+                    continue
+                texts.append(outs * int(n_samples) if draws == 1 else outs)
+                errors.append(None)
+        if n_truncated:
+            warnings.warn(
+                f"{n_truncated} of {len(prompts)} prompts were longer than the "
+                f"context (n_ctx={self.n_ctx}) minus max_tokens={max_tokens}; their "
+                "text was truncated at the end to fit.",
+                UserWarning,
+                stacklevel=2,
+            )
+        return GenerationResult(texts, errors=errors, usage=usage)
 
     def _fit_to_context(self, prompt, budget):
         """Tokenize a prompt, truncating its longest text field until it fits."""
