@@ -83,8 +83,9 @@ if m:
     print(f"test split: {m} of {len(y_test)} accepted, {k} correct: precision "
           f"{k / m:.3f} (95 % interval {ci.low:.3f}-{ci.high:.3f})")
 print(f"sent to human review: {1 - m / len(y_test):.0%} of the test texts")
-raw_correct = clf.predict(X_test) == y_test
-print(f"for comparison, accepting everything: precision {raw_correct.mean():.3f}")
+all_correct = calibrated.predict(X_test) == y_test
+print(f"for comparison, accepting every prediction: precision "
+      f"{all_correct.mean():.3f}")
 
 # %%
 fig, ax = plt.subplots(figsize=(7, 4.5))

@@ -80,9 +80,12 @@ try:
     start = time.perf_counter()
     proba = clf.predict_proba(X_test)
     seconds = time.perf_counter() - start
-    result = backend.score_labels(clf._render([(t,) for t in X_test[:1]]),
-                                  clf.prompt_template_.label_strings(
-                                      clf.label_words_))
+    # One prompt again, straight through the backend, to see how it scored.
+    demos = [({"text": d[0]}, w) for d, w in clf.demos_]
+    prompt = clf.prompt_template_.render({"text": X_test[0]}, clf.label_words_,
+                                         demos)
+    labels = clf.prompt_template_.label_strings(clf.label_words_)
+    result = backend.score_labels([prompt], labels)
 finally:
     server.terminate()
     server.wait(timeout=30)
