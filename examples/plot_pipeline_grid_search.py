@@ -51,8 +51,9 @@ def clean(texts):
                     dtype=object)
 
 
-print(X[np.char.find(X.astype(str), "&lt;") >= 0][0])
-print(clean(X[np.char.find(X.astype(str), "&lt;") >= 0][:1])[0])
+has_entity = np.char.find(X.astype(str), "&lt;") >= 0
+print(f"{has_entity.sum()} of {len(X)} messages contain '&lt;'")
+print(clean(["Meet at  &lt;#&gt;  pm &amp; bring the keys "]))
 
 # %%
 # The grid
