@@ -88,5 +88,26 @@ def _skip_member(app, what, name, obj, skip, options):
     return None
 
 
+def _check_api_complete(app):
+    """Warn (an error under -W) about public names missing from api.rst."""
+    import importlib
+    import re
+
+    from sphinx.util import logging
+
+    text = (Path(app.srcdir) / "api.rst").read_text()
+    documented = set(re.findall(r"^   (\w+)$", text, flags=re.M))
+    documented |= set(re.findall(r"^\.\. autodata:: (\w+)", text, flags=re.M))
+    documented |= {"__version__", "log_loss"}  # shown in prose
+    for module in ("sklearn_llmconf", "sklearn_llmconf.backends",
+                   "sklearn_llmconf.metrics", "sklearn_llmconf.plotting",
+                   "sklearn_llmconf.datasets"):
+        for name in importlib.import_module(module).__all__:
+            if name not in documented:
+                logging.getLogger(__name__).warning(
+                    "%s.%s is public but not in docs/api.rst", module, name)
+
+
 def setup(app):
     app.connect("autodoc-skip-member", _skip_member)
+    app.connect("builder-inited", _check_api_complete)
