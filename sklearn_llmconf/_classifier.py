@@ -90,12 +90,20 @@ class LLMClassifier(ClassifierMixin, BaseEstimator):
         Anything with ``score_labels(prompts, labels)`` (see
         :class:`~sklearn_llmconf.backends.BaseBackend`). None uses the embedded
         :class:`~sklearn_llmconf.backends.LlamaCppBackend` with its default model.
-    verbalizer : dict, "letters" or None, default=None
+    verbalizer : dict, list of str, "letters" or None, default=None
         The word the model should produce for each class. None uses
-        ``str(class)``; a dict maps every class to its word; ``"letters"`` uses
+        ``str(class)``; a dict maps every class to its word; a list gives the
+        words in ``classes_`` order (sorted classes), which keeps the words when
+        a meta-estimator such as ``VotingClassifier`` or ``StackingClassifier``
+        fits its members on label-encoded y (0, 1, ...); ``"letters"`` uses
         A, B, C, ... and shows ``"A: <class>"`` pairs for ``{labels}``.
-    n_shots : int, default=0
-        Number of labelled demonstrations shown in each prompt.
+    n_shots : int, default=8
+        Number of labelled demonstrations shown in each prompt. 0 makes a
+        zero-shot classifier, whose ``fit`` needs no more than the classes. The
+        default, 8 stratified demonstrations, was chosen by measurement with the
+        embedded model on SMS spam (``benchmarks/bench_demos.py``): zero-shot
+        prompts rank spam below chance, 8 stratified shots reach a held-out AUC
+        above 0.95 while sharing one prompt prefix across all texts.
     demo_selection : {"stratified", "random", "similar", "similar_stratified"}, \
             default="stratified"
         How demonstrations are chosen. ``"stratified"`` and ``"random"`` pick one
@@ -211,7 +219,7 @@ class LLMClassifier(ClassifierMixin, BaseEstimator):
     _parameter_constraints: dict = {
         "prompt": [str, PromptTemplate, None],
         "backend": [HasMethods(["score_labels"]), HasMethods(["generate"]), None],
-        "verbalizer": [dict, StrOptions({"letters"}), None],
+        "verbalizer": [dict, list, tuple, StrOptions({"letters"}), None],
         "n_shots": [Interval(Integral, 0, None, closed="left")],
         "demo_selection": [
             StrOptions({"stratified", "random", "similar", "similar_stratified"})
@@ -235,7 +243,7 @@ class LLMClassifier(ClassifierMixin, BaseEstimator):
         *,
         backend=None,
         verbalizer=None,
-        n_shots=0,
+        n_shots=8,
         demo_selection="stratified",
         on_error="raise",
         prior_correction=None,
@@ -354,6 +362,15 @@ class LLMClassifier(ClassifierMixin, BaseEstimator):
                     f"got {len(classes)}."
                 )
             words = list(_LETTERS[: len(classes)])
+        elif isinstance(self.verbalizer, (list, tuple)):
+            if len(self.verbalizer) != len(classes):
+                raise ValueError(
+                    f"The verbalizer lists {len(self.verbalizer)} words but there "
+                    f"are {len(classes)} classes {list(classes)}."
+                )
+            words = list(self.verbalizer)
+            if not all(isinstance(w, str) for w in words):
+                raise ValueError("Every verbalizer word must be a str.")
         else:
             missing = [c for c in classes if c not in self.verbalizer]
             if missing:

@@ -150,7 +150,13 @@ class _Handler(BaseHTTPRequestHandler):
                 }
             )
         if srv.latency:
+            # Count overlapping requests: tests assert the client's bound on it.
+            with srv.lock:
+                srv.in_flight += 1
+                srv.max_in_flight = max(srv.max_in_flight, srv.in_flight)
             time.sleep(srv.latency)
+            with srv.lock:
+                srv.in_flight -= 1
         if self.path == "/extras/tokenize":
             text = body.get("input", "")
             ids = [BOS_ID] + _tokenize(text)
@@ -305,6 +311,7 @@ class FaultServer(ThreadingHTTPServer):
         self.lock = threading.Lock()
         self.requests: list = []
         self.attempts: dict = {}
+        self.in_flight = self.max_in_flight = 0
         self._thread = None
 
     @property
@@ -324,5 +331,6 @@ class FaultServer(ThreadingHTTPServer):
         with self.lock:
             self.requests.clear()
             self.attempts.clear()
+            self.in_flight = self.max_in_flight = 0
         self.latency, self.slow_s, self.echo_capable = 0.0, 2.0, False
         self.echo_misaligned = False

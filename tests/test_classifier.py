@@ -25,6 +25,7 @@ Y_BIN = ["spam", "ham", "spam", "ham", "spam", "ham"]
 
 
 def make_clf(**kw):
+    kw.setdefault("n_shots", 0)  # zero-shot unless a test is about demonstrations
     return LLMClassifier(backend=KeywordBackend(), **kw)
 
 
@@ -117,7 +118,7 @@ def test_similar_demos_never_include_the_query_itself():
 
 def test_one_backend_call_per_unique_prompt():
     backend = KeywordBackend()
-    clf = LLMClassifier(backend=backend, batch_size=2).fit(X_BIN, Y_BIN)
+    clf = LLMClassifier(n_shots=0, backend=backend, batch_size=2).fit(X_BIN, Y_BIN)
     proba = clf.predict_proba(X_BIN + X_BIN[:3])
     scored = [t for call in backend.calls_ for t in call]
     assert len(scored) == 6 == len(set(scored))
@@ -186,7 +187,7 @@ def test_dataframe_columns_fill_named_placeholders():
 def test_on_error_policies():
     X = ["spam here", "ham here", "FAIL spam"]
     y = ["spam", "ham", "spam"]
-    clf = LLMClassifier(backend=KeywordBackend(fail_on="FAIL")).fit(X, y)
+    clf = LLMClassifier(n_shots=0, backend=KeywordBackend(fail_on="FAIL")).fit(X, y)
     with pytest.raises(RuntimeError, match="1 of 3 rows could not be scored"):
         clf.predict_proba(X)
     clf.set_params(on_error="warn")
@@ -204,7 +205,8 @@ def test_on_error_policies():
 
 
 def test_missing_label_counts_as_failed_row():
-    clf = LLMClassifier(backend=KeywordBackend(missing_on="???"), on_error="nan")
+    clf = LLMClassifier(n_shots=0, backend=KeywordBackend(missing_on="???"),
+                        on_error="nan")
     clf.fit(["a spam", "b ham"], ["spam", "ham"])
     proba = clf.predict_proba(["a spam", "who ???"])
     assert np.isfinite(proba[0]).all() and np.isnan(proba[1]).all()
@@ -259,7 +261,7 @@ def _scored(backend):
 def test_cache_makes_a_second_prediction_free(tmp_path):
     path = tmp_path / "responses.sqlite"
     backend = KeywordBackend()
-    clf = LLMClassifier(backend=backend, cache=str(path)).fit(X_BIN, Y_BIN)
+    clf = LLMClassifier(n_shots=0, backend=backend, cache=str(path)).fit(X_BIN, Y_BIN)
     first = clf.predict_proba(X_BIN)
     assert _scored(backend) == 6
     # A clone (as in cross-validation) shares the file, not the object.
@@ -281,7 +283,8 @@ def test_interrupted_prediction_resumes_without_rescoring(tmp_path):
     X = [f"text {i} spam" for i in range(6)] + ["boom"]
     y = ["spam", "ham"] * 3 + ["ham"]
     backend = Interrupt()
-    clf = LLMClassifier(backend=backend, cache=tmp_path / "c.sqlite", batch_size=3)
+    clf = LLMClassifier(n_shots=0, backend=backend, cache=tmp_path / "c.sqlite",
+                        batch_size=3)
     clf.fit(X, y)
     with pytest.raises(KeyboardInterrupt):
         clf.predict_proba(X)
@@ -294,7 +297,8 @@ def test_interrupted_prediction_resumes_without_rescoring(tmp_path):
 
 def test_failed_rows_are_not_cached(tmp_path):
     backend = KeywordBackend(fail_on="FAIL")
-    clf = LLMClassifier(backend=backend, cache=tmp_path / "c.sqlite", on_error="nan")
+    clf = LLMClassifier(n_shots=0, backend=backend, cache=tmp_path / "c.sqlite",
+                        on_error="nan")
     clf.fit(["a spam", "FAIL"], ["spam", "ham"])
     clf.predict_proba(["a spam", "FAIL"])
     clf.predict_proba(["a spam", "FAIL"])
@@ -314,7 +318,7 @@ def test_calibrated_cv_and_grid_search_score_each_prompt_once(tmp_path):
     X = [f"message {i} " + ("spam offer" if i % 3 == 0 else "ham lunch")
          for i in range(30)]
     y = ["spam" if i % 3 == 0 else "ham" for i in range(30)]
-    clf = LLMClassifier(backend=Counting(), cache=tmp_path / "c.sqlite")
+    clf = LLMClassifier(n_shots=0, backend=Counting(), cache=tmp_path / "c.sqlite")
     cal = CalibratedClassifierCV(clf, method="sigmoid", cv=5).fit(X, y)
     cal.predict_proba(X)
     # Zero-shot prompts do not depend on the fold: 30 texts, 30 scorings in all,

@@ -60,7 +60,8 @@ def test_pipeline_with_text_cleaning_and_demonstrations(data, cache):
 def test_grid_search_over_two_prompts(data, cache):
     X, y = data
     search = GridSearchCV(
-        LLMClassifier(cache=cache), {"prompt": PROMPTS}, cv=3, scoring="neg_log_loss"
+        LLMClassifier(n_shots=0, cache=cache), {"prompt": PROMPTS}, cv=3,
+        scoring="neg_log_loss",
     ).fit(X, y)
     scores = search.cv_results_["mean_test_score"]
     assert scores.shape == (2,) and np.isfinite(scores).all()
@@ -69,7 +70,8 @@ def test_grid_search_over_two_prompts(data, cache):
 
 def test_cross_val_score(data, cache):
     X, y = data
-    scores = cross_val_score(LLMClassifier(cache=cache), X, y, cv=3, scoring="roc_auc")
+    clf = LLMClassifier(n_shots=0, cache=cache)
+    scores = cross_val_score(clf, X, y, cv=3, scoring="roc_auc")
     assert scores.shape == (3,) and np.isfinite(scores).all()
 
 
@@ -77,7 +79,7 @@ def test_cross_val_score(data, cache):
 @pytest.mark.parametrize("frozen", [True, False], ids=["frozen", "cv3"])
 def test_calibrated_classifier_cv(data, cache, method, frozen):
     X, y = data
-    clf = LLMClassifier(cache=cache)
+    clf = LLMClassifier(n_shots=0, cache=cache)
     if frozen:
         calibrated = CalibratedClassifierCV(FrozenEstimator(clf.fit(X, y)),
                                             method=method)

@@ -344,7 +344,8 @@ Y_TRAIN = ["spam", "ham"] * 4
 
 def _members(backend, cache=None):
     return [
-        (f"p{i}", FrozenEstimator(LLMClassifier(prompt, backend=backend, cache=cache)
+        (f"p{i}", FrozenEstimator(LLMClassifier(prompt, backend=backend, cache=cache,
+                                                n_shots=0)
                                   .fit(X_TRAIN, Y_TRAIN)))
         for i, prompt in enumerate(PROMPTS)
     ]
@@ -381,10 +382,22 @@ def test_ensembles_share_one_cache():
 def test_unfrozen_members_see_encoded_labels():
     # VotingClassifier and StackingClassifier fit their members on label-encoded
     # y (0, 1, ...): an unfrozen LLMClassifier would show the model "0" and "1".
-    # Members are therefore fitted on the real labels and frozen (see the example).
+    # Either fit members on the real labels and freeze them (see the example), or
+    # give the words as a list in sorted-class order, which survives the encoding.
     vote = VotingClassifier([("a", LLMClassifier(backend=KeywordBackend()))],
                             voting="soft").fit(X_TRAIN, Y_TRAIN)
     assert list(vote.estimators_[0].classes_) == [0, 1]
+    assert vote.estimators_[0].label_words_ == ["0", "1"]
+    words = sorted(set(Y_TRAIN))
+    member = LLMClassifier(backend=KeywordBackend(), verbalizer=words)
+    vote = VotingClassifier([("a", member)], voting="soft").fit(X_TRAIN, Y_TRAIN)
+    assert vote.estimators_[0].label_words_ == words
+    assert list(vote.classes_) == words
+    stack = StackingClassifier([("a", member)], cv=2).fit(X_TRAIN, Y_TRAIN)
+    assert stack.estimators_[0].label_words_ == words
+    with pytest.raises(ValueError, match="lists 3 words but there are 2 classes"):
+        LLMClassifier(backend=KeywordBackend(), verbalizer=["a", "b", "c"]).fit(
+            X_TRAIN, Y_TRAIN)
 
 
 def test_generation_strategy_members_clone_and_vote():
