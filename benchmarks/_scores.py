@@ -62,7 +62,7 @@ DATASETS = {
         verbalizer=None,
         n_shots=5,
         sizes=(150, 150, 250),
-        n_used=(100, 150),
+        n_used=(64, 64),
     ),
 }
 

@@ -3,8 +3,8 @@
 Two measurements, side by side in one run (timings on shared machines are noisy:
 compare the ratios, not the seconds):
 
-1. ``predict_proba`` on n SMS texts with a 4-shot stratified prompt, against raw
-   llama-cpp-python evaluating the same full prompts from an empty context
+1. ``predict_proba`` on n SMS texts with the default 8-shot stratified prompt,
+   against raw llama-cpp-python evaluating the same full prompts from an empty context
    (``llama.eval`` on every prompt, then the next-token logits): the speed-up
    comes from evaluating the shared instructions and demonstrations once.
 2. The cost of scoring k labels (multi-token words included) relative to one
@@ -39,7 +39,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=500)
     parser.add_argument("--n-threads", type=int, default=None)
-    parser.add_argument("--n-shots", type=int, default=4)
+    parser.add_argument("--n-shots", type=int, default=8)
     args = parser.parse_args()
 
     X, y = load_sms_spam(return_X_y=True)
@@ -81,7 +81,7 @@ def main():
     print(f"{'LLMClassifier.predict_proba (prefix reuse, 2 labels)':52s} "
           f"{len(X_eval) / ours:8.2f} {naive / ours:6.2f}")
 
-    n_label_texts = min(100, len(prompts))
+    n_label_texts = min(50, len(prompts))
     print(f"\nCost of k labels, {n_label_texts} prompts "
           "(relative to one label; prefix reuse on):")
     print(f"{'k':>3s} {'label tokens':>12s} {'seconds':>8s} {'relative':>8s}")
