@@ -88,8 +88,11 @@ class NpzScoreCache:
             with np.load(self.path) as f:
                 self._data = dict(zip(f["keys"].tolist(), f["scores"], strict=True))
 
-    def make_key(self, identity, text, labels):
-        blob = json.dumps([identity, text, list(labels)], sort_keys=True)
+    def make_key(self, identity, text, labels, extra=None):
+        parts = [identity, text, list(labels)]
+        if extra is not None:  # keeps the keys of log-prob scores as they were
+            parts.append(extra)
+        blob = json.dumps(parts, sort_keys=True)
         return hashlib.sha256(blob.encode()).hexdigest()
 
     def get_many(self, keys):

@@ -33,8 +33,8 @@ class DictCache:
     def __init__(self):
         self.data = {}
 
-    def make_key(self, identity, text, labels):
-        return (repr(sorted(identity.items())), text, tuple(labels))
+    def make_key(self, identity, text, labels, extra=None):
+        return (repr(sorted(identity.items())), text, tuple(labels), repr(extra))
 
     def get_many(self, keys):
         return {k: self.data[k] for k in keys if k in self.data}
