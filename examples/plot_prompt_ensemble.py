@@ -23,12 +23,14 @@ example scores 120 texts with each of three prompts, a few minutes on 2 cores.
 # %%
 # Data: a de-duplicated SMS spam collection, split into a pool of labelled
 # texts for demonstrations and a test set.
+import os
+
 from sklearn.ensemble import VotingClassifier
 from sklearn.frozen import FrozenEstimator
 from sklearn.metrics import log_loss, roc_auc_score
 from sklearn.model_selection import train_test_split
 
-from sklearn_llmconf import LLMClassifier
+from sklearn_llmconf import LLMClassifier, ResponseCache
 from sklearn_llmconf.backends import LlamaCppBackend
 from sklearn_llmconf.datasets import load_sms_spam
 
@@ -49,24 +51,14 @@ prompts = {
 
 backend = LlamaCppBackend()
 
-class InMemoryCache:
-    """A dict-backed response cache; pass a file path instead to persist it."""
-
-    def __init__(self):
-        self.store = {}
-
-    def make_key(self, identity, prompt_text, labels, extra=None):
-        return repr((sorted(identity.items()), prompt_text, tuple(labels),
-                     sorted((extra or {}).items())))
-
-    def get_many(self, keys):
-        return {k: self.store[k] for k in keys if k in self.store}
-
-    def set_many(self, items):
-        self.store.update(items)
-
-
-cache = InMemoryCache()
+# One persistent response cache shared by the members (and by the other
+# examples): a rerun of this example costs no model call.
+cache_path = os.environ.get(
+    "SKLEARN_LLMCONF_EXAMPLES_CACHE",
+    os.path.expanduser("~/.cache/sklearn_llmconf/examples.sqlite"),
+)
+os.makedirs(os.path.dirname(cache_path), exist_ok=True)
+cache = ResponseCache(cache_path)
 members = [
     (
         name,
