@@ -201,10 +201,24 @@ def _encode(y, classes):
     pos = np.clip(np.searchsorted(sorted_classes, y), 0, len(classes) - 1)
     unknown = sorted_classes[pos] != y
     if np.any(unknown):
-        raise ValueError(
+        message = (
             f"y contains labels {np.unique(np.asarray(y)[unknown]).tolist()} that "
             f"the wrapped estimator does not know (classes_={classes.tolist()})."
         )
+        y_arr = np.asarray(y)
+        if y_arr.dtype.kind in "iu" and set(np.unique(y_arr)) <= set(
+            range(len(classes))
+        ):
+            # The usual cause: cross_val_predict(method="predict_proba") passes
+            # y through a LabelEncoder, which a frozen estimator cannot follow.
+            message += (
+                " y looks label-encoded (0 .. n_classes - 1), as "
+                "cross_val_predict(method='predict_proba') does; a frozen "
+                "estimator keeps its original classes, so pass y as is, e.g. "
+                "calibrate with cross_validate / cross_val_score, or loop over "
+                "the folds yourself."
+            )
+        raise ValueError(message)
     return order[pos]
 
 

@@ -262,3 +262,22 @@ def test_metadata_routing_of_sample_weight():
         # weights passed but not requested by the estimator: sklearn's error
         with pytest.raises(UnsetMetadataPassedError):
             TemperatureScaler(LogisticRegression(), cv=2).fit(X, y, sample_weight=w)
+
+
+def test_label_encoded_y_from_cross_val_predict_gets_a_hint():
+    """cross_val_predict(method="predict_proba") label-encodes y; a frozen
+    classifier with string classes cannot follow, and the error says why."""
+    from sklearn.model_selection import cross_val_predict
+
+    rng = np.random.default_rng(9)
+    X = rng.normal(size=(60, 2))
+    y = np.where(X[:, 0] + 0.3 * rng.normal(size=60) > 0, "spam", "ham")
+    frozen = FrozenEstimator(LogisticRegression().fit(X, y))
+    with pytest.raises(ValueError, match="looks label-encoded .* cross_val_predict"):
+        cross_val_predict(TemperatureScaler(frozen), X, y, method="predict_proba",
+                          cv=3)
+    # Plain string labels, as cross_validate passes them, work.
+    assert TemperatureScaler(frozen).fit(X, y).predict_proba(X).shape == (60, 2)
+    # A genuinely unknown label gets no misleading hint.
+    with pytest.raises(ValueError, match=r"does not know .*\)\.$"):
+        TemperatureScaler(frozen).fit(X, np.where(y == "ham", "eggs", y))
