@@ -16,6 +16,13 @@ log-probabilities (like vLLM); otherwise echo requests get HTTP 400;
 ``echo_misaligned`` echoes wrong (shifted) values, like llama-cpp-python.
 The llama-cpp-python ``/extras/tokenize`` and ``/extras/detokenize`` routes are
 served, and ``logit_bias`` is applied before the log-softmax (like OpenAI).
+
+Generation: every choice is one vocabulary token, the argmax at
+``temperature=0`` and otherwise drawn by :func:`sample_token` from the
+tempered distribution with the request's ``seed`` and the choice index; or the
+text ``reply(prompt, seed, index)`` returns when the server's ``reply`` is set.
+``n`` is honoured unless ``honor_n=False`` (like llama-cpp-python, which
+answers one choice whatever ``n`` asks).
 """
 
 from __future__ import annotations
@@ -89,6 +96,20 @@ def next_token_logprobs(prompt: str, logit_bias: dict | None = None) -> dict:
     m = max(logits)
     lse = m + math.log(sum(math.exp(v - m) for v in logits))
     return {t: v - lse for t, v in zip(VOCAB, logits, strict=True)}
+
+
+def sample_token(prompt: str, temperature: float, seed, index: int) -> str:
+    """The token choice ``index`` of a request with ``seed`` generates."""
+    dist = next_token_logprobs(prompt)
+    if temperature == 0:
+        return max(dist, key=dist.get)
+    weights = [math.exp(v / temperature) for v in dist.values()]
+    u = _unit("sample", prompt, seed, index) * sum(weights)
+    for token, w in zip(dist, weights, strict=True):
+        u -= w
+        if u <= 0:
+            return token
+    return token
 
 
 def echo_tokens(text: str, misaligned=False) -> list[tuple[str, int, float | None]]:
@@ -206,6 +227,9 @@ class _Handler(BaseHTTPRequestHandler):
         dist = next_token_logprobs(prompt, bias)
         ranked = sorted(dist.items(), key=lambda kv: -kv[1])
         chosen, chosen_lp = ranked[0]
+        n_choices = int(body.get("n") or 1) if srv.honor_n else 1
+        if body.get("max_tokens", 1) > 1 or n_choices > 1:
+            return self._generation(body, prompt, n_choices)
         if self.path == "/v1/chat/completions":
             k = int(body.get("top_logprobs") or 0) if body.get("logprobs") else 0
             k = 2 if fault == "few" else k
@@ -276,6 +300,40 @@ class _Handler(BaseHTTPRequestHandler):
         )
 
 
+    def _generation(self, body, prompt, n_choices):
+        srv, seed = self.server, body.get("seed")
+        temperature = float(body.get("temperature", 1.0))
+        chat = self.path == "/v1/chat/completions"
+        choices = []
+        for i in range(n_choices):
+            if srv.reply is not None:
+                text = srv.reply(prompt, seed, i)
+            else:
+                text = sample_token(prompt, temperature, seed, i)
+            choice = {"index": i, "finish_reason": "stop", "logprobs": None}
+            if chat:
+                choice["message"] = {"role": "assistant", "content": text}
+            else:
+                choice["text"] = text
+            choices.append(choice)
+        n_prompt = len(prompt.split())
+        return self._send(
+            200,
+            {
+                "id": "gen-test",
+                "object": "chat.completion" if chat else "text_completion",
+                "created": 0,
+                "model": body.get("model", "fake"),
+                "choices": choices,
+                "usage": {
+                    "prompt_tokens": n_prompt,
+                    "completion_tokens": n_choices,
+                    "total_tokens": n_prompt + n_choices,
+                },
+            },
+        )
+
+
 def _tokenize(text: str) -> list[int]:
     # Greedy longest match over the tiny vocabulary; unknown characters skipped.
     ids, i = [], 0
@@ -312,6 +370,8 @@ class FaultServer(ThreadingHTTPServer):
         self.requests: list = []
         self.attempts: dict = {}
         self.in_flight = self.max_in_flight = 0
+        self.honor_n = True
+        self.reply = None
         self._thread = None
 
     @property
@@ -334,3 +394,4 @@ class FaultServer(ThreadingHTTPServer):
             self.in_flight = self.max_in_flight = 0
         self.latency, self.slow_s, self.echo_capable = 0.0, 2.0, False
         self.echo_misaligned = False
+        self.honor_n, self.reply = True, None

@@ -19,7 +19,14 @@ from urllib.parse import urlsplit, urlunsplit
 import numpy as np
 from sklearn.utils._param_validation import Interval, StrOptions
 
-from ._base import BackendCapabilities, BaseBackend, Prompt, ScoreResult, Usage
+from ._base import (
+    BackendCapabilities,
+    BaseBackend,
+    GenerationResult,
+    Prompt,
+    ScoreResult,
+    Usage,
+)
 
 __all__ = ["OpenAIBackend"]
 
@@ -203,13 +210,21 @@ class OpenAIBackend(BaseBackend):
     request of each :meth:`score_labels` call and closed at its end, because the
     async connection pool is bound to the event loop of that call.
 
+    **Generation.** :meth:`generate` (used by the ``"verbalized"`` and
+    ``"consistency"`` strategies) asks for all samples of a prompt in one
+    request (``n=``). Servers that ignore ``n`` (llama-cpp-python) answer with
+    one choice; the backend then requests the missing samples one by one, with
+    seeds ``seed + j``, and remembers to do so at once for later prompts.
+
     ``ScoreResult.extra`` holds ``"uncovered_mass"`` (per row, ``1 - sum`` of the
     *observed* label probabilities, NaN for failed rows), ``"scoring"`` and
     ``"scoring_reason"``. ``Usage.calls`` counts requests made by this backend
     (SDK retries excluded).
     """
 
-    _live_attributes = ("_client", "_tokenizer_state", "_scoring_state", "_specs")
+    _live_attributes = (
+        "_client", "_tokenizer_state", "_scoring_state", "_specs", "_n_state"
+    )
 
     _parameter_constraints: dict = {
         "model": [str],
@@ -275,7 +290,8 @@ class OpenAIBackend(BaseBackend):
         """Describe this backend.
 
         ``full_sequence`` is True for ``scoring="full_sequence"``, and for
-        ``"auto"`` once a probe found the server echo-capable.
+        ``"auto"`` once a probe found the server echo-capable. ``n_per_request``
+        turns False once :meth:`generate` has seen the server ignore ``n``.
         """
         state = getattr(self, "_scoring_state", None)
         if self.scoring == "full_sequence":
@@ -289,7 +305,7 @@ class OpenAIBackend(BaseBackend):
             full_sequence=full,
             max_top_logprobs=self.top_logprobs,
             sampling=True,
-            n_per_request=True,
+            n_per_request=getattr(self, "_n_state", None) is not False,
         )
 
     def _api_key(self) -> str:
@@ -563,13 +579,8 @@ class OpenAIBackend(BaseBackend):
             async with sem:
                 usage.calls += 1
                 if self.endpoint == "chat":
-                    messages = [{"role": "user", "content": text}]
-                    if self.system_prompt is not None:
-                        messages.insert(
-                            0, {"role": "system", "content": self.system_prompt}
-                        )
                     resp = await client.chat.completions.create(
-                        messages=messages,
+                        messages=self._messages(text),
                         logprobs=True,
                         top_logprobs=self.top_logprobs,
                         **kwargs,
@@ -674,6 +685,142 @@ class OpenAIBackend(BaseBackend):
             return float(sum(picked)), None, usage
         except Exception as exc:
             return math.nan, _describe(exc, self), usage
+
+
+    # -- text generation ----------------------------------------------------------
+    def generate(self, prompts, *, n_samples=1, temperature=0.0, max_tokens=16,
+                 seed=None, stop=None) -> GenerationResult:
+        """Generate ``n_samples`` completions of every prompt.
+
+        One request per prompt with ``n=n_samples`` (one request and repeated
+        text at ``temperature=0``). When the server returns fewer choices than
+        asked, the missing samples ``j`` are requested one at a time with
+        ``seed + j`` (no seed when ``seed`` is None).
+
+        Parameters
+        ----------
+        prompts : sequence of Prompt or str
+            Rendered prompts; the chat endpoint sends each as the user message.
+        n_samples : int, default=1
+            Completions per prompt.
+        temperature : float, default=0.0
+            Sampling temperature; 0 is greedy decoding.
+        max_tokens : int, default=16
+            Largest number of generated tokens per completion.
+        seed : int or None, default=None
+            Sent as the request's ``seed``; reproducible only where the server
+            honours it (llama.cpp and vLLM do; OpenAI on a best-effort basis).
+        stop : list of str or None, default=None
+            At most 4 strings (an OpenAI limit).
+
+        Returns
+        -------
+        result : GenerationResult
+            A prompt whose request (or any of its fill-up requests) failed after
+            the SDK's retries has no texts and a short, secret-free error.
+            ``usage.calls`` counts HTTP requests.
+        """
+        self._validate_params()
+        if not isinstance(n_samples, Integral) or n_samples < 1:
+            raise ValueError(f"n_samples must be a positive int, got {n_samples!r}.")
+        if not isinstance(max_tokens, Integral) or max_tokens < 1:
+            raise ValueError(f"max_tokens must be a positive int, got {max_tokens!r}.")
+        if not isinstance(temperature, Real) or temperature < 0:
+            raise ValueError(f"temperature must be >= 0, got {temperature!r}.")
+        stop = list(stop or [])
+        if len(stop) > 4:
+            raise ValueError(f"At most 4 stop strings are allowed, got {len(stop)}.")
+        texts = [p.text if isinstance(p, Prompt) else str(p) for p in prompts]
+        if not texts:
+            return GenerationResult([])
+        request = {
+            "model": self.model,
+            "max_tokens": int(max_tokens),
+            "temperature": float(temperature),
+        }
+        if stop:
+            request["stop"] = stop
+        api_key = self._api_key()
+        draws = 1 if temperature == 0 else int(n_samples)
+        return _run_coroutine(
+            lambda: self._agenerate(texts, request, draws, int(n_samples), seed,
+                                    api_key)
+        )
+
+    async def _agenerate(self, texts, request, draws, n_samples, seed, api_key):
+        async with self._make_client(api_key) as client:
+            sem = asyncio.Semaphore(self.max_concurrency)
+            outs = await asyncio.gather(
+                *(self._one_generation(client, sem, text, request, draws, seed)
+                  for text in texts)
+            )
+        usage = Usage()
+        samples, errors = [], []
+        for got, err, use in outs:
+            usage += use
+            if err is not None:
+                samples.append([])
+                errors.append(_redact(err, api_key))
+            else:
+                samples.append(got * n_samples if draws == 1 else got)
+                errors.append(None)
+        return GenerationResult(samples, errors=errors, usage=usage)
+
+    async def _one_generation(self, client, sem, text, request, draws, seed):
+        """All ``draws`` samples of one prompt; never raises for a row failure."""
+        usage = Usage()
+        got: list[str] = []
+        try:
+            if draws == 1 or getattr(self, "_n_state", None) is not False:
+                got = await self._request_texts(client, sem, text, request, draws,
+                                                seed, usage)
+                if draws > 1:
+                    # Remember whether the server honours n= (llama-cpp-python
+                    # does not), so later prompts skip the wasted round trip.
+                    self._n_state = len(got) >= draws
+            if len(got) < draws:
+                more = await asyncio.gather(*(
+                    self._request_texts(client, sem, text, request, 1,
+                                        None if seed is None else int(seed) + j,
+                                        usage)
+                    for j in range(len(got), draws)
+                ))
+                got += [t for texts in more for t in texts[:1]]
+            if len(got) < draws:
+                raise _RowError(f"server returned {len(got)} of {draws} samples")
+        except Exception as exc:
+            return [], _describe(exc, self), usage
+        return got[:draws], None, usage
+
+    async def _request_texts(self, client, sem, text, request, n, seed, usage):
+        kwargs = dict(request)
+        if n > 1:
+            kwargs["n"] = n
+        if seed is not None:
+            kwargs["seed"] = int(seed)
+        async with sem:
+            usage.calls += 1
+            if self.endpoint == "chat":
+                resp = await client.chat.completions.create(
+                    messages=self._messages(text), **kwargs
+                )
+            else:
+                resp = await client.completions.create(prompt=text, **kwargs)
+        _add_usage(usage, resp)
+        choices = getattr(resp, "choices", None)
+        if not choices:
+            raise _RowError("response has no choices")
+        choices = sorted(choices, key=lambda c: getattr(c, "index", 0) or 0)
+        if self.endpoint == "chat":
+            # A refusal or a reasoning model out of tokens has no content.
+            return [(c.message.content or "") if c.message else "" for c in choices]
+        return [c.text or "" for c in choices]
+
+    def _messages(self, text):
+        messages = [{"role": "user", "content": text}]
+        if self.system_prompt is not None:
+            messages.insert(0, {"role": "system", "content": self.system_prompt})
+        return messages
 
 
 def _add_usage(usage, resp):
