@@ -8,12 +8,14 @@ import subprocess
 import sys
 import time
 import urllib.request
+import warnings
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from sklearn_llmconf.backends import OpenAIBackend
+from tests._data import short_sms
 
 pytestmark = [pytest.mark.slow, pytest.mark.server]
 
@@ -202,3 +204,63 @@ def test_backend_end_to_end_on_real_server(llama_server):
     assert res.extra["scoring"] == "first_token"
     assert "disagree with next-token" in res.extra["scoring_reason"]
     assert res.errors == [None]
+
+
+# -- generation: the "verbalized" and "consistency" strategies over HTTP --------------
+def test_greedy_generation_matches_embedded(llama_server):
+    """At temperature 0 the completions endpoint continues like the embedded model."""
+    from sklearn_llmconf.backends import LlamaCppBackend, Prompt
+
+    prompts = [Prompt((p,)) for p in PROMPTS]
+    http = OpenAIBackend("smollm2", base_url=llama_server, endpoint="completions",
+                         max_concurrency=1)
+    remote = http.generate(prompts, n_samples=2, max_tokens=10, temperature=0.0)
+    local = LlamaCppBackend(n_threads=2).generate(prompts, n_samples=2,
+                                                  max_tokens=10, temperature=0.0)
+    assert remote.errors == [None] * len(PROMPTS)
+    assert remote.texts == local.texts
+    assert remote.usage.calls == len(PROMPTS)  # greedy: one request per prompt
+    assert remote.usage.completion_tokens > 0
+
+
+@pytest.mark.parametrize("endpoint", ["completions", "chat"])
+def test_generation_strategies_on_real_server(llama_server, endpoint):
+    from sklearn.frozen import FrozenEstimator
+
+    from sklearn_llmconf import LLMClassifier, TemperatureScaler
+
+    X_test, y_test, X_pool, y_pool = short_sms(12)
+    backend = OpenAIBackend("smollm2", base_url=llama_server, endpoint=endpoint,
+                            max_concurrency=2)
+    cons = LLMClassifier(backend=backend, strategy="consistency", n_samples=3,
+                         max_new_tokens=4, on_error="warn", random_state=0)
+    cons.fit(X_pool, y_pool)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        proba = cons.predict_proba(X_test)
+    assert proba.shape == (12, 2) and list(cons.classes_) == ["ham", "spam"]
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0)
+    # Laplace-smoothed shares of <= 3 votes, or uniform for a row with none.
+    allowed = {(c + 1) / (m + 2) for m in range(1, 4) for c in range(m + 1)} | {0.5}
+    assert all(min(abs(p - a) for a in allowed) < 1e-9 for p in proba[:, 1])
+    # llama-cpp-python ignores n=: three seeded requests per text.
+    assert cons.usage_.calls == 12 * 3
+    assert backend.capabilities().n_per_request is False
+
+    verb = LLMClassifier(backend=backend, strategy="verbalized", max_new_tokens=24,
+                         on_error="nan").fit(X_pool, y_pool)
+    proba_v = verb.predict_proba(X_test)
+    scored = ~np.isnan(proba_v).any(axis=1)
+    assert verb.usage_.calls == 12 and verb.usage_.failed_rows == (~scored).sum()
+    np.testing.assert_allclose(proba_v[scored].sum(axis=1), 1.0)
+    print(f"{endpoint}: verbalized parsed {scored.sum()} of 12 answers")
+
+    # The sampled scores compose with TemperatureScaler (same seeds: cache-free
+    # rescoring reproduces the probabilities the scaler is fitted on).
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        ts = TemperatureScaler(FrozenEstimator(cons), bias=True).fit(X_test, y_test)
+        calibrated = ts.predict_proba(X_test)
+        np.testing.assert_allclose(cons.predict_proba(X_test), proba)
+    np.testing.assert_allclose(calibrated.sum(axis=1), 1.0)
+    assert calibrated.shape == (12, 2)

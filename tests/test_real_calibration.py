@@ -16,7 +16,7 @@ from sklearn.model_selection import train_test_split
 
 pytest.importorskip("llama_cpp")
 
-from sklearn_llmconf import LLMClassifier, TemperatureScaler  # noqa: E402
+from sklearn_llmconf import LLMClassifier, ResponseCache, TemperatureScaler  # noqa: E402
 from sklearn_llmconf._priors import CONTENT_FREE_INPUTS  # noqa: E402
 from sklearn_llmconf.backends import LlamaCppBackend  # noqa: E402
 from sklearn_llmconf.datasets import load_sms_spam  # noqa: E402
@@ -27,24 +27,8 @@ pytestmark = pytest.mark.slow
 N_TEXTS = 150
 
 
-class DictCache:
-    """In-memory response cache with the interface LLMClassifier expects."""
-
-    def __init__(self):
-        self.data = {}
-
-    def make_key(self, identity, text, labels, extra=None):
-        return (repr(sorted(identity.items())), text, tuple(labels), repr(extra))
-
-    def get_many(self, keys):
-        return {k: self.data[k] for k in keys if k in self.data}
-
-    def set_many(self, items):
-        self.data.update(items)
-
-
 @pytest.fixture(scope="module")
-def sms():
+def sms(tmp_path_factory):
     X, y = load_sms_spam(return_X_y=True)
     # demo pool and evaluation texts are disjoint (the data are de-duplicated)
     X_pool, X_rest, y_pool, y_rest = train_test_split(
@@ -53,7 +37,7 @@ def sms():
     X_eval, _, y_eval, _ = train_test_split(
         X_rest, y_rest, train_size=N_TEXTS, stratify=y_rest, random_state=0
     )
-    cache = DictCache()
+    cache = ResponseCache(tmp_path_factory.mktemp("cache") / "responses.sqlite")
     clf = LLMClassifier(
         n_shots=4, backend=LlamaCppBackend(), cache=cache, random_state=0
     ).fit(list(X_pool), y_pool)

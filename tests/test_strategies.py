@@ -10,7 +10,7 @@ from sklearn.ensemble import StackingClassifier, VotingClassifier
 from sklearn.frozen import FrozenEstimator
 from sklearn.linear_model import LogisticRegression
 
-from sklearn_llmconf import LLMClassifier
+from sklearn_llmconf import LLMClassifier, ResponseCache
 from sklearn_llmconf._strategies import (
     VERBALIZED_EPS,
     consistency_log_scores,
@@ -26,6 +26,7 @@ from sklearn_llmconf.backends import (
     Usage,
 )
 from sklearn_llmconf.utils._testing import KeywordBackend
+from tests._data import short_sms
 
 ALIASES = [["ham"], ["spam"]]
 X = ["win cash now", "see you at lunch", "free prize claim", "call me later"]
@@ -48,6 +49,10 @@ class ScriptedBackend(BaseBackend):
         return BackendCapabilities(logprobs=self.logprobs, sampling=self.sampling,
                                    n_per_request=True)
 
+    def cache_identity(self):
+        # The answering function changes the scores: key on its name.
+        return {"backend": "ScriptedBackend", "answer": self.answer.__name__}
+
     def score_labels(self, prompts, labels):  # pragma: no cover - never allowed
         raise AssertionError("score_labels must not be called")
 
@@ -61,26 +66,6 @@ class ScriptedBackend(BaseBackend):
         usage = Usage(calls=len(prompts), prompt_tokens=10 * len(prompts),
                       completion_tokens=3 * n_samples * len(prompts))
         return GenerationResult(texts, usage=usage)
-
-
-class DictCache:
-    """The ResponseCache interface (make_key/get_many/set_many) over a dict."""
-
-    def __init__(self):
-        self.store = {}
-        self.keys_made = []
-
-    def make_key(self, identity, prompt_text, labels, extra=None):
-        key = repr((sorted(identity.items()), prompt_text, tuple(labels),
-                    sorted((extra or {}).items())))
-        self.keys_made.append(key)
-        return key
-
-    def get_many(self, keys):
-        return {k: self.store[k] for k in keys if k in self.store}
-
-    def set_many(self, items):
-        self.store.update({k: np.array(v) for k, v in items.items()})
 
 
 def verbal_answer(text, j):
@@ -290,8 +275,8 @@ def test_consistency_votes_smoothing_and_unmatched():
     assert clf.usage_.calls == 5 and clf.usage_.completion_tokens == 5 * 30
 
 
-def test_cache_keys_distinct_per_strategy_and_parameters():
-    cache = DictCache()
+def test_cache_keys_distinct_per_strategy_and_parameters(tmp_path):
+    cache = ResponseCache(tmp_path / "cache.sqlite")
     backend = ScriptedBackend(vote_answer, logprobs=True)
     variants = [
         dict(strategy="consistency", n_samples=5),
@@ -301,34 +286,32 @@ def test_cache_keys_distinct_per_strategy_and_parameters():
         dict(strategy="consistency", n_samples=10, random_state=1),
         dict(strategy="consistency", n_samples=10, max_new_tokens=4),
     ]
-    keys = []
-    for params in variants:
+    for i, params in enumerate(variants, 1):
         clf = LLMClassifier(backend=backend, cache=cache, random_state=0)
         clf.set_params(**params).fit(X, Y)
         first = clf.predict_proba(X[:1])
-        keys.append(cache.keys_made[-1])
         n_calls = len(backend.calls_)
         again = clf.predict_proba(X[:1])  # a cache hit: no generation
         assert len(backend.calls_) == n_calls
         assert clf.usage_.cache_hits == 1
         np.testing.assert_allclose(again, first)
-    assert len(set(keys)) == len(variants)
+        assert len(cache) == i  # a key of its own
     # Same rendered prompt, log-probs vs consistency: different keys.
-    shared = DictCache()
+    shared = ResponseCache(tmp_path / "shared.sqlite")
     LLMClassifier(backend=KeywordBackend(), cache=shared).fit(X, Y).predict_proba(
         X[:1])
     LLMClassifier(backend=ScriptedBackend(vote_answer), cache=shared,
                   strategy="consistency", random_state=0).fit(X, Y).predict_proba(
         X[:1])
-    assert len(shared.store) == 2
+    assert len(shared) == 2
 
 
-def test_failed_rows_are_not_cached():
-    cache = DictCache()
+def test_failed_rows_are_not_cached(tmp_path):
+    cache = ResponseCache(tmp_path / "cache.sqlite")
     clf = LLMClassifier(backend=ScriptedBackend(verbal_answer), strategy="verbalized",
                         cache=cache, on_error="nan").fit(X, Y)
     clf.predict_proba(["win", "unparseable"])
-    assert len(cache.store) == 1
+    assert len(cache) == 1
 
 
 # -- ensembles with scikit-learn's own tools -------------------------------------------
@@ -361,8 +344,8 @@ def test_soft_voting_averages_member_probabilities():
     assert set(vote.predict(X)) <= {"ham", "spam"}
 
 
-def test_ensembles_share_one_cache():
-    backend, cache = KeywordBackend(), DictCache()
+def test_ensembles_share_one_cache(tmp_path):
+    backend, cache = KeywordBackend(), ResponseCache(tmp_path / "cache.sqlite")
     stack = StackingClassifier(_members(backend, cache),
                                final_estimator=LogisticRegression(), cv=2)
     stack.fit(X_TRAIN, Y_TRAIN)
@@ -425,23 +408,6 @@ def _real_backend():
     return LlamaCppBackend(n_threads=2)
 
 
-def _sms(n, seed=0):
-    from sklearn_llmconf.datasets import load_sms_spam
-
-    X_all, y_all = load_sms_spam(return_X_y=True)
-    rng = np.random.RandomState(seed)
-    # Short texts keep the real-model tests fast on 2 cores; both classes kept.
-    idx = rng.permutation(len(X_all))
-    idx = idx[[len(X_all[i]) < 120 for i in idx]]
-    ham = idx[y_all[idx] == "ham"][: n - n // 3]
-    spam = idx[y_all[idx] == "spam"][: n // 3]
-    # The demonstration pool may hold long texts (few short texts are spam).
-    rest = rng.permutation(len(X_all))
-    pool = rest[~np.isin(rest, np.concatenate([ham, spam]))][:200]
-    sel = rng.permutation(np.concatenate([ham, spam]))
-    return list(X_all[sel]), y_all[sel], list(X_all[pool]), y_all[pool]
-
-
 @pytest.mark.slow
 def test_llamacpp_generate_is_seeded_and_coexists_with_prefix_reuse():
     from sklearn_llmconf.backends import Prompt
@@ -471,7 +437,7 @@ def test_llamacpp_generate_is_seeded_and_coexists_with_prefix_reuse():
     ("consistency", {"n_samples": 3}),
 ])
 def test_real_model_strategies_give_valid_probabilities(strategy, params):
-    X_test, _, X_pool, y_pool = _sms(20)
+    X_test, _, X_pool, y_pool = short_sms(20)
     clf = LLMClassifier(backend=_real_backend(), strategy=strategy,
                         max_new_tokens=20 if strategy == "verbalized" else 4,
                         on_error="warn", random_state=0, **params)
@@ -493,11 +459,11 @@ def test_real_model_strategies_give_valid_probabilities(strategy, params):
 
 
 @pytest.mark.slow
-def test_real_model_consistency_composes_with_calibrated_cv():
+def test_real_model_consistency_composes_with_calibrated_cv(tmp_path):
     from sklearn.calibration import CalibratedClassifierCV
 
-    X_test, y_test, _, _ = _sms(18, seed=1)
-    cache = DictCache()
+    X_test, y_test, _, _ = short_sms(18, seed=1)
+    cache = ResponseCache(tmp_path / "cache.sqlite")
     base = LLMClassifier(backend=_real_backend(), strategy="consistency", n_samples=2,
                          max_new_tokens=4, on_error="warn", cache=cache,
                          random_state=0)
@@ -511,13 +477,13 @@ def test_real_model_consistency_composes_with_calibrated_cv():
     assert len(cal.calibrated_classifiers_) == 3
     # Each text was generated for once: 15 in the folds, 3 by the first
     # calibrated copy and read from the cache by the other two.
-    assert len(cache.store) <= 18
+    assert len(cache) <= 18
 
 
 @pytest.mark.slow
-def test_real_model_soft_voting_over_three_prompts():
-    X_test, y_test, X_pool, y_pool = _sms(40, seed=2)
-    backend, cache = _real_backend(), DictCache()
+def test_real_model_soft_voting_over_three_prompts(tmp_path):
+    X_test, y_test, X_pool, y_pool = short_sms(40, seed=2)
+    backend, cache = _real_backend(), ResponseCache(tmp_path / "cache.sqlite")
     members = [
         (f"p{i}", FrozenEstimator(LLMClassifier(p, backend=backend, cache=cache)
                                   .fit(X_pool, y_pool)))
@@ -529,4 +495,4 @@ def test_real_model_soft_voting_over_three_prompts():
     np.testing.assert_allclose(proba.sum(axis=1), 1.0)
     expected = np.mean([m.predict_proba(X_test) for _, m in members], axis=0)
     np.testing.assert_allclose(proba, expected)  # second pass: from the cache
-    assert len(cache.store) == 3 * 40
+    assert len(cache) == 3 * 40
