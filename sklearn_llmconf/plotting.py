@@ -200,7 +200,11 @@ class ReliabilityDisplay:
             )
             if twin:
                 # keep the histogram in the bottom quarter of the diagram
-                self.hist_ax_.set_ylim(0, 4 * max(frac.max(), 1e-12))
+                top = max(frac.max(), 1e-12)
+                self.hist_ax_.set_ylim(0, 4 * top)
+                # Ticks only where the bars are, not up to the stretched limit.
+                self.hist_ax_.set_yticks(np.linspace(0, top, 3))
+                self.hist_ax_.yaxis.set_major_formatter("{x:.2f}")
                 self.hist_ax_.set_ylabel("Fraction of samples")
                 ax.set_xlabel("Confidence")
             else:

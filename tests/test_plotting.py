@@ -62,6 +62,10 @@ def test_from_predictions_binary_on_given_ax_quantile():
     )
     assert disp.ax_ is ax and disp.figure_ is fig
     assert disp.hist_ax_ is not None and disp.hist_ax_ is not ax  # twin axis
+    # The bars fill the bottom quarter; the tick labels stop at the tallest bar.
+    top = disp.counts.max() / disp.counts.sum()
+    assert disp.hist_ax_.get_ylim()[1] == pytest.approx(4 * top)
+    np.testing.assert_allclose(disp.hist_ax_.get_yticks(), [0, top / 2, top])
     assert disp.line_.get_color() == "tab:green"
     # quantile bins on the confidence hold about equal counts
     assert disp.counts.max() - disp.counts.min() <= 2
