@@ -86,6 +86,13 @@ try:
                                          demos)
     labels = clf.prompt_template_.label_strings(clf.label_words_)
     result = backend.score_labels([prompt], labels)
+    # Self-consistency: the same texts, scored without any log-probability.
+    voter = LLMClassifier(backend=backend, strategy="consistency", n_samples=5,
+                          sampling_temperature=0.7, n_shots=4, on_error="warn",
+                          random_state=0).fit(X_pool, y_pool)
+    start = time.perf_counter()
+    proba_votes = voter.predict_proba(X_test)
+    seconds_votes = time.perf_counter() - start
 finally:
     server.terminate()
     server.wait(timeout=30)
@@ -99,12 +106,30 @@ print(f"accuracy {accuracy_score(y_test, clf.classes_[proba.argmax(1)]):.3f}, "
       f"log loss {log_loss(y_test, proba, labels=clf.classes_):.3f} "
       f"on {len(y_test)} balanced texts")
 
+votes = {round(float(p), 3): int(n) for p, n in
+         zip(*np.unique(proba_votes[:, 1], return_counts=True), strict=True)}
+print(f"\nself-consistency, 5 samples per text: {len(X_test)} texts in "
+      f"{seconds_votes:.0f} s; usage: {voter.usage_.as_dict()}")
+print(f"P(spam) values and how many texts got each: {votes}")
+print(f"ROC AUC {roc_auc_score(y_test == 'spam', proba_votes[:, 1]):.3f}, "
+      f"log loss {log_loss(y_test, proba_votes, labels=voter.classes_):.3f}")
+
 # %%
 # These are raw first-token probabilities of a 135M-parameter model: like the
 # embedded backend's, they lean towards "spam" and need the calibration shown
 # in :ref:`sphx_glr_auto_examples_plot_quickstart.py` before any threshold
 # means anything. ``TemperatureScaler``, ``cross_validate`` and the response
 # cache work with this backend exactly as with the embedded one.
+#
+# The self-consistency classifier needs no log-probabilities: it samples five
+# short answers per text and counts the votes: with Laplace smoothing a text
+# gets (c + 1) / (m + 2), where m of the 5 answers named a label and c said
+# "spam" (``unmatched_answers`` counts the others). The llama.cpp server
+# ignores the ``n`` parameter of a request, so the backend asks for the four
+# missing samples one request at a time (seeds ``seed + j``); ``usage_``
+# counts those requests. It is the fallback for models that hide
+# log-probabilities, not a better signal: see the strategy benchmark in the
+# user guide.
 
 # %%
 # Pointing the same code at OpenAI, vLLM or Ollama
@@ -127,6 +152,7 @@ print(f"accuracy {accuracy_score(y_test, clf.classes_[proba.argmax(1)]):.3f}, "
 #
 #     clf = LLMClassifier(backend=backend, cache="responses.sqlite")
 #
-# Reasoning models (OpenAI o-series, gpt-5) return no log-probabilities: a row
-# then fails with "no logprobs" and follows ``on_error`` (see the user guide
-# page on failure handling).
+# Reasoning models (OpenAI o-series, gpt-5) return no log-probabilities: with
+# the default strategy a row then fails with "no logprobs" and follows
+# ``on_error``; ``strategy="consistency"`` or ``"verbalized"`` scores them from
+# generated text instead.

@@ -116,7 +116,9 @@ def test_consistency_strategy_over_http_counts_the_votes(backend, fault_server):
         prompt = body["messages"][-1]["content"]
         prompts.setdefault(prompt, []).append(reply(prompt, body["seed"], 0))
     assert len(prompts) == 4 and all(len(v) == 6 for v in prompts.values())
-    for row, (_, answers) in zip(proba, prompts.items(), strict=True):
+    for text, row in zip(X[:4], proba, strict=True):
+        # Requests run concurrently: find each row's prompt by its text.
+        (answers,) = [v for p, v in prompts.items() if f"Text: {text}\n" in p]
         spam = sum(a == " spam" for a in answers)
         np.testing.assert_allclose(row[1], (spam + 1) / (6 + 2))
     assert clf.usage_.calls == 4 * 6
@@ -153,3 +155,15 @@ def test_verbalized_strategy_over_http_and_temperature_scaling(backend, fault_se
     calibrated = ts.predict_proba(X[keep])
     np.testing.assert_allclose(calibrated.sum(axis=1), 1.0)
     assert (ts.predict(X[keep]) == Y[keep]).all()
+
+
+def test_extra_body_reaches_every_request_and_the_cache_key(backend, fault_server):
+    backend.set_params(extra_body={"repeat_penalty": 1.0, "top_k": 5})
+    backend.generate(["some prompt"], n_samples=2, temperature=0.5, seed=1)
+    backend.score_labels(["some prompt"], [" ham", " spam"])
+    bodies = _generation_requests(fault_server)
+    assert len(bodies) == 2
+    assert all(b["repeat_penalty"] == 1.0 and b["top_k"] == 5 for b in bodies)
+    identity = backend.cache_identity()
+    assert identity["extra_body"] == {"repeat_penalty": 1.0, "top_k": 5}
+    assert backend.set_params(extra_body=None).cache_identity() != identity

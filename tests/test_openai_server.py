@@ -212,8 +212,11 @@ def test_greedy_generation_matches_embedded(llama_server):
     from sklearn_llmconf.backends import LlamaCppBackend, Prompt
 
     prompts = [Prompt((p,)) for p in PROMPTS]
+    # The llama-cpp-python server applies repeat_penalty=1.1 unless told
+    # otherwise (the embedded backend, like the OpenAI API, applies none); with
+    # the default the first prompt's answer stops after "The answer is:".
     http = OpenAIBackend("smollm2", base_url=llama_server, endpoint="completions",
-                         max_concurrency=1)
+                         max_concurrency=1, extra_body={"repeat_penalty": 1.0})
     remote = http.generate(prompts, n_samples=2, max_tokens=10, temperature=0.0)
     local = LlamaCppBackend(n_threads=2).generate(prompts, n_samples=2,
                                                   max_tokens=10, temperature=0.0)

@@ -188,6 +188,11 @@ class OpenAIBackend(BaseBackend):
         exponential backoff that honours ``Retry-After``.
     system_prompt : str, default=None
         Optional system message (chat endpoint only).
+    extra_body : dict, default=None
+        Extra JSON fields sent with every request, for server-specific options
+        the OpenAI API lacks, e.g. ``{"repeat_penalty": 1.0}`` for the
+        llama-cpp-python server (whose default of 1.1 changes what it
+        generates) or ``{"top_k": 50}`` for vLLM. Part of the cache key.
 
     Notes
     -----
@@ -239,6 +244,7 @@ class OpenAIBackend(BaseBackend):
         "timeout": [Interval(Real, 0, None, closed="neither")],
         "max_retries": [Interval(Integral, 0, None, closed="left")],
         "system_prompt": [str, None],
+        "extra_body": [dict, None],
     }
 
     def __init__(
@@ -256,6 +262,7 @@ class OpenAIBackend(BaseBackend):
         timeout=30.0,
         max_retries=2,
         system_prompt=None,
+        extra_body=None,
     ):
         self.model = model
         self.base_url = base_url
@@ -269,6 +276,7 @@ class OpenAIBackend(BaseBackend):
         self.timeout = timeout
         self.max_retries = max_retries
         self.system_prompt = system_prompt
+        self.extra_body = extra_body
 
     # -- estimator plumbing -------------------------------------------------
     def _cache_irrelevant_params(self) -> set:
@@ -454,6 +462,7 @@ class OpenAIBackend(BaseBackend):
             first = await client.completions.create(
                 model=self.model,
                 prompt=_PROBE_PROMPT,
+                extra_body=self.extra_body,
                 logprobs=1,
                 max_tokens=1,
                 temperature=0,
@@ -463,6 +472,7 @@ class OpenAIBackend(BaseBackend):
             resp = await client.completions.create(
                 model=self.model,
                 prompt=_PROBE_PROMPT + token,
+                extra_body=self.extra_body,
                 echo=True,
                 logprobs=1,
                 max_tokens=1,
@@ -572,7 +582,8 @@ class OpenAIBackend(BaseBackend):
         k = len(keys)
         nan_row = np.full(k, np.nan)
         usage = Usage()
-        kwargs = {"model": self.model, "max_tokens": 1, "temperature": 0}
+        kwargs = {"model": self.model, "max_tokens": 1, "temperature": 0,
+                  "extra_body": self.extra_body}
         if bias:
             kwargs["logit_bias"] = bias
         try:
@@ -661,6 +672,7 @@ class OpenAIBackend(BaseBackend):
                 resp = await client.completions.create(
                     model=self.model,
                     prompt=text + label,
+                    extra_body=self.extra_body,
                     echo=True,
                     logprobs=1,
                     max_tokens=1,
@@ -737,6 +749,7 @@ class OpenAIBackend(BaseBackend):
             "model": self.model,
             "max_tokens": int(max_tokens),
             "temperature": float(temperature),
+            "extra_body": self.extra_body,
         }
         if stop:
             request["stop"] = stop
