@@ -426,6 +426,14 @@ def test_llamacpp_generate_is_seeded_and_coexists_with_prefix_reuse():
     # Scoring after generation (which moved the KV cache) is unchanged.
     np.testing.assert_allclose(backend.score_labels([a], labels).log_probs, before,
                                atol=1e-4)
+    # With the prompt cached (from `again`), each draw re-evaluates exactly 2
+    # prompt tokens (a one-token batch would give history-dependent logits).
+    assert prefix.usage.prompt_tokens == 2 * 2
+    # Same samples after a state holding all of `a` but its last token.
+    backend.score_labels([Prompt((a.text[:-1],))], labels)
+    after_prefix = backend.generate([a], n_samples=3, temperature=0.8, max_tokens=6,
+                                    seed=5)
+    assert after_prefix.texts == first.texts
     greedy = backend.generate([a, b], n_samples=3, temperature=0.0, max_tokens=6)
     assert all(len(set(t)) == 1 and len(t) == 3 for t in greedy.texts)
     assert greedy.usage.calls == 2 and greedy.usage.completion_tokens > 0

@@ -274,9 +274,14 @@ class LlamaCppBackend(BaseBackend):
                 try:
                     for j in range(draws):
                         cached = llama.input_ids[: llama.n_tokens]
-                        # llama.generate re-evaluates one token on a full match.
-                        reuse = min(_common_prefix_length(cached, tokens),
-                                    len(tokens) - 1)
+                        # As in scoring, evaluate >= 2 prompt tokens: a one-token
+                        # batch runs another kernel with slightly different
+                        # logits, which made seeded samples depend on what was
+                        # evaluated before. llama.generate reuses at most the
+                        # n_tokens kept here.
+                        reuse = max(0, min(_common_prefix_length(cached, tokens),
+                                           len(tokens) - 2))
+                        llama.n_tokens = reuse
                         out = llama.create_completion(
                             tokens.tolist(), max_tokens=int(max_tokens),
                             temperature=float(temperature), seed=int(seed) + j,
