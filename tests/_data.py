@@ -1,8 +1,19 @@
-"""Small data samples shared by the real-model tests."""
+"""Small data samples shared by the tests."""
 
 import numpy as np
 
 from sklearn_llmconf.datasets import load_sms_spam
+
+# Six keyword texts that KeywordBackend classifies by the words "spam"/"ham".
+X_BIN = [
+    "spam spam buy now",
+    "hello ham friend",
+    "win a spam prize",
+    "ham sandwich for lunch",
+    "free spam offer",
+    "see you at home ham",
+]
+Y_BIN = ["spam", "ham", "spam", "ham", "spam", "ham"]
 
 
 def short_sms(n, seed=0):

@@ -250,7 +250,6 @@ class _Handler(BaseHTTPRequestHandler):
                 "finish_reason": "length",
                 "logprobs": None if fault == "nologprobs" else logprobs,
             }
-            obj = "chat.completion"
         else:
             if body.get("echo"):
                 if not srv.echo_capable:
@@ -282,23 +281,27 @@ class _Handler(BaseHTTPRequestHandler):
                 "finish_reason": "length",
                 "logprobs": None if fault == "nologprobs" else logprobs,
             }
-            obj = "text_completion"
+        return self._send_completion(body, prompt, [choice])
+
+    def _send_completion(self, body, prompt, choices):
+        """A 200 response; every choice counts one completion token."""
+        n_prompt = len(prompt.split())
+        chat = self.path == "/v1/chat/completions"
         return self._send(
             200,
             {
                 "id": "cmpl-test",
-                "object": obj,
+                "object": "chat.completion" if chat else "text_completion",
                 "created": 0,
                 "model": body.get("model", "fake"),
-                "choices": [choice],
+                "choices": choices,
                 "usage": {
-                    "prompt_tokens": len(prompt.split()),
-                    "completion_tokens": 1,
-                    "total_tokens": len(prompt.split()) + 1,
+                    "prompt_tokens": n_prompt,
+                    "completion_tokens": len(choices),
+                    "total_tokens": n_prompt + len(choices),
                 },
             },
         )
-
 
     def _generation(self, body, prompt, n_choices):
         srv, seed = self.server, body.get("seed")
@@ -316,22 +319,7 @@ class _Handler(BaseHTTPRequestHandler):
             else:
                 choice["text"] = text
             choices.append(choice)
-        n_prompt = len(prompt.split())
-        return self._send(
-            200,
-            {
-                "id": "gen-test",
-                "object": "chat.completion" if chat else "text_completion",
-                "created": 0,
-                "model": body.get("model", "fake"),
-                "choices": choices,
-                "usage": {
-                    "prompt_tokens": n_prompt,
-                    "completion_tokens": n_choices,
-                    "total_tokens": n_prompt + n_choices,
-                },
-            },
-        )
+        return self._send_completion(body, prompt, choices)
 
 
 def _tokenize(text: str) -> list[int]:

@@ -12,16 +12,7 @@ from sklearn.preprocessing import FunctionTransformer
 
 from sklearn_llmconf import LLMClassifier, PromptTemplate
 from sklearn_llmconf.utils._testing import KeywordBackend
-
-X_BIN = [
-    "spam spam buy now",
-    "hello ham friend",
-    "win a spam prize",
-    "ham sandwich for lunch",
-    "free spam offer",
-    "see you at home ham",
-]
-Y_BIN = ["spam", "ham", "spam", "ham", "spam", "ham"]
+from tests._data import X_BIN, Y_BIN
 
 
 def make_clf(**kw):

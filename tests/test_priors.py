@@ -17,16 +17,8 @@ from sklearn_llmconf._priors import (
 )
 from sklearn_llmconf.backends._base import ScoreResult
 from sklearn_llmconf.utils._testing import KeywordBackend
+from tests._data import X_BIN, Y_BIN
 
-X_BIN = [
-    "spam spam buy now",
-    "hello ham friend",
-    "win a spam prize",
-    "ham sandwich for lunch",
-    "free spam offer",
-    "see you at home ham",
-]
-Y_BIN = ["spam", "ham", "spam", "ham", "spam", "ham"]
 X_MANY = [f"message number {i} " + ("spam" if i % 3 else "ham") for i in range(30)]
 
 

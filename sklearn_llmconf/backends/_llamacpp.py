@@ -103,6 +103,20 @@ def _common_prefix_length(a: np.ndarray, b: np.ndarray) -> int:
     return int(mismatch[0]) if mismatch.size else n
 
 
+def _keep_reusable_prefix(llama, tokens: np.ndarray) -> int:
+    """Truncate the model's state to the cached prefix of ``tokens`` it may reuse.
+
+    At least two tokens are left to evaluate: llama.cpp computes a one-token
+    batch with a different kernel whose logits differ by up to ~0.05 nats,
+    which would make a score or a seeded sample depend on what was evaluated
+    before. Returns how many tokens are reused (``llama.n_tokens``).
+    """
+    cached = llama.input_ids[: llama.n_tokens]
+    reuse = max(0, min(_common_prefix_length(cached, tokens), len(tokens) - 2))
+    llama.n_tokens = reuse
+    return reuse
+
+
 class LlamaCppBackend(BaseBackend):
     """Score labels exactly with a local GGUF model through llama-cpp-python.
 
@@ -273,15 +287,8 @@ class LlamaCppBackend(BaseBackend):
                 outs = []
                 try:
                     for j in range(draws):
-                        cached = llama.input_ids[: llama.n_tokens]
-                        # As in scoring, evaluate >= 2 prompt tokens: a one-token
-                        # batch runs another kernel with slightly different
-                        # logits, which made seeded samples depend on what was
-                        # evaluated before. llama.generate reuses at most the
-                        # n_tokens kept here.
-                        reuse = max(0, min(_common_prefix_length(cached, tokens),
-                                           len(tokens) - 2))
-                        llama.n_tokens = reuse
+                        # llama.generate reuses at most the n_tokens kept here.
+                        reuse = _keep_reusable_prefix(llama, tokens)
                         out = llama.create_completion(
                             tokens.tolist(), max_tokens=int(max_tokens),
                             temperature=float(temperature), seed=int(seed) + j,
@@ -339,13 +346,7 @@ class LlamaCppBackend(BaseBackend):
 
         Returns the next-token log-probabilities and how many tokens were evaluated.
         """
-        cached = llama.input_ids[: llama.n_tokens]
-        # Evaluate at least two tokens: llama.cpp computes a one-token batch with
-        # a different kernel whose logits differ by up to ~0.05 nats, which
-        # would make a text's score depend on what was evaluated before it.
-        reuse = min(_common_prefix_length(cached, tokens), len(tokens) - 2)
-        reuse = max(reuse, 0)
-        llama.n_tokens = reuse
+        reuse = _keep_reusable_prefix(llama, tokens)
         llama.eval(tokens[reuse:])
         logits = np.ctypeslib.as_array(
             llama._ctx.get_logits(), shape=(llama.n_vocab(),)
