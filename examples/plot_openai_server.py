@@ -33,7 +33,8 @@ with socket.socket() as s:
     s.bind(("127.0.0.1", 0))
     port = s.getsockname()[1]
 server = subprocess.Popen(
-    [sys.executable, "-m", "llama_cpp.server", "--model", str(default_model_path()),
+    [sys.executable, "-m", "sklearn_llmconf.backends.llama_server",
+     "--model", str(default_model_path()),
      "--model_alias", "smollm2", "--host", "127.0.0.1", "--port", str(port),
      "--n_ctx", "2048", "--n_threads", "2", "--logits_all", "true"],
     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,

@@ -20,6 +20,7 @@ from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_dat
 
 from ._cache import ResponseCache
 from ._demos import DemoPool
+from ._failures import report_failed_rows
 from ._priors import (
     CONTENT_FREE_INPUTS,
     apply_prior,
@@ -529,6 +530,7 @@ class LLMClassifier(ClassifierMixin, BaseEstimator):
         rows = self._validate_rows(X, reset=False)
         log_probs, errors = self._backend_scores(rows)
         failed = ~np.isfinite(log_probs).all(axis=1)
+        report_failed_rows(failed)
         if self.prior_correction is not None and not failed.all():
             log_probs[~failed] = self._correct_prior(log_probs[~failed])
         if failed.any():

@@ -69,11 +69,12 @@ def _capabilities(backend) -> BackendCapabilities:
 
 
 def _can_generate(backend) -> bool:
-    """True when ``backend.generate`` exists and is not the base-class stub."""
+    """True when ``backend`` implements generation (not the base-class stub)."""
     from .backends._base import BaseBackend
 
-    method = getattr(type(backend), "generate", None)
-    return callable(method) and method is not BaseBackend.generate
+    if isinstance(backend, BaseBackend):
+        return type(backend)._generate is not BaseBackend._generate
+    return callable(getattr(backend, "generate", None))
 
 
 def supported_strategies(backend) -> list[str]:

@@ -59,7 +59,8 @@ def llama_server():
         pytest.skip(f"llama_cpp.server is not importable ({type(exc).__name__})")
     gguf = _gguf()
     port = _free_port()
-    cmd = [sys.executable, "-m", "llama_cpp.server", "--model", str(gguf)]
+    cmd = [sys.executable, "-m", "sklearn_llmconf.backends.llama_server"]
+    cmd += ["--model", str(gguf)]
     cmd += ["--model_alias", "smollm2", "--host", "127.0.0.1", "--port", str(port)]
     cmd += ["--n_ctx", "2048", "--n_threads", "2", "--logits_all", "true"]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -100,9 +101,12 @@ def embedded_logprobs():
     """
     import llama_cpp
 
-    llm = llama_cpp.Llama(
-        model_path=str(_gguf()), n_ctx=2048, n_threads=2, verbose=False
-    )
+    from sklearn_llmconf.backends._llamacpp import without_extra_buffer_types
+
+    with without_extra_buffer_types():  # as the server under test loads it
+        llm = llama_cpp.Llama(
+            model_path=str(_gguf()), n_ctx=2048, n_threads=2, verbose=False
+        )
     out = {}
     for prompt in PROMPTS:
         llm.reset()

@@ -53,11 +53,10 @@ class ScriptedBackend(BaseBackend):
         # The answering function changes the scores: key on its name.
         return {"backend": "ScriptedBackend", "answer": self.answer.__name__}
 
-    def score_labels(self, prompts, labels):  # pragma: no cover - never allowed
+    def _score_labels(self, prompts, labels):  # pragma: no cover - never allowed
         raise AssertionError("score_labels must not be called")
 
-    def generate(self, prompts, *, n_samples=1, temperature=0.0, max_tokens=16,
-                 seed=None, stop=None):
+    def _generate(self, prompts, *, n_samples, temperature, max_tokens, seed, stop):
         calls = self.__dict__.setdefault("calls_", [])
         calls.append(dict(prompts=[p.text for p in prompts], n_samples=n_samples,
                           temperature=temperature, seed=seed, stop=stop))

@@ -8,7 +8,7 @@ knows nothing about tokens, HTTP or model files.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Protocol, runtime_checkable
+from numbers import Integral, Real
 
 import numpy as np
 from sklearn.base import BaseEstimator
@@ -187,13 +187,37 @@ class BackendCapabilities:
     n_per_request: bool = False
 
 
-@runtime_checkable
-class Backend(Protocol):
-    """Structural type of a backend (see :class:`BaseBackend`)."""
+def _check_prompts(prompts) -> list[Prompt]:
+    """Return ``prompts`` as a list of :class:`Prompt` (a str is one literal)."""
+    if isinstance(prompts, (str, Prompt)):
+        raise TypeError(
+            "prompts must be a sequence of Prompt or str, got a single "
+            f"{type(prompts).__name__}: wrap it in a list."
+        )
+    out = []
+    for i, p in enumerate(prompts):
+        if isinstance(p, Prompt):
+            out.append(p)
+        elif isinstance(p, str):
+            out.append(Prompt((p,)))
+        else:
+            raise TypeError(
+                f"prompts[{i}] is a {type(p).__name__}; expected a Prompt or a str."
+            )
+    return out
 
-    def score_labels(self, prompts, labels) -> ScoreResult: ...  # pragma: no cover
 
-    def cache_identity(self) -> dict: ...  # pragma: no cover
+def _check_labels(labels) -> list[str]:
+    """Return ``labels`` as a list of distinct, non-empty str."""
+    if isinstance(labels, str):
+        raise TypeError("labels must be a sequence of str, got a single str.")
+    labels = list(labels)
+    if not labels or not all(isinstance(lab, str) and lab for lab in labels):
+        raise ValueError(f"labels must be a non-empty sequence of non-empty str, "
+                         f"got {labels!r}.")
+    if len(set(labels)) != len(labels):
+        raise ValueError(f"labels must be distinct, got {labels!r}.")
+    return labels
 
 
 class BaseBackend(BaseEstimator):
@@ -203,29 +227,59 @@ class BaseBackend(BaseEstimator):
     ``backend__model`` can be grid-searched, and create live resources (a loaded
     model, an HTTP client) lazily; those are dropped on pickling.
 
-    Subclasses implement :meth:`score_labels` and may extend
+    The public methods :meth:`score_labels` and :meth:`generate` validate the
+    parameters (``_parameter_constraints``) and the arguments once, for every
+    backend, then call the subclass's :meth:`_score_labels` and
+    :meth:`_generate` with clean arguments (a list of :class:`Prompt`, a list of
+    distinct str). Subclasses implement those two and may extend
     :meth:`cache_identity` and :meth:`capabilities`.
     """
 
     # Attributes holding live resources; never pickled, never cloned.
     _live_attributes: tuple[str, ...] = ()
 
+    _parameter_constraints: dict = {}
+
     def score_labels(self, prompts, labels) -> ScoreResult:
         """Return ``log P(label | prompt)`` for every prompt and label.
 
         Parameters
         ----------
-        prompts : sequence of Prompt
-            Rendered prompts.
+        prompts : sequence of Prompt or str
+            Rendered prompts (a str is a prompt made of literal text only).
         labels : sequence of str
             The label strings the model should produce, exactly as they would
-            follow the prompt (verbalized class names, letter codes, ...).
+            follow the prompt (verbalized class names, letter codes, ...);
+            non-empty and distinct.
 
         Returns
         -------
         result : ScoreResult
+            ``log_probs`` of shape (n_prompts, n_labels): NaN where a label was
+            not observed or the row failed, with the reason in ``errors``.
         """
-        raise NotImplementedError
+        self._validate_params()
+        prompts = _check_prompts(prompts)
+        labels = _check_labels(labels)
+        if not prompts:
+            return ScoreResult(np.empty((0, len(labels))))
+        result = self._score_labels(prompts, labels)
+        expected = (len(prompts), len(labels))
+        if result.log_probs.shape != expected or len(result.errors) != len(prompts):
+            raise RuntimeError(
+                f"{type(self).__name__}._score_labels returned log_probs of shape "
+                f"{result.log_probs.shape} and {len(result.errors)} errors for "
+                f"{expected[0]} prompts and {expected[1]} labels."
+            )
+        return result
+
+    def _score_labels(self, prompts: list[Prompt], labels: list[str]) -> ScoreResult:
+        """Score validated arguments; see :meth:`score_labels`."""
+        raise NotImplementedError(
+            f"{type(self).__name__} does not return label log-probabilities, so it "
+            "supports only the generation strategies ('verbalized', "
+            "'consistency')."
+        )
 
     def generate(self, prompts, *, n_samples=1, temperature=0.0, max_tokens=16,
                  seed=None, stop=None) -> GenerationResult:
@@ -238,7 +292,7 @@ class BaseBackend(BaseEstimator):
 
         Parameters
         ----------
-        prompts : sequence of Prompt
+        prompts : sequence of Prompt or str
             Rendered prompts.
         n_samples : int, default=1
             Completions per prompt. At ``temperature=0`` they are identical, and a
@@ -251,12 +305,46 @@ class BaseBackend(BaseEstimator):
             Makes sampling reproducible where the backend supports it; sample
             ``j`` of every prompt uses the same seed stream.
         stop : list of str or None, default=None
-            Generation stops before any of these strings.
+            Generation stops before any of these strings (at most 4).
 
         Returns
         -------
         result : GenerationResult
         """
+        if type(self)._generate is BaseBackend._generate:
+            self._generate(prompts, n_samples=n_samples, temperature=temperature,
+                           max_tokens=max_tokens, seed=seed, stop=stop)  # raises
+        self._validate_params()
+        prompts = _check_prompts(prompts)
+        if isinstance(n_samples, bool) or not isinstance(n_samples, Integral) \
+                or n_samples < 1:
+            raise ValueError(f"n_samples must be a positive int, got {n_samples!r}.")
+        if isinstance(max_tokens, bool) or not isinstance(max_tokens, Integral) \
+                or max_tokens < 1:
+            raise ValueError(f"max_tokens must be a positive int, got {max_tokens!r}.")
+        if not isinstance(temperature, Real) or not temperature >= 0:
+            raise ValueError(f"temperature must be >= 0, got {temperature!r}.")
+        if seed is not None and (isinstance(seed, bool)
+                                 or not isinstance(seed, Integral)):
+            raise ValueError(f"seed must be an int or None, got {seed!r}.")
+        if isinstance(stop, str):
+            stop = [stop]
+        stop = list(stop or [])
+        if not all(isinstance(s, str) and s for s in stop):
+            raise ValueError(f"stop must be a list of non-empty str, got {stop!r}.")
+        if len(stop) > 4:
+            raise ValueError(f"At most 4 stop strings are allowed, got {len(stop)}.")
+        if not prompts:
+            return GenerationResult([])
+        return self._generate(
+            prompts, n_samples=int(n_samples), temperature=float(temperature),
+            max_tokens=int(max_tokens), seed=None if seed is None else int(seed),
+            stop=stop,
+        )
+
+    def _generate(self, prompts, *, n_samples, temperature, max_tokens, seed,
+                  stop) -> GenerationResult:
+        """Generate from validated arguments; see :meth:`generate`."""
         raise NotImplementedError(
             f"{type(self).__name__} cannot generate text, so it supports only "
             "strategy='logprobs'; the 'verbalized' and 'consistency' strategies "

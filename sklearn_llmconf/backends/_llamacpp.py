@@ -7,6 +7,7 @@ import os
 import random
 import threading
 import warnings
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -63,6 +64,36 @@ def _import_llama():
     return Llama
 
 
+@contextmanager
+def without_extra_buffer_types():
+    """Load llama.cpp models without the CPU's extra weight buffer types.
+
+    llama.cpp places some weights in "extra" CPU buffer types (AMX tiles,
+    repacked layouts) when the processor supports them. With llama-cpp-python
+    0.3.36 built for a Xeon with AMX (``amx_int8``), the first decode of the
+    default Q4_1 model then crashes the process with a segmentation fault.
+    Plain CPU buffers give the same results everywhere, so every model this
+    package loads, and the llama.cpp server it starts for tests, uses them.
+    ``Llama()`` takes no argument for this, hence the patched defaults.
+    """
+    from llama_cpp import llama as llama_module
+
+    ctypes_api = llama_module.llama_cpp
+    default = ctypes_api.llama_model_default_params
+
+    def params():
+        p = default()
+        if hasattr(p, "use_extra_bufts"):
+            p.use_extra_bufts = False
+        return p
+
+    ctypes_api.llama_model_default_params = params
+    try:
+        yield
+    finally:
+        ctypes_api.llama_model_default_params = default
+
+
 # One loaded model per (file, context settings) per process, shared by every
 # clone of every estimator: cross-validation clones estimators, and reloading
 # weights for each clone would dominate the run time. The lock serialises use,
@@ -82,15 +113,16 @@ def _load_model(path: str, n_ctx: int, n_threads: int, n_batch: int, seed: int):
     with _MODELS_LOCK:
         if key not in _MODELS:
             Llama = _import_llama()
-            llama = Llama(
-                model_path=key[0],
-                n_ctx=n_ctx,
-                n_threads=n_threads,
-                n_batch=n_batch,
-                seed=seed,
-                logits_all=False,
-                verbose=False,
-            )
+            with without_extra_buffer_types():
+                llama = Llama(
+                    model_path=key[0],
+                    n_ctx=n_ctx,
+                    n_threads=n_threads,
+                    n_batch=n_batch,
+                    seed=seed,
+                    logits_all=False,
+                    verbose=False,
+                )
             _MODELS[key] = _LoadedModel(llama)
         return _MODELS[key]
 
@@ -203,7 +235,7 @@ class LlamaCppBackend(BaseBackend):
         llama = self._get_model().llama
         return llama.tokenize(text.encode("utf-8"), add_bos=add_bos, special=False)
 
-    def score_labels(self, prompts, labels) -> ScoreResult:
+    def _score_labels(self, prompts, labels) -> ScoreResult:
         """Exact ``log P(label | prompt)`` for every prompt and label.
 
         Parameters
@@ -244,8 +276,8 @@ class LlamaCppBackend(BaseBackend):
             )
         return ScoreResult(out, usage=usage)
 
-    def generate(self, prompts, *, n_samples=1, temperature=0.0, max_tokens=16,
-                 seed=None, stop=None) -> GenerationResult:
+    def _generate(self, prompts, *, n_samples, temperature, max_tokens, seed,
+                  stop) -> GenerationResult:
         """Generate ``n_samples`` completions of every prompt.
 
         Sample ``j`` of every prompt is drawn with seed ``seed + j``, so results

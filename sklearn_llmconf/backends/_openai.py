@@ -340,7 +340,7 @@ class OpenAIBackend(BaseBackend):
         )
 
     # -- public entry point ---------------------------------------------------
-    def score_labels(self, prompts, labels) -> ScoreResult:
+    def _score_labels(self, prompts, labels) -> ScoreResult:
         """Return ``log P(label | prompt)`` for every prompt and label.
 
         Parameters
@@ -360,10 +360,6 @@ class OpenAIBackend(BaseBackend):
         ValueError
             Invalid parameters, or labels whose first tokens coincide.
         """
-        self._validate_params()
-        labels = list(labels)
-        if not labels or not all(isinstance(lab, str) for lab in labels):
-            raise ValueError("labels must be a non-empty sequence of str.")
         if self.scoring == "full_sequence" and self.endpoint != "completions":
             raise ValueError(
                 "scoring='full_sequence' needs endpoint='completions' (prompt "
@@ -700,8 +696,8 @@ class OpenAIBackend(BaseBackend):
 
 
     # -- text generation ----------------------------------------------------------
-    def generate(self, prompts, *, n_samples=1, temperature=0.0, max_tokens=16,
-                 seed=None, stop=None) -> GenerationResult:
+    def _generate(self, prompts, *, n_samples, temperature, max_tokens, seed,
+                  stop) -> GenerationResult:
         """Generate ``n_samples`` completions of every prompt.
 
         One request per prompt with ``n=n_samples`` (one request and repeated
@@ -732,16 +728,6 @@ class OpenAIBackend(BaseBackend):
             the SDK's retries has no texts and a short, secret-free error.
             ``usage.calls`` counts HTTP requests.
         """
-        self._validate_params()
-        if not isinstance(n_samples, Integral) or n_samples < 1:
-            raise ValueError(f"n_samples must be a positive int, got {n_samples!r}.")
-        if not isinstance(max_tokens, Integral) or max_tokens < 1:
-            raise ValueError(f"max_tokens must be a positive int, got {max_tokens!r}.")
-        if not isinstance(temperature, Real) or temperature < 0:
-            raise ValueError(f"temperature must be >= 0, got {temperature!r}.")
-        stop = list(stop or [])
-        if len(stop) > 4:
-            raise ValueError(f"At most 4 stop strings are allowed, got {len(stop)}.")
         texts = [p.text if isinstance(p, Prompt) else str(p) for p in prompts]
         if not texts:
             return GenerationResult([])

@@ -43,7 +43,7 @@ class KeywordBackend(BaseBackend):
     def capabilities(self) -> BackendCapabilities:
         return BackendCapabilities(logprobs=True, full_sequence=True)
 
-    def score_labels(self, prompts, labels) -> ScoreResult:
+    def _score_labels(self, prompts, labels) -> ScoreResult:
         calls = self.__dict__.setdefault("calls_", [])
         calls.append([p.text for p in prompts])
         out = np.empty((len(prompts), len(labels)))
