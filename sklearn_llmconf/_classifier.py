@@ -10,13 +10,12 @@ from scipy.special import log_softmax, softmax
 from sklearn.base import BaseEstimator, ClassifierMixin, _fit_context
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
-from sklearn.utils.multiclass import check_classification_targets
-from sklearn.utils.validation import check_is_fitted, column_or_1d
+from sklearn.utils.validation import check_is_fitted
 
 from ._demos import DemoPool
 from ._failures import report_failed_rows
-from ._input import rows_from_X
-from ._labels import label_words, labels_text
+from ._input import check_targets, rows_from_X
+from ._labels import check_label_words, label_words, labels_text
 from ._priors import (
     CONTENT_FREE_INPUTS,
     apply_prior,
@@ -297,12 +296,7 @@ class LLMClassifier(ClassifierMixin, BaseEstimator):
                 "is None."
             )
         rows = self._validate_rows(X, reset=True)
-        y = column_or_1d(y, warn=True)
-        if len(y) != len(rows):
-            raise ValueError(
-                f"X has {len(rows)} rows but y has {len(y)}: they must match."
-            )
-        check_classification_targets(y)
+        y = check_targets(y, len(rows))
         self.classes_, y_index = np.unique(y, return_inverse=True)
         if len(self.classes_) < 2:
             raise ValueError(
@@ -311,6 +305,7 @@ class LLMClassifier(ClassifierMixin, BaseEstimator):
             )
         self.prompt_template_ = template
         self.label_words_ = label_words(self.verbalizer, self.classes_)
+        check_label_words(self.label_words_, template.label_separator)
         self._labels_text = labels_text(self.verbalizer, self.label_words_,
                                         self.classes_, template.label_separator)
         self.demos_ = []
