@@ -308,18 +308,7 @@ class LLMClassifier(ClassifierMixin, BaseEstimator):
         check_label_words(self.label_words_, template.label_separator)
         self._labels_text = labels_text(self.verbalizer, self.label_words_,
                                         self.classes_, template.label_separator)
-        self.demos_ = []
-        self._demo_pool = None
-        if self.n_shots:
-            pool = DemoPool(rows, y_index, len(self.classes_))
-            if self.demo_selection in ("stratified", "random"):
-                rng = check_random_state(self.random_state)
-                idx = pool.fixed(self.n_shots, self.demo_selection, rng)
-                self.demos_ = [
-                    (pool.rows[i], self.label_words_[pool.y_index[i]]) for i in idx
-                ]
-            else:
-                self._demo_pool = pool
+        self._fit_demos(rows, y_index)
         self.strategy_ = resolve_strategy(self.strategy, self._get_backend())
         rs = self.random_state
         # An int seeds sampling as given, so cached samples are reusable.
@@ -334,6 +323,22 @@ class LLMClassifier(ClassifierMixin, BaseEstimator):
         if self.prior_correction == "contextual":
             self.content_free_prior_ = self._content_free_prior()
         return self
+
+    def _fit_demos(self, rows, y_index) -> None:
+        """Set ``demos_`` (fixed selection) or the pool drawn from per text."""
+        self.demos_ = []
+        self._demo_pool = None
+        if not self.n_shots:
+            return
+        pool = DemoPool(rows, y_index, len(self.classes_))
+        if self.demo_selection in ("stratified", "random"):
+            rng = check_random_state(self.random_state)
+            idx = pool.fixed(self.n_shots, self.demo_selection, rng)
+            self.demos_ = [
+                (pool.rows[i], self.label_words_[pool.y_index[i]]) for i in idx
+            ]
+        else:
+            self._demo_pool = pool
 
     def _content_free_prior(self) -> np.ndarray:
         """Score the content-free inputs under the fitted prompt; average them."""
