@@ -192,25 +192,24 @@ class OpenAIBackend(BaseBackend):
         return identity
 
     def capabilities(self) -> BackendCapabilities:
-        """Describe this backend.
+        """Describe this backend; the answer depends on its parameters only.
 
-        ``full_sequence`` is True for ``scoring="full_sequence"``, and for
-        ``"auto"`` once a probe found the server echo-capable. ``n_per_request``
-        turns False once :meth:`generate` has seen the server ignore ``n``.
+        ``full_sequence`` is True only for ``scoring="full_sequence"``. With
+        ``scoring="auto"`` on the completions endpoint, the echo probe may still
+        choose full-sequence scoring when :meth:`score_labels` first runs; that
+        choice and its reason are reported per call in ``ScoreResult.extra``
+        (``"scoring"``, ``"scoring_reason"``), never through this method, so
+        ``strategy="auto"`` does not depend on call history.
+        ``n_per_request`` is True: requests carry ``n=``; a server that ignores
+        it is detected by :meth:`generate`, which then draws the missing
+        samples one request at a time.
         """
-        state = learned_state(self)
-        if self.scoring == "full_sequence":
-            full = True
-        elif self.scoring == "auto" and state.scoring is not None:
-            full = state.scoring[0] == "full_sequence"
-        else:
-            full = False
         return BackendCapabilities(
             logprobs=True,
-            full_sequence=full,
+            full_sequence=self.scoring == "full_sequence",
             max_top_logprobs=self.top_logprobs,
             sampling=True,
-            n_per_request=state.honours_n is not False,
+            n_per_request=True,
         )
 
     def _api_key(self) -> str:
