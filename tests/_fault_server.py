@@ -10,7 +10,8 @@ Faults: ``429`` (with ``Retry-After: 1``), ``500``/``503`` (``retry-after-ms:
 10``), ``slow`` (sleeps ``slow_s`` before answering), ``drop`` (closes the
 connection without a response), ``malformed`` (200 with a broken JSON body),
 ``nologprobs`` (``logprobs: null``), ``few`` (two alternatives whatever was asked).
-``latency`` (seconds, server-wide) delays every request, for benchmarks.
+``latency`` (seconds, server-wide) delays every request, for benchmarks;
+``serial`` answers one request at a time (like the llama.cpp server).
 ``echo_capable`` makes ``/v1/completions`` honour ``echo=True`` with prompt
 log-probabilities (like vLLM); otherwise echo requests get HTTP 400;
 ``echo_misaligned`` echoes wrong (shifted) values, like llama-cpp-python.
@@ -170,6 +171,13 @@ class _Handler(BaseHTTPRequestHandler):
                     "headers": {k.lower(): v for k, v in self.headers.items()},
                 }
             )
+        if srv.serial:
+            # One request at a time, like the llama.cpp server's single model.
+            with srv.serial_lock:
+                return self._handle(srv, body)
+        return self._handle(srv, body)
+
+    def _handle(self, srv, body):
         if srv.latency:
             # Count overlapping requests: tests assert the client's bound on it.
             with srv.lock:
@@ -360,6 +368,8 @@ class FaultServer(ThreadingHTTPServer):
         self.in_flight = self.max_in_flight = 0
         self.honor_n = True
         self.reply = None
+        self.serial = False
+        self.serial_lock = threading.Lock()
         self._thread = None
 
     @property
@@ -382,4 +392,4 @@ class FaultServer(ThreadingHTTPServer):
             self.in_flight = self.max_in_flight = 0
         self.latency, self.slow_s, self.echo_capable = 0.0, 2.0, False
         self.echo_misaligned = False
-        self.honor_n, self.reply = True, None
+        self.honor_n, self.reply, self.serial = True, None, False
