@@ -17,7 +17,8 @@ Y = np.array(["ham", "spam"] * 6)
 @pytest.fixture
 def backend(fault_server):
     return OpenAIBackend(
-        "fake-model", base_url=fault_server.base_url, max_retries=0, timeout=5.0
+        "fake-model", base_url=fault_server.base_url, api_key_env=None,
+        max_retries=0, timeout=5.0,
     )
 
 

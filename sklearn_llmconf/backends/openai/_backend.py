@@ -18,13 +18,16 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from .._base import BackendCapabilities, BaseBackend, ScoreResult, Usage
 from . import _echo, _generation
 from ._client import (
+    _DroppedKeySource,
     add_usage,
+    check_key_source,
     describe,
     make_client,
     redact,
     resolve_api_key,
     run_coroutine,
     strip_url_credentials,
+    wrap_base_url,
 )
 from ._matching import match_first_token, parse_alternatives
 from ._state import learned_state
@@ -43,13 +46,23 @@ class OpenAIBackend(BaseBackend):
     base_url : str, default=None
         Server URL including ``/v1``, e.g. ``"http://127.0.0.1:8000/v1"``. None
         uses the SDK default (``OPENAI_BASE_URL`` or api.openai.com).
-    api_key_env : str or callable, default="OPENAI_API_KEY"
-        The *name* of the environment variable holding the key, or a callable
-        returning the key. The key itself is read at request time and never
+        Credentials in the URL (``"http://user:pw@host/v1"``) are sent as an
+        HTTP Basic ``Authorization`` header; they are hidden in ``repr``, kept
+        out of request logs, error messages and cache keys, but
+        ``get_params()`` returns the URL as given (``clone`` needs it).
+    api_key_env : str, callable or None, default="OPENAI_API_KEY"
+        The *name* of the environment variable holding the key, a callable
+        returning the key, or None for a server that needs no key (the
+        placeholder ``"EMPTY"`` is sent: local servers need a non-empty key but
+        do not check it). The key itself is read at request time and never
         stored on the estimator, so it never shows in ``get_params``, ``repr``,
-        pickles, cache keys, warnings or logs. When ``base_url`` is set and the
-        variable is unset or empty, the placeholder ``"EMPTY"`` is sent (local
-        servers need a non-empty key but do not check it).
+        pickles, cache keys, warnings or logs. A string that looks like a key
+        (starts with ``"sk-"``, or is long and not a valid variable name) is
+        refused with a ``ValueError`` that does not print it. When ``base_url``
+        is set and the variable is unset or empty, ``"EMPTY"`` is sent with a
+        ``UserWarning`` (once per server and variable). A callable is dropped
+        when the backend is pickled (it may hold the key): after unpickling,
+        set it again or use a variable name.
     endpoint : {"chat", "completions"}, default="chat"
         ``"chat"`` sends the prompt as the user message (chat template applied by
         the server) and reads the first answer token; the labels' leading spaces
@@ -134,7 +147,7 @@ class OpenAIBackend(BaseBackend):
     _parameter_constraints: dict = {
         "model": [str],
         "base_url": [str, None],
-        "api_key_env": [str, callable],
+        "api_key_env": [str, callable, None],
         "endpoint": [StrOptions({"chat", "completions"})],
         "scoring": [StrOptions({"auto", "first_token", "full_sequence"})],
         "top_logprobs": [Interval(Integral, 1, None, closed="left")],
@@ -164,8 +177,11 @@ class OpenAIBackend(BaseBackend):
         system_prompt=None,
         extra_body=None,
     ):
+        # Refused before it is stored: a key here would reach repr and pickles.
+        check_key_source(api_key_env)
         self.model = model
-        self.base_url = base_url
+        # Equal to the string given; only its repr hides credentials.
+        self.base_url = wrap_base_url(base_url)
         self.api_key_env = api_key_env
         self.endpoint = endpoint
         self.scoring = scoring
@@ -180,6 +196,22 @@ class OpenAIBackend(BaseBackend):
 
 
     # -- estimator plumbing -------------------------------------------------
+    def set_params(self, **params):
+        """Set parameters; a key given as ``api_key_env`` is refused unstored."""
+        if "api_key_env" in params:
+            check_key_source(params["api_key_env"])
+        if "base_url" in params:
+            params["base_url"] = wrap_base_url(params["base_url"])
+        return super().set_params(**params)
+
+    def __getstate__(self):
+        # A copy: the base class may hand back the live __dict__ itself.
+        state = dict(super().__getstate__())
+        if callable(state.get("api_key_env")):
+            # A callable may hold the key (a bound method, a partial, a closure).
+            state["api_key_env"] = _DroppedKeySource()
+        return state
+
     def _cache_irrelevant_params(self) -> set:
         return {"api_key_env", "max_concurrency", "timeout", "max_retries"}
 
@@ -213,6 +245,7 @@ class OpenAIBackend(BaseBackend):
         )
 
     def _api_key(self) -> str:
+        check_key_source(self.api_key_env)  # also when assigned directly
         return resolve_api_key(self.api_key_env, self.base_url)
 
     def _client(self, api_key):
@@ -317,7 +350,9 @@ class OpenAIBackend(BaseBackend):
             tok = None
         else:
             if not state.tokenizer_known:
-                state.tokenizer = await ServerTokenizer.resolve(client, self.base_url)
+                state.tokenizer = await ServerTokenizer.resolve(
+                    client, strip_url_credentials(str(self.base_url))
+                )
             tok = state.tokenizer
         if self.logit_bias is True and tok is None:
             raise ValueError(
