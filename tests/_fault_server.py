@@ -11,7 +11,9 @@ Faults: ``429`` (with ``Retry-After: 1``), ``500``/``503`` (``retry-after-ms:
 connection without a response), ``malformed`` (200 with a broken JSON body),
 ``nologprobs`` (``logprobs: null``), ``few`` (two alternatives whatever was asked).
 ``latency`` (seconds, server-wide) delays every request, for benchmarks;
-``serial`` answers one request at a time (like the llama.cpp server).
+``serial`` answers one request at a time (like the llama.cpp server);
+``outage`` (an HTTP status) answers every request, tokenize included, with it.
+Faults ``401``/``403``/``404`` answer that status (never retried by the SDK).
 ``echo_capable`` makes ``/v1/completions`` honour ``echo=True`` with prompt
 log-probabilities (like vLLM); otherwise echo requests get HTTP 400;
 ``echo_misaligned`` echoes wrong (shifted) values, like llama-cpp-python.
@@ -171,6 +173,8 @@ class _Handler(BaseHTTPRequestHandler):
                     "headers": {k.lower(): v for k, v in self.headers.items()},
                 }
             )
+        if srv.outage:
+            return self._send(srv.outage, {"error": {"message": "outage"}})
         if srv.serial:
             # One request at a time, like the llama.cpp server's single model.
             with srv.serial_lock:
@@ -218,6 +222,8 @@ class _Handler(BaseHTTPRequestHandler):
             return self._send(
                 429, {"error": {"message": "rate limited"}}, {"Retry-After": "1"}
             )
+        if fault in ("401", "403", "404"):
+            return self._send(int(fault), {"error": {"message": "denied"}})
         if fault in ("500", "503"):
             return self._send(
                 int(fault), {"error": {"message": "boom"}}, {"retry-after-ms": "10"}
@@ -369,6 +375,7 @@ class FaultServer(ThreadingHTTPServer):
         self.honor_n = True
         self.reply = None
         self.serial = False
+        self.outage = None
         self.serial_lock = threading.Lock()
         self._thread = None
 
@@ -393,3 +400,4 @@ class FaultServer(ThreadingHTTPServer):
         self.latency, self.slow_s, self.echo_capable = 0.0, 2.0, False
         self.echo_misaligned = False
         self.honor_n, self.reply, self.serial = True, None, False
+        self.outage = None

@@ -178,7 +178,7 @@ def test_logit_bias_true_without_tokenizer_raises(monkeypatch):
     import sklearn_llmconf.backends.openai._tokenizer as mod
 
     async def none(*args, **kwargs):
-        return None
+        return None, True  # no tokenizer, definitively
 
     monkeypatch.setattr(mod.ServerTokenizer, "resolve", none)
     b = OpenAIBackend("m", base_url="http://127.0.0.1:9/v1", logit_bias=True)

@@ -17,6 +17,7 @@ from sklearn.utils._param_validation import Interval, StrOptions
 
 from .._base import BackendCapabilities, BaseBackend, ScoreResult, Usage
 from . import _echo, _generation
+from ._breaker import CircuitBreaker
 from ._client import (
     _DroppedKeySource,
     add_usage,
@@ -289,20 +290,23 @@ class OpenAIBackend(BaseBackend):
         async with self._client(api_key) as client:
             scoring, reason, spec = await self._learn(client, labels)
             sem = asyncio.Semaphore(self.max_concurrency)
+            breaker = CircuitBreaker()
             if scoring == "full_sequence":
                 log_probs, uncovered, errors, usage = await self._score_full(
-                    client, sem, texts, labels
+                    client, sem, breaker, texts, labels
                 )
             else:
-                outs = await asyncio.gather(
-                    *(self._one_first(client, sem, text, spec) for text in texts)
-                )
+                outs = await asyncio.gather(*(
+                    self._one_first(client, sem, breaker, text, spec)
+                    for text in texts
+                ))
                 log_probs = np.array([row for row, _, _, _ in outs])
                 uncovered = np.array([unc for _, unc, _, _ in outs])
                 errors = [err for _, _, err, _ in outs]
                 usage = Usage()
                 for *_, use in outs:
                     usage += use
+        breaker.raise_if_nothing_succeeded()
         errors = [None if e is None else redact(e, api_key) for e in errors]
         extra = {
             "uncovered_mass": uncovered,
@@ -349,11 +353,14 @@ class OpenAIBackend(BaseBackend):
         if self.base_url is None:
             tok = None
         else:
-            if not state.tokenizer_known:
-                state.tokenizer = await ServerTokenizer.resolve(
+            if state.tokenizer_known:
+                tok = state.tokenizer
+            else:
+                tok, definitive = await ServerTokenizer.resolve(
                     client, strip_url_credentials(str(self.base_url))
                 )
-            tok = state.tokenizer
+                if definitive:
+                    state.tokenizer = tok
         if self.logit_bias is True and tok is None:
             raise ValueError(
                 "logit_bias=True needs token ids, but no tokenizer endpoint was "
@@ -361,30 +368,32 @@ class OpenAIBackend(BaseBackend):
                 "supported). Use logit_bias='auto' or False."
             )
         spec = await build_label_spec(client, tok, labels, strings, use_bias)
-        state.label_specs[key] = spec
+        if self.base_url is None or state.tokenizer_known:
+            state.label_specs[key] = spec  # not after a transient failure
         return spec
 
-    async def _one_first(self, client, sem, text, spec):
+    async def _one_first(self, client, sem, breaker, text, spec):
         """Score one prompt from its first token; never raises for a row failure."""
         usage = Usage()
         kwargs = {"model": self.model, "max_tokens": 1, "temperature": 0,
                   "extra_body": self.extra_body}
         if spec.bias:
             kwargs["logit_bias"] = spec.bias
+        if self.endpoint == "chat":
+            def request():
+                return client.chat.completions.create(
+                    messages=_generation.messages(text, self.system_prompt),
+                    logprobs=True,
+                    top_logprobs=self.top_logprobs,
+                    **kwargs,
+                )
+        else:
+            def request():
+                return client.completions.create(
+                    prompt=text, logprobs=self.top_logprobs, **kwargs
+                )
         try:
-            async with sem:
-                usage.calls += 1
-                if self.endpoint == "chat":
-                    resp = await client.chat.completions.create(
-                        messages=_generation.messages(text, self.system_prompt),
-                        logprobs=True,
-                        top_logprobs=self.top_logprobs,
-                        **kwargs,
-                    )
-                else:
-                    resp = await client.completions.create(
-                        prompt=text, logprobs=self.top_logprobs, **kwargs
-                    )
+            resp = await breaker.send(sem, usage, request)
             add_usage(usage, resp)
             alts = parse_alternatives(resp, self.endpoint)
         except Exception as exc:
@@ -392,11 +401,11 @@ class OpenAIBackend(BaseBackend):
         row, uncovered, error = match_first_token(alts, spec.keys, self.missing_label)
         return row, uncovered, error, usage
 
-    async def _score_full(self, client, sem, texts, labels):
+    async def _score_full(self, client, sem, breaker, texts, labels):
         """Full-sequence scores: one echo request per prompt and label."""
         n, k = len(texts), len(labels)
         outs = await asyncio.gather(*(
-            _echo.score_full(client, sem, text, label, model=self.model,
+            _echo.score_full(client, sem, breaker, text, label, model=self.model,
                              extra_body=self.extra_body, describe=self._describe)
             for text in texts
             for label in labels

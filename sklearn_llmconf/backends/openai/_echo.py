@@ -74,7 +74,8 @@ async def probe_echo(client, model, extra_body):
             **echo_request(model, PROBE_PROMPT + token, extra_body)
         )
     except openai.APIStatusError as exc:
-        definitive = exc.status_code < 500
+        # A wrong key or a rate limit says nothing about echo support.
+        definitive = exc.status_code < 500 and exc.status_code not in (401, 403, 429)
         return ("first_token", f"echo probe: HTTP {exc.status_code}"), definitive
     except openai.APIConnectionError as exc:
         return ("first_token", f"echo probe failed: {type(exc).__name__}"), False
@@ -100,7 +101,8 @@ async def probe_echo(client, model, extra_body):
     return ("full_sequence", "echo probe succeeded"), True
 
 
-async def score_full(client, sem, text, label, *, model, extra_body, describe):
+async def score_full(client, sem, breaker, text, label, *, model, extra_body,
+                     describe):
     """Exact ``log P(label | text)``; never raises for a per-row failure.
 
     Returns
@@ -109,11 +111,9 @@ async def score_full(client, sem, text, label, *, model, extra_body, describe):
     """
     usage = Usage()
     try:
-        async with sem:
-            usage.calls += 1
-            resp = await client.completions.create(
-                **echo_request(model, text + label, extra_body)
-            )
+        resp = await breaker.send(sem, usage, lambda: client.completions.create(
+            **echo_request(model, text + label, extra_body)
+        ))
         add_usage(usage, resp)
         picked = _echoed_logprobs(resp, len(text), len(text) + len(label))
         if not picked or any(v is None for v in picked):

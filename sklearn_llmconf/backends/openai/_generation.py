@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 
 from .._base import GenerationResult, Usage
+from ._breaker import CircuitBreaker
 from ._client import _RowError, add_usage, make_client, redact
 
 
@@ -23,10 +24,13 @@ async def agenerate(backend, state, texts, request, draws, n_samples, seed, api_
         max_retries=backend.max_retries,
     ) as client:
         sem = asyncio.Semaphore(backend.max_concurrency)
-        outs = await asyncio.gather(
-            *(_one_generation(backend, state, client, sem, text, request, draws, seed)
-              for text in texts)
-        )
+        breaker = CircuitBreaker()
+        outs = await asyncio.gather(*(
+            _one_generation(backend, state, client, (sem, breaker), text, request,
+                            draws, seed)
+            for text in texts
+        ))
+    breaker.raise_if_nothing_succeeded()
     usage = Usage()
     samples, errors = [], []
     for got, err, use in outs:
@@ -40,13 +44,13 @@ async def agenerate(backend, state, texts, request, draws, n_samples, seed, api_
     return GenerationResult(samples, errors=errors, usage=usage)
 
 
-async def _one_generation(backend, state, client, sem, text, request, draws, seed):
+async def _one_generation(backend, state, client, gate, text, request, draws, seed):
     """All ``draws`` samples of one prompt; never raises for a row failure."""
     usage = Usage()
     got: list[str] = []
     try:
         if draws == 1 or state.honours_n is not False:
-            got = await _request_texts(backend, client, sem, text, request, draws,
+            got = await _request_texts(backend, client, gate, text, request, draws,
                                        seed, usage)
             if draws > 1:
                 # Remember whether the server honours n= (llama-cpp-python
@@ -54,7 +58,7 @@ async def _one_generation(backend, state, client, sem, text, request, draws, see
                 state.honours_n = len(got) >= draws
         if len(got) < draws:
             more = await asyncio.gather(*(
-                _request_texts(backend, client, sem, text, request, 1,
+                _request_texts(backend, client, gate, text, request, 1,
                                None if seed is None else int(seed) + j, usage)
                 for j in range(len(got), draws)
             ))
@@ -66,20 +70,22 @@ async def _one_generation(backend, state, client, sem, text, request, draws, see
     return got[:draws], None, usage
 
 
-async def _request_texts(backend, client, sem, text, request, n, seed, usage):
+async def _request_texts(backend, client, gate, text, request, n, seed, usage):
     kwargs = dict(request)
     if n > 1:
         kwargs["n"] = n
     if seed is not None:
         kwargs["seed"] = int(seed)
-    async with sem:
-        usage.calls += 1
+    sem, breaker = gate  # the call's semaphore and circuit breaker
+
+    def request():
         if backend.endpoint == "chat":
-            resp = await client.chat.completions.create(
+            return client.chat.completions.create(
                 messages=messages(text, backend.system_prompt), **kwargs
             )
-        else:
-            resp = await client.completions.create(prompt=text, **kwargs)
+        return client.completions.create(prompt=text, **kwargs)
+
+    resp = await breaker.send(sem, usage, request)
     add_usage(usage, resp)
     choices = getattr(resp, "choices", None)
     if not choices:

@@ -48,10 +48,20 @@ class ServerTokenizer:
 
     @classmethod
     async def resolve(cls, client, base_url):
-        """Return a tokenizer for the server at ``base_url``, or None."""
+        """Look for a tokenizer on the server at ``base_url``.
+
+        Returns
+        -------
+        tokenizer : ServerTokenizer or None
+        definitive : bool
+            False when an attempt failed for a reason that says nothing about
+            the endpoints (authentication, rate limit, 5xx, no connection):
+            the answer "no tokenizer" must then not be remembered.
+        """
         parts = urlsplit(str(base_url))
         path = re.sub(r"/v1/?$", "", parts.path.rstrip("/"))
         root = urlunsplit((parts.scheme, parts.netloc, path, "", ""))
+        definitive = True
         for kind in ("extras", "cpp"):
             tok = cls(root, kind)
             try:
@@ -61,11 +71,12 @@ class ServerTokenizer:
                     )
                     tok = cls(root, kind, tuple(empty["tokens"]))
                 ids = await tok.tokenize(client, "Hello")
-            except Exception:
+            except Exception as exc:
+                definitive = definitive and _says_no_endpoint(exc)
                 continue
             if isinstance(ids, list) and all(isinstance(i, int) for i in ids):
-                return tok
-        return None
+                return tok, True
+        return None, definitive
 
     async def tokenize(self, client, text: str) -> list[int]:
         """Token ids of ``text``, without special tokens."""
@@ -94,6 +105,16 @@ class ServerTokenizer:
             client, self.root + "/detokenize", {"tokens": [token_id]}
         )
         return data["content"]
+
+
+def _says_no_endpoint(exc) -> bool:
+    """Whether a failed tokenize request shows that the endpoint is missing."""
+    import openai
+
+    if isinstance(exc, openai.APIStatusError):
+        return exc.status_code < 500 and exc.status_code not in (401, 403, 408, 429)
+    # A body that is not a token list (KeyError, JSON error): the server answered.
+    return not isinstance(exc, openai.APIError)
 
 
 @dataclass(frozen=True)
