@@ -14,6 +14,8 @@ connection without a response), ``malformed`` (200 with a broken JSON body),
 ``serial`` answers one request at a time (like the llama.cpp server);
 ``outage`` (an HTTP status) answers every request, tokenize included, with it.
 Faults ``401``/``403``/``404`` answer that status (never retried by the SDK).
+``bias_in_logprobs=False`` applies ``logit_bias`` to the generated token only
+and reports unbiased log-probs plus that token, like llama-cpp-python.
 ``echo_capable`` makes ``/v1/completions`` honour ``echo=True`` with prompt
 log-probabilities (like vLLM); otherwise echo requests get HTTP 400;
 ``echo_misaligned`` echoes wrong (shifted) values, like llama-cpp-python.
@@ -241,13 +243,22 @@ class _Handler(BaseHTTPRequestHandler):
         dist = next_token_logprobs(prompt, bias)
         ranked = sorted(dist.items(), key=lambda kv: -kv[1])
         chosen, chosen_lp = ranked[0]
+        if bias and not srv.bias_in_logprobs:
+            # llama-cpp-python: the bias picks the token, the reported
+            # log-probs are unbiased, and the token joins the unbiased top-k.
+            dist = next_token_logprobs(prompt)
+            ranked = sorted(dist.items(), key=lambda kv: -kv[1])
+            chosen_lp = dist[chosen]
         n_choices = int(body.get("n") or 1) if srv.honor_n else 1
         if body.get("max_tokens", 1) > 1 or n_choices > 1:
             return self._generation(body, prompt, n_choices)
         if self.path == "/v1/chat/completions":
             k = int(body.get("top_logprobs") or 0) if body.get("logprobs") else 0
             k = 2 if fault == "few" else k
-            top = [{"token": t, "logprob": v, "bytes": None} for t, v in ranked[:k]]
+            shown = ranked[:k]
+            if bias and not srv.bias_in_logprobs and chosen not in dict(shown):
+                shown = shown + [(chosen, chosen_lp)]
+            top = [{"token": t, "logprob": v, "bytes": None} for t, v in shown]
             logprobs = {
                 "content": [
                     {
@@ -286,7 +297,9 @@ class _Handler(BaseHTTPRequestHandler):
                     "tokens": [chosen],
                     "text_offset": [len(prompt)],
                     "token_logprobs": [chosen_lp],
-                    "top_logprobs": [dict(ranked[:k])],
+                    "top_logprobs": [{**dict(ranked[:k]), chosen: chosen_lp}
+                                     if bias and not srv.bias_in_logprobs
+                                     else dict(ranked[:k])],
                 }
                 text = chosen
             choice = {
@@ -376,6 +389,7 @@ class FaultServer(ThreadingHTTPServer):
         self.reply = None
         self.serial = False
         self.outage = None
+        self.bias_in_logprobs = True
         self.serial_lock = threading.Lock()
         self._thread = None
 
@@ -400,4 +414,4 @@ class FaultServer(ThreadingHTTPServer):
         self.latency, self.slow_s, self.echo_capable = 0.0, 2.0, False
         self.echo_misaligned = False
         self.honor_n, self.reply, self.serial = True, None, False
-        self.outage = None
+        self.outage, self.bias_in_logprobs = None, True

@@ -30,7 +30,7 @@ from ._client import (
     strip_url_credentials,
     wrap_base_url,
 )
-from ._matching import match_first_token, parse_alternatives
+from ._matching import FirstTokenMatch, match_first_token, parse_alternatives
 from ._state import learned_state
 from ._tokenizer import ServerTokenizer, build_label_spec
 
@@ -90,10 +90,15 @@ class OpenAIBackend(BaseBackend):
         distribution; ratios between labels do not change.
     missing_label : {"bound", "nan"}, default="bound"
         What a label absent from the top-k gets when at least one other label is
-        present. ``"bound"``: the upper bound ``min(smallest shown log-prob,
-        log(1 - shown mass))`` (its true log-probability can only be lower);
-        ``"nan"``: NaN, so the classifier's ``on_error`` policy applies. A row with
-        no label in the top-k is always NaN with an error message.
+        present. ``"bound"``: the upper bound ``min(n_spellings * smallest shown
+        probability, 1 - shown mass)`` on its merged probability (its true
+        log-probability can only be lower; ``n_spellings`` counts its case and
+        leading-space variants); the row fails (NaN, with a reason) when that
+        bound is not below the best observed label, because the most likely
+        label is then unknown, and rows that keep a bound are flagged in
+        ``ScoreResult.extra["bounded"]``. ``"nan"``: NaN, so the classifier's
+        ``on_error`` policy applies. A row with no label in the top-k is always
+        NaN with an error message.
     max_concurrency : int, default=8
         Requests in flight at once.
     timeout : float, default=30.0
@@ -136,10 +141,24 @@ class OpenAIBackend(BaseBackend):
     one choice; the backend then requests the missing samples one by one, with
     seeds ``seed + j``, and remembers to do so at once for later prompts.
 
+    **Logit bias on llama.cpp.** The llama-cpp-python server adds the bias to
+    the logits used for *sampling* only; the log-probabilities it reports are
+    the unbiased ones, and its ranked list is the unbiased top-k plus the
+    generated token. A biased request therefore shows the best label (the
+    generated token) but not the others: such rows fail with a reason instead
+    of becoming a tie. With ``logit_bias`` active, labels tied at exactly the
+    same log-probability (saturated or clipped by a server) also fail the row.
+
+    **Circuit breaker.** After ``CIRCUIT_BREAKER_THRESHOLD`` (5) consecutive
+    failures of one kind (HTTP 401, 403, 404, connection refused, could not
+    connect) a call stops sending: the unsent rows fail with one message, and a
+    call in which no request succeeded raises ``RuntimeError``.
+
     ``ScoreResult.extra`` holds ``"uncovered_mass"`` (per row, ``1 - sum`` of the
-    *observed* label probabilities, NaN for failed rows), ``"scoring"`` and
-    ``"scoring_reason"``. ``Usage.calls`` counts requests made by this backend
-    (SDK retries excluded).
+    *observed* label probabilities, NaN for failed rows), ``"scoring"``,
+    ``"scoring_reason"`` and, for first-token scoring, ``"bounded"`` (per row:
+    some label got the upper bound). ``Usage.calls`` counts requests made by
+    this backend (SDK retries excluded).
     """
 
     # The learned state (see ._state.LearnedState) is dropped on pickling.
@@ -297,14 +316,15 @@ class OpenAIBackend(BaseBackend):
                 )
             else:
                 outs = await asyncio.gather(*(
-                    self._one_first(client, sem, breaker, text, spec)
+                    self._one_first(client, sem, breaker, text, spec, labels)
                     for text in texts
                 ))
-                log_probs = np.array([row for row, _, _, _ in outs])
-                uncovered = np.array([unc for _, unc, _, _ in outs])
-                errors = [err for _, _, err, _ in outs]
+                log_probs = np.array([m.row for m, _ in outs])
+                uncovered = np.array([m.uncovered for m, _ in outs])
+                errors = [m.error for m, _ in outs]
+                bounded = np.array([m.bounded for m, _ in outs], dtype=bool)
                 usage = Usage()
-                for *_, use in outs:
+                for _, use in outs:
                     usage += use
         breaker.raise_if_nothing_succeeded()
         errors = [None if e is None else redact(e, api_key) for e in errors]
@@ -313,6 +333,8 @@ class OpenAIBackend(BaseBackend):
             "scoring": scoring,
             "scoring_reason": reason,
         }
+        if scoring == "first_token":
+            extra["bounded"] = bounded
         return ScoreResult(log_probs, errors=errors, usage=usage, extra=extra)
 
     async def _learn(self, client, labels):
@@ -372,7 +394,7 @@ class OpenAIBackend(BaseBackend):
             state.label_specs[key] = spec  # not after a transient failure
         return spec
 
-    async def _one_first(self, client, sem, breaker, text, spec):
+    async def _one_first(self, client, sem, breaker, text, spec, labels):
         """Score one prompt from its first token; never raises for a row failure."""
         usage = Usage()
         kwargs = {"model": self.model, "max_tokens": 1, "temperature": 0,
@@ -395,11 +417,15 @@ class OpenAIBackend(BaseBackend):
         try:
             resp = await breaker.send(sem, usage, request)
             add_usage(usage, resp)
-            alts = parse_alternatives(resp, self.endpoint)
+            top, chosen = parse_alternatives(resp, self.endpoint)
         except Exception as exc:
-            return np.full(len(spec.keys), np.nan), math.nan, self._describe(exc), usage
-        row, uncovered, error = match_first_token(alts, spec.keys, self.missing_label)
-        return row, uncovered, error, usage
+            return FirstTokenMatch(
+                np.full(len(spec.keys), np.nan), math.nan, self._describe(exc)
+            ), usage
+        match = match_first_token(top, chosen, spec.keys, self.missing_label,
+                                  labels=labels, n_spellings=spec.spellings,
+                                  biased=bool(spec.bias))
+        return match, usage
 
     async def _score_full(self, client, sem, breaker, texts, labels):
         """Full-sequence scores: one echo request per prompt and label."""

@@ -127,10 +127,14 @@ class LabelSpec:
         Normalised first token of each label (:func:`._matching.norm`).
     bias : dict or None
         The ``logit_bias`` request field (token id as str -> bias), or None.
+    spellings : tuple of int or None
+        Per label, how many single tokens matching merges into it (known only
+        with a tokenizer); bounds an absent label's probability.
     """
 
     keys: tuple
     bias: dict | None
+    spellings: tuple | None = None
 
 
 def _shared_first_token_error(first, second, key):
@@ -183,16 +187,20 @@ async def build_label_spec(client, tok, labels, strings, use_bias) -> LabelSpec:
             raise _shared_first_token_error(seen[key], lab, key)
         seen[key] = lab
 
-    bias = None
-    if tok is not None and use_bias:
-        ids = set(first_ids)
-        # Bias every spelling that matching merges, or ratios would shift.
-        for s, key in zip(strings, keys, strict=True):
-            core = s.strip()
-            for variant in {core, core.lower(), core.capitalize(), core.upper()}:
-                for v in (variant, " " + variant):
-                    vid = await tok.tokenize(client, v)
-                    if len(vid) == 1 and norm(await tok.piece(client, vid[0])) == key:
-                        ids.add(vid[0])
-        bias = {str(i): LOGIT_BIAS_VALUE for i in sorted(ids)}
-    return LabelSpec(tuple(keys), bias)
+    if tok is None:
+        return LabelSpec(tuple(keys), None)
+    # Every single-token spelling that matching merges: all are biased (or
+    # ratios would shift), and their count bounds an absent label.
+    ids, counts = set(first_ids), []
+    for s, key, first in zip(strings, keys, first_ids, strict=True):
+        core = s.strip()
+        label_ids = {first}
+        for variant in {core, core.lower(), core.capitalize(), core.upper()}:
+            for v in (variant, " " + variant):
+                vid = await tok.tokenize(client, v)
+                if len(vid) == 1 and norm(await tok.piece(client, vid[0])) == key:
+                    label_ids.add(vid[0])
+        ids |= label_ids
+        counts.append(len(label_ids))
+    bias = {str(i): LOGIT_BIAS_VALUE for i in sorted(ids)} if use_bias else None
+    return LabelSpec(tuple(keys), bias, tuple(counts))
