@@ -89,8 +89,10 @@ def test_key_callable_is_dropped_on_pickling(fault_server):
                       logit_bias=False)
     assert b.score_labels(["x"], LABELS).errors == [None]
     assert fault_server.requests[-1]["headers"]["authorization"] == f"Bearer {KEY}"
+    learned = b._learned
     blob = pickle.dumps(b)
     assert KEY.encode() not in blob
+    assert b._learned is learned  # pickling leaves the live backend intact
     restored = pickle.loads(blob)
     assert "dropped on pickling" in repr(restored)
     with pytest.raises(RuntimeError, match="dropped when this backend was pickled"):

@@ -13,6 +13,7 @@ import math
 from numbers import Integral, Real
 
 import numpy as np
+from sklearn.base import BaseEstimator
 from sklearn.utils._param_validation import Interval, StrOptions
 
 from .._base import BackendCapabilities, BaseBackend, ScoreResult, Usage
@@ -225,8 +226,12 @@ class OpenAIBackend(BaseBackend):
         return super().set_params(**params)
 
     def __getstate__(self):
-        # A copy: the base class may hand back the live __dict__ itself.
-        state = dict(super().__getstate__())
+        # A copy first: on Python >= 3.11 object.__getstate__ returns the live
+        # __dict__, and popping from it would strip the learned state (and its
+        # lock) from a backend other threads are using.
+        state = dict(BaseEstimator.__getstate__(self))
+        for name in self._live_attributes:
+            state.pop(name, None)
         if callable(state.get("api_key_env")):
             # A callable may hold the key (a bound method, a partial, a closure).
             state["api_key_env"] = _DroppedKeySource()
