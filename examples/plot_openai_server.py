@@ -63,8 +63,11 @@ print(f"server ready at {base_url} after {time.monotonic() - start:.1f} s")
 # "auto"`` probes the server once and finds that it cannot echo prompt
 # log-probabilities). ``endpoint="completions"`` continues the raw prompt; the
 # default cloze prompt ends with ``Answer:``, so the next token is the label.
-# An equal ``logit_bias`` on the label tokens (found through the server's
-# tokenizer) pulls both into the top-k without changing their ratio.
+# The backend also sends an equal ``logit_bias`` on the label tokens (found
+# through the server's tokenizer), but the llama-cpp-python server applies it
+# to sampling only and reports unbiased log-probabilities: a row whose labels
+# are not among the top-20 alternatives is a failed row (``on_error``), never
+# a coin flip.
 X, y = load_sms_spam(return_X_y=True)
 rng = np.random.default_rng(0)
 idx = np.concatenate([rng.choice(np.flatnonzero(y == c), 15, replace=False)
@@ -74,7 +77,7 @@ y_pool = np.delete(y, idx)
 X_test, y_test = X[idx], y[idx]
 
 backend = OpenAIBackend("smollm2", base_url=base_url, endpoint="completions",
-                        max_concurrency=2, timeout=120.0)
+                        api_key_env=None, max_concurrency=2, timeout=120.0)
 clf = LLMClassifier(backend=backend, n_shots=4, on_error="warn", random_state=0)
 try:
     clf.fit(X_pool, y_pool)

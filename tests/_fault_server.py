@@ -10,7 +10,12 @@ Faults: ``429`` (with ``Retry-After: 1``), ``500``/``503`` (``retry-after-ms:
 10``), ``slow`` (sleeps ``slow_s`` before answering), ``drop`` (closes the
 connection without a response), ``malformed`` (200 with a broken JSON body),
 ``nologprobs`` (``logprobs: null``), ``few`` (two alternatives whatever was asked).
-``latency`` (seconds, server-wide) delays every request, for benchmarks.
+``latency`` (seconds, server-wide) delays every request, for benchmarks;
+``serial`` answers one request at a time (like the llama.cpp server);
+``outage`` (an HTTP status) answers every request, tokenize included, with it.
+Faults ``401``/``403``/``404`` answer that status (never retried by the SDK).
+``bias_in_logprobs=False`` applies ``logit_bias`` to the generated token only
+and reports unbiased log-probs plus that token, like llama-cpp-python.
 ``echo_capable`` makes ``/v1/completions`` honour ``echo=True`` with prompt
 log-probabilities (like vLLM); otherwise echo requests get HTTP 400;
 ``echo_misaligned`` echoes wrong (shifted) values, like llama-cpp-python.
@@ -170,6 +175,15 @@ class _Handler(BaseHTTPRequestHandler):
                     "headers": {k.lower(): v for k, v in self.headers.items()},
                 }
             )
+        if srv.outage:
+            return self._send(srv.outage, {"error": {"message": "outage"}})
+        if srv.serial:
+            # One request at a time, like the llama.cpp server's single model.
+            with srv.serial_lock:
+                return self._handle(srv, body)
+        return self._handle(srv, body)
+
+    def _handle(self, srv, body):
         if srv.latency:
             # Count overlapping requests: tests assert the client's bound on it.
             with srv.lock:
@@ -210,6 +224,8 @@ class _Handler(BaseHTTPRequestHandler):
             return self._send(
                 429, {"error": {"message": "rate limited"}}, {"Retry-After": "1"}
             )
+        if fault in ("401", "403", "404"):
+            return self._send(int(fault), {"error": {"message": "denied"}})
         if fault in ("500", "503"):
             return self._send(
                 int(fault), {"error": {"message": "boom"}}, {"retry-after-ms": "10"}
@@ -227,13 +243,22 @@ class _Handler(BaseHTTPRequestHandler):
         dist = next_token_logprobs(prompt, bias)
         ranked = sorted(dist.items(), key=lambda kv: -kv[1])
         chosen, chosen_lp = ranked[0]
+        if bias and not srv.bias_in_logprobs:
+            # llama-cpp-python: the bias picks the token, the reported
+            # log-probs are unbiased, and the token joins the unbiased top-k.
+            dist = next_token_logprobs(prompt)
+            ranked = sorted(dist.items(), key=lambda kv: -kv[1])
+            chosen_lp = dist[chosen]
         n_choices = int(body.get("n") or 1) if srv.honor_n else 1
         if body.get("max_tokens", 1) > 1 or n_choices > 1:
             return self._generation(body, prompt, n_choices)
         if self.path == "/v1/chat/completions":
             k = int(body.get("top_logprobs") or 0) if body.get("logprobs") else 0
             k = 2 if fault == "few" else k
-            top = [{"token": t, "logprob": v, "bytes": None} for t, v in ranked[:k]]
+            shown = ranked[:k]
+            if bias and not srv.bias_in_logprobs and chosen not in dict(shown):
+                shown = shown + [(chosen, chosen_lp)]
+            top = [{"token": t, "logprob": v, "bytes": None} for t, v in shown]
             logprobs = {
                 "content": [
                     {
@@ -272,7 +297,9 @@ class _Handler(BaseHTTPRequestHandler):
                     "tokens": [chosen],
                     "text_offset": [len(prompt)],
                     "token_logprobs": [chosen_lp],
-                    "top_logprobs": [dict(ranked[:k])],
+                    "top_logprobs": [{**dict(ranked[:k]), chosen: chosen_lp}
+                                     if bias and not srv.bias_in_logprobs
+                                     else dict(ranked[:k])],
                 }
                 text = chosen
             choice = {
@@ -360,6 +387,10 @@ class FaultServer(ThreadingHTTPServer):
         self.in_flight = self.max_in_flight = 0
         self.honor_n = True
         self.reply = None
+        self.serial = False
+        self.outage = None
+        self.bias_in_logprobs = True
+        self.serial_lock = threading.Lock()
         self._thread = None
 
     @property
@@ -382,4 +413,5 @@ class FaultServer(ThreadingHTTPServer):
             self.in_flight = self.max_in_flight = 0
         self.latency, self.slow_s, self.echo_capable = 0.0, 2.0, False
         self.echo_misaligned = False
-        self.honor_n, self.reply = True, None
+        self.honor_n, self.reply, self.serial = True, None, False
+        self.outage, self.bias_in_logprobs = None, True

@@ -131,10 +131,17 @@ def test_missing_label_bound_or_nan(backend):
     dist = sorted(next_token_logprobs(prompt).items(), key=lambda kv: -kv[1])[:2]
     shown = [v for _, v in dist]
     assert [t for t, _ in dist] == ["no", "Spam"]  # " spam" shown, " ham" not
-    row = backend.score_labels([prompt], LABELS).log_probs[0]
-    bound = min(min(shown), math.log(1 - sum(math.exp(v) for v in shown)))
-    np.testing.assert_allclose(row, [bound, dist[1][1]])
-    assert row[0] <= row[1]  # an upper bound, never above a shown value
+    res = backend.score_labels([prompt], LABELS)
+    # " ham" has 3 single-token spellings (tokenizer): its merged probability
+    # is at most min(3 x smallest shown, 1 - shown mass) = e^-0.456, above the
+    # observed " spam" (e^-1.72): the most likely label is unknown, so the row
+    # fails with a reason (before: a bound taken as a score, argmax " spam").
+    bound = min(math.log(3) + min(shown),
+                math.log(1 - sum(math.exp(v) for v in shown)))
+    assert bound > dist[1][1]
+    assert np.isnan(res.log_probs[0]).all()
+    assert "upper bound is not below the best observed label" in res.errors[0]
+    assert not res.extra["bounded"][0]
     backend.set_params(missing_label="nan")
     res = backend.score_labels([prompt], LABELS)
     assert np.isnan(res.log_probs[0, 0]) and res.log_probs[0, 1] == dist[1][1]
@@ -149,8 +156,13 @@ def test_no_label_in_top_k_gives_nan_row_with_error(backend):
     ]
     res = backend.score_labels(prompts, LABELS)
     for i, top in enumerate(tops):
+        p_top = math.exp(max(next_token_logprobs(prompts[i]).values()))
         if top.strip().lower() in {"ham", "spam"}:
-            assert res.errors[i] is None
+            # The other label is bounded by 1 - p_top: known loser iff p > 1/2.
+            if p_top > 0.5:
+                assert res.errors[i] is None and res.extra["bounded"][i]
+            else:
+                assert "upper bound is not below" in res.errors[i]
         else:
             assert np.isnan(res.log_probs[i]).all()
             assert np.isnan(res.extra["uncovered_mass"][i])
@@ -175,12 +187,12 @@ def test_logit_bias_pulls_labels_in_and_keeps_ratios(backend, fault_server):
 
 
 def test_logit_bias_true_without_tokenizer_raises(monkeypatch):
-    import sklearn_llmconf.backends._openai as mod
+    import sklearn_llmconf.backends.openai._tokenizer as mod
 
     async def none(*args, **kwargs):
-        return None
+        return None, True  # no tokenizer, definitively
 
-    monkeypatch.setattr(mod._ServerTokenizer, "resolve", none)
+    monkeypatch.setattr(mod.ServerTokenizer, "resolve", none)
     b = OpenAIBackend("m", base_url="http://127.0.0.1:9/v1", logit_bias=True)
     with pytest.raises(ValueError, match="logit_bias=True needs token ids"):
         b.score_labels(["x"], LABELS)
@@ -295,7 +307,8 @@ def test_full_sequence_auto_detection(backend, fault_server):
             toks = echo_tokens(t + lab)
             want = sum(v for tok, off, v in toks if off + len(tok) > len(t))
             assert res.log_probs[i, j] == pytest.approx(want, abs=1e-12)
-    assert b.capabilities().full_sequence
+    # capabilities() depends on parameters only, not on what the probe found.
+    assert not b.capabilities().full_sequence
     assert res.usage.calls == 4
 
     # The probe's answer is kept: no second probe.
@@ -311,7 +324,7 @@ def test_full_sequence_auto_detection(backend, fault_server):
 
     # A server echoing shifted log-probs (llama-cpp-python) is detected.
     fault_server.echo_misaligned = True
-    res = clone(backend).score_labels(texts, labels)
+    res = clone(backend).set_params(missing_label="nan").score_labels(texts, labels)
     assert res.extra["scoring"] == "first_token"
     assert "disagree with next-token" in res.extra["scoring_reason"]
     assert res.errors == [None, None]

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from sklearn_llmconf import LLMClassifier
 from sklearn_llmconf.backends import OpenAIBackend
 from tests._data import short_sms
 
@@ -252,7 +253,7 @@ def test_generation_strategies_on_real_server(llama_server, endpoint):
     assert all(min(abs(p - a) for a in allowed) < 1e-9 for p in proba[:, 1])
     # llama-cpp-python ignores n=: three seeded requests per text.
     assert cons.usage_.calls == 12 * 3
-    assert backend.capabilities().n_per_request is False
+    assert backend.capabilities().n_per_request is True  # stable
 
     verb = LLMClassifier(backend=backend, strategy="verbalized", max_new_tokens=24,
                          on_error="nan").fit(X_pool, y_pool)
@@ -271,3 +272,29 @@ def test_generation_strategies_on_real_server(llama_server, endpoint):
         np.testing.assert_allclose(cons.predict_proba(X_test), proba)
     np.testing.assert_allclose(calibrated.sum(axis=1), 1.0)
     assert calibrated.shape == (12, 2)
+
+
+def test_default_settings_few_shot_never_coin_flip(llama_server):
+    """Defaults (chat, logit_bias="auto") with a few-shot prompt (issue #11, 7).
+
+    llama-cpp-python applies logit_bias when sampling only and reports unbiased
+    log-probs; before the fix every row whose labels were outside the top-20
+    came back exactly [0.5, 0.5] with no error (20 of 20 SMS rows, 8 shots).
+    Now such rows are failed rows with the reason, and scored rows are real.
+    """
+    X_test, _, X_pool, y_pool = short_sms(4)
+    backend = OpenAIBackend("smollm2", base_url=llama_server, api_key_env=None,
+                            max_concurrency=2)
+    clf = LLMClassifier(backend=backend, n_shots=4, on_error="nan",
+                        random_state=0).fit(X_pool, y_pool)
+    proba = clf.predict_proba(X_test)
+    failed = np.isnan(proba).any(axis=1)
+    assert clf.usage_.failed_rows == failed.sum()
+    assert not (np.abs(proba[~failed, 0] - 0.5) < 1e-12).any()
+    # The reason is the server's bias handling (or plainly absent labels).
+    res = backend.score_labels(["Text: hello\nAnswer:"], [" ham", " spam"])
+    if res.errors[0] is not None:
+        assert ("logit_bias changed only the generated token" in res.errors[0]
+                or "none of the labels" in res.errors[0])
+    else:
+        assert res.log_probs[0, 0] != res.log_probs[0, 1]
