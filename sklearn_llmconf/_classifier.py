@@ -12,9 +12,8 @@ from numbers import Integral, Real
 import numpy as np
 import scipy.sparse as sp
 from scipy.special import log_softmax, softmax
-from sklearn.base import BaseEstimator, ClassifierMixin, _fit_context
+from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.utils import check_random_state
-from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_data
 
@@ -27,6 +26,7 @@ from ._priors import (
     estimate_prior,
     warn_small_batch,
 )
+from ._sklearn_compat import HasMethods, Interval, StrOptions, _fit_context
 from ._strategies import make_strategy, resolve_strategy
 from .backends._base import Usage
 from .prompts import DEFAULT_TEMPLATE, PromptTemplate

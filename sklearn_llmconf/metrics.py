@@ -19,13 +19,9 @@ from scipy.special import ndtr
 from sklearn.metrics import brier_score_loss, log_loss, make_scorer
 from sklearn.metrics import get_scorer as _sklearn_get_scorer
 from sklearn.utils import check_random_state
-from sklearn.utils._param_validation import Interval, StrOptions, validate_params
-from sklearn.utils.validation import (
-    _check_sample_weight,
-    check_array,
-    check_consistent_length,
-    column_or_1d,
-)
+from sklearn.utils.validation import check_array, check_consistent_length, column_or_1d
+
+from ._sklearn_compat import Interval, StrOptions, _check_sample_weight, validate_params
 
 __all__ = [
     "ECEResult",

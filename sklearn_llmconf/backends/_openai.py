@@ -17,8 +17,8 @@ from numbers import Integral, Real
 from urllib.parse import urlsplit, urlunsplit
 
 import numpy as np
-from sklearn.utils._param_validation import Interval, StrOptions
 
+from .._sklearn_compat import Interval, StrOptions
 from ._base import (
     BackendCapabilities,
     BaseBackend,
