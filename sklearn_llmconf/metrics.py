@@ -243,19 +243,25 @@ def _ece_from_proba(y_idx, proba, weights, n_bins, strategy, kind, debias):
     return float(np.mean(errors))
 
 
+# Parameters shared by the binned metrics (ECE and its reliability curve).
+_BINNED_CONSTRAINTS = {
+    "y_true": ["array-like"],
+    "y_prob": ["array-like"],
+    "labels": ["array-like", None],
+    "n_bins": [Interval(Integral, 1, None, closed="left")],
+    "strategy": [StrOptions({"uniform", "quantile"})],
+    "kind": [StrOptions({"top_label", "classwise"})],
+    "sample_weight": ["array-like", None],
+}
+
+
 @validate_params(
     {
-        "y_true": ["array-like"],
-        "y_prob": ["array-like"],
-        "labels": ["array-like", None],
-        "n_bins": [Interval(Integral, 1, None, closed="left")],
-        "strategy": [StrOptions({"uniform", "quantile"})],
-        "kind": [StrOptions({"top_label", "classwise"})],
+        **_BINNED_CONSTRAINTS,
         "debias": ["boolean"],
         "n_bootstrap": [Interval(Integral, 0, None, closed="left")],
         "confidence_level": [Interval(Real, 0, 1, closed="neither")],
         "random_state": ["random_state"],
-        "sample_weight": ["array-like", None],
     },
     prefer_skip_nested_validation=True,
 )
@@ -400,18 +406,7 @@ def expected_calibration_error(
     )
 
 
-@validate_params(
-    {
-        "y_true": ["array-like"],
-        "y_prob": ["array-like"],
-        "labels": ["array-like", None],
-        "n_bins": [Interval(Integral, 1, None, closed="left")],
-        "strategy": [StrOptions({"uniform", "quantile"})],
-        "kind": [StrOptions({"top_label", "classwise"})],
-        "sample_weight": ["array-like", None],
-    },
-    prefer_skip_nested_validation=True,
-)
+@validate_params(_BINNED_CONSTRAINTS, prefer_skip_nested_validation=True)
 def reliability_curve(
     y_true,
     y_prob,
