@@ -235,7 +235,7 @@ def _binary_problems(y_idx, proba, kind):
 
 
 def _ece_from_proba(y_idx, proba, weights, n_bins, strategy, kind, debias):
-    # classwise: one binary calibration error per class, averaged over classes.
+    # top-label: one binary problem; classwise: one per class, averaged.
     errors = [
         _binned_ce(scores, targets, weights, n_bins, strategy, debias)
         for scores, targets in _binary_problems(y_idx, proba, kind)
