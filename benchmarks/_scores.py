@@ -1,21 +1,20 @@
 """Real embedded-model scores for the calibration benchmarks, computed once.
 
-Scores go through :class:`NpzScoreCache`, a response cache kept in one ``.npz``
-file per data set under ``benchmarks/_cache/`` (git-ignored). Every estimator
-built by :func:`make_classifier` uses it, so fitting calibrators, prior
-corrections or plots after the first run makes no model call.
+Scores go through the package's :class:`~sklearn_llmconf.ResponseCache`, one
+SQLite file per data set under ``benchmarks/_cache/`` (git-ignored). Every
+estimator built by :func:`make_classifier` uses it, so fitting calibrators,
+prior corrections or plots after the first run makes no model call, and an
+interrupted run resumes where it stopped.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 from pathlib import Path
 
 import numpy as np
 from sklearn.model_selection import train_test_split
 
-from sklearn_llmconf import LLMClassifier
+from sklearn_llmconf import LLMClassifier, ResponseCache
 from sklearn_llmconf.datasets import load_bbc_news, load_sms_spam, load_trec
 
 CACHE_DIR = Path(__file__).parent / "_cache"
@@ -72,45 +71,6 @@ def _truncated(Xy, n_chars):
     return np.array([x[:n_chars] for x in X], dtype=object), y
 
 
-class NpzScoreCache:
-    """Response cache for ``LLMClassifier(cache=...)`` stored in one ``.npz`` file.
-
-    Parameters
-    ----------
-    path : path-like
-        The ``.npz`` file; created on the first write.
-    """
-
-    def __init__(self, path):
-        self.path = Path(path)
-        self._data = {}
-        if self.path.exists():
-            with np.load(self.path) as f:
-                self._data = dict(zip(f["keys"].tolist(), f["scores"], strict=True))
-
-    def make_key(self, identity, text, labels, extra=None):
-        parts = [identity, text, list(labels)]
-        if extra is not None:  # keeps the keys of log-prob scores as they were
-            parts.append(extra)
-        blob = json.dumps(parts, sort_keys=True)
-        return hashlib.sha256(blob.encode()).hexdigest()
-
-    def get_many(self, keys):
-        return {k: self._data[k] for k in keys if k in self._data}
-
-    def set_many(self, items):
-        self._data.update(items)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        keys = list(self._data)
-        tmp = self.path.with_suffix(".tmp.npz")
-        scores = np.stack([self._data[k] for k in keys])
-        np.savez(tmp, keys=np.array(keys), scores=scores)
-        tmp.replace(self.path)  # an interrupted run keeps the last complete file
-
-    def __len__(self):
-        return len(self._data)
-
-
 def score_all(name, n_threads=1, content_free=("N/A", "", "[MASK]")):
     """Score the calibration and test splits (and content-free inputs) once."""
     (X_pool, y_pool), (X_cal, _), (X_test, _) = splits(name)
@@ -163,7 +123,7 @@ def make_classifier(name, n_threads=1, **params):
         verbalizer=spec["verbalizer"],
         n_shots=spec["n_shots"],
         demo_selection="stratified",
-        cache=NpzScoreCache(CACHE_DIR / f"{name}.npz"),
+        cache=ResponseCache(CACHE_DIR / f"{name}.sqlite"),
         random_state=0,
         backend=LlamaCppBackend(n_threads=n_threads),
         **params,

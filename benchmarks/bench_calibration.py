@@ -1,7 +1,7 @@
 """Held-out calibration of the embedded model: raw scores vs calibrators.
 
 For SMS spam, TREC (coarse) and BBC News, the embedded SmolLM2-135M scores a
-calibration split and a disjoint test split once (cached under
+calibration split and a disjoint test split once (a ``ResponseCache`` under
 ``benchmarks/_cache/``, see ``_scores.py``). Every method below is fitted on
 the calibration split (or on no labels at all) and evaluated on the test
 split:
@@ -22,7 +22,7 @@ perfectly calibrated model still shows a plug-in ECE of several percent.
 
 Usage::
 
-    PYTHONPATH=. python benchmarks/bench_calibration.py [--datasets sms_spam trec]
+    python benchmarks/bench_calibration.py [--datasets sms_spam trec]
 
 Sizes (calibration / test): SMS spam 300 / 300, TREC 150 / 200, BBC News
 64 / 64 (first 300 characters of each article). The first run scores 1,087
@@ -44,14 +44,13 @@ import time
 import warnings
 from pathlib import Path
 
+# benchmarks/ is on sys.path when this file runs as a script.
+from _scores import DATASETS, make_classifier, splits
 from sklearn.calibration import CalibratedClassifierCV
 from sklearn.frozen import FrozenEstimator
 
-sys.path.insert(0, str(Path(__file__).parent))
-from _scores import DATASETS, make_classifier, splits  # noqa: E402
-
-from sklearn_llmconf import TemperatureScaler  # noqa: E402
-from sklearn_llmconf.metrics import calibration_report  # noqa: E402
+from sklearn_llmconf import TemperatureScaler
+from sklearn_llmconf.metrics import calibration_report
 
 PNG = Path(__file__).parents[1] / "docs" / "images" / "reliability_sms_spam.png"
 TARGET_ECE = 0.02

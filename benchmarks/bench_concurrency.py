@@ -4,21 +4,17 @@ Runs against the fault-injecting test server in fixed-latency mode (every reques
 takes ``--latency`` seconds server-side) and prints, per concurrency level, the
 wall time and its ratio to the ideal ``n * latency / concurrency``.
 
-    PYTHONPATH=. python benchmarks/bench_concurrency.py [--n 1000] [--latency 0.05]
+    python benchmarks/bench_concurrency.py [--n 1000] [--latency 0.05]
 
 Concurrency 1 uses ``n // 10`` texts (sequential requests; 1,000 would take
 50 s) and its wall time is reported both measured and scaled by 10.
 """
 
 import argparse
-import sys
 import time
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from sklearn_llmconf.backends import OpenAIBackend  # noqa: E402
-from tests._fault_server import FaultServer  # noqa: E402
+from sklearn_llmconf.backends import OpenAIBackend
+from sklearn_llmconf.utils import FaultServer
 
 
 def main():

@@ -4,9 +4,12 @@ Two measurements, side by side in one run (timings on shared machines are noisy:
 compare the ratios, not the seconds):
 
 1. ``predict_proba`` on n SMS texts with the default 8-shot stratified prompt,
-   against raw llama-cpp-python evaluating the same full prompts from an empty context
-   (``llama.eval`` on every prompt, then the next-token logits): the speed-up
-   comes from evaluating the shared instructions and demonstrations once.
+   against raw llama-cpp-python (a second ``Llama`` with the same settings)
+   evaluating the same full prompts from an empty context (``llama.eval`` on
+   every prompt, then the next-token logits): the speed-up comes from
+   evaluating the shared instructions and demonstrations once. The prompts are
+   those the classifier sends its backend, recorded by running the same
+   classifier on :class:`~sklearn_llmconf.utils.KeywordBackend`.
 2. The cost of scoring k labels (multi-token words included) relative to one
    label, on the same prompts: labels reuse the prompt's evaluation.
 
@@ -22,8 +25,9 @@ import time
 import numpy as np
 
 from sklearn_llmconf import LLMClassifier
-from sklearn_llmconf.backends import LlamaCppBackend
+from sklearn_llmconf.backends import LlamaCppBackend, default_model_path
 from sklearn_llmconf.datasets import load_sms_spam
+from sklearn_llmconf.utils import KeywordBackend, without_extra_buffer_types
 
 LABEL_SETS = {
     1: ["spam"],
@@ -33,6 +37,37 @@ LABEL_SETS = {
          "science", "travel", "food", "music", "weather", "finance", "education",
          "crime", "religion", "fashion", "gaming", "history", "law", "nature"],
 }
+
+
+def rendered_prompts(X_train, y_train, X_eval, n_shots):
+    """The prompt texts ``LLMClassifier`` sends its backend for ``X_eval``.
+
+    Prompts do not depend on the backend, so a classifier with the same
+    parameters on the recording :class:`KeywordBackend` renders them in
+    milliseconds.
+    """
+    recorder = KeywordBackend()
+    clf = LLMClassifier(backend=recorder, n_shots=n_shots, random_state=0)
+    clf.fit(X_train, y_train).predict_proba(X_eval)
+    prompts = [text for call in recorder.calls_ for text in call]
+    assert len(prompts) == len(set(X_eval))
+    return prompts
+
+
+def raw_llama(n_threads):
+    """A plain ``llama_cpp.Llama`` with the backend's default settings."""
+    from llama_cpp import Llama
+
+    with without_extra_buffer_types():
+        return Llama(
+            model_path=str(default_model_path()),
+            n_ctx=2048,
+            n_threads=n_threads,
+            n_batch=512,
+            seed=0,
+            logits_all=False,
+            verbose=False,
+        )
 
 
 def main():
@@ -48,12 +83,13 @@ def main():
     X_train, y_train = X[idx[1000:]], y[idx[1000:]]
     X_eval = list(X[idx[: args.n]])
 
-    backend = LlamaCppBackend(n_threads=args.n_threads)
+    threads = args.n_threads or len(os.sched_getaffinity(0))
+    backend = LlamaCppBackend(n_threads=threads)
     clf = LLMClassifier(backend=backend, n_shots=args.n_shots, random_state=0)
     clf.fit(X_train, y_train)
-    llama = backend._get_model().llama
-    prompts = clf._render([(t,) for t in X_eval])
-    tokens = [backend.tokenize(p.text) for p in prompts]
+    llama = raw_llama(threads)
+    prompts = rendered_prompts(X_train, y_train, X_eval, args.n_shots)
+    tokens = [backend.tokenize(p) for p in prompts]
     mean_tokens = np.mean([len(t) for t in tokens])
 
     # Warm-up: model loading and first-call allocations are not what we measure.
@@ -71,7 +107,6 @@ def main():
     ours = time.perf_counter() - start
     assert proba.shape == (len(X_eval), 2)
 
-    threads = args.n_threads or len(os.sched_getaffinity(0))
     print(f"{len(X_eval)} SMS texts, {args.n_shots}-shot stratified prompt, "
           f"{mean_tokens:.0f} tokens per prompt on average, {threads} threads.")
     print(f"\n{'method':52s} {'texts/s':>8s} {'ratio':>6s}")

@@ -55,7 +55,7 @@ _C1 = re.compile("[\x80-\x9f]")
 
 def _load_dedup():
     """Import ``_dedup.py`` by path, without importing the package (numpy)."""
-    path = ROOT / "sklearn_llmconf" / "datasets" / "_dedup.py"
+    path = ROOT / "sklearn_llmconf" / "_dedup.py"
     spec = importlib.util.spec_from_file_location("_llmconf_dedup", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)

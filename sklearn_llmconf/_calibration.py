@@ -7,34 +7,31 @@ from numbers import Integral
 import numpy as np
 from scipy.optimize import minimize
 from scipy.special import expit, log_expit, log_softmax, logsumexp, softmax
-from sklearn.base import (
-    BaseEstimator,
-    ClassifierMixin,
-    MetaEstimatorMixin,
-    _fit_context,
-    clone,
-)
+from sklearn.base import BaseEstimator, ClassifierMixin, MetaEstimatorMixin, clone
 from sklearn.frozen import FrozenEstimator
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import LeaveOneOut, check_cv, cross_val_predict
-from sklearn.utils import _safe_indexing, get_tags, indexable
-from sklearn.utils._param_validation import HasMethods, StrOptions
+from sklearn.utils import get_tags, indexable
 from sklearn.utils.metadata_routing import (
     MetadataRouter,
     MethodMapping,
-    _manual_routing,
-    _routing_enabled,
     process_routing,
 )
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.parallel import Parallel, delayed
-from sklearn.utils.validation import (
+from sklearn.utils.validation import check_is_fitted, column_or_1d
+
+from ._sklearn_compat import (
+    HasMethods,
+    StrOptions,
     _check_method_params,
     _check_response_method,
     _check_sample_weight,
+    _fit_context,
+    _manual_routing,
     _num_samples,
-    check_is_fitted,
-    column_or_1d,
+    _routing_enabled,
+    _safe_indexing,
 )
 
 __all__ = ["TemperatureScaler"]

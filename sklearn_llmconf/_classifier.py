@@ -7,9 +7,8 @@ from numbers import Integral, Real
 
 import numpy as np
 from scipy.special import log_softmax, softmax
-from sklearn.base import BaseEstimator, ClassifierMixin, _fit_context
+from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.utils import check_random_state
-from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
 from ._demos import DemoPool
@@ -23,6 +22,7 @@ from ._priors import (
     warn_small_batch,
 )
 from ._scoring import score_prompts
+from ._sklearn_compat import HasMethods, Interval, StrOptions, _fit_context
 from ._strategies import make_strategy, resolve_strategy
 from ._warn import warn_external
 from .backends._base import Usage

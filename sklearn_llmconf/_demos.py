@@ -6,7 +6,7 @@ import numpy as np
 from sklearn.feature_extraction.text import TfidfVectorizer
 
 # One duplicate rule for the bundled data and for demonstrations.
-from .datasets._dedup import normalize_text
+from ._dedup import normalize_text
 
 __all__ = ["DemoPool"]
 

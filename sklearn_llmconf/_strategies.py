@@ -147,7 +147,7 @@ def resolve_strategy(strategy: str, backend) -> str:
 
 
 # -- label matching ---------------------------------------------------------------
-def _norm(text: str) -> str:
+def _alias_key(text: str) -> str:
     """Lower-case, strip quotes and punctuation at the ends, collapse spaces."""
     text = " ".join(str(text).lower().replace("_", " ").split())
     return text.strip(" \t\"'`.,;:!?()[]{}<>*")
@@ -189,9 +189,9 @@ def match_label(answer: str, aliases) -> int | None:
 
 def _lookup_label(value, aliases) -> int | None:
     """Index of the label whose alias equals ``value`` after normalisation."""
-    key = _norm(value)
+    key = _alias_key(value)
     for j, names in enumerate(aliases):
-        if any(_norm(a) == key for a in names):
+        if any(_alias_key(a) == key for a in names):
             return j
     return None
 

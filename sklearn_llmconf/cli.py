@@ -12,7 +12,26 @@ import numpy as np
 
 __all__ = ["main"]
 
-_DATASETS = ("sms_spam", "trec", "bbc_news", "rotten_tomatoes")
+
+def _dataset_names() -> list[str]:
+    """Names of the bundled data sets: the ``load_*`` functions of ``datasets``."""
+    from . import datasets
+
+    return [name.removeprefix("load_") for name in datasets.__all__]
+
+
+def _string_options(param) -> list[str]:
+    """The string values ``LLMClassifier`` accepts for ``param``, read from its
+    parameter constraints so the command cannot drift from the estimator."""
+    from ._classifier import LLMClassifier
+    from ._sklearn_compat import StrOptions
+
+    (options,) = [
+        c.options
+        for c in LLMClassifier._parameter_constraints[param]
+        if isinstance(c, StrOptions)
+    ]
+    return sorted(options)
 
 
 def _split(X, y, n_train, n_calib, n_test, seed):
@@ -127,7 +146,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command")
     ev = sub.add_parser("evaluate", help="held-out metrics, raw vs calibrated")
-    ev.add_argument("--dataset", choices=_DATASETS, default="sms_spam")
+    ev.add_argument("--dataset", choices=_dataset_names(), default="sms_spam")
     ev.add_argument("--n-train", type=int, default=2000,
                     help="labelled texts demonstrations are drawn from")
     ev.add_argument("--n-calib", type=int, default=300,
@@ -135,7 +154,7 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--n-test", type=int, default=300, help="held-out texts")
     ev.add_argument("--n-shots", type=int, default=None)
     ev.add_argument("--demo-selection", default=None,
-                    choices=["stratified", "random", "similar", "similar_stratified"])
+                    choices=_string_options("demo_selection"))
     ev.add_argument("--cache", default=None,
                     help="SQLite response cache; a rerun then costs no model call")
     ev.add_argument("--n-bootstrap", type=int, default=200)

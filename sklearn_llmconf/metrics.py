@@ -19,17 +19,14 @@ from scipy.special import ndtr
 from sklearn.metrics import brier_score_loss, log_loss, make_scorer
 from sklearn.metrics import get_scorer as _sklearn_get_scorer
 from sklearn.utils import check_random_state
-from sklearn.utils._param_validation import Interval, StrOptions, validate_params
-from sklearn.utils.validation import (
-    _check_sample_weight,
-    check_array,
-    check_consistent_length,
-    column_or_1d,
-)
+from sklearn.utils.validation import check_array, check_consistent_length, column_or_1d
+
+from ._sklearn_compat import Interval, StrOptions, _check_sample_weight, validate_params
 
 __all__ = [
     "ECEResult",
     "expected_calibration_error",
+    "reliability_curve",
     "multiclass_brier_score",
     "log_loss",
     "calibration_report",
@@ -169,23 +166,45 @@ def _bin_edges(scores, n_bins, strategy):
     return np.percentile(scores, np.linspace(0, 100, n_bins + 1))
 
 
-def _binned_ce(scores, targets, weights, n_bins, strategy, debias):
-    """L1 binned calibration error of ``scores`` against binary ``targets``.
+@dataclass(frozen=True)
+class _Bins:
+    """Statistics of one binning; arrays of shape (n_bins,) but ``edges``
+    (n_bins + 1,) and ``idx`` (n_samples,)."""
+
+    edges: np.ndarray
+    idx: np.ndarray
+    counts: np.ndarray
+    weight: np.ndarray
+    confidence: np.ndarray
+    accuracy: np.ndarray
+
+
+def _bin_statistics(scores, targets, weights, n_bins, strategy):
+    """Per-bin sample counts, weight sums and weighted means of ``scores`` and
+    ``targets``, with the bin edges and each sample's bin index.
 
     Bins are right-closed, ``(e_i, e_{i+1}]``, with the first one closed on both
-    sides, like :func:`sklearn.calibration.calibration_curve`.
+    sides, like :func:`sklearn.calibration.calibration_curve`. Means are NaN in
+    empty bins.
     """
     edges = _bin_edges(scores, n_bins, strategy)
     idx = np.searchsorted(edges[1:-1], scores)
+    counts = np.bincount(idx, minlength=n_bins)
     w_bin = np.bincount(idx, weights=weights, minlength=n_bins)
-    nonempty = w_bin > 0
-    w_bin = w_bin[nonempty]
-    conf = np.bincount(idx, weights=weights * scores, minlength=n_bins)[nonempty]
-    acc = np.bincount(idx, weights=weights * targets, minlength=n_bins)[nonempty]
-    conf /= w_bin
-    acc /= w_bin
+    with np.errstate(invalid="ignore", divide="ignore"):
+        conf = np.bincount(idx, weights=weights * scores, minlength=n_bins) / w_bin
+        acc = np.bincount(idx, weights=weights * targets, minlength=n_bins) / w_bin
+    return _Bins(edges, idx, counts, w_bin, conf, acc)
+
+
+def _binned_ce(scores, targets, weights, n_bins, strategy, debias):
+    """L1 binned calibration error of ``scores`` against binary ``targets``."""
+    bins = _bin_statistics(scores, targets, weights, n_bins, strategy)
+    nonempty = bins.weight > 0
+    w_bin = bins.weight[nonempty]
+    acc = bins.accuracy[nonempty]
     frac = w_bin / w_bin.sum()
-    gap = acc - conf
+    gap = acc - bins.confidence[nonempty]
     if not debias:
         return float(np.dot(frac, np.abs(gap)))
     # Kumar et al. (2019), L1 case: bias-correct with a parametric bootstrap in
@@ -193,42 +212,56 @@ def _binned_ce(scores, targets, weights, n_bins, strategy, debias):
     # reference code averages Monte-Carlo draws; the expectation is a sum of
     # folded-normal means, computed here in closed form (deterministic).
     # Weighted bins use Kish's effective sample size.
-    w2_bin = np.bincount(idx, weights=weights**2, minlength=n_bins)[nonempty]
+    w2_bin = np.bincount(bins.idx, weights=weights**2, minlength=n_bins)[nonempty]
     n_eff = w_bin**2 / w2_bin
     sigma = np.sqrt(np.clip(acc * (1.0 - acc), 0.0, None) / n_eff)
     resampled = _folded_normal_mean(gap, sigma)
     return float(np.dot(frac, 2.0 * np.abs(gap) - resampled))
 
 
-def _ece_from_proba(y_idx, proba, weights, n_bins, strategy, kind, debias):
+def _binary_problems(y_idx, proba, kind):
+    """``(scores, targets)`` pairs whose binned calibration ``kind`` measures.
+
+    One pair for ``"top_label"`` (confidence, correctness); one per class for
+    ``"classwise"`` (probability of the class, membership in it).
+    """
     if kind == "top_label":
         pred = np.argmax(proba, axis=1)
         scores = proba[np.arange(len(pred)), pred]
-        targets = (pred == y_idx).astype(float)
-        return _binned_ce(scores, targets, weights, n_bins, strategy, debias)
-    # classwise: one binary calibration error per class, averaged over classes.
+        return [(scores, (pred == y_idx).astype(float))]
+    return [
+        (proba[:, j], (y_idx == j).astype(float)) for j in range(proba.shape[1])
+    ]
+
+
+def _ece_from_proba(y_idx, proba, weights, n_bins, strategy, kind, debias):
+    # top-label: one binary problem; classwise: one per class, averaged.
     errors = [
-        _binned_ce(
-            proba[:, j], (y_idx == j).astype(float), weights, n_bins, strategy, debias
-        )
-        for j in range(proba.shape[1])
+        _binned_ce(scores, targets, weights, n_bins, strategy, debias)
+        for scores, targets in _binary_problems(y_idx, proba, kind)
     ]
     return float(np.mean(errors))
 
 
+# Parameters shared by the binned metrics (ECE and its reliability curve).
+_BINNED_CONSTRAINTS = {
+    "y_true": ["array-like"],
+    "y_prob": ["array-like"],
+    "labels": ["array-like", None],
+    "n_bins": [Interval(Integral, 1, None, closed="left")],
+    "strategy": [StrOptions({"uniform", "quantile"})],
+    "kind": [StrOptions({"top_label", "classwise"})],
+    "sample_weight": ["array-like", None],
+}
+
+
 @validate_params(
     {
-        "y_true": ["array-like"],
-        "y_prob": ["array-like"],
-        "labels": ["array-like", None],
-        "n_bins": [Interval(Integral, 1, None, closed="left")],
-        "strategy": [StrOptions({"uniform", "quantile"})],
-        "kind": [StrOptions({"top_label", "classwise"})],
+        **_BINNED_CONSTRAINTS,
         "debias": ["boolean"],
         "n_bootstrap": [Interval(Integral, 0, None, closed="left")],
         "confidence_level": [Interval(Real, 0, 1, closed="neither")],
         "random_state": ["random_state"],
-        "sample_weight": ["array-like", None],
     },
     prefer_skip_nested_validation=True,
 )
@@ -371,6 +404,103 @@ def expected_calibration_error(
         n_bins=int(n_bins),
         confidence_level=float(confidence_level),
     )
+
+
+@validate_params(_BINNED_CONSTRAINTS, prefer_skip_nested_validation=True)
+def reliability_curve(
+    y_true,
+    y_prob,
+    *,
+    labels=None,
+    n_bins=15,
+    strategy="uniform",
+    kind="top_label",
+    sample_weight=None,
+):
+    """Accuracy and mean confidence per confidence bin: a reliability diagram.
+
+    The multiclass counterpart of :func:`sklearn.calibration.calibration_curve`,
+    with the bins of :func:`expected_calibration_error` (that function's ECE is
+    the count-weighted mean of ``|accuracy - confidence|`` over the bins).
+    With ``kind="top_label"`` the samples are binned by their confidence (the
+    largest predicted probability) and each bin's accuracy is the fraction
+    whose predicted class is right. With ``kind="classwise"`` every class
+    ``j`` gets its own curve: samples binned by ``p_j``, and the "accuracy" of
+    a bin is the frequency of class ``j`` in it. Every bin is returned, empty
+    ones with NaN, so that the arrays line up with ``bin_edges``.
+
+    Parameters
+    ----------
+    y_true : array-like of shape (n_samples,)
+        True labels.
+
+    y_prob : array-like of shape (n_samples,) or (n_samples, n_classes)
+        Predicted probabilities, as in :func:`expected_calibration_error`
+        (a 1-D array is the probability of the greater label).
+
+    labels : array-like of shape (n_classes,), default=None
+        All class labels; if None, ``np.unique(y_true)``.
+
+    n_bins : int, default=15
+        Number of bins.
+
+    strategy : {"uniform", "quantile"}, default="uniform"
+        ``"uniform"``: equal-width bins on [0, 1]. ``"quantile"``: edges at
+        percentiles of the (unweighted) scores; ties can leave bins empty.
+
+    kind : {"top_label", "classwise"}, default="top_label"
+        One curve for the confidence, or one per class.
+
+    sample_weight : array-like of shape (n_samples,), default=None
+        Sample weights for the per-bin means; ``counts`` stays a number of
+        samples.
+
+    Returns
+    -------
+    accuracy : ndarray of shape (n_bins,) or (n_classes, n_bins)
+        Weighted fraction of correct predictions (``"classwise"``: of samples
+        of the class) in each bin; NaN for empty bins.
+
+    confidence : ndarray of shape (n_bins,) or (n_classes, n_bins)
+        Weighted mean predicted probability in each bin; NaN for empty bins.
+
+    counts : ndarray of shape (n_bins,) or (n_classes, n_bins)
+        Number of samples in each bin.
+
+    bin_edges : ndarray of shape (n_bins + 1,) or (n_classes, n_bins + 1)
+        Bin edges; bin ``b`` is ``(bin_edges[b], bin_edges[b + 1]]`` (the
+        first one also holds its left edge).
+
+    See Also
+    --------
+    sklearn_llmconf.plotting.ReliabilityDisplay : plots the top-label curve.
+    sklearn.calibration.calibration_curve : the binary positive-class curve.
+
+    Examples
+    --------
+    >>> from sklearn_llmconf.metrics import reliability_curve
+    >>> y_true = [0, 1, 1, 0]
+    >>> y_prob = [0.2, 0.9, 0.7, 0.6]
+    >>> accuracy, confidence, counts, edges = reliability_curve(
+    ...     y_true, y_prob, n_bins=5)
+    >>> counts
+    array([0, 0, 1, 2, 1])
+    >>> accuracy
+    array([nan, nan,  0.,  1.,  1.])
+    >>> confidence.round(2)
+    array([ nan,  nan, 0.6 , 0.75, 0.9 ])
+    """
+    y_idx, proba, _, sample_weight = _check_proba_inputs(
+        y_true, y_prob, labels, sample_weight
+    )
+    weights = np.ones(proba.shape[0]) if sample_weight is None else sample_weight
+    curves = [
+        _bin_statistics(scores, targets, weights, n_bins, strategy)
+        for scores, targets in _binary_problems(y_idx, proba, kind)
+    ]
+    fields = ("accuracy", "confidence", "counts", "edges")
+    stacked = [np.stack([getattr(c, f) for c in curves]) for f in fields]
+    return tuple(a[0] for a in stacked) if kind == "top_label" else tuple(stacked)
 
 
 @validate_params(

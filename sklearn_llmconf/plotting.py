@@ -7,11 +7,7 @@ it is imported only when a plot is drawn.
 import numpy as np
 from sklearn.utils.validation import check_is_fitted
 
-from sklearn_llmconf.metrics import (
-    _bin_edges,
-    _check_proba_inputs,
-    expected_calibration_error,
-)
+from sklearn_llmconf.metrics import expected_calibration_error, reliability_curve
 
 __all__ = ["ReliabilityDisplay"]
 
@@ -36,8 +32,9 @@ class ReliabilityDisplay:
     confidences is drawn below (or on a twin axis when ``ax`` is given). The
     legend reports the ECE. Works for binary and multiclass classifiers.
 
-    Create it with :meth:`from_estimator` or :meth:`from_predictions`; all
-    parameters are stored as attributes.
+    Create it with :meth:`from_estimator` or :meth:`from_predictions`, which
+    compute the curve with :func:`~sklearn_llmconf.metrics.reliability_curve`;
+    all parameters are stored as attributes.
 
     Parameters
     ----------
@@ -84,6 +81,7 @@ class ReliabilityDisplay:
     --------
     sklearn.calibration.CalibrationDisplay : reliability curve of the positive
         class of a binary classifier.
+    sklearn_llmconf.metrics.reliability_curve : the binned values plotted.
     sklearn_llmconf.metrics.expected_calibration_error : the ECE in the legend.
 
     Examples
@@ -268,16 +266,9 @@ class ReliabilityDisplay:
         display : ReliabilityDisplay
         """
         _check_matplotlib_support(f"{cls.__name__}.from_predictions")
-        y_idx, proba, labels, _ = _check_proba_inputs(y_true, y_prob, labels, None)
-        pred = np.argmax(proba, axis=1)
-        conf = proba[np.arange(len(pred)), pred]
-        correct = (pred == y_idx).astype(float)
-        edges = _bin_edges(conf, n_bins, strategy)
-        idx = np.searchsorted(edges[1:-1], conf)
-        counts = np.bincount(idx, minlength=n_bins)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            accuracy = np.bincount(idx, weights=correct, minlength=n_bins) / counts
-            confidence = np.bincount(idx, weights=conf, minlength=n_bins) / counts
+        accuracy, confidence, counts, edges = reliability_curve(
+            y_true, y_prob, labels=labels, n_bins=n_bins, strategy=strategy
+        )
         ece = expected_calibration_error(
             y_true, y_prob, labels=labels, n_bins=n_bins, strategy=strategy
         )

@@ -2,7 +2,7 @@
 
 import pytest
 
-from tests._fault_server import FaultServer
+from sklearn_llmconf.utils._fault_server import FaultServer
 
 
 @pytest.fixture(scope="session")
@@ -14,7 +14,7 @@ def _fault_server_session():
 
 @pytest.fixture
 def fault_server(_fault_server_session):
-    """A running :class:`tests._fault_server.FaultServer`, reset for each test."""
+    """A running :class:`sklearn_llmconf.utils.FaultServer`, reset for each test."""
     _fault_server_session.reset()
     yield _fault_server_session
     _fault_server_session.reset()

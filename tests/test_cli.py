@@ -3,9 +3,28 @@
 import numpy as np
 import pytest
 
-from sklearn_llmconf import cli
+from sklearn_llmconf import cli, datasets
 from sklearn_llmconf.backends import _llamacpp
 from sklearn_llmconf.utils._testing import KeywordBackend
+
+
+def _choices(parser, option):
+    evaluate = parser._subparsers._group_actions[0].choices["evaluate"]
+    (action,) = [a for a in evaluate._actions if option in a.option_strings]
+    return sorted(action.choices)
+
+
+def test_option_lists_come_from_their_owners():
+    parser = cli.build_parser()
+    assert _choices(parser, "--dataset") == sorted(
+        name.removeprefix("load_") for name in datasets.__all__
+    )
+    assert _choices(parser, "--demo-selection") == [
+        "random", "similar", "similar_stratified", "stratified"
+    ]
+    # every listed data set loads through the name the command builds
+    for name in _choices(parser, "--dataset"):
+        assert callable(getattr(datasets, f"load_{name}"))
 
 
 def test_split_is_disjoint_stratified_and_sized():

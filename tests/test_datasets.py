@@ -6,13 +6,13 @@ import numpy as np
 import pytest
 from sklearn.utils import Bunch
 
+from sklearn_llmconf._dedup import dedup_records, normalize_text
 from sklearn_llmconf.datasets import (
     load_bbc_news,
     load_rotten_tomatoes,
     load_sms_spam,
     load_trec,
 )
-from sklearn_llmconf.datasets._dedup import dedup_records, normalize_text
 
 # loader, kwargs, exact class counts after de-duplication, licence words in DESCR
 CASES = [

@@ -7,7 +7,7 @@ import pytest
 from sklearn.datasets import make_classification
 from sklearn.linear_model import LogisticRegression
 
-from sklearn_llmconf.metrics import expected_calibration_error
+from sklearn_llmconf.metrics import expected_calibration_error, reliability_curve
 from sklearn_llmconf.plotting import ReliabilityDisplay
 
 mpl = pytest.importorskip("matplotlib")
@@ -43,6 +43,12 @@ def test_from_estimator_multiclass(fitted):
     assert disp.accuracy[b] == pytest.approx(correct[in_bin].mean())
     assert disp.confidence[b] == pytest.approx(conf[in_bin].mean())
     assert np.isnan(disp.accuracy[disp.counts == 0]).all()
+    # the display plots exactly what the public metric returns
+    curve = reliability_curve(y, proba, labels=clf.classes_, n_bins=10)
+    for got, expected in zip(
+        (disp.accuracy, disp.confidence, disp.counts, disp.bin_edges), curve
+    ):
+        np.testing.assert_array_equal(got, expected)
     # artists and legend
     assert disp.hist_ax_ is not None and disp.figure_ is disp.ax_.figure
     legend = [t.get_text() for t in disp.ax_.get_legend().get_texts()]

@@ -6,7 +6,6 @@ import numpy as np
 import pytest
 from scipy.special import log_softmax, softmax
 from sklearn.base import clone
-from sklearn.utils._param_validation import InvalidParameterError
 
 from sklearn_llmconf import LLMClassifier
 from sklearn_llmconf._priors import (
@@ -15,6 +14,7 @@ from sklearn_llmconf._priors import (
     estimate_prior,
     min_batch_size,
 )
+from sklearn_llmconf._sklearn_compat import InvalidParameterError
 from sklearn_llmconf.backends._base import ScoreResult
 from sklearn_llmconf.utils._testing import KeywordBackend
 from tests._data import X_BIN, Y_BIN

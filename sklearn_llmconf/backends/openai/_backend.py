@@ -14,8 +14,8 @@ from numbers import Integral, Real
 
 import numpy as np
 from sklearn.base import BaseEstimator
-from sklearn.utils._param_validation import Interval, StrOptions
 
+from ..._sklearn_compat import Interval, StrOptions
 from .._base import BackendCapabilities, BaseBackend, ScoreResult, Usage
 from . import _echo, _generation
 from ._breaker import CircuitBreaker

@@ -1,5 +1,6 @@
-"""Text normalisation and de-duplication shared by the loaders, the tests and
-``scripts/make_datasets.py``.
+"""Text normalisation and de-duplication: one duplicate rule for the bundled
+data sets (``scripts/make_datasets.py``) and for few-shot demonstrations
+(``_demos.py``).
 
 This module uses the standard library only, so that the build script can load it
 without importing numpy or scikit-learn.
@@ -42,7 +43,7 @@ def normalize_text(text: str) -> str:
 
     Examples
     --------
-    >>> from sklearn_llmconf.datasets._dedup import normalize_text
+    >>> from sklearn_llmconf._dedup import normalize_text
     >>> normalize_text("Ok lar...  Joking wif u oni!")
     'ok lar joking wif u oni'
     >>> normalize_text(":-) :-)")
