@@ -12,8 +12,13 @@ text so that they share the machine's load):
   trie sharing the prompt's KV cells);
 - **raw**: llama-cpp-python's ``Llama.eval`` on exactly the tokens the new scorer
   evaluates (the prompt's new tokens followed by the trie's tokens), as one plain
-  sequence, then the last position's logits: the floor for that much work;
-- **first**: ``scoring="first_token"`` (one position read per text).
+  sequence, then the last position's logits: the floor for that many tokens;
+- **raw rows**: the same tokens in one plain ``llama_decode``, returning the
+  logits of the same positions the new scorer reads (the prompt's last token
+  and every trie node): the floor for that much work, log-softmax excluded;
+- **first**: ``scoring="first_token"`` (one position read per text);
+- **2 labels**: ``scoring="first_token"`` on the set's first two labels, i.e.
+  the binary single-token case on the same prompts.
 
 Label sets: k=2 SMS spam (``ham``/``spam``, single tokens); k=6 TREC coarse
 classes in words; k=30 :func:`~sklearn_llmconf.datasets.load_question_types`
@@ -25,7 +30,11 @@ present) of the raw (uncalibrated)
 probabilities of full-sequence and first-token scoring on ``--n-quality``
 held-out texts of the 6- and 30-label sets (the new scorer only). Run::
 
-    python benchmarks/bench_labels.py [--n-speed 8] [--n-quality 100]
+    python benchmarks/bench_labels.py [--n-speed 8] [--n-quality 100] [--threads 1]
+
+A last table times evaluating four texts' 30-token suffixes in one decode
+against one decode each, after a shared prefix: the gain that batching several
+texts would bring.
 """
 
 import argparse
@@ -39,6 +48,7 @@ from sklearn_llmconf import LLMClassifier
 from sklearn_llmconf.backends import LlamaCppBackend
 from sklearn_llmconf.backends._llama_scoring import (
     LabelTrie,
+    _decode,
     keep_reusable_prefix,
     score_one_reference,
 )
@@ -67,15 +77,17 @@ def load_task(k, rng):
     return X[idx], y[idx], verbalizer
 
 
-def make_backends():
+def make_backends(threads):
     """One context per method (the seed only keeps the loaded models apart)."""
-    out = {name: LlamaCppBackend(n_threads=1, n_threads_batch=1, seed=seed)
-           for seed, name in enumerate(["old", "new", "raw"])}
-    out["first"] = LlamaCppBackend(n_threads=1, n_threads_batch=1, seed=3,
-                                   scoring="first_token")
+    out = {name: LlamaCppBackend(n_threads=threads, n_threads_batch=threads,
+                                 seed=seed)
+           for seed, name in enumerate(["old", "new", "raw", "raw rows"])}
+    for seed, name in ((4, "first"), (5, "2 labels")):
+        out[name] = LlamaCppBackend(n_threads=threads, n_threads_batch=threads,
+                                    seed=seed, scoring="first_token")
     for backend in out.values():
         params = backend._get_model().llama.context_params
-        assert params.n_threads == 1 and params.n_threads_batch == 1
+        assert params.n_threads == threads and params.n_threads_batch == threads
     return out
 
 
@@ -85,6 +97,42 @@ def run_raw(llama, tokens, trie):
     llama.eval(flat[reuse:])
     np.ctypeslib.as_array(llama._ctx.get_logits(), shape=(llama.n_vocab(),)).copy()
     return len(flat) - reuse
+
+
+def run_raw_rows(model, tokens, trie):
+    llama = model.llama
+    flat = np.concatenate([tokens, trie.node_tokens]).astype(np.intc)
+    reuse = keep_reusable_prefix(llama, tokens)
+    llama._ctx.kv_cache_seq_rm(-1, reuse, -1)
+    new = flat[reuse:]
+    want = np.zeros(len(new), dtype=np.int8)
+    want[len(tokens) - reuse - 1:] = 1
+    _decode(llama, model.batch, new, np.arange(reuse, len(flat)), [[0]] * len(new),
+            want)
+    llama.input_ids[reuse:len(flat)] = new
+    llama.n_tokens = len(flat)
+    return len(new)
+
+
+def suffix_batching(backend, reps=4):
+    """Tokens/s of four 30-token suffixes: one decode each vs one decode of 120."""
+    llama = backend._get_model().llama
+    X, y, _ = load_task(2, np.random.default_rng(0))
+    clf = LLMClassifier(backend=backend, random_state=0).fit(X[200:], y[200:])
+    tokens = np.asarray(backend.tokenize(clf._render([(X[0],)])[0].text), np.intc)
+    prefix = len(tokens) - 30
+    llama.n_tokens = 0
+    llama.eval(tokens[:prefix])
+    extra = np.random.default_rng(0).integers(1000, 20000, 120).astype(np.intc)
+    seconds = {"4 decodes of 30": 0.0, "1 decode of 120": 0.0}
+    for rep in range(reps):
+        for name in list(seconds)[:: 1 if rep % 2 else -1]:
+            start = time.perf_counter()
+            for chunk in np.split(extra, 4 if name.startswith("4") else 1):
+                llama.n_tokens = prefix
+                llama.eval(chunk)
+            seconds[name] += time.perf_counter() - start
+    return {name: reps * 120 / s for name, s in seconds.items()}
 
 
 def speed(k, backends, n_speed, rng):
@@ -109,8 +157,12 @@ def speed(k, backends, n_speed, rng):
                 n = sum(used)
             elif name == "raw":
                 n = run_raw(llama, tokens, trie)
+            elif name == "raw rows":
+                n = run_raw_rows(backend._get_model(), tokens, trie)
             else:
-                result = backend.score_labels([prompt], labels)
+                result = backend.score_labels(
+                    [prompt], labels[:2] if name == "2 labels" else labels
+                )
                 row[name] = result.log_probs[0]
                 n = result.usage.prompt_tokens + result.usage.completion_tokens
             if i:  # the first text evaluates the whole prompt: a warm-up
@@ -150,33 +202,35 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n-speed", type=int, default=8)
     parser.add_argument("--n-quality", type=int, default=100)
+    parser.add_argument("--threads", type=int, default=1,
+                        help="n_threads and n_threads_batch of every context")
     args = parser.parse_args()
-    backends = make_backends()
+    backends = make_backends(args.threads)
 
     print(f"Speed: {args.n_speed} texts per label set after one warm-up text, "
-          "one thread each (n_threads=1, n_threads_batch=1, checked).")
+          f"n_threads={args.threads}, n_threads_batch={args.threads} (checked).")
+    methods = ["old", "new", "raw", "raw rows", "first", "2 labels"]
     print(f"{'k':>3s} {'prompt':>6s} {'label':>5s} {'trie':>5s} | "
-          f"{'tokens evaluated per text':^27s} | {'texts/s':^31s} | "
-          f"{'new/old':>7s} {'new/raw':>7s} {'max|old-new|':>12s}")
+          f"{'tokens/text':^17s} | {'texts/s':^53s}")
     print(f"{'':3s} {'tokens':>6s} {'tok.':>5s} {'nodes':>5s} | "
-          f"{'old':>8s} {'new':>8s} {'raw':>8s} | "
-          f"{'old':>7s} {'new':>7s} {'raw':>7s} {'first':>7s} |")
-    print("-" * 112)
-    first_rate = {}
+          f"{'old':>8s} {'new':>8s} | " + " ".join(f"{m:>8s}" for m in methods))
+    print("-" * 96)
+    results = {}
     for k in (2, 6, 30):
-        r = speed(k, backends, args.n_speed, np.random.default_rng(0))
-        rate = {m: r["n"] / s for m, s in r["seconds"].items()}
+        r = results[k] = speed(k, backends, args.n_speed, np.random.default_rng(0))
+        r["rate"] = {m: r["n"] / s for m, s in r["seconds"].items()}
         per_text = {m: t / r["n"] for m, t in r["tokens"].items()}
-        first_rate[k] = rate["first"]
         print(f"{k:3d} {r['prompt_tokens']:6.0f} {r['label_tokens']:5d} "
-              f"{r['trie_nodes']:5d} | {per_text['old']:8.1f} {per_text['new']:8.1f} "
-              f"{per_text['raw']:8.1f} | {rate['old']:7.3f} {rate['new']:7.3f} "
-              f"{rate['raw']:7.3f} {rate['first']:7.3f} | "
-              f"{rate['new'] / rate['old']:7.2f} {rate['new'] / rate['raw']:7.2f} "
-              f"{r['max_diff']:12.2e}")
-    print(f"\nfirst-token scoring, time per text relative to k=2: "
-          f"k=6 {first_rate[2] / first_rate[6]:.2f}, "
-          f"k=30 {first_rate[2] / first_rate[30]:.2f}")
+              f"{r['trie_nodes']:5d} | {per_text['old']:8.1f} {per_text['new']:8.1f} | "
+              + " ".join(f"{r['rate'][m]:8.3f}" for m in methods))
+    print(f"\n{'k':>3s} {'new/old':>8s} {'new/raw':>8s} {'new/raw rows':>12s} "
+          f"{'first vs 2 labels (time)':>25s} {'max|old-new| (nats)':>20s}")
+    for k, r in results.items():
+        rate = r["rate"]
+        print(f"{k:3d} {rate['new'] / rate['old']:8.2f} "
+              f"{rate['new'] / rate['raw']:8.2f} "
+              f"{rate['new'] / rate['raw rows']:12.2f} "
+              f"{rate['2 labels'] / rate['first']:25.2f} {r['max_diff']:20.2e}")
 
     print(f"\nQuality of the raw probabilities, {args.n_quality} held-out texts, "
           "8-shot prompts:")
@@ -187,6 +241,10 @@ def main():
             label = "full_sequence" if name == "new" else "first_token"
             print(f"{k:3d} {label:14s} {q['accuracy']:8.3f} {q['log_loss']:8.3f} "
                   f"{q['auc']:6.3f}")
+
+    print("\nSeveral texts' suffixes in one decode, after a shared prefix:")
+    for name, rate in suffix_batching(backends["raw"]).items():
+        print(f"  {name}: {rate:.1f} tokens/s")
 
 
 if __name__ == "__main__":

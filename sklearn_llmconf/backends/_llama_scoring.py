@@ -255,9 +255,10 @@ def _eval_prompt_and_trie(llama, buf, tokens, reuse, trie) -> tuple[np.ndarray, 
 def _entry_log_probs(rows: np.ndarray, row_idx, tok_idx) -> np.ndarray:
     """``log_softmax(rows[r])[t]`` in float64, computed like scipy's, per entry."""
     x = rows.astype(np.float64)
-    shifted = x - x.max(axis=1, keepdims=True)
-    log_norm = np.log(np.exp(shifted).sum(axis=1))
-    return shifted[row_idx, tok_idx] - log_norm[row_idx]
+    x -= x.max(axis=1, keepdims=True)
+    picked = x[row_idx, tok_idx]
+    np.exp(x, out=x)  # in place: this is the costly step, 49k values per row
+    return picked - np.log(x.sum(axis=1))[row_idx]
 
 
 def score_prompt(llama, buf, tokens, trie, first_tokens=None):
