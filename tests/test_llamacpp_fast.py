@@ -2,11 +2,14 @@
 
 import importlib.util
 import pickle
+import shutil
 import sys
 
+import numpy as np
 import pytest
 
 from sklearn_llmconf.backends import LlamaCppBackend, _llamacpp
+from sklearn_llmconf.backends._llama_scoring import LabelTrie, first_token_ids
 from sklearn_llmconf.backends._llamacpp import default_model_path
 
 
@@ -35,10 +38,93 @@ def test_missing_gguf_file_is_a_clear_error(tmp_path):
 def test_parameters_are_plain_and_pickle_drops_the_model():
     backend = LlamaCppBackend(n_ctx=512)
     assert backend.get_params() == {
-        "model_path": None, "n_ctx": 512, "n_threads": None, "n_batch": 512,
-        "seed": 0,
+        "model_path": None, "n_ctx": 512, "n_threads": None,
+        "n_threads_batch": None, "n_batch": 512, "seed": 0,
+        "scoring": "full_sequence", "flash_attn": False,
     }
     backend._model = object()  # stands for a loaded model
     restored = pickle.loads(pickle.dumps(backend))
     assert not hasattr(restored, "_model")
     assert restored.get_params() == backend.get_params()
+
+
+def test_cache_identity_fingerprints_the_file_bytes(tmp_path):
+    # Two files named model.gguf, of equal size, one byte apart: a fine-tuned
+    # copy must not share cache entries with the original (a small stand-in
+    # file: the fingerprint reads bytes, it does not load the model).
+    original = tmp_path / "a" / "model.gguf"
+    original.parent.mkdir()
+    original.write_bytes(np.random.default_rng(0).bytes(1 << 20))
+    copy = tmp_path / "b" / "model.gguf"
+    copy.parent.mkdir()
+    shutil.copyfile(original, copy)
+    same = LlamaCppBackend(model_path=copy).cache_identity()
+    assert same == LlamaCppBackend(model_path=original).cache_identity()
+    blob = bytearray(copy.read_bytes())
+    blob[len(blob) // 2] ^= 1
+    copy.write_bytes(bytes(blob))
+    flipped = LlamaCppBackend(model_path=copy).cache_identity()
+    assert flipped["model"] == same["model"] == "model.gguf"
+    assert flipped["model_sha256"] != same["model_sha256"]
+    assert flipped != LlamaCppBackend(model_path=original).cache_identity()
+
+
+def test_cache_identity_ignores_thread_settings_but_not_scoring(tmp_path):
+    path = tmp_path / "m.gguf"
+    path.write_bytes(b"GGUF" + bytes(100))
+    base = LlamaCppBackend(model_path=path).cache_identity()
+    threads = LlamaCppBackend(model_path=path, n_threads=1, n_threads_batch=1,
+                              n_batch=64).cache_identity()
+    assert threads == base
+    first = LlamaCppBackend(model_path=path, scoring="first_token").cache_identity()
+    flash = LlamaCppBackend(model_path=path, flash_attn=True).cache_identity()
+    assert first != base and flash != base
+
+
+@pytest.mark.parametrize("params, match", [
+    ({"scoring": "last_token"}, "scoring"),
+    ({"n_threads_batch": 0}, "n_threads_batch"),
+    ({"n_batch": 1}, "n_batch"),
+])
+def test_invalid_parameters_are_rejected_before_loading(params, match):
+    backend = LlamaCppBackend(**params)
+    with pytest.raises(ValueError, match=match):
+        backend.score_labels(["Text: hi\nAnswer:"], [" a", " b"])
+
+
+def test_first_token_ids_name_the_clashing_labels():
+    ids = first_token_ids([" a", " b c"], [[5], [6, 7]])
+    assert ids.tolist() == [5, 6]
+    with pytest.raises(ValueError, match=r"' number of things' / ' number'.*"
+                                         r"verbalizer='letters'"):
+        first_token_ids([" number of things", " city", " number"],
+                        [[1230, 282, 1495], [3460], [1230]])
+
+
+def test_label_trie_shares_prefixes_and_reads_each_token_once():
+    # Labels: [1], [2, 3], [2, 4, 5], [2, 4, 6]: internal nodes are the
+    # prefixes (2,) and (2, 4), evaluated once each.
+    trie = LabelTrie([[1], [2, 3], [2, 4, 5], [2, 4, 6]])
+    assert trie.node_tokens.tolist() == [2, 4]
+    assert trie.node_depth.tolist() == [1, 2]
+    # Rows: 0 is the prompt's last position, 1 + i is node i.
+    assert trie.entry_row.tolist() == [0, 0, 1, 0, 1, 2, 0, 1, 2]
+    assert trie.entry_token.tolist() == [1, 2, 3, 2, 4, 5, 2, 4, 6]
+    assert trie.entry_label.tolist() == [0, 1, 1, 2, 2, 2, 3, 3, 3]
+    (group,) = trie.groups
+    assert group.nodes == [0, 1] and group.seqs == [[1], [1]]
+
+
+def test_label_trie_paths_get_their_own_sequences_in_groups():
+    labels = [[1, 2], [3, 4], [5, 6, 7], [5, 8, 9]]
+    trie = LabelTrie(labels)
+    (group,) = trie.groups
+    # Nodes (1,), (3,), (5,), (5, 6), (5, 8): four leaves, four sequences;
+    # the shared node (5,) belongs to both of its paths.
+    assert group.n_seq == 4
+    assert dict(zip(group.nodes, group.seqs)) == {
+        0: [1], 1: [2], 2: [3, 4], 3: [3], 4: [4]
+    }
+    split = LabelTrie(labels, max_paths=2)
+    assert [g.n_seq for g in split.groups] == [2, 2]
+    assert [g.nodes for g in split.groups] == [[0, 1], [2, 3, 4]]

