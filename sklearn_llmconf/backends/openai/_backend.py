@@ -215,7 +215,6 @@ class OpenAIBackend(BaseBackend):
         self.system_prompt = system_prompt
         self.extra_body = extra_body
 
-
     # -- estimator plumbing -------------------------------------------------
     def set_params(self, **params):
         """Set parameters; a key given as ``api_key_env`` is refused unstored."""
