@@ -128,3 +128,16 @@ def test_label_trie_paths_get_their_own_sequences_in_groups():
     split = LabelTrie(labels, max_paths=2)
     assert [g.n_seq for g in split.groups] == [2, 2]
     assert [g.nodes for g in split.groups] == [[0, 1], [2, 3, 4]]
+
+
+def test_pickling_keeps_the_live_attributes_of_the_original():
+    import pickle
+
+    from sklearn_llmconf.utils._testing import KeywordBackend
+
+    backend = KeywordBackend()
+    backend._live_attributes = ("_model",)
+    backend._model = object()
+    restored = pickle.loads(pickle.dumps(backend))
+    assert not hasattr(restored, "_model")
+    assert hasattr(backend, "_model")  # the original keeps its loaded model

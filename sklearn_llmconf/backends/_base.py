@@ -375,7 +375,9 @@ class BaseBackend(BaseEstimator):
         return set()
 
     def __getstate__(self):
-        state = super().__getstate__()
+        # A copy: on Python 3.11 the parent returns the live __dict__, and
+        # popping from it would unload the model from the pickled object.
+        state = dict(super().__getstate__())
         for name in self._live_attributes:
             state.pop(name, None)
         return state
