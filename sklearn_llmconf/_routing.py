@@ -17,9 +17,11 @@ from sklearn.utils.validation import check_is_fitted, column_or_1d
 from ._failures import record_failed_rows
 from ._routing_report import routing_report
 from ._routing_stats import (
+    N_STARTS,
     accepted_counts,
     default_thresholds,
     ltt_threshold,
+    min_accepted,
     plugin_threshold,
     precision_lower_bound,
     required_calibration_size,
@@ -98,7 +100,8 @@ class ConfidenceRouter(MetaEstimatorMixin, BaseEstimator):
         ``"ltt"``: learn-then-test with binomial p-values and fixed-sequence
         testing (Angelopoulos et al., 2021): from the most confident threshold
         down, test "precision < target" and stop at the first hypothesis not
-        rejected. ``"plugin"``: the smallest threshold whose accepted
+        rejected; two such sequences with different starts run at
+        ``delta / 2`` each. ``"plugin"``: the smallest threshold whose accepted
         calibration predictions meet the target; no guarantee, for comparison.
 
     per_class : bool, default=False
@@ -318,7 +321,7 @@ class ConfidenceRouter(MetaEstimatorMixin, BaseEstimator):
                     thr[t, g] = plugin_threshold(conf, corr, target, grid)
                 n_acc[t, g] = np.sum(conf >= thr[t, g])
                 n_err[t, g] = np.sum(~corr[conf >= thr[t, g]])
-                needed[t, g] = _labels_needed(conf, corr, target, d, grid)
+                needed[t, g] = _labels_needed(conf, corr, target, d / N_STARTS, grid)
         squeeze = (lambda a: a) if self.per_class else (lambda a: a[:, 0])
         self.thresholds_ = squeeze(thr)
         self.certified_ = squeeze(np.isfinite(thr))
@@ -337,7 +340,7 @@ class ConfidenceRouter(MetaEstimatorMixin, BaseEstimator):
                     continue
                 where = (f" for predicted class {self.classes_[g:g + 1].tolist()[0]!r}"
                          if self.per_class else "")
-                n_zero = required_calibration_size(target, delta=self.delta_per_test_)
+                n_zero = min_accepted(target, self.delta_per_test_ / N_STARTS)
                 need = needed[t, g]
                 at_obs = (
                     f"at the observed precision about {need} labelled rows"

@@ -17,6 +17,9 @@ certifies, the lowest one included, has precision ``>= target``.
 Thresholds accepting fewer rows than the least number that could ever reject
 (``n_min``, zero errors) are skipped instead of ending the scan: that count
 depends on the unlabelled confidences only, not on which rows are correct.
+A few sequences with different starts run side by side at ``delta`` divided
+by their number (fixed-sequence testing with several starts, a union bound),
+so that one error among the most confident rows does not end the search.
 """
 
 from __future__ import annotations
@@ -26,10 +29,15 @@ import math
 import numpy as np
 from scipy.stats import beta, binom
 
+# Fixed sequences per test (see ltt_threshold).
+N_STARTS = 2
+
 __all__ = [
+    "N_STARTS",
     "accepted_counts",
     "default_thresholds",
     "ltt_threshold",
+    "min_accepted",
     "plugin_threshold",
     "precision_lower_bound",
     "required_calibration_size",
@@ -66,7 +74,7 @@ def accepted_counts(confidence, correct, thresholds):
     return n_accepted, errors[n_accepted]
 
 
-def _min_accepted(target, delta):
+def min_accepted(target, delta):
     """Least number of accepted rows that can certify ``target`` (zero errors)."""
     return math.ceil(math.log(delta) / math.log(target))
 
@@ -88,8 +96,15 @@ def binomial_p_values(n_accepted, n_errors, target):
     return np.where(n_accepted > 0, p, 1.0)
 
 
-def ltt_threshold(confidence, correct, target, delta, thresholds=None):
+def ltt_threshold(confidence, correct, target, delta, thresholds=None,
+                  n_starts=N_STARTS):
     """Lowest threshold certified by fixed-sequence testing, or ``inf``.
+
+    ``n_starts`` fixed sequences run at level ``delta / n_starts`` each (a
+    union bound): the ``j``-th starts at the most confident threshold that
+    accepts at least ``2**j`` times the least number of rows that could ever
+    reject. One error among the few most confident rows then stops only the
+    sequences that start there.
 
     Parameters
     ----------
@@ -104,6 +119,8 @@ def ltt_threshold(confidence, correct, target, delta, thresholds=None):
     thresholds : ndarray, default=None
         Candidate thresholds, scanned from the largest; see
         :func:`default_thresholds`.
+    n_starts : int, default=2
+        Number of fixed sequences.
 
     Returns
     -------
@@ -113,14 +130,18 @@ def ltt_threshold(confidence, correct, target, delta, thresholds=None):
     grid = default_thresholds() if thresholds is None else np.sort(thresholds)[::-1]
     n_acc, n_err = accepted_counts(confidence, correct, grid)
     p = binomial_p_values(n_acc, n_err, target)
-    tested = n_acc >= _min_accepted(target, delta)
-    if not tested.any():
-        return np.inf
-    start = np.argmax(tested)
-    rejected = np.logical_and.accumulate(p[start:] <= delta)
-    if not rejected[0]:
-        return np.inf
-    return float(grid[start + np.flatnonzero(rejected)[-1]])
+    level = delta / n_starts
+    n_min = min_accepted(target, level)
+    best = np.inf
+    for j in range(n_starts):
+        tested = n_acc >= n_min * 2**j
+        if not tested.any():
+            break
+        start = np.argmax(tested)
+        rejected = np.logical_and.accumulate(p[start:] <= level)
+        if rejected[0]:
+            best = min(best, float(grid[start + np.flatnonzero(rejected)[-1]]))
+    return best
 
 
 def plugin_threshold(confidence, correct, target, thresholds=None):

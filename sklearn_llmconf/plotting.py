@@ -7,13 +7,14 @@ it is imported only when a plot is drawn.
 import numpy as np
 from sklearn.utils.validation import check_is_fitted
 
+from sklearn_llmconf._routing_display import RoutingDisplay
 from sklearn_llmconf.metrics import (
     _bin_edges,
     _check_proba_inputs,
     expected_calibration_error,
 )
 
-__all__ = ["ReliabilityDisplay"]
+__all__ = ["ReliabilityDisplay", "RoutingDisplay"]
 
 
 def _check_matplotlib_support(caller_name):
