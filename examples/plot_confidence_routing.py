@@ -1,7 +1,7 @@
 """
-=====================================================
+==========================================================
 Routing at a certified precision: accept, review, escalate
-=====================================================
+==========================================================
 
 Each text goes to one of three tiers: its label is accepted unchecked, a person
 reviews it, or it is escalated. :class:`~sklearn_llmconf.routing.ConfidenceRouter`
@@ -87,8 +87,9 @@ for name, r in report.items():
 # The plug-in threshold, for comparison
 # -------------------------------------
 # "The smallest threshold whose calibration predictions meet the target" has no
-# guarantee: on new texts it misses the target about half the time (see the
-# simulation in :ref:`decisions`).
+# guarantee: in the simulation of :ref:`decisions` its true precision fell
+# below the target in 41 % (95 % target, 300 labels) and 20 % (99 %, 3,000
+# labels) of calibration draws.
 plugin = ConfidenceRouter(FrozenEstimator(calibrated), method="plugin",
                           tiers=[("accept", 0.99), ("review", 0.90)])
 plugin.fit(X_cal, y_cal)
