@@ -1,4 +1,5 @@
-"""``sklearn-llmconf`` command: evaluate an LLM classifier raw and calibrated."""
+"""``sklearn-llmconf`` command: evaluate an LLM classifier raw and calibrated,
+or route its predictions to tiers at a certified precision."""
 
 from __future__ import annotations
 
@@ -136,6 +137,83 @@ def evaluate(args) -> int:
     return 0
 
 
+def _parse_tiers(text):
+    """``"accept=0.99,review=0.9"`` -> ``[("accept", 0.99), ("review", 0.9)]``."""
+    try:
+        return [(name.strip(), float(target)) for name, target in
+                (part.split("=") for part in text.split(","))]
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(
+            f"tiers must read like accept=0.99,review=0.9; got {text!r}") from e
+
+
+def route(args) -> int:
+    """Calibrate, certify tier thresholds, print shares and bounds on a test split."""
+    import warnings
+
+    from sklearn.frozen import FrozenEstimator
+    from sklearn.model_selection import train_test_split
+
+    from . import datasets
+    from ._calibration import TemperatureScaler
+    from ._classifier import LLMClassifier
+    from .routing import ConfidenceRouter
+
+    X, y = getattr(datasets, f"load_{args.dataset}")(return_X_y=True)
+    (X_tr, y_tr), (X_cal, y_cal), (X_te, y_te) = _split(
+        X, y, args.n_train, args.n_scale + args.n_calib, args.n_test, args.seed
+    )
+    X_sc, X_cal, y_sc, y_cal = train_test_split(
+        X_cal, y_cal, train_size=args.n_scale, stratify=y_cal, random_state=args.seed
+    )
+    clf = LLMClassifier(
+        n_shots=args.n_shots, demo_selection=args.demo_selection, cache=args.cache,
+        progress=not args.quiet, random_state=args.seed,
+    ).fit(X_tr, y_tr)
+    print(
+        f"{args.dataset}: temperature scaling on {len(X_sc)} texts, thresholds "
+        f"certified on {len(X_cal)}, shares and precisions measured on "
+        f"{len(X_te)} test texts; {args.n_shots}-shot prompts, embedded model.",
+        file=sys.stderr,
+    )
+    clf.predict_proba(np.concatenate([X_sc, X_cal, X_te]))  # one scoring pass
+    scaler = TemperatureScaler(FrozenEstimator(clf), bias=True).fit(X_sc, y_sc)
+    router = ConfidenceRouter(FrozenEstimator(scaler), tiers=args.tiers,
+                              delta=args.delta)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", UserWarning)
+        router.fit(X_cal, y_cal)
+    report = router.routing_report(X_te, y_te)
+    rows = []
+    for t, name in enumerate(router.tier_names_):
+        r = report[str(name)]
+        if t < len(router.targets_):
+            thr = router.thresholds_[t]
+            rule = f">= {thr:.4f}" if np.isfinite(thr) else "not certified"
+            target = f"{router.targets_[t]:.2f}"
+            bound = (f"{router.precision_lower_bound_[t]:.3f}"
+                     if np.isfinite(thr) else "-")
+        else:
+            rule, target, bound = "rest", "-", "-"
+        rows.append([
+            str(name), target, rule, bound, f"{r['share']:.3f}",
+            f"{r['precision']:.3f}", f"{r['cumulative_precision']:.3f} "
+            f"[{r['cumulative_precision_lower']:.3f}]",
+        ])
+    print(_format_table(rows, [
+        "tier", "target", "confidence", "certified (cal)", "test share",
+        "test precision", "at or above [95% lower]",
+    ]))
+    print(
+        f"\ndelta={args.delta} split over {len(router.targets_)} tiers "
+        f"({router.delta_per_test_:.3g} each); {router.n_calibration_} calibration "
+        f"texts ({router.n_failed_calibration_} failed), n_test={len(X_te)}."
+    )
+    for w in caught:
+        print(f"note: {w.message}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="sklearn-llmconf",
@@ -160,6 +238,29 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--n-bootstrap", type=int, default=200)
     ev.add_argument("--seed", type=int, default=0)
     ev.add_argument("--quiet", action="store_true", help="no progress bar")
+    ro = sub.add_parser(
+        "route", help="tiers at a certified precision: thresholds, shares, bounds")
+    ro.add_argument("--dataset", choices=_DATASETS, default="sms_spam")
+    ro.add_argument("--n-train", type=int, default=2000,
+                    help="labelled texts demonstrations are drawn from")
+    ro.add_argument("--n-scale", type=int, default=150,
+                    help="labelled texts the temperature scaler is fitted on")
+    ro.add_argument("--n-calib", type=int, default=400,
+                    help="labelled texts certifying the tier thresholds")
+    ro.add_argument("--n-test", type=int, default=300, help="held-out texts")
+    ro.add_argument("--tiers", type=_parse_tiers,
+                    default=[("accept", 0.99), ("review", 0.90)],
+                    help="name=target precision, highest first "
+                         "(default: accept=0.99,review=0.9)")
+    ro.add_argument("--delta", type=float, default=0.05,
+                    help="probability that some tier's guarantee fails")
+    ro.add_argument("--n-shots", type=int, default=None)
+    ro.add_argument("--demo-selection", default=None,
+                    choices=["stratified", "random", "similar", "similar_stratified"])
+    ro.add_argument("--cache", default=None,
+                    help="SQLite response cache; a rerun then costs no model call")
+    ro.add_argument("--seed", type=int, default=0)
+    ro.add_argument("--quiet", action="store_true", help="no progress bar")
     return parser
 
 
@@ -179,12 +280,13 @@ def main(argv=None) -> int:
         args.n_shots = defaults["n_shots"]
     if args.demo_selection is None:
         args.demo_selection = defaults["demo_selection"]
+    run = route if args.command == "route" else evaluate
     if args.cache is None:
         # Without a cache file the calibrators would score every text again.
         with tempfile.TemporaryDirectory() as tmp:
             args.cache = os.path.join(tmp, "responses.sqlite")
-            return evaluate(args)
-    return evaluate(args)
+            return run(args)
+    return run(args)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -7,9 +7,10 @@ it is imported only when a plot is drawn.
 import numpy as np
 from sklearn.utils.validation import check_is_fitted
 
+from sklearn_llmconf._routing_display import RoutingDisplay
 from sklearn_llmconf.metrics import expected_calibration_error, reliability_curve
 
-__all__ = ["ReliabilityDisplay"]
+__all__ = ["ReliabilityDisplay", "RoutingDisplay"]
 
 
 def _check_matplotlib_support(caller_name):
