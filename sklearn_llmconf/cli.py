@@ -240,7 +240,7 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--quiet", action="store_true", help="no progress bar")
     ro = sub.add_parser(
         "route", help="tiers at a certified precision: thresholds, shares, bounds")
-    ro.add_argument("--dataset", choices=_DATASETS, default="sms_spam")
+    ro.add_argument("--dataset", choices=_dataset_names(), default="sms_spam")
     ro.add_argument("--n-train", type=int, default=2000,
                     help="labelled texts demonstrations are drawn from")
     ro.add_argument("--n-scale", type=int, default=150,
@@ -256,7 +256,7 @@ def build_parser() -> argparse.ArgumentParser:
                     help="probability that some tier's guarantee fails")
     ro.add_argument("--n-shots", type=int, default=None)
     ro.add_argument("--demo-selection", default=None,
-                    choices=["stratified", "random", "similar", "similar_stratified"])
+                    choices=_string_options("demo_selection"))
     ro.add_argument("--cache", default=None,
                     help="SQLite response cache; a rerun then costs no model call")
     ro.add_argument("--seed", type=int, default=0)
