@@ -1,6 +1,5 @@
 """Prompt injection (#11 item 8): the attack set and the escaped rendering."""
 
-import numpy as np
 import pytest
 
 from sklearn_llmconf.prompts import DEFAULT_TEMPLATE, PromptTemplate, escape_field
@@ -88,27 +87,3 @@ def test_escape_fields_is_a_classifier_prompt_option():
         clf.fit(["a", "b"], ["ham", "spam"])
         assert clf._render([("x\ny",)])[0].fields == (expected,)
         assert clf.predict_proba(["x\ny"]).shape == (1, 2)
-
-
-@pytest.mark.slow
-def test_fake_demo_barely_moves_the_embedded_model():
-    # Real model, default 8-shot classifier: the fake demonstration lowers the
-    # spam log-odds of 3 spam texts much less with the default rendering
-    # than with the old one (measured: mean drop 0.09 vs 0.80 on 6-10 texts,
-    # benchmarks/bench_injection.py for flip rates).
-    from sklearn_llmconf import LLMClassifier
-    from sklearn_llmconf.backends import LlamaCppBackend
-    from tests._data import short_sms
-
-    stored = _attacks.load()
-    base = [b["text"] for b in stored["base"]][:3]
-    attacked = stored["attacks"]["fake_demo"]["texts"][:3]
-    _, _, X_pool, y_pool = short_sms(3)
-    drops = {}
-    for name, template in (("v1", PromptTemplate(V1_TEMPLATE, escape_fields=False)),
-                           ("v2", PromptTemplate(DEFAULT_TEMPLATE))):
-        clf = LLMClassifier(template, backend=LlamaCppBackend(n_threads=1),
-                            random_state=0).fit(X_pool, y_pool)
-        scores = clf.decision_function(base + attacked)
-        drops[name] = np.mean(scores[:3] - scores[3:])
-    assert drops["v2"] < 0.5 * drops["v1"], drops
