@@ -8,12 +8,13 @@ fitted on a clean set) predicts the attacked texts. The *flip rate* is the
 share of the texts it classified correctly (spam) without the payload that it
 classifies as ham with it.
 
-Two renderings are measured side by side: ``v1 (raw)``, the prompt before
-template-v2 (old ``DEFAULT_TEMPLATE``, fields inserted verbatim), and
-``v2 (default)``, today's ``PromptTemplate(DEFAULT_TEMPLATE)`` (labels
-restated after the text, ``escape_fields=True``). The clean set's AUC, and its
-accuracy and log loss after 5-fold cross-validated calibration, show what the
-rendering costs when nobody attacks. Responses are cached
+Three renderings are measured side by side: ``verbatim`` (``DEFAULT_TEMPLATE``,
+fields inserted as they are: the rendering before ``escape_fields``),
+``default`` (``PromptTemplate(DEFAULT_TEMPLATE)``: every field on one line)
+and ``restated`` (escaped, and the labels restated after the text:
+``"...Text: {text}\nChoose one of: {labels}.\nAnswer:"``). The clean set's
+AUC, and its accuracy and log loss after 5-fold cross-validated calibration,
+show what a rendering costs when nobody attacks. Responses are cached
 (benchmarks/_cache/injection.sqlite), so a rerun costs no model call.
 
 Run::
@@ -38,11 +39,15 @@ from sklearn_llmconf.prompts import DEFAULT_TEMPLATE, PromptTemplate
 
 ROOT = Path(__file__).resolve().parent
 ATTACKS = ROOT.parent / "tests" / "data" / "attacks.json"
-# The rendering before template-v2: fields verbatim, labels shown once.
-V1_TEMPLATE = "Classify each text as one of: {labels}.\n\nText: {text}\nAnswer:"
+# Fields verbatim: the rendering before escape_fields existed.
+RESTATED_TEMPLATE = (
+    "Classify each text as one of: {labels}.\n\n"
+    "Text: {text}\nChoose one of: {labels}.\nAnswer:"
+)
 RENDERINGS = {
-    "v1 (raw)": PromptTemplate(V1_TEMPLATE, escape_fields=False),
-    "v2 (default)": PromptTemplate(DEFAULT_TEMPLATE),
+    "verbatim": PromptTemplate(DEFAULT_TEMPLATE, escape_fields=False),
+    "default": PromptTemplate(DEFAULT_TEMPLATE),
+    "restated": PromptTemplate(RESTATED_TEMPLATE),
 }
 
 

@@ -12,13 +12,8 @@ __all__ = ["PromptTemplate", "DEFAULT_TEMPLATE", "escape_field"]
 
 # Chosen by measurement on SMS spam with SmolLM2-135M (benchmarks/bench_demos.py):
 # a cloze cue ("Answer:") followed by a label word, with demonstrations in the
-# same format, beat letter options and question-style prompts. template-v2
-# restates the labels after the text (benchmarks/bench_injection.py): the answer
-# then follows the template's own words, not the last words of the user's text.
-DEFAULT_TEMPLATE = (
-    "Classify each text as one of: {labels}.\n\n"
-    "Text: {text}\nChoose one of: {labels}.\nAnswer:"
-)
+# same format, beat letter options and question-style prompts.
+DEFAULT_TEMPLATE = "Classify each text as one of: {labels}.\n\nText: {text}\nAnswer:"
 
 _RESERVED = {"labels"}
 
@@ -80,8 +75,7 @@ class PromptTemplate:
         text to classify then cannot fake the template's structure, e.g. end
         itself with a fake answer line and start a new query (prompt
         injection; see the Reliability page of the user guide for what this
-        does and does not stop). False inserts values verbatim, as before
-        template-v2.
+        does and does not stop). False inserts values verbatim.
 
     Examples
     --------

@@ -66,7 +66,7 @@ def test_letters_verbalizer_shows_the_mapping():
     assert clf.label_words_ == ["A", "B"]
     text = clf._render([("hi",)])[0].text
     assert "A: ham, B: spam" in text
-    assert text.endswith("Text: hi\nChoose one of: A: ham, B: spam.\nAnswer:")
+    assert text.endswith("Text: hi\nAnswer:")
 
 
 def test_stratified_demos_are_balanced_and_seeded():
@@ -87,7 +87,7 @@ def test_demos_appear_in_prompt_before_query_and_prefix_is_shared():
     (d0, w0), (d1, w1) = clf.demos_
     text = prompts[0].text
     assert text.index(d0[0]) < text.index(d1[0]) < text.index("Text: first")
-    assert f"Text: {d0[0]}\nChoose one of: ham, spam.\nAnswer: {w0}\n\n" in text
+    assert f"Text: {d0[0]}\nAnswer: {w0}\n\n" in text
     head = text[: text.index("Text: first")]
     assert prompts[1].text.startswith(head)
 

@@ -70,7 +70,7 @@ def test_contextual_fit_makes_three_content_free_calls():
     prompts = backend.calls_[0]
     assert len(prompts) == 3
     for text, prompt in zip(CONTENT_FREE_INPUTS, prompts, strict=True):
-        assert prompt.endswith(f"Text: {text}\nChoose one of: ham, spam.\nAnswer:")
+        assert prompt.endswith(f"Text: {text}\nAnswer:")
     assert clf.usage_.calls == 3
     assert clf.content_free_prior_.shape == (2,)
     np.testing.assert_allclose(clf.content_free_prior_.sum(), 1.0)
@@ -93,7 +93,7 @@ def test_contextual_content_free_prompts_share_the_demonstrations():
     cf_prompt = backend.calls_[0][0]
     query_prompt = clf._render([("query text",)])[0].text
     prefix = query_prompt[: query_prompt.rindex("Text: query text")]
-    assert cf_prompt == prefix + "Text: N/A\nChoose one of: ham, spam.\nAnswer:"
+    assert cf_prompt == prefix + "Text: N/A\nAnswer:"
     assert all(demo[0][0] in prefix for demo in clf.demos_)
 
 
