@@ -14,6 +14,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import Mapping, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -109,15 +110,48 @@ class ResponseCache:
             allow_nan=True,
             default=_json_default,
         )
-        return hashlib.sha256(text.encode("utf-8")).hexdigest()
+        # "surrogatepass": a text holding a lone surrogate (e.g. from a JSON
+        # "\ud800" escape) still gets a key; valid text encodes as plain UTF-8,
+        # so keys of existing caches do not change.
+        return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
 
     # -- connection -----------------------------------------------------------
+    @contextmanager
+    def _named_errors(self):
+        """Turn SQLite's file-level errors into ones naming the file and the fix."""
+        try:
+            yield
+        except sqlite3.DatabaseError as exc:
+            code = getattr(exc, "sqlite_errorcode", None)
+            if code in (sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB):
+                raise sqlite3.DatabaseError(
+                    f"The response cache file {str(self.path)!r} is corrupt or is "
+                    f"not a response cache ({exc}). Move it aside or delete it "
+                    "(together with its -wal and -shm files) to start an empty "
+                    "cache: only cached scores are lost, and they are recomputed "
+                    "on demand."
+                ) from exc
+            if code == sqlite3.SQLITE_CANTOPEN:
+                raise sqlite3.OperationalError(
+                    f"Cannot open the response cache file {str(self.path)!r} "
+                    f"({exc}): check that the path names a file, not a folder, "
+                    "and that its folder is writable."
+                ) from exc
+            raise
+
     def _conn(self) -> sqlite3.Connection:
         local = self._local
         conn = getattr(local, "conn", None)
         # A connection inherited through fork belongs to the parent: reopen.
         if conn is not None and getattr(local, "pid", None) == os.getpid():
             return conn
+        with self._named_errors():
+            conn = self._connect()
+        local.conn = conn
+        local.pid = os.getpid()
+        return conn
+
+    def _connect(self) -> sqlite3.Connection:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         conn = sqlite3.connect(
             str(self.path), timeout=self.timeout, isolation_level=None
@@ -134,13 +168,11 @@ class ResponseCache:
                     "(key TEXT PRIMARY KEY, value BLOB NOT NULL)"
                 )
                 break
-            except sqlite3.OperationalError as exc:
+            except sqlite3.DatabaseError as exc:
                 if "locked" not in str(exc) or time.monotonic() > deadline:
                     conn.close()
                     raise
                 time.sleep(0.01)
-        local.conn = conn
-        local.pid = os.getpid()
         return conn
 
     def close(self) -> None:
@@ -183,9 +215,10 @@ class ResponseCache:
         for start in range(0, len(keys), _CHUNK):
             chunk = keys[start : start + _CHUNK]
             marks = ",".join("?" * len(chunk))
-            rows = conn.execute(
-                f"SELECT key, value FROM responses WHERE key IN ({marks})", chunk
-            ).fetchall()
+            with self._named_errors():
+                rows = conn.execute(
+                    f"SELECT key, value FROM responses WHERE key IN ({marks})", chunk
+                ).fetchall()
             for key, blob in rows:
                 out[key] = np.frombuffer(blob, dtype="<f8").astype(np.float64)
         return out
@@ -204,32 +237,37 @@ class ResponseCache:
         if not items:
             return
         conn = self._conn()
-        # BEGIN IMMEDIATE takes the write lock up front, so concurrent writers
-        # queue on the busy timeout instead of deadlocking on a lock upgrade.
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            conn.executemany(
-                "INSERT OR REPLACE INTO responses (key, value) VALUES (?, ?)", items
-            )
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        conn.execute("COMMIT")
+        with self._named_errors():
+            # BEGIN IMMEDIATE takes the write lock up front, so concurrent writers
+            # queue on the busy timeout instead of deadlocking on a lock upgrade.
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                conn.executemany(
+                    "INSERT OR REPLACE INTO responses (key, value) VALUES (?, ?)",
+                    items,
+                )
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
 
     def __len__(self) -> int:
-        return self._conn().execute("SELECT COUNT(*) FROM responses").fetchone()[0]
+        conn = self._conn()
+        with self._named_errors():
+            return conn.execute("SELECT COUNT(*) FROM responses").fetchone()[0]
 
     def __contains__(self, key) -> bool:
-        row = (
-            self._conn()
-            .execute("SELECT 1 FROM responses WHERE key = ?", (key,))
-            .fetchone()
-        )
+        conn = self._conn()
+        with self._named_errors():
+            row = conn.execute(
+                "SELECT 1 FROM responses WHERE key = ?", (key,)
+            ).fetchone()
         return row is not None
 
     def clear(self) -> None:
         """Delete every stored row."""
         conn = self._conn()
-        conn.execute("BEGIN IMMEDIATE")
-        conn.execute("DELETE FROM responses")
-        conn.execute("COMMIT")
+        with self._named_errors():
+            conn.execute("BEGIN IMMEDIATE")
+            conn.execute("DELETE FROM responses")
+            conn.execute("COMMIT")

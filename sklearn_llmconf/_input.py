@@ -20,6 +20,16 @@ __all__ = ["check_cell", "check_targets", "is_2d", "rows_from_X"]
 def check_cell(value, where: str, *, numbers_ok: bool) -> str:
     """Return a cell of X as text, or raise a ValueError saying where and why."""
     if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            # A lone surrogate (e.g. from a JSON "\ud800" escape) is not text a
+            # model can read; say which row before anything is scored (#11).
+            raise ValueError(
+                f"Input X has a lone surrogate {value[exc.start]!r} at {where}, "
+                f"position {exc.start}: not valid Unicode text. Repair it first, "
+                "e.g. text.encode('utf-8', 'replace').decode('utf-8')."
+            ) from None
         return value
     if value is None:
         raise ValueError(f"Input X contains None at {where}; expected a str.")

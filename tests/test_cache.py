@@ -1,7 +1,10 @@
 """Tests for the persistent response cache."""
 
+import hashlib
+import json
 import multiprocessing as mp
 import pickle
+import sqlite3
 import threading
 
 import numpy as np
@@ -126,3 +129,64 @@ def test_concurrent_process_writers_lose_nothing(tmp_path):
     got = cache.get_many(keys)
     assert len(got) == 800
     np.testing.assert_array_equal(got[keys[-1]], [3.0, 199.0, np.nan])
+
+
+def test_make_key_accepts_lone_surrogates():
+    # Regression (#11): a lone surrogate, e.g. from a JSON "\ud800" escape,
+    # raised UnicodeEncodeError and lost the whole call.
+    k1 = ResponseCache.make_key({"m": 1}, "bad \ud800 text", [" a"])
+    k2 = ResponseCache.make_key({"m": 1}, "bad \udfff text", [" a"])
+    assert len(k1) == 64 and k1 != k2
+    # Valid text keeps its key (plain UTF-8): existing cache files stay valid.
+    payload = {"v": 1, "identity": {"m": 1}, "prompt": "caf\u00e9 \U0001f600",
+               "labels": [" a"], "extra": {}}
+    text = json.dumps(payload, sort_keys=True, separators=(",", ":"),
+                      ensure_ascii=False)
+    assert ResponseCache.make_key({"m": 1}, "caf\u00e9 \U0001f600", [" a"]) == (
+        hashlib.sha256(text.encode("utf-8")).hexdigest()
+    )
+
+
+def test_corrupt_file_error_names_the_file(tmp_path):
+    # Regression (#11): a raw "DatabaseError: file is not a database".
+    path = tmp_path / "cache.sqlite"
+    path.write_bytes(b"this is not an SQLite database\n" * 100)
+    cache = ResponseCache(path)
+    with pytest.raises(sqlite3.DatabaseError, match=r"cache\.sqlite.*corrupt.*"
+                       r"Move it aside or delete it"):
+        cache.get_many(["k"])
+    with pytest.raises(sqlite3.DatabaseError, match="cache.sqlite"):
+        cache.set_many({"k": np.zeros(2)})
+
+
+def test_damaged_pages_error_names_the_file(tmp_path):
+    path = tmp_path / "cache.sqlite"
+    cache = ResponseCache(path)
+    keys = [f"k{i}" for i in range(500)]
+    cache.set_many({k: np.arange(100.0) for k in keys})
+    cache.close()
+    with open(path, "r+b") as f:  # overwrite data pages in the middle
+        f.seek(4096 * 3)
+        f.write(b"\xff" * 4096 * 4)
+    with pytest.raises(sqlite3.DatabaseError,
+                       match=r"cache\.sqlite.*malformed.*Move it aside"):
+        ResponseCache(path).get_many(keys)
+
+
+def test_folder_as_cache_path_error_names_it(tmp_path):
+    with pytest.raises(sqlite3.OperationalError,
+                       match="Cannot open the response cache file.*not a folder"):
+        len(ResponseCache(tmp_path))
+
+
+def test_lone_surrogate_text_with_cache_names_the_row(tmp_path):
+    # Regression (#11): with a cache the whole call died in make_key with a
+    # UnicodeEncodeError naming no row. The text is rejected up front, with
+    # its row, before anything is scored.
+    from sklearn_llmconf import LLMClassifier
+    from sklearn_llmconf.utils._testing import KeywordBackend
+
+    clf = LLMClassifier(backend=KeywordBackend(), n_shots=0,
+                        cache=tmp_path / "c.sqlite").fit(["a", "b"], ["ham", "spam"])
+    with pytest.raises(ValueError, match=r"lone surrogate .* at row 1, position 4"):
+        clf.predict_proba(["fine", "bad \ud800 text"])
