@@ -9,9 +9,9 @@ When one label string is a prefix of another (``" 1"`` and ``" 10"``, ``" ham"``
 and ``" ham radio"``), ``P(" 1" | prompt)`` already contains ``P(" 10" |
 prompt)``: the shorter label would take the longer one's mass and the scores
 would not be a distribution over the answers. :func:`scored_label_strings` then
-ends every label string with the text that follows an answer in the prompt's
-demonstrations, which makes the scored events disjoint: the model's probability
-of answering exactly that label.
+ends every label string with the line break that follows an answer in the
+prompt's demonstrations, which makes the scored events disjoint: the model's
+probability of answering exactly that label.
 """
 
 from __future__ import annotations
@@ -120,7 +120,7 @@ def has_prefix_pair(strings) -> bool:
     return any(b.startswith(a) for a, b in zip(ordered, ordered[1:]))
 
 
-def scored_label_strings(prefix: str, words, end: str) -> list[str]:
+def scored_label_strings(prefix: str, words, separator: str) -> list[str]:
     """The strings the backend scores, one per label word.
 
     Parameters
@@ -130,9 +130,15 @@ def scored_label_strings(prefix: str, words, end: str) -> list[str]:
         ``label_prefix``).
     words : list of str
         The label words.
-    end : str
-        What follows an answer in the demonstrations. Appended to every string
-        when (and only when) one string is a prefix of another; other label
+    separator : str
+        What follows an answer in the demonstrations (``demo_separator``).
+        When (and only when) one string is a prefix of another, every string
+        ends with the separator up to and including its first line break
+        (``"\n"`` for the default ``"\n\n"``): a line break ends an answer
+        with or without demonstrations, and label words hold none. Measured on
+        the embedded model, zero-shot, classes 1..12: ``"\n"`` kept 16-21 % of
+        the mass on the labels and copied 12, 10 and 1 correctly; the single
+        token ``"\n\n"`` kept under 1 % and predicted 1 for 12. Other label
         sets are scored exactly as ``prefix + word``.
 
     Returns
@@ -142,10 +148,14 @@ def scored_label_strings(prefix: str, words, end: str) -> list[str]:
     strings = [prefix + w for w in words]
     if not has_prefix_pair(strings):
         return strings
-    if not end:
+    line_break = separator.find("\n")
+    end = separator[: line_break + 1] if line_break >= 0 else separator
+    ended = [s + end for s in strings]
+    if not end or has_prefix_pair(ended):
         raise ValueError(
             f"The label strings {strings} include one that is a prefix of another, "
-            "so they must be scored with the text that ends an answer, but the "
-            "template's demo_separator is empty; set a non-empty demo_separator."
+            "so each must be scored with the text that ends an answer, but the "
+            f"template's demo_separator {separator!r} does not separate them; use "
+            "a demo_separator with a line break."
         )
-    return [s + end for s in strings]
+    return ended

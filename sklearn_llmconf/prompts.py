@@ -157,10 +157,10 @@ class PromptTemplate:
         """Return the strings the model is scored on, one per label word.
 
         ``label_prefix + word``; when one of these is a prefix of another (as
-        ``" 1"`` of ``" 10"``), each also ends with ``demo_separator``, the text
-        that follows an answer in the demonstrations, so that every label is
-        scored as a complete answer and a label cannot take the probability of
-        a longer one.
+        ``" 1"`` of ``" 10"``), each also ends with the line break that follows
+        an answer in the demonstrations (``demo_separator`` up to its first
+        line break), so that every label is scored as a complete answer and a
+        label cannot take the probability of a longer one.
         """
         return scored_label_strings(self.label_prefix, words, self.demo_separator)
 

@@ -332,7 +332,7 @@ class AnswerBackend(KeywordBackend):
     continuations that start with it: ``P(" 1")`` includes ``P(" 10...")``.
     """
 
-    def __init__(self, words=(), end="\n\n"):
+    def __init__(self, words=(), end="\n\nText:"):
         self.words = words
         self.end = end
 
@@ -360,7 +360,7 @@ def test_labels_that_are_prefixes_of_others_can_win():
     # The scored events are disjoint: the scores are the model's distribution.
     np.testing.assert_allclose(np.diag(proba), 0.6)
     np.testing.assert_allclose(proba.sum(axis=1), 1.0)
-    assert backend.labels_[0] == [f" {c}\n\n" for c in classes]
+    assert backend.labels_[0] == [f" {c}\n" for c in classes]
 
     words = ["ham", "ham radio"]
     backend = AnswerBackend(words=words)
@@ -374,12 +374,15 @@ def test_labels_without_prefixes_are_scored_as_before():
     template = PromptTemplate("Text: {text}\nAnswer:")
     assert template.label_strings(["ham", "spam"]) == [" ham", " spam"]
     assert template.label_strings(["1", "2", "3"]) == [" 1", " 2", " 3"]
-    assert template.label_strings(["1", "12"]) == [" 1\n\n", " 12\n\n"]
+    assert template.label_strings(["1", "12"]) == [" 1\n", " 12\n"]
     custom = PromptTemplate("Q: {text}\nA:", demo_separator="\n###\n")
-    assert custom.label_strings(["ham", "ham radio"]) == [" ham\n###\n",
-                                                          " ham radio\n###\n"]
-    with pytest.raises(ValueError, match="demo_separator is empty"):
-        PromptTemplate("{text} =", demo_separator="").label_strings(["a", "ab"])
+    assert custom.label_strings(["ham", "ham radio"]) == [" ham\n", " ham radio\n"]
+    inline = PromptTemplate("Q: {text} A:", demo_separator=" | ")
+    assert inline.label_strings(["1", "12"]) == [" 1 | ", " 12 | "]
+    for separator in ["", " "]:
+        with pytest.raises(ValueError, match="does not separate them"):
+            PromptTemplate("{text} =", demo_separator=separator).label_strings(
+                ["a", "a b"])
 
 
 def test_y_containing_none_gets_clear_error():
