@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 from scipy.special import log_softmax
 
+from .._parallel import default_n_threads
 from ._base import (
     BackendCapabilities,
     BaseBackend,
@@ -169,7 +170,10 @@ class LlamaCppBackend(BaseBackend):
         truncating the user's text fields at the end (longest field first),
         never the instructions or demonstrations, with a warning.
     n_threads : int, default=None
-        CPU threads; None uses all available cores.
+        CPU threads; None uses all available cores, capped by
+        ``OMP_NUM_THREADS`` where it is set, as joblib sets it in its workers
+        (``GridSearchCV(n_jobs=...)``, ``LLMClassifier(n_jobs=...)``), so that
+        nested parallelism never oversubscribes the CPU.
     n_batch : int, default=512
         Tokens evaluated per llama.cpp decode call.
     seed : int, default=0
@@ -204,7 +208,7 @@ class LlamaCppBackend(BaseBackend):
     def _get_model(self) -> _LoadedModel:
         model = getattr(self, "_model", None)
         if model is None:
-            n_threads = self.n_threads or max(1, len(os.sched_getaffinity(0)))
+            n_threads = self.n_threads or default_n_threads()
             model = _load_model(
                 self._resolved_path(), int(self.n_ctx), int(n_threads),
                 int(self.n_batch), int(self.seed),

@@ -1,0 +1,115 @@
+"""Parallel scoring through joblib, and the thread rule that keeps it from
+oversubscribing the CPU (workers x threads <= cores)."""
+
+import os
+
+import numpy as np
+import pytest
+from joblib import parallel_config
+from sklearn.model_selection import GridSearchCV
+
+from sklearn_llmconf._parallel import (
+    _chunks,
+    available_cpus,
+    default_n_threads,
+    score_in_parallel,
+)
+
+
+def _square_all(values):
+    return [v * v for v in values]
+
+
+@pytest.mark.parametrize(
+    "env, expected",
+    [(None, "all"), ("1", 1), ("64", "all"), ("0", "all"), ("two", "all"), (" 1 ", 1)],
+)
+def test_default_n_threads_honours_the_inner_limit(monkeypatch, env, expected):
+    if env is None:
+        monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    else:
+        monkeypatch.setenv("OMP_NUM_THREADS", env)
+    n = default_n_threads()
+    assert n == (available_cpus() if expected == "all" else expected)
+    assert 1 <= n <= len(os.sched_getaffinity(0))
+
+
+def test_chunks_give_every_worker_work_and_respect_batch_size():
+    idx = np.arange(10)
+    assert [c.tolist() for c in _chunks(idx, 2, 64)] == [
+        [0, 1, 2, 3, 4], [5, 6, 7, 8, 9]]
+    assert [len(c) for c in _chunks(idx, 2, 3)] == [3, 3, 3, 1]
+    assert [len(c) for c in _chunks(idx, 16, 64)] == [1] * 10
+    assert np.concatenate(_chunks(idx, 3, 4)).tolist() == idx.tolist()
+
+
+@pytest.mark.parametrize("n_jobs", [None, 1, 2, -1])
+def test_score_in_parallel_covers_each_index_once(n_jobs):
+    items = list(range(100, 120))
+    indices = np.array([0, 3, 4, 7, 8, 9, 15, 19])
+    with parallel_config(backend="threading"):
+        got = list(score_in_parallel(_square_all, items, indices, n_jobs=n_jobs,
+                                     batch_size=3))
+    assert all(len(chunk) <= 3 for chunk, _ in got)
+    pairs = {int(i): r for chunk, result in got for i, r in zip(chunk, result)}
+    assert pairs == {int(i): items[i] ** 2 for i in indices}
+
+
+def test_score_in_parallel_sequential_path_keeps_order_and_process():
+    calls = []
+
+    def score(values):  # a closure: not picklable, fine without workers
+        calls.append(os.getpid())
+        return values
+
+    got = list(score_in_parallel(score, "abcde", np.arange(5), n_jobs=1,
+                                 batch_size=2))
+    assert [r for _, r in got] == [["a", "b"], ["c", "d"], ["e"]]
+    assert calls == [os.getpid()] * 3
+
+
+def _threads_in_effect(estimator, X, y):
+    """Scorer: threads of the embedded model as loaded in this worker."""
+    estimator.predict_proba(X[:1])
+    llama = estimator._get_backend()._get_model().llama
+    return llama.n_threads
+
+
+def _threads_batch_in_effect(estimator, X, y):
+    llama = estimator._get_backend()._get_model().llama
+    return llama.context_params.n_threads_batch
+
+
+def _pid(estimator, X, y):
+    return os.getpid()
+
+
+@pytest.mark.slow
+def test_grid_search_workers_share_the_cores(tmp_path):
+    """GridSearchCV(n_jobs=2) over the embedded model: two workers, each model
+    with cores // 2 threads (joblib's inner limit), never 2 x all cores."""
+    pytest.importorskip("llama_cpp")
+    from joblib import cpu_count
+
+    from sklearn_llmconf import LLMClassifier
+    from sklearn_llmconf.backends import LlamaCppBackend
+
+    X = ["win a free prize now", "see you at lunch", "claim your cash reward",
+         "call me when you land"]
+    y = ["spam", "ham", "spam", "ham"]
+    clf = LLMClassifier(n_shots=0, backend=LlamaCppBackend(),
+                        cache=str(tmp_path / "c.sqlite"))
+    prompts = ["Text: {text}\nAnswer:", "SMS: {text}\nIt is"]
+    scoring = {"threads": _threads_in_effect, "pid": _pid}
+    backend = clf.backend
+    if "n_threads_batch" in backend.get_params():
+        scoring["threads_batch"] = _threads_batch_in_effect
+    search = GridSearchCV(clf, {"prompt": prompts}, cv=2, n_jobs=2,
+                          scoring=scoring, refit=False).fit(X, y)
+    res = search.cv_results_
+    per_worker = max(cpu_count() // 2, 1)
+    for key in [k for k in scoring if k != "pid"]:
+        threads = np.concatenate([res[f"split{i}_test_{key}"] for i in range(2)])
+        assert (threads == per_worker).all(), (key, threads)
+    pids = {int(p) for i in range(2) for p in res[f"split{i}_test_pid"]}
+    assert os.getpid() not in pids and 1 <= len(pids) <= 2
