@@ -113,3 +113,31 @@ def test_grid_search_workers_share_the_cores(tmp_path):
         assert (threads == per_worker).all(), (key, threads)
     pids = {int(p) for i in range(2) for p in res[f"split{i}_test_pid"]}
     assert os.getpid() not in pids and 1 <= len(pids) <= 2
+
+
+def _worker_facts(values):
+    return [(v * v, os.getpid(), default_n_threads()) for v in values]
+
+
+@pytest.fixture(scope="module")
+def dask_client():
+    distributed = pytest.importorskip("distributed", reason="the dask extra is "
+                                      "not installed")
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1,
+                                  processes=True, dashboard_address=None) as cluster:
+        with distributed.Client(cluster) as client:
+            yield client
+
+
+@pytest.mark.slow
+def test_score_in_parallel_on_a_dask_cluster_of_processes(dask_client):
+    items = list(range(20))
+    with parallel_config(backend="dask"):
+        got = list(score_in_parallel(_worker_facts, items, np.arange(20),
+                                     n_jobs=-1, batch_size=4))
+    facts = [f for _, result in got for f in result]
+    assert sorted(f[0] for f in facts) == [i * i for i in items]
+    pids = {f[1] for f in facts}
+    assert os.getpid() not in pids and len(pids) <= 2
+    # Dask's nanny sets OMP_NUM_THREADS=1 in its worker processes.
+    assert {f[2] for f in facts} == {1}
