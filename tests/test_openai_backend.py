@@ -175,12 +175,12 @@ def test_logit_bias_pulls_labels_in_and_keeps_ratios(backend, fault_server):
 
 
 def test_logit_bias_true_without_tokenizer_raises(monkeypatch):
-    import sklearn_llmconf.backends._openai as mod
+    import sklearn_llmconf.backends.openai._tokenizer as mod
 
     async def none(*args, **kwargs):
         return None
 
-    monkeypatch.setattr(mod._ServerTokenizer, "resolve", none)
+    monkeypatch.setattr(mod.ServerTokenizer, "resolve", none)
     b = OpenAIBackend("m", base_url="http://127.0.0.1:9/v1", logit_bias=True)
     with pytest.raises(ValueError, match="logit_bias=True needs token ids"):
         b.score_labels(["x"], LABELS)
@@ -295,7 +295,8 @@ def test_full_sequence_auto_detection(backend, fault_server):
             toks = echo_tokens(t + lab)
             want = sum(v for tok, off, v in toks if off + len(tok) > len(t))
             assert res.log_probs[i, j] == pytest.approx(want, abs=1e-12)
-    assert b.capabilities().full_sequence
+    # capabilities() depends on parameters only, not on what the probe found.
+    assert not b.capabilities().full_sequence
     assert res.usage.calls == 4
 
     # The probe's answer is kept: no second probe.

@@ -9,7 +9,7 @@ from ._base import (
     Usage,
 )
 from ._llamacpp import LlamaCppBackend, default_model_path
-from ._openai import OpenAIBackend
+from .openai import OpenAIBackend
 
 __all__ = [
     "BackendCapabilities",
