@@ -1,10 +1,15 @@
 """Batch jobs against a local stand-in of the OpenAI Batch API."""
 
 import json
+import pickle
 
+import numpy as np
 import openai
 import pytest
+from sklearn.base import clone
 
+from sklearn_llmconf import LLMClassifier
+from sklearn_llmconf.backends import OpenAIBackend, OpenAIBatchBackend
 from sklearn_llmconf.backends._batch_jobs import BatchStateFile, run_batch, to_jsonl
 from tests._batch_server import BatchServer
 
@@ -89,3 +94,102 @@ def test_interrupted_wait_resumes_the_same_job(client, batch_server, tmp_path):
     assert set(outcome.bodies) == {"r0", "r1"}
     creates = [p for m, p in batch_server.calls if m == "POST" and p == "/v1/batches"]
     assert len(creates) == 1  # paid once
+
+
+# -- OpenAIBatchBackend: the same answers as OpenAIBackend, through batch jobs ------
+
+TEXTS = [f"message {i}: call now" for i in range(6)]
+LABELS = [" ham", " spam"]
+
+
+def _backends(fault_server, batch_server, tmp_path, max_wait=None, **params):
+    online = OpenAIBackend("m", base_url=fault_server.base_url, **params)
+    batch = OpenAIBatchBackend("m", base_url=batch_server.base_url, poll_interval=0,
+                               state_path=tmp_path / "jobs.json", max_wait=max_wait,
+                               **params)
+    return online, batch
+
+
+@pytest.mark.parametrize("endpoint", ["chat", "completions"])
+def test_batch_backend_equals_the_online_backend(fault_server, batch_server,
+                                                 tmp_path, endpoint):
+    online, batch = _backends(fault_server, batch_server, tmp_path,
+                              endpoint=endpoint, scoring="first_token")
+    want = online.score_labels(TEXTS, LABELS)
+    got = batch.score_labels(TEXTS, LABELS)
+    np.testing.assert_array_equal(got.log_probs, want.log_probs)
+    np.testing.assert_array_equal(got.extra["uncovered_mass"],
+                                  want.extra["uncovered_mass"])
+    assert got.errors == want.errors == [None] * 6
+    assert got.usage.as_dict() == want.usage.as_dict()  # calls and tokens
+    assert got.extra["batch"]["status"] == "completed"
+    assert got.extra["batch"]["request_counts"]["total"] == 6
+    creates = [p for m, p in batch_server.calls if p == "/v1/batches"]
+    assert len(creates) == 1
+
+
+def test_batch_backend_full_sequence_equals_online(fault_server, batch_server,
+                                                   tmp_path):
+    fault_server.echo_capable = True
+    online, batch = _backends(fault_server, batch_server, tmp_path,
+                              endpoint="completions", scoring="full_sequence")
+    want = online.score_labels(TEXTS[:3], LABELS)
+    got = batch.score_labels(TEXTS[:3], LABELS)
+    np.testing.assert_array_equal(got.log_probs, want.log_probs)
+    assert got.usage.calls == want.usage.calls == 6  # one line per text and label
+
+
+def test_partial_failure_rows_and_cached_rerun_pays_only_for_them(
+        fault_server, batch_server, tmp_path):
+    _, batch = _backends(fault_server, batch_server, tmp_path, scoring="first_token")
+    texts = TEXTS[:3] + ["FAULT=500x1 flaky"]
+    clf = LLMClassifier(backend=batch, prompt="{text}", n_shots=0, on_error="nan",
+                        cache=tmp_path / "c.sqlite").fit(texts, ["ham", "spam"] * 2)
+    proba = clf.predict_proba(texts)
+    assert np.isnan(proba[3]).all() and np.isfinite(proba[:3]).all()
+    assert clf.usage_.calls == 4  # the failed request ran, and counts
+    before = len(batch_server.calls)
+    proba2 = clf.predict_proba(texts)  # the server now answers the flaky one
+    np.testing.assert_array_equal(proba2[:3], proba[:3])
+    assert np.isfinite(proba2[3]).all()
+    upload = [p for m, p in batch_server.calls[before:] if p == "/v1/files"]
+    assert len(upload) == 1
+    (file_id,) = [f for f, v in batch_server.files.items()
+                  if v["object"]["purpose"] == "batch"][-1:]
+    assert len(batch_server.files[file_id]["content"].splitlines()) == 1
+
+
+def test_expired_batch_gives_nan_rows_that_name_the_expiry(fault_server,
+                                                           batch_server, tmp_path):
+    batch_server.expire_after = 2
+    _, batch = _backends(fault_server, batch_server, tmp_path, scoring="first_token")
+    result = batch.score_labels(TEXTS[:4], LABELS)
+    assert np.isfinite(result.log_probs[:2]).all()
+    assert np.isnan(result.log_probs[2:]).all()
+    assert all("batch_expired" in e for e in result.errors[2:])
+    assert result.extra["batch"]["status"] == "expired"
+    assert result.usage.calls == 2
+
+
+def test_interrupted_job_resumes_without_resubmitting(fault_server, batch_server,
+                                                      tmp_path):
+    batch_server.in_progress_polls = 10**6
+    _, batch = _backends(fault_server, batch_server, tmp_path, scoring="first_token",
+                         max_wait=0)
+    with pytest.raises(TimeoutError, match="resumes it"):
+        batch.score_labels(TEXTS, LABELS)
+    batch_server.in_progress_polls = 0
+    # A new process: the backend is rebuilt from its parameters.
+    fresh = pickle.loads(pickle.dumps(batch)).set_params(max_wait=None)
+    assert getattr(fresh, "_state_file", None) is None
+    result = fresh.score_labels(TEXTS, LABELS)
+    assert result.extra["batch"]["resumed"] and np.isfinite(result.log_probs).all()
+    creates = [p for m, p in batch_server.calls if p == "/v1/batches"]
+    assert len(creates) == 1
+
+
+def test_batch_params_are_not_part_of_the_cache_identity(tmp_path):
+    a = OpenAIBatchBackend("m", base_url="http://127.0.0.1:9/v1")
+    b = clone(a).set_params(poll_interval=1, max_wait=5, state_path=tmp_path / "s")
+    assert a.cache_identity() == b.cache_identity()
+    assert "state_path" in a.get_params() and "completion_window" in a.get_params()

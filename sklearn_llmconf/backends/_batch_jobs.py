@@ -93,6 +93,8 @@ class BatchOutcome:
     resumed : bool
         Whether the job was found in the state file rather than submitted.
     request_counts : dict
+    n_ran : int
+        Requests that reached the model (an answer or an HTTP error).
     """
 
     batch_id: str
@@ -101,6 +103,7 @@ class BatchOutcome:
     errors: dict = field(default_factory=dict)
     resumed: bool = False
     request_counts: dict = field(default_factory=dict)
+    n_ran: int = 0
 
 
 def _read_records(client, file_id):
@@ -178,13 +181,16 @@ def run_batch(client, requests, *, url, completion_window="24h", state=None,
     outcome = BatchOutcome(batch_id, batch.status, resumed=resumed)
     counts = batch.request_counts
     outcome.request_counts = counts.model_dump() if counts is not None else {}
-    for record in _read_records(client, batch.output_file_id):
+    records = _read_records(client, batch.output_file_id)
+    errors = _read_records(client, batch.error_file_id)
+    outcome.n_ran = sum(bool(r.get("response")) for r in records + errors)
+    for record in records:
         response = record.get("response") or {}
         if response.get("status_code") == 200 and not record.get("error"):
             outcome.bodies[record["custom_id"]] = response["body"]
         else:
             outcome.errors[record["custom_id"]] = _record_error(record)
-    for record in _read_records(client, batch.error_file_id):
+    for record in errors:
         outcome.errors[record["custom_id"]] = _record_error(record)
     if batch.status == "failed":
         details = "; ".join(
