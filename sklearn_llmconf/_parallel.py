@@ -16,7 +16,7 @@ from __future__ import annotations
 import math
 import os
 
-__all__ = ["available_cpus", "default_n_threads", "score_in_parallel"]
+__all__ = ["available_cpus", "default_n_threads", "score_in_parallel", "score_with"]
 
 
 def available_cpus() -> int:
@@ -93,6 +93,11 @@ def score_in_parallel(score, items, indices, *, n_jobs, batch_size):
     )
     for i, result in results:
         yield chunks[i], result
+
+
+def score_with(strategy, backend, labels, prompts):
+    """``strategy.score(backend, prompts, labels)``, as a picklable partial."""
+    return strategy.score(backend, prompts, labels)
 
 
 def _tagged(score, i, chunk_items):

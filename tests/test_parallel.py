@@ -141,3 +141,108 @@ def test_score_in_parallel_on_a_dask_cluster_of_processes(dask_client):
     assert os.getpid() not in pids and len(pids) <= 2
     # Dask's nanny sets OMP_NUM_THREADS=1 in its worker processes.
     assert {f[2] for f in facts} == {1}
+
+
+# -- LLMClassifier(n_jobs=...) ------------------------------------------------------
+
+def _keyword_data(n=40):
+    X = [f"message {i} " + ("spam offer" if i % 3 == 0 else "ham lunch")
+         for i in range(n)]
+    y = ["spam" if i % 3 == 0 else "ham" for i in range(n)]
+    return X + X[:5], y + y[:5]  # duplicates are scored once
+
+
+def _fitted(**params):
+    from sklearn_llmconf import LLMClassifier
+    from sklearn_llmconf.utils._testing import KeywordBackend
+
+    X, y = _keyword_data()
+    params.setdefault("n_shots", 0)
+    return LLMClassifier(backend=KeywordBackend(), **params).fit(X, y), X
+
+
+def test_n_jobs_scores_in_worker_processes_identically(tmp_path, monkeypatch):
+    from sklearn_llmconf import _scoring
+
+    ticks = []
+
+    class Bar:
+        def update(self, n):
+            ticks.append((os.getpid(), n))
+
+        def close(self):
+            pass
+
+    monkeypatch.setattr(_scoring, "_progress", lambda total, enabled: Bar())
+    reference, X = _fitted(batch_size=8)
+    want = reference.predict_proba(X)
+    ticks.clear()
+    clf, _ = _fitted(batch_size=8, n_jobs=2, cache=tmp_path / "c.sqlite")
+    got = clf.predict_proba(X)
+    np.testing.assert_array_equal(got, want)
+    assert clf.usage_.as_dict() == reference.usage_.as_dict()
+    assert clf.usage_.calls == 40 and clf.usage_.cache_hits == 0
+    # Scored in workers (the parent's backend saw nothing), progress and cache
+    # written by the parent: 40 distinct prompts in chunks of at most 8.
+    assert getattr(clf.backend, "calls_", []) == []
+    assert {pid for pid, _ in ticks} == {os.getpid()}
+    assert sum(n for _, n in ticks) == 40 and max(n for _, n in ticks) <= 8
+    again = clf.predict_proba(X)
+    np.testing.assert_array_equal(again, want)
+    assert clf.usage_.cache_hits == 40 and clf.usage_.calls == 40
+
+
+def test_n_jobs_with_failed_rows_and_errors(tmp_path):
+    ref, X = _fitted(on_error="nan", batch_size=4)
+    ref.set_params(backend=ref.backend.set_params(fail_on="message 3 "))
+    clf, _ = _fitted(on_error="nan", batch_size=4, n_jobs=2)
+    clf.set_params(backend=clf.backend.set_params(fail_on="message 3 "))
+    np.testing.assert_array_equal(clf.predict_proba(X), ref.predict_proba(X))
+    assert clf.usage_.failed_rows == ref.usage_.failed_rows == 2  # and its copy
+
+
+def test_n_jobs_is_validated():
+    from sklearn_llmconf import LLMClassifier
+
+    X, y = _keyword_data(6)
+    with pytest.raises(ValueError, match="n_jobs"):
+        LLMClassifier(n_jobs=1.5, n_shots=0).fit(X, y)
+
+
+@pytest.mark.slow
+def test_n_jobs_on_a_dask_cluster_gives_the_same_answers(dask_client, tmp_path):
+    reference, X = _fitted(batch_size=8)
+    want = reference.predict_proba(X)
+    cache = tmp_path / "c.sqlite"
+    clf, _ = _fitted(batch_size=8, n_jobs=-1, cache=cache)
+    with parallel_config(backend="dask"):
+        got = clf.predict_proba(X)
+    np.testing.assert_array_equal(got, want)
+    assert clf.usage_.as_dict() == reference.usage_.as_dict()
+    assert getattr(clf.backend, "calls_", []) == []  # all scored on the cluster
+    from sklearn_llmconf import ResponseCache
+
+    assert len(ResponseCache(cache)) == 40
+
+
+@pytest.mark.slow
+def test_n_jobs_with_the_embedded_model_is_bit_identical(dask_client):
+    pytest.importorskip("llama_cpp")
+    from sklearn_llmconf import LLMClassifier
+    from sklearn_llmconf.backends import LlamaCppBackend
+
+    X = ["win a free prize now", "see you at lunch", "claim your cash reward",
+         "call me when you land", "URGENT! reply to win", "ok, on my way"]
+    y = ["spam", "ham", "spam", "ham", "spam", "ham"]
+
+    def run(n_jobs):
+        clf = LLMClassifier(backend=LlamaCppBackend(), n_shots=0, batch_size=2,
+                            n_jobs=n_jobs).fit(X, y)
+        return clf.predict_proba(X), clf.usage_.as_dict()
+
+    want, usage = run(1)
+    for n_jobs, backend in [(2, "loky"), (-1, "dask")]:
+        with parallel_config(backend=backend):
+            got, got_usage = run(n_jobs)
+        np.testing.assert_array_equal(got, want)
+        assert got_usage["calls"] == usage["calls"] == 6
