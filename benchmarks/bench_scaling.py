@@ -11,14 +11,18 @@ Modes, on the same short SMS texts and zero-shot prompt, no response cache:
    ``distributed.LocalCluster`` of W worker processes, 1 thread each.
 
 Every mode is warmed up first (workers started, models loaded), then timed on
-the texts. The probabilities of modes 2-4 must be identical, bit for bit; the
-run fails otherwise. Timings on a shared machine are noisy: compare the ratios
-within one run, and read the load average printed with them. Run::
+the texts; with ``--rounds R`` the modes run interleaved R times and the median
+is shown, so that a change of load during the run hits every mode alike. The
+probabilities of modes 2-4 must be identical, bit for bit; the run fails
+otherwise. Timings on a shared machine are noisy: compare the ratios within one
+run, and read the load averages printed with them. Run::
 
-    PYTHONPATH=. python benchmarks/bench_scaling.py [--n 48] [--workers 2] [--no-dask]
+    PYTHONPATH=. python benchmarks/bench_scaling.py [--n 48] [--workers 2] \\
+        [--rounds 3] [--no-dask]
 """
 
 import argparse
+import contextlib
 import os
 import time
 
@@ -40,7 +44,7 @@ def _texts(n):
     return list(X[idx[: n + 4]]), y[idx[: n + 4]]
 
 
-def _raw_llama(prompts, backend, cores):
+def _raw_llama(backend, cores):
     from llama_cpp import Llama
 
     from sklearn_llmconf.backends._llamacpp import without_extra_buffer_types
@@ -49,26 +53,28 @@ def _raw_llama(prompts, backend, cores):
         llama = Llama(model_path=backend._resolved_path(), n_ctx=2048,
                       n_threads=cores, n_threads_batch=cores, logits_all=False,
                       verbose=False)
-    tokens = [backend.tokenize(p.text) for p in prompts]
-    start = time.perf_counter()
-    for toks in tokens:
-        llama.n_tokens = 0
-        llama.eval(toks)
-        np.ctypeslib.as_array(llama._ctx.get_logits(), shape=(llama.n_vocab(),)).copy()
-    return time.perf_counter() - start, float(np.mean([len(t) for t in tokens]))
+
+    def run(tokens):
+        for toks in tokens:
+            llama.n_tokens = 0
+            llama.eval(toks)
+            np.ctypeslib.as_array(llama._ctx.get_logits(),
+                                  shape=(llama.n_vocab(),)).copy()
+    return run
 
 
-def _timed(clf, X_warm, X):
-    clf.predict_proba(X_warm)  # workers started, one model loaded per worker
+def _seconds(run):
     start = time.perf_counter()
-    proba = clf.predict_proba(X)
-    return time.perf_counter() - start, proba
+    out = run()
+    return time.perf_counter() - start, out
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=48)
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--rounds", type=int, default=1,
+                        help="repeat all modes, interleaved; the median is shown")
     parser.add_argument("--no-dask", action="store_true")
     args = parser.parse_args()
 
@@ -82,38 +88,69 @@ def main():
         return LLMClassifier(backend=LlamaCppBackend(), prompt=PROMPT, n_shots=0,
                              n_jobs=n_jobs).fit(texts, labels)
 
-    load_before = os.getloadavg()[0]
-    base = make(1)
-    rows = []
-    raw_s, n_tokens = _raw_llama(base._render([(t,) for t in X]), base.backend, cores)
-    rows.append(("raw llama-cpp-python, 1 process", f"1 x {cores}", raw_s, None))
-    seconds, reference = _timed(base, X_warm, X)
-    rows.append(("LLMClassifier n_jobs=1", f"1 x {cores}", seconds, 0.0))
-    seconds, proba = _timed(make(W), X_warm, X)
-    rows.append((f"LLMClassifier n_jobs={W} (loky)", f"{W} x {max(cores // W, 1)}",
-                 seconds, float(np.abs(proba - reference).max())))
+    stack = contextlib.ExitStack()
+    one, many = make(1), make(W)
+    tokens = [one.backend.tokenize(p.text) for p in one._render([(t,) for t in X])]
+    raw = _raw_llama(one.backend, cores)
+    modes = {
+        "raw llama-cpp-python, 1 process": (f"1 x {cores}", lambda: raw(tokens)),
+        "LLMClassifier n_jobs=1": (f"1 x {cores}", lambda: one.predict_proba(X)),
+        f"LLMClassifier n_jobs={W} (loky)": (f"{W} x {max(cores // W, 1)}",
+                                             lambda: many.predict_proba(X)),
+    }
+    one.predict_proba(X_warm)
+    many.predict_proba(X_warm)  # workers started, one model loaded per worker
     if not args.no_dask:
         from distributed import Client, LocalCluster
 
-        with LocalCluster(n_workers=W, threads_per_worker=1, processes=True,
-                          dashboard_address=None) as cluster, Client(cluster):
-            with parallel_config(backend="dask"):
-                seconds, proba = _timed(make(-1), X_warm, X)
-        rows.append((f"Dask LocalCluster, {W} processes", f"{W} x 1", seconds,
-                     float(np.abs(proba - reference).max())))
-    load_after = os.getloadavg()[0]
+        cluster = stack.enter_context(LocalCluster(
+            n_workers=W, threads_per_worker=1, processes=True,
+            dashboard_address=None))
+        stack.enter_context(Client(cluster))
+        on_dask = make(-1)
 
-    print(f"{len(X)} SMS texts, zero-shot, {n_tokens:.0f} tokens per prompt on "
-          f"average; {cores} cores; load average {load_before:.1f} before, "
-          f"{load_after:.1f} after.")
+        def dask_run():
+            with parallel_config(backend="dask"):
+                return on_dask.predict_proba(X)
+
+        with parallel_config(backend="dask"):
+            on_dask.predict_proba(X_warm)
+        modes[f"Dask LocalCluster, {W} processes"] = (f"{W} x 1", dask_run)
+
+    seconds = {name: [] for name in modes}
+    outputs, loads = {}, [os.getloadavg()[0]]
+    with stack:
+        for _ in range(args.rounds):
+            for name, (_, run) in modes.items():
+                s, outputs[name] = _seconds(run)
+                seconds[name].append(s)
+            loads.append(os.getloadavg()[0])
+    reference = outputs["LLMClassifier n_jobs=1"]
+
+    print(f"{len(X)} SMS texts, zero-shot, {np.mean([len(t) for t in tokens]):.0f} "
+          f"tokens per prompt on average; {cores} cores; {args.rounds} round(s), "
+          "modes interleaved; load average at the start and after each round: "
+          + ", ".join(f"{v:.1f}" for v in loads) + ".")
     print(f"\n{'mode':36s} {'procs x threads':>15s} {'seconds':>8s} {'texts/s':>8s} "
           f"{'vs raw':>7s} {'max |dp|':>9s}")
     print("-" * 88)
-    for name, layout, s, diff in rows:
-        d = "-" if diff is None else f"{diff:.1e}"
+    raw_s = float(np.median(seconds["raw llama-cpp-python, 1 process"]))
+    failed = False
+    for name, (layout, _) in modes.items():
+        s = float(np.median(seconds[name]))
+        if name.startswith("raw"):
+            d = "-"
+        else:
+            diff = float(np.abs(outputs[name] - reference).max())
+            failed |= diff != 0.0
+            d = f"{diff:.1e}"
         print(f"{name:36s} {layout:>15s} {s:8.2f} {len(X) / s:8.2f} "
               f"{raw_s / s:7.2f} {d:>9s}")
-    if any(diff not in (None, 0.0) for *_, diff in rows):
+    if args.rounds > 1:
+        print("\nseconds per round: " + "; ".join(
+            f"{name.split(',')[0]}: " + ", ".join(f"{v:.0f}" for v in values)
+            for name, values in seconds.items()))
+    if failed:
         raise SystemExit("probabilities differ between modes")
 
 
