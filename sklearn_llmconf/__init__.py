@@ -2,6 +2,7 @@
 probabilities."""
 
 from ._cache import ResponseCache
+from ._cache_postgres import PostgresResponseCache
 from ._calibration import TemperatureScaler
 from ._classifier import LLMClassifier
 from .prompts import PromptTemplate
@@ -10,6 +11,7 @@ __version__ = "0.1.0.dev0"
 
 __all__ = [
     "LLMClassifier",
+    "PostgresResponseCache",
     "PromptTemplate",
     "ResponseCache",
     "TemperatureScaler",

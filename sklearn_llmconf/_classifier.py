@@ -117,6 +117,14 @@ class LLMClassifier(ClassifierMixin, BaseEstimator):
         interrupted run resumes where it stopped.
     batch_size : int, default=64
         Prompts sent to the backend per call; the cache is written after each.
+    n_jobs : int or None, default=None
+        Parallel workers (joblib) scoring chunks of the prompts that the cache
+        does not hold: None is 1 unless inside ``joblib.parallel_config``, -1
+        all cores (or every worker of a Dask/Ray cluster under
+        ``parallel_config(backend="dask")``). Each worker loads the embedded
+        model once, with ``cores // n_jobs`` threads by default; the parent
+        writes the cache and sums ``usage_``. Results are identical to
+        ``n_jobs=1``. See :ref:`scaling`.
     progress : bool, default=False
         Show a progress bar while scoring (tqdm when installed).
     random_state : int, RandomState instance or None, default=None
@@ -205,6 +213,7 @@ class LLMClassifier(ClassifierMixin, BaseEstimator):
         "prior_correction": [StrOptions({"contextual", "batch"}), None],
         "cache": [str, os.PathLike, HasMethods(["get_many", "set_many"]), None],
         "batch_size": [Interval(Integral, 1, None, closed="left")],
+        "n_jobs": [Integral, None],
         "progress": ["boolean"],
         "random_state": ["random_state"],
         "strategy": [StrOptions({"logprobs", "verbalized", "consistency", "auto"})],
@@ -226,6 +235,7 @@ class LLMClassifier(ClassifierMixin, BaseEstimator):
         prior_correction=None,
         cache=None,
         batch_size=64,
+        n_jobs=None,
         progress=False,
         random_state=None,
         strategy="logprobs",
@@ -243,6 +253,7 @@ class LLMClassifier(ClassifierMixin, BaseEstimator):
         self.prior_correction = prior_correction
         self.cache = cache
         self.batch_size = batch_size
+        self.n_jobs = n_jobs
         self.progress = progress
         self.random_state = random_state
         self.strategy = strategy
@@ -411,7 +422,7 @@ class LLMClassifier(ClassifierMixin, BaseEstimator):
             self._get_backend(), self._render(rows),
             self.prompt_template_.label_strings(self.label_words_),
             strategy=strategy, cache=self.cache, batch_size=self.batch_size,
-            progress=self.progress, usage=self.usage_,
+            progress=self.progress, usage=self.usage_, n_jobs=self.n_jobs,
         )
 
     def _score(self, X) -> np.ndarray:

@@ -18,10 +18,12 @@ from __future__ import annotations
 import sys
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from functools import partial
 
 import numpy as np
 
 from ._cache import ResponseCache
+from ._parallel import score_in_parallel, score_with
 from .backends._base import Usage
 
 __all__ = ["Scores", "open_cache", "score_prompts", "score_unique"]
@@ -105,7 +107,7 @@ def open_cache(cache):
 
 
 def score_prompts(backend, prompts, labels, *, strategy, cache=None,
-                  batch_size=64, progress=False, usage=None) -> Scores:
+                  batch_size=64, progress=False, usage=None, n_jobs=None) -> Scores:
     """Score every prompt, calling the backend once per distinct prompt text.
 
     Parameters
@@ -126,6 +128,10 @@ def score_prompts(backend, prompts, labels, *, strategy, cache=None,
     usage : Usage, default=None
         Counts are added to it batch by batch too, so that an interrupted call
         still records what it spent.
+    n_jobs : int or None, default=None
+        joblib workers scoring chunks of the prompts missing from the cache
+        (see :func:`~sklearn_llmconf._parallel.score_in_parallel`); the cache,
+        the usage and the progress bar stay in this process.
 
     Returns
     -------
@@ -142,12 +148,12 @@ def score_prompts(backend, prompts, labels, *, strategy, cache=None,
     with open_cache(cache) as opened:
         scores = score_unique(backend, unique, labels, strategy=strategy,
                               cache=opened, batch_size=batch_size,
-                              progress=progress, usage=usage)
+                              progress=progress, usage=usage, n_jobs=n_jobs)
     return scores.take(inverse)
 
 
 def score_unique(backend, prompts, labels, *, strategy, cache=None,
-                 batch_size=64, progress=False, usage=None) -> Scores:
+                 batch_size=64, progress=False, usage=None, n_jobs=None) -> Scores:
     """Score distinct prompts in batches, through the cache when there is one.
 
     Parameters are those of :func:`score_prompts`, with ``cache`` an open cache
@@ -175,9 +181,9 @@ def score_unique(backend, prompts, labels, *, strategy, cache=None,
         todo = np.flatnonzero(~hit)
     bar = _progress(len(todo), enabled=progress)
     try:
-        for start in range(0, len(todo), batch_size):
-            chunk = todo[start : start + batch_size]
-            result = strategy.score(backend, [prompts[i] for i in chunk], labels)
+        score = partial(score_with, strategy, backend, labels)
+        for chunk, result in score_in_parallel(score, prompts, todo, n_jobs=n_jobs,
+                                               batch_size=batch_size):
             for account in accounts:
                 account += result.usage
             _store(scores, chunk, result)

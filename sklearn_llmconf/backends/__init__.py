@@ -9,6 +9,7 @@ from ._base import (
     Usage,
 )
 from ._llamacpp import LlamaCppBackend, default_model_path
+from ._openai_batch import OpenAIBatchBackend
 from .openai import OpenAIBackend
 
 __all__ = [
@@ -17,6 +18,7 @@ __all__ = [
     "GenerationResult",
     "LlamaCppBackend",
     "OpenAIBackend",
+    "OpenAIBatchBackend",
     "Prompt",
     "ScoreResult",
     "Usage",

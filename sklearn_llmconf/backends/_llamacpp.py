@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .._parallel import default_n_threads
 from .._sklearn_compat import Interval, StrOptions
 from .._warn import warn_external
 from ._base import (
@@ -59,7 +60,10 @@ class LlamaCppBackend(BaseBackend):
         truncating the user's text fields at the end (longest field first),
         never the instructions or demonstrations, with a warning.
     n_threads : int, default=None
-        CPU threads for generating tokens; None uses all available cores.
+        CPU threads for generating tokens; None uses all available cores,
+        capped by ``OMP_NUM_THREADS`` where it is set, as joblib sets it in its
+        workers (``GridSearchCV(n_jobs=...)``, ``LLMClassifier(n_jobs=...)``),
+        so that nested parallelism never oversubscribes the CPU.
     n_threads_batch : int, default=None
         CPU threads for evaluating prompts and labels (llama.cpp's batch
         threads, which do almost all the work of scoring); None uses
@@ -133,7 +137,7 @@ class LlamaCppBackend(BaseBackend):
     def _get_model(self) -> _LoadedModel:
         model = getattr(self, "_model", None)
         if model is None:
-            n_threads = self.n_threads or max(1, len(os.sched_getaffinity(0)))
+            n_threads = self.n_threads or default_n_threads()
             n_threads_batch = self.n_threads_batch or n_threads
             model = _load_model(
                 self._resolved_path(), int(self.n_ctx), int(n_threads),
