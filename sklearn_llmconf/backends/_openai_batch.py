@@ -147,7 +147,7 @@ missing_label, max_concurrency, timeout, max_retries, system_prompt, extra_body
         if scoring == "full_sequence":
             result = self._read_full(outcome, texts, labels)
         else:
-            result = self._read_first(outcome, len(texts), spec)
+            result = self._read_first(outcome, len(texts), spec, labels)
         log_probs, uncovered, errors, usage = result
         usage.calls += outcome.n_ran
         errors = [None if e is None else redact(e, api_key) for e in errors]
@@ -194,7 +194,7 @@ missing_label, max_concurrency, timeout, max_retries, system_prompt, extra_body
         # Leniently, recursively, as the SDK builds the responses it receives.
         return kind.construct(**body)
 
-    def _read_first(self, outcome, n, spec):
+    def _read_first(self, outcome, n, spec, labels):
         k = len(spec.keys)
         log_probs, uncovered = np.full((n, k), np.nan), np.full(n, np.nan)
         errors: list = [None] * n
@@ -211,8 +211,12 @@ missing_label, max_concurrency, timeout, max_retries, system_prompt, extra_body
             except Exception as exc:
                 errors[i] = f"unreadable batch answer: {type(exc).__name__}"
                 continue
-            log_probs[i], uncovered[i], errors[i] = match_first_token(
-                alts, spec.keys, self.missing_label)
+            top, chosen = alts
+            match = match_first_token(
+                top, chosen, spec.keys, self.missing_label, labels=labels,
+                n_spellings=spec.spellings, biased=bool(spec.bias))
+            log_probs[i], uncovered[i], errors[i] = (
+                match.row, match.uncovered, match.error)
         return log_probs, uncovered, errors, usage
 
     def _read_full(self, outcome, texts, labels):
