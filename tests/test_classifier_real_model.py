@@ -44,12 +44,15 @@ def test_ham_radio_can_win_over_ham(backend):
 @pytest.mark.server
 def test_first_token_scoring_refuses_prefix_labels(llama_server):  # noqa: F811
     """The llama.cpp server has no correct echo, so the backend scores first
-    tokens only; " 1" and " 10" share theirs and it says so."""
-    be = OpenAIBackend("smollm2", base_url=llama_server, endpoint="completions")
+    tokens only; " ham" and " ham radio" share theirs and it says so. (Digit
+    labels do not show this: the server's tokenizer splits " 1" into " " and
+    "1", an empty first token, which is refused with its own message.)"""
+    be = OpenAIBackend("smollm2", base_url=llama_server, endpoint="completions",
+                       api_key_env=None)
     clf = LLMClassifier(PROMPT, backend=be, n_shots=0).fit(
-        ["Answer: 1", "Answer: 10"], [1, 10])
+        ["a ham", "a ham radio"], ["ham", "ham radio"])
     with pytest.raises(ValueError, match="share their first token"):
-        clf.predict_proba(["Answer: 10"])
+        clf.predict_proba(["Answer: ham radio"])
 
 
 def test_truncation_warning_points_at_the_callers_line():
