@@ -2,67 +2,34 @@
 
 from __future__ import annotations
 
-import math
-import numbers
 import os
-import sys
-import warnings
 from numbers import Integral, Real
 
 import numpy as np
-import scipy.sparse as sp
 from scipy.special import log_softmax, softmax
 from sklearn.base import BaseEstimator, ClassifierMixin, _fit_context
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.multiclass import check_classification_targets
-from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_data
+from sklearn.utils.validation import check_is_fitted, column_or_1d
 
-from ._cache import ResponseCache
 from ._demos import DemoPool
 from ._failures import report_failed_rows
+from ._input import rows_from_X
+from ._labels import label_words, labels_text
 from ._priors import (
     CONTENT_FREE_INPUTS,
     apply_prior,
     estimate_prior,
     warn_small_batch,
 )
+from ._scoring import score_prompts
 from ._strategies import make_strategy, resolve_strategy
+from ._warn import warn_external
 from .backends._base import Usage
 from .prompts import DEFAULT_TEMPLATE, PromptTemplate
 
 __all__ = ["LLMClassifier"]
-
-_LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
-
-
-def _check_cell(value, where: str, *, numbers_ok: bool) -> str:
-    """Return a cell of X as text, or raise a ValueError saying where and why."""
-    if isinstance(value, str):
-        return value
-    if value is None:
-        raise ValueError(f"Input X contains None at {where}; expected a str.")
-    if isinstance(value, numbers.Real) and not isinstance(value, bool):
-        if math.isnan(value):
-            raise ValueError(f"Input X contains NaN at {where}; expected a str.")
-        if math.isinf(value):
-            raise ValueError(f"Input X contains inf at {where}; expected a str.")
-        if numbers_ok:
-            return str(value)  # a numeric column fills its field as text
-    elif isinstance(value, numbers.Complex):
-        raise ValueError(f"Complex data not supported: input X has one at {where}.")
-    raise ValueError(
-        f"Input X has a {type(value).__name__} at {where}; expected a str"
-        + (" or a number." if numbers_ok else ".")
-    )
-
-
-def _is_2d(X) -> bool:
-    if hasattr(X, "columns"):  # a DataFrame
-        return True
-    if isinstance(X, (list, tuple)):
-        return len(X) > 0 and isinstance(X[0], (list, tuple, np.ndarray))
-    return np.ndim(X) == 2
 
 
 class LLMClassifier(ClassifierMixin, BaseEstimator):
@@ -192,6 +159,16 @@ class LLMClassifier(ClassifierMixin, BaseEstimator):
     usage_ : Usage
         Calls, cache hits, tokens and failed rows of every scoring since ``fit``
         (including the content-free calls of ``fit``).
+    last_score_extra_ : dict
+        Per-row diagnostics of the most recent ``predict*`` /
+        ``decision_function`` call that the backend reported, each an ndarray
+        of shape (n_samples,) in the rows' order, NaN where unknown (rows
+        answered from the cache). For example ``"uncovered_mass"``
+        (:class:`~sklearn_llmconf.backends.OpenAIBackend`): the probability
+        mass outside the labels, ``1 - sum_k P(label_k | prompt)``; a large
+        value means the model wanted to answer something else. Empty when the
+        backend reports nothing. Overwritten by each call (not meaningful when
+        several threads predict with one estimator at once).
     content_free_prior_ : ndarray of shape (n_classes,)
         Mean label probabilities of the content-free inputs; only with
         ``prior_correction="contextual"``.
@@ -290,100 +267,8 @@ class LLMClassifier(ClassifierMixin, BaseEstimator):
 
     def _validate_rows(self, X, *, reset: bool) -> list[tuple[str, ...]]:
         """Turn X into one tuple of field values per row, with clear errors."""
-        if isinstance(X, (str, bytes)):
-            raise ValueError(
-                "Expected a sequence of texts (e.g. a list of str), got a single "
-                f"{type(X).__name__}. Wrap it in a list: [text]."
-            )
-        if sp.issparse(X):
-            raise TypeError(
-                "Sparse data was passed for X, but LLMClassifier needs texts: "
-                "sparse input is not supported."
-            )
-        fields = (self._template() if reset else self.prompt_template_).fields
-        if not (isinstance(X, (list, tuple)) or hasattr(X, "columns")):
-            # Array-likes, Series, generators: one conversion, no per-cell copies.
-            X = np.asarray(X, dtype=object) if hasattr(X, "__array__") else list(X)
-        fitted_2d = not reset and hasattr(self, "n_features_in_")
-        if not _is_2d(X):
-            if fitted_2d:
-                raise ValueError(
-                    f"Expected 2-D X with {self.n_features_in_} columns, as in fit, "
-                    "got 1-D X. Reshape your data or pass a DataFrame."
-                )
-            if reset and hasattr(self, "n_features_in_"):
-                del self.n_features_in_
-            if fields != ("text",):
-                raise ValueError(
-                    "1-D X fills the {text} placeholder, but the prompt's fields "
-                    f"are {list(fields)}. Pass 2-D X (a DataFrame) with these columns."
-                )
-            if np.ndim(X) != 1:
-                raise ValueError(f"X must be 1-D or 2-D, got {np.ndim(X)}-D.")
-            rows = [(_check_cell(v, f"row {i}", numbers_ok=False),)
-                    for i, v in enumerate(X)]
-            if reset and not rows:
-                raise ValueError("X has no rows: at least one text is required.")
-            return rows
-        X_arr = validate_data(
-            self, X, reset=reset, dtype=None, ensure_all_finite=False,
-            ensure_min_samples=1,
-        )
-        names = getattr(self, "feature_names_in_", None)
-        if names is not None and set(fields) <= set(names):
-            cols = [int(np.flatnonzero(names == f)[0]) for f in fields]
-        elif X_arr.shape[1] == len(fields):
-            cols = list(range(len(fields)))
-        elif len(fields) == 1:
-            cols = None  # every column is a part of the one text field
-        else:
-            raise ValueError(
-                f"The prompt's fields {list(fields)} cannot be matched to X's "
-                f"{X_arr.shape[1]} columns"
-                + (f" {list(names)}" if names is not None else "")
-                + ": name the columns after the fields (a DataFrame), or pass one "
-                "column per field in template order."
-            )
-        rows = []
-        for i, row in enumerate(X_arr):
-            cells = [
-                _check_cell(v, f"row {i}, column {j}", numbers_ok=True)
-                for j, v in enumerate(row if cols is None else row[cols])
-            ]
-            rows.append(tuple(cells) if cols is not None else ("\n".join(cells),))
-        return rows
-
-    def _label_words(self, classes) -> list[str]:
-        if self.verbalizer is None:
-            words = [str(c) for c in classes]
-        elif self.verbalizer == "letters":
-            if len(classes) > len(_LETTERS):
-                raise ValueError(
-                    f"verbalizer='letters' supports at most {len(_LETTERS)} classes, "
-                    f"got {len(classes)}."
-                )
-            words = list(_LETTERS[: len(classes)])
-        elif isinstance(self.verbalizer, (list, tuple)):
-            if len(self.verbalizer) != len(classes):
-                raise ValueError(
-                    f"The verbalizer lists {len(self.verbalizer)} words but there "
-                    f"are {len(classes)} classes {list(classes)}."
-                )
-            words = list(self.verbalizer)
-            if not all(isinstance(w, str) for w in words):
-                raise ValueError("Every verbalizer word must be a str.")
-        else:
-            missing = [c for c in classes if c not in self.verbalizer]
-            if missing:
-                raise ValueError(f"The verbalizer has no word for classes {missing}.")
-            words = [self.verbalizer[c] for c in classes]
-            if not all(isinstance(w, str) for w in words):
-                raise ValueError("Every verbalizer word must be a str.")
-        if any(not w.strip() for w in words):
-            raise ValueError(f"Label words must not be empty, got {words}.")
-        if len(set(words)) != len(words):
-            raise ValueError(f"Label words must be distinct, got {words}.")
-        return words
+        template = self._template() if reset else self.prompt_template_
+        return rows_from_X(self, X, template.fields, reset=reset)
 
     # -- fit -------------------------------------------------------------------
     @_fit_context(prefer_skip_nested_validation=True)
@@ -425,13 +310,9 @@ class LLMClassifier(ClassifierMixin, BaseEstimator):
                 f"but the data contains only one class: {self.classes_[0]!r}."
             )
         self.prompt_template_ = template
-        self.label_words_ = self._label_words(self.classes_)
-        if self.verbalizer == "letters":
-            self._labels_text = template.label_separator.join(
-                f"{w}: {c}" for w, c in zip(self.label_words_, self.classes_)
-            )
-        else:
-            self._labels_text = None
+        self.label_words_ = label_words(self.verbalizer, self.classes_)
+        self._labels_text = labels_text(self.verbalizer, self.label_words_,
+                                        self.classes_, template.label_separator)
         self.demos_ = []
         self._demo_pool = None
         if self.n_shots:
@@ -452,6 +333,7 @@ class LLMClassifier(ClassifierMixin, BaseEstimator):
             else int(check_random_state(rs).randint(2**31 - 1))
         )
         self.usage_ = Usage()
+        self.last_score_extra_ = {}
         if hasattr(self, "content_free_prior_"):
             del self.content_free_prior_
         if self.prior_correction == "contextual":
@@ -469,16 +351,17 @@ class LLMClassifier(ClassifierMixin, BaseEstimator):
             )
         n_fields = len(self.prompt_template_.fields)
         rows = [(text,) * n_fields for text in CONTENT_FREE_INPUTS]
-        log_probs, errors = self._backend_scores(rows)
-        failed = ~np.isfinite(log_probs).all(axis=1)
+        scores = self._score_rows(rows)
+        failed = scores.failed
         self.usage_.failed_rows += int(failed.sum())
         if failed.all():
-            reason = next((e for e in errors if e is not None), "labels not observed")
+            reason = next((e for e in scores.errors if e is not None),
+                          "labels not observed")
             raise RuntimeError(
                 "prior_correction='contextual': none of the content-free inputs "
                 f"could be scored (first reason: {reason})."
             )
-        return estimate_prior(log_probs)
+        return estimate_prior(scores.log_probs)
 
     # -- scoring ---------------------------------------------------------------
     def _get_backend(self):
@@ -491,13 +374,8 @@ class LLMClassifier(ClassifierMixin, BaseEstimator):
             backend = self._default_backend = LlamaCppBackend()
         return backend
 
-    def _open_cache(self):
-        """Return (cache, owned): a cache built from a path is closed after use."""
-        if self.cache is None or hasattr(self.cache, "get_many"):
-            return self.cache, False
-        return ResponseCache(self.cache), True
-
     def _render(self, rows) -> list:
+        """The prompt of each row: instructions, its demonstrations, its fields."""
         template = self.prompt_template_
         fields = template.fields
         if self._demo_pool is not None:
@@ -521,43 +399,63 @@ class LLMClassifier(ClassifierMixin, BaseEstimator):
             for row, demos in zip(rows, demo_sets)
         ]
 
+    def _score_rows(self, rows):
+        """Raw scores of validated rows (NaN rows failed), through the engine."""
+        strategy = make_strategy(
+            self.strategy_, label_words=self.label_words_, classes=self.classes_,
+            n_samples=self.n_samples, sampling_temperature=self.sampling_temperature,
+            smoothing=self.smoothing, max_new_tokens=self.max_new_tokens,
+            seed=self._sampling_seed,
+        )
+        return score_prompts(
+            self._get_backend(), self._render(rows),
+            self.prompt_template_.label_strings(self.label_words_),
+            strategy=strategy, cache=self.cache, batch_size=self.batch_size,
+            progress=self.progress, usage=self.usage_,
+        )
+
     def _score(self, X) -> np.ndarray:
         """Per-class log-probabilities from the backend, (n_samples, n_classes).
 
-        Applies the ``on_error`` policy; rows are scored once per unique prompt.
+        Applies the prior correction and the ``on_error`` policy; every scoring
+        call of the ``predict*`` methods goes through here.
         """
         check_is_fitted(self)
         rows = self._validate_rows(X, reset=False)
-        log_probs, errors = self._backend_scores(rows)
-        failed = ~np.isfinite(log_probs).all(axis=1)
+        scores = self._score_rows(rows)
+        self.last_score_extra_.clear()
+        self.last_score_extra_.update(scores.extra)
+        log_probs, failed = scores.log_probs, scores.failed
         report_failed_rows(failed)
         if self.prior_correction is not None and not failed.all():
             log_probs[~failed] = self._correct_prior(log_probs[~failed])
         if failed.any():
-            n_failed = int(failed.sum())
-            self.usage_.failed_rows += n_failed
-            first = next(e for e in errors if e is not None) if any(
-                e is not None for e in errors) else "labels not observed"
-            message = (
-                f"{n_failed} of {len(rows)} rows could not be scored "
-                f"(first reason: {first})."
-            )
-            if self.on_error == "raise":
-                raise RuntimeError(
-                    message + " Set on_error='warn' or 'nan' to keep the other rows."
-                )
-            if self.on_error == "warn":
-                warnings.warn(message + " They get uniform probabilities.",
-                              UserWarning, stacklevel=3)
-                log_probs[failed] = 0.0
-            else:
-                log_probs[failed] = np.nan
+            self._handle_failed_rows(log_probs, failed, scores.errors)
         return log_probs
+
+    def _handle_failed_rows(self, log_probs, failed, errors) -> None:
+        """Apply the ``on_error`` policy to the failed rows, in place."""
+        n_failed = int(failed.sum())
+        self.usage_.failed_rows += n_failed
+        first = next((e for e in errors if e is not None), "labels not observed")
+        message = (
+            f"{n_failed} of {len(log_probs)} rows could not be scored "
+            f"(first reason: {first})."
+        )
+        if self.on_error == "raise":
+            raise RuntimeError(
+                message + " Set on_error='warn' or 'nan' to keep the other rows."
+            )
+        if self.on_error == "warn":
+            warn_external(message + " They get uniform probabilities.")
+            log_probs[failed] = 0.0
+        else:
+            log_probs[failed] = np.nan
 
     def _correct_prior(self, log_probs) -> np.ndarray:
         """Divide the label prior out of scored rows (``prior_correction``)."""
         if self.prior_correction == "batch":
-            warn_small_batch(len(log_probs), len(self.classes_), stacklevel=5)
+            warn_small_batch(len(log_probs), len(self.classes_))
             prior = estimate_prior(log_probs)
         else:
             prior = getattr(self, "content_free_prior_", None)
@@ -567,75 +465,6 @@ class LLMClassifier(ClassifierMixin, BaseEstimator):
                     "again to estimate content_free_prior_."
                 )
         return apply_prior(log_probs, prior)
-
-    def _backend_scores(self, rows):
-        """Raw per-label log-probs of validated rows (NaN where failed), errors."""
-        prompts = self._render(rows)
-        labels = self.prompt_template_.label_strings(self.label_words_)
-        backend = self._get_backend()
-
-        unique = {}
-        for p in prompts:
-            unique.setdefault(p.text, p)
-        unique_prompts = list(unique.values())
-        scores, errors = self._score_unique(backend, unique_prompts, labels)
-        position = {p.text: i for i, p in enumerate(unique_prompts)}
-        inverse = np.fromiter((position[p.text] for p in prompts), dtype=int,
-                              count=len(prompts))
-        return scores[inverse], [errors[i] for i in inverse]
-
-    def _score_unique(self, backend, prompts, labels):
-        """Score distinct prompts in batches, through the cache when there is one."""
-        strategy = make_strategy(
-            self.strategy_, label_words=self.label_words_, classes=self.classes_,
-            n_samples=self.n_samples, sampling_temperature=self.sampling_temperature,
-            smoothing=self.smoothing, max_new_tokens=self.max_new_tokens,
-            seed=self._sampling_seed,
-        )
-        cache, owned = self._open_cache()
-        try:
-            return self._score_batches(backend, prompts, labels, cache, strategy)
-        finally:
-            if owned:
-                cache.close()
-
-    def _score_batches(self, backend, prompts, labels, cache, strategy):
-        n = len(prompts)
-        scores = np.full((n, len(labels)), np.nan)
-        errors = [None] * n
-        keys = None
-        todo = np.arange(n)
-        if cache is not None:
-            identity = backend.cache_identity()
-            keys = [cache.make_key(identity, p.text, labels,
-                                   extra=strategy.cache_extra) for p in prompts]
-            hits = cache.get_many(keys)
-            hit = np.array([k in hits for k in keys], dtype=bool)
-            for i in np.flatnonzero(hit):
-                scores[i] = hits[keys[i]]
-            self.usage_.cache_hits += int(hit.sum())
-            todo = np.flatnonzero(~hit)
-        bar = _progress(len(todo), enabled=self.progress)
-        try:
-            for start in range(0, len(todo), self.batch_size):
-                chunk = todo[start : start + self.batch_size]
-                result = strategy.score(backend, [prompts[i] for i in chunk], labels)
-                self.usage_ += result.usage
-                scores[chunk] = result.log_probs
-                for i, err in zip(chunk, result.errors):
-                    errors[i] = err
-                if cache is not None:
-                    done = {
-                        keys[i]: scores[i]
-                        for i, err in zip(chunk, result.errors)
-                        if err is None and np.isfinite(scores[i]).all()
-                    }
-                    if done:
-                        cache.set_many(done)
-                bar.update(len(chunk))
-        finally:
-            bar.close()
-        return scores, errors
 
     def predict_log_proba(self, X):
         """Log of the class probabilities.
@@ -709,35 +538,3 @@ class LLMClassifier(ClassifierMixin, BaseEstimator):
         state.pop("_default_backend", None)
         return state
 
-
-class _NoProgress:
-    def update(self, n):
-        pass
-
-    def close(self):
-        pass
-
-
-class _TextProgress:
-    """Plain progress counter on stderr when tqdm is not installed."""
-
-    def __init__(self, total):
-        self.total = total
-        self.done = 0
-
-    def update(self, n):
-        self.done += n
-        print(f"\rscoring {self.done}/{self.total}", end="", file=sys.stderr)
-
-    def close(self):
-        print(file=sys.stderr)
-
-
-def _progress(total, *, enabled):
-    if not enabled or total == 0:
-        return _NoProgress()
-    try:
-        from tqdm.auto import tqdm
-    except ImportError:
-        return _TextProgress(total)
-    return tqdm(total=total, desc="scoring", unit="text")

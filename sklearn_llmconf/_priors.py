@@ -27,10 +27,10 @@ References
 
 from __future__ import annotations
 
-import warnings
-
 import numpy as np
 from scipy.special import log_softmax, softmax
+
+from ._warn import warn_external
 
 __all__ = [
     "CONTENT_FREE_INPUTS",
@@ -104,16 +104,14 @@ def apply_prior(log_scores: np.ndarray, prior: np.ndarray) -> np.ndarray:
         return log_softmax(log_softmax(log_scores, axis=1) - log_prior, axis=1)
 
 
-def warn_small_batch(n_rows: int, n_classes: int, *, stacklevel: int) -> None:
+def warn_small_batch(n_rows: int, n_classes: int) -> None:
     """Warn when a batch is too small to estimate its label prior."""
     needed = min_batch_size(n_classes)
     if n_rows < needed:
-        warnings.warn(
+        warn_external(
             f"prior_correction='batch' estimates the label prior from the "
             f"{n_rows} row(s) being predicted; with {n_classes} classes at least "
             f"{needed} representative rows are needed for a stable estimate (a "
             "single text comes out uniform). Predict whole batches, or use "
             "prior_correction='contextual'.",
-            UserWarning,
-            stacklevel=stacklevel,
         )

@@ -1,0 +1,130 @@
+"""Turning X (texts, 2-D arrays, DataFrames) into rows of prompt field values.
+
+Every cell must be text (a number is accepted in a 2-D column); anything else
+raises a ``ValueError`` naming the row (and column) where it sits.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+
+import numpy as np
+import scipy.sparse as sp
+from sklearn.utils.validation import validate_data
+
+__all__ = ["check_cell", "is_2d", "rows_from_X"]
+
+
+def check_cell(value, where: str, *, numbers_ok: bool) -> str:
+    """Return a cell of X as text, or raise a ValueError saying where and why."""
+    if isinstance(value, str):
+        return value
+    if value is None:
+        raise ValueError(f"Input X contains None at {where}; expected a str.")
+    if isinstance(value, numbers.Real) and not isinstance(value, bool):
+        if math.isnan(value):
+            raise ValueError(f"Input X contains NaN at {where}; expected a str.")
+        if math.isinf(value):
+            raise ValueError(f"Input X contains inf at {where}; expected a str.")
+        if numbers_ok:
+            return str(value)  # a numeric column fills its field as text
+    elif isinstance(value, numbers.Complex):
+        raise ValueError(f"Complex data not supported: input X has one at {where}.")
+    raise ValueError(
+        f"Input X has a {type(value).__name__} at {where}; expected a str"
+        + (" or a number." if numbers_ok else ".")
+    )
+
+
+def is_2d(X) -> bool:
+    """True for a DataFrame, a list of rows or a 2-D array."""
+    if hasattr(X, "columns"):  # a DataFrame
+        return True
+    if isinstance(X, (list, tuple)):
+        return len(X) > 0 and isinstance(X[0], (list, tuple, np.ndarray))
+    return np.ndim(X) == 2
+
+
+def rows_from_X(estimator, X, fields, *, reset: bool) -> list[tuple[str, ...]]:
+    """Turn X into one tuple of field values per row, with clear errors.
+
+    Parameters
+    ----------
+    estimator : estimator
+        Holds ``n_features_in_`` / ``feature_names_in_`` for 2-D X (set when
+        ``reset``, checked otherwise, as by :func:`validate_data`).
+    X : sequence of str or array-like of shape (n_samples, n_columns)
+    fields : tuple of str
+        The prompt's field placeholders. 1-D X fills ``("text",)``; 2-D X fills
+        them by column name, by position, or (one field) joins all columns.
+    reset : bool
+        True in ``fit``.
+
+    Returns
+    -------
+    rows : list of tuple of str
+    """
+    if isinstance(X, (str, bytes)):
+        raise ValueError(
+            "Expected a sequence of texts (e.g. a list of str), got a single "
+            f"{type(X).__name__}. Wrap it in a list: [text]."
+        )
+    if sp.issparse(X):
+        raise TypeError(
+            f"Sparse data was passed for X, but {type(estimator).__name__} needs "
+            "texts: sparse input is not supported."
+        )
+    if not (isinstance(X, (list, tuple)) or hasattr(X, "columns")):
+        # Array-likes, Series, generators: one conversion, no per-cell copies.
+        X = np.asarray(X, dtype=object) if hasattr(X, "__array__") else list(X)
+    if is_2d(X):
+        return _rows_2d(estimator, X, fields, reset=reset)
+    if not reset and hasattr(estimator, "n_features_in_"):
+        raise ValueError(
+            f"Expected 2-D X with {estimator.n_features_in_} columns, as in fit, "
+            "got 1-D X. Reshape your data or pass a DataFrame."
+        )
+    if reset and hasattr(estimator, "n_features_in_"):
+        del estimator.n_features_in_
+    if fields != ("text",):
+        raise ValueError(
+            "1-D X fills the {text} placeholder, but the prompt's fields "
+            f"are {list(fields)}. Pass 2-D X (a DataFrame) with these columns."
+        )
+    if np.ndim(X) != 1:
+        raise ValueError(f"X must be 1-D or 2-D, got {np.ndim(X)}-D.")
+    rows = [(check_cell(v, f"row {i}", numbers_ok=False),) for i, v in enumerate(X)]
+    if reset and not rows:
+        raise ValueError("X has no rows: at least one text is required.")
+    return rows
+
+
+def _rows_2d(estimator, X, fields, *, reset: bool) -> list[tuple[str, ...]]:
+    X_arr = validate_data(
+        estimator, X, reset=reset, dtype=None, ensure_all_finite=False,
+        ensure_min_samples=1,
+    )
+    names = getattr(estimator, "feature_names_in_", None)
+    if names is not None and set(fields) <= set(names):
+        cols = [int(np.flatnonzero(names == f)[0]) for f in fields]
+    elif X_arr.shape[1] == len(fields):
+        cols = list(range(len(fields)))
+    elif len(fields) == 1:
+        cols = None  # every column is a part of the one text field
+    else:
+        raise ValueError(
+            f"The prompt's fields {list(fields)} cannot be matched to X's "
+            f"{X_arr.shape[1]} columns"
+            + (f" {list(names)}" if names is not None else "")
+            + ": name the columns after the fields (a DataFrame), or pass one "
+            "column per field in template order."
+        )
+    rows = []
+    for i, row in enumerate(X_arr):
+        cells = [
+            check_cell(v, f"row {i}, column {j}", numbers_ok=True)
+            for j, v in enumerate(row if cols is None else row[cols])
+        ]
+        rows.append(tuple(cells) if cols is not None else ("\n".join(cells),))
+    return rows
