@@ -9,11 +9,13 @@ Fitted on the same labelled texts and evaluated on the same test texts:
 - ``default``: ``LLMClassifier()`` with its defaults (in-fit calibration);
 - ``raw``: the same prompt and demonstrations with ``calibration=None``;
 - ``T+bias``: ``TemperatureScaler(FrozenEstimator(raw), bias=True)`` fitted on
-  the labelled texts that are not demonstrations (the labels ``default`` uses);
+  the labelled texts that are not demonstrations (the labels ``default`` uses),
+  and ``T+free bias`` the same with ``bias_shrinkage=0`` (no shrinkage);
 - ``tfidf+lr``: ``TfidfVectorizer + LogisticRegression`` on all labelled texts.
 
-The ``fit calls`` column counts the model calls that ``fit`` itself made
-(``usage_.calls`` after ``fit``, with an empty cache they would all be new).
+The ``fit calls`` column counts the texts that ``fit`` itself scores (model
+calls with an empty cache: ``usage_.calls + usage_.cache_hits`` after ``fit``);
+the others' fit makes none, the calibrators reuse those scores.
 Scores go through a persistent :class:`~sklearn_llmconf.ResponseCache` under
 ``benchmarks/_cache/`` (git-ignored), so a rerun only scores what is missing.
 
@@ -128,9 +130,11 @@ def run_dataset(name, cache, args):
             raw = make_llm(cache, calibration=None, **params).fit(X_tr, y_tr)
             row(f"raw {config}", raw.predict_proba(X_t), 0, y_t)
             keep = _non_demo(raw, X_tr)
-            ts = TemperatureScaler(FrozenEstimator(raw), bias=True)
-            ts.fit(X_tr[keep], y_tr[keep])
-            row(f"T+bias {config}", ts.predict_proba(X_t), int(keep.sum()), y_t)
+            for label, shrink in (("T+bias", "auto"), ("T+free bias", 0.0)):
+                ts = TemperatureScaler(FrozenEstimator(raw), bias=True,
+                                       bias_shrinkage=shrink)
+                ts.fit(X_tr[keep], y_tr[keep])
+                row(f"{label} {config}", ts.predict_proba(X_t), "", y_t)
         print(f"  {name} {config}: {time.perf_counter() - start:.0f} s",
               file=sys.stderr, flush=True)
     return rows

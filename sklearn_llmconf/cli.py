@@ -8,34 +8,28 @@ import sys
 import tempfile
 import time
 
-import numpy as np
-
 __all__ = ["main"]
 
 _DATASETS = ("sms_spam", "trec", "bbc_news", "rotten_tomatoes")
 
 
-def _split(X, y, n_train, n_calib, n_test, seed):
-    """Disjoint stratified train / calibration / test parts of sizes as asked."""
+def _split(X, y, n_train, n_test, seed):
+    """Disjoint stratified labelled / test parts of sizes as asked."""
     from sklearn.model_selection import train_test_split
 
-    need = n_train + n_calib + n_test
-    if need > len(y):
+    if n_train + n_test > len(y):
         raise SystemExit(
-            f"error: asked for {need} texts (train {n_train} + calibration "
-            f"{n_calib} + test {n_test}) but the data set has {len(y)}."
+            f"error: asked for {n_train + n_test} texts (labelled {n_train} + "
+            f"test {n_test}) but the data set has {len(y)}."
         )
     X_rest, X_test, y_rest, y_test = train_test_split(
         X, y, test_size=n_test, stratify=y, random_state=seed
-    )
-    X_rest, X_cal, y_rest, y_cal = train_test_split(
-        X_rest, y_rest, test_size=n_calib, stratify=y_rest, random_state=seed
     )
     if n_train < len(y_rest):
         X_rest, _, y_rest, _ = train_test_split(
             X_rest, y_rest, train_size=n_train, stratify=y_rest, random_state=seed
         )
-    return (X_rest, y_rest), (X_cal, y_cal), (X_test, y_test)
+    return (X_rest, y_rest), (X_test, y_test)
 
 
 def _format_table(rows, columns):
@@ -50,7 +44,13 @@ def _format_table(rows, columns):
 
 
 def evaluate(args) -> int:
-    """Score a held-out split, calibrate on another, print the metrics table."""
+    """Fit the default and the raw classifier, calibrate, print the metrics table.
+
+    Both classifiers share the demonstrations (same labelled texts, same seed),
+    so every prompt is scored once: the default's in-fit calibration scores
+    the labelled texts that are not demonstrations (at most ``--n-calib``), and
+    the explicit calibrators are fitted on exactly those texts and labels.
+    """
     from sklearn.calibration import CalibratedClassifierCV
     from sklearn.frozen import FrozenEstimator
 
@@ -60,38 +60,34 @@ def evaluate(args) -> int:
     from .metrics import calibration_report
 
     X, y = getattr(datasets, f"load_{args.dataset}")(return_X_y=True)
-    (X_tr, y_tr), (X_cal, y_cal), (X_te, y_te) = _split(
-        X, y, args.n_train, args.n_calib, args.n_test, args.seed
-    )
-    clf = LLMClassifier(
-        n_shots=args.n_shots,
-        demo_selection=args.demo_selection,
-        cache=args.cache,
-        progress=not args.quiet,
-        random_state=args.seed,
-    ).fit(X_tr, y_tr)
+    (X_tr, y_tr), (X_te, y_te) = _split(X, y, args.n_train, args.n_test, args.seed)
+    params = dict(n_shots=args.n_shots, demo_selection=args.demo_selection,
+                  cache=args.cache, progress=not args.quiet,
+                  random_state=args.seed)
+    start = time.perf_counter()
+    clf = LLMClassifier(max_calibration_samples=args.n_calib, **params)
+    clf.fit(X_tr, y_tr)
+    fit_calls = clf.usage_.calls
+    cal = clf.calibration_indices_
     print(
-        f"{args.dataset}: {len(X_tr)} demonstration candidates, {len(X_cal)} "
-        f"calibration and {len(X_te)} test texts; {args.n_shots}-shot "
-        f"'{args.demo_selection}' prompts, embedded model.",
+        f"{args.dataset}: {len(X_tr)} labelled texts ({args.n_shots}-shot "
+        f"'{args.demo_selection}' prompts; {len(cal)} of them calibrate the "
+        f"default), {len(X_te)} test texts, embedded model.",
         file=sys.stderr,
     )
-    start = time.perf_counter()
-    # One call scores both parts; the calibrators below get the same scores
-    # back from the response cache.
-    proba = clf.predict_proba(np.concatenate([X_cal, X_te]))
-    seconds = time.perf_counter() - start
-    scores = {"raw": proba[len(X_cal):]}
-
-    frozen = FrozenEstimator(clf)
+    scores = {"default (in-fit calibration)": clf.predict_proba(X_te)}
+    raw = LLMClassifier(calibration=None, **params).fit(X_tr, y_tr)
+    scores["raw (calibration=None)"] = raw.predict_proba(X_te)
+    frozen = FrozenEstimator(raw)
     calibrators = {
-        "temperature": TemperatureScaler(frozen),
-        "temperature + bias": TemperatureScaler(frozen, bias=True),
-        "sklearn sigmoid": CalibratedClassifierCV(frozen, method="sigmoid"),
+        "raw + TemperatureScaler": TemperatureScaler(frozen),
+        "raw + TemperatureScaler(bias)": TemperatureScaler(frozen, bias=True),
+        "raw + sklearn sigmoid": CalibratedClassifierCV(frozen, method="sigmoid"),
     }
     for name, calibrator in calibrators.items():
-        calibrator.fit(X_cal, y_cal)
+        calibrator.fit(X_tr[cal], y_tr[cal])
         scores[name] = calibrator.predict_proba(X_te)
+    seconds = time.perf_counter() - start
 
     rows = []
     for name, p in scores.items():
@@ -108,11 +104,12 @@ def evaluate(args) -> int:
         ])
     print(_format_table(rows, ["probabilities", "accuracy", "log loss", "Brier",
                                "ECE %", "debiased ECE % [95% CI]"]))
-    usage = clf.usage_
+    calls = clf.usage_.calls + raw.usage_.calls
     print(
-        f"\nn_test={len(X_te)}, 15 equal-width bins. Scoring: {usage.calls} model "
-        f"calls, {usage.cache_hits} cache hits, {usage.prompt_tokens} prompt tokens "
-        f"evaluated, {len(proba) / seconds:.1f} texts/s."
+        f"\nn_test={len(X_te)}, 15 equal-width bins. fit of the default: "
+        f"{fit_calls} model calls (its calibration texts). In all: {calls} model "
+        f"calls, {clf.usage_.cache_hits + raw.usage_.cache_hits} cache hits, "
+        f"{seconds:.0f} s."
     )
     return 0
 
@@ -128,10 +125,12 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command")
     ev = sub.add_parser("evaluate", help="held-out metrics, raw vs calibrated")
     ev.add_argument("--dataset", choices=_DATASETS, default="sms_spam")
-    ev.add_argument("--n-train", type=int, default=2000,
-                    help="labelled texts demonstrations are drawn from")
-    ev.add_argument("--n-calib", type=int, default=300,
-                    help="labelled texts the calibrators are fitted on")
+    ev.add_argument("--n-train", type=int, default=300,
+                    help="labelled texts (demonstrations and calibration)")
+    ev.add_argument("--n-calib", type=int, default=200,
+                    help="most labelled texts that calibrate (the default's "
+                         "max_calibration_samples; the explicit calibrators "
+                         "use the same texts)")
     ev.add_argument("--n-test", type=int, default=300, help="held-out texts")
     ev.add_argument("--n-shots", type=int, default=None)
     ev.add_argument("--demo-selection", default=None,

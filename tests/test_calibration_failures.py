@@ -1,4 +1,4 @@
-"""Failed rows of an LLMClassifier survive calibration as failures (issue #11 item 2)."""
+"""Failed rows of an LLMClassifier survive calibration as failures (#11 item 2)."""
 
 import warnings
 
@@ -23,10 +23,14 @@ Y = ["spam", "spam", "spam", "ham", "ham", "ham", "ham", "ham", "ham", "ham",
 TEST = ["spam for you", "FAIL this one", "ham soon", "FAIL again"]
 
 
+def _llm(on_error):
+    # raw scores: the scaler is what is under test
+    return LLMClassifier(backend=KeywordBackend(fail_on="FAIL"), n_shots=0,
+                         calibration=None, on_error=on_error)
+
+
 def _scaler(on_error, **params):
-    clf = LLMClassifier(
-        backend=KeywordBackend(fail_on="FAIL"), n_shots=0, on_error=on_error
-    ).fit(TRAIN, Y)
+    clf = _llm(on_error).fit(TRAIN, Y)
     return TemperatureScaler(FrozenEstimator(clf), bias=True, **params).fit(TRAIN, Y)
 
 
@@ -59,8 +63,7 @@ def test_multiclass_nan_rows_stay_nan():
              "green tea", "blue sea", "red wine", "green leaf"]
     labels = ["red", "blue", "green", "red", "blue", "green", "blue", "red",
               "green"]
-    clf = LLMClassifier(backend=KeywordBackend(fail_on="FAIL"), n_shots=0,
-                        on_error="nan").fit(texts, labels)
+    clf = _llm("nan").fit(texts, labels)
     with pytest.warns(UserWarning, match="1 of 9 calibration rows failed"):
         scaler = TemperatureScaler(FrozenEstimator(clf), bias=True).fit(
             texts, labels)
@@ -71,8 +74,7 @@ def test_multiclass_nan_rows_stay_nan():
 
 @pytest.mark.parametrize("on_error", ["warn", "nan"])
 def test_failed_rows_are_left_out_of_fit(on_error):
-    clf = LLMClassifier(backend=KeywordBackend(fail_on="FAIL"), n_shots=0,
-                        on_error=on_error).fit(TRAIN, Y)
+    clf = _llm(on_error).fit(TRAIN, Y)
     X = TRAIN + ["FAIL one", "FAIL two", "FAIL three"]
     y = Y + ["spam", "spam", "spam"]
     with warnings.catch_warnings():
@@ -94,8 +96,7 @@ def test_sklearn_calibrated_classifier_cv_with_failed_rows():
     silently spoils method="sigmoid" (one constant output) and makes
     method="temperature" raise for the whole batch at predict time.
     """
-    warn_clf = LLMClassifier(backend=KeywordBackend(fail_on="FAIL"), n_shots=0,
-                             on_error="warn").fit(TRAIN, Y)
+    warn_clf = _llm("warn").fit(TRAIN, Y)
     cal = CalibratedClassifierCV(FrozenEstimator(warn_clf), method="sigmoid")
     cal.fit(TRAIN, Y)
     with pytest.warns(UserWarning, match="could not be scored"):
@@ -103,8 +104,7 @@ def test_sklearn_calibrated_classifier_cv_with_failed_rows():
     # The failed rows are no longer uniform: the sigmoid moved them.
     assert np.all(np.abs(proba[[1, 3], 0] - 0.5) > 0.01)
 
-    nan_clf = LLMClassifier(backend=KeywordBackend(fail_on="FAIL"), n_shots=0,
-                            on_error="nan").fit(TRAIN, Y)
+    nan_clf = _llm("nan").fit(TRAIN, Y)
     sigmoid = CalibratedClassifierCV(FrozenEstimator(nan_clf), method="sigmoid")
     proba = sigmoid.fit(TRAIN + ["FAIL x"], Y + ["spam"]).predict_proba(TEST)
     np.testing.assert_allclose(proba[0], proba[2])  # the spam/ham signal is gone
@@ -122,7 +122,8 @@ def test_missing_class_in_calibration_labels_does_not_raise():
     # sklearn's CalibratedClassifierCV(FrozenEstimator) raises IndexError here.
     texts = ["red apple", "blue sky", "green grass", "red wine", "blue sea"]
     labels = ["red", "blue", "green", "red", "blue"]
-    clf = LLMClassifier(backend=KeywordBackend(), n_shots=0).fit(texts, labels)
+    clf = LLMClassifier(backend=KeywordBackend(), n_shots=0, calibration=None)
+    clf.fit(texts, labels)
     keep = [0, 1, 3, 4]  # no "green"
     X_cal = [texts[i] for i in keep] * 3
     y_cal = [labels[i] for i in keep] * 3

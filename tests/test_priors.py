@@ -174,7 +174,8 @@ def test_refit_without_correction_drops_the_prior():
 def test_contextual_failures_of_content_free_inputs():
     # Some content-free inputs fail: the prior comes from the others.
     backend = KeywordBackend(fail_on="[MASK]")
-    clf = LLMClassifier(n_shots=0, backend=backend, prior_correction="contextual")
+    clf = LLMClassifier(n_shots=0, backend=backend, prior_correction="contextual",
+                        calibration=None)
     clf.fit(X_BIN, Y_BIN)
     assert clf.usage_.failed_rows == 1
     plain = LLMClassifier(n_shots=0, backend=KeywordBackend()).fit(X_BIN, Y_BIN)
@@ -240,7 +241,8 @@ def test_batch_correction_ignores_failed_rows():
     backend = KeywordBackend(fail_on="number 3 ")
     X = X_MANY[:25]
     nan_clf = LLMClassifier(
-        n_shots=0, backend=backend, prior_correction="batch", on_error="nan"
+        n_shots=0, backend=backend, prior_correction="batch", on_error="nan",
+        calibration=None,
     ).fit(X_BIN, Y_BIN)
     proba = nan_clf.predict_proba(X)
     assert np.isnan(proba[3]).all()
