@@ -105,6 +105,7 @@ def test_consistency_strategy_over_http_counts_the_votes(backend, fault_server):
 
     fault_server.reply = reply
     clf = LLMClassifier(backend=backend, strategy="consistency", n_samples=6,
+                        calibration=None,
                         sampling_temperature=1.0, smoothing=1.0, random_state=5,
                         n_shots=0).fit(X, Y)
     proba = clf.predict_proba(X[:4])
