@@ -10,14 +10,13 @@ from scipy.special import log_softmax, softmax
 from sklearn.base import BaseEstimator, ClassifierMixin, _fit_context
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
-from sklearn.utils.multiclass import check_classification_targets
-from sklearn.utils.validation import check_is_fitted, column_or_1d
+from sklearn.utils.validation import check_is_fitted
 
 from ._demos import DemoPool
 from ._failures import report_failed_rows
 from ._infit import MemoryCache, apply_calibration, calibration_rows, fit_calibration
-from ._input import rows_from_X
-from ._labels import label_words, labels_text
+from ._input import check_targets, rows_from_X
+from ._labels import check_label_words, label_words, labels_text
 from ._priors import (
     CONTENT_FREE_INPUTS,
     apply_prior,
@@ -321,8 +320,10 @@ class LLMClassifier(ClassifierMixin, BaseEstimator):
     def fit(self, X, y):
         """Record the classes, validate the prompt, keep demonstrations.
 
-        Makes no model call, except the 3 content-free calls of
-        ``prior_correction="contextual"``.
+        With ``calibration="auto"`` (the default) scores up to
+        ``max_calibration_samples`` training texts that are not demonstrations
+        and fits the calibration on their labels (one model call each, cached);
+        ``prior_correction="contextual"`` adds 3 calls. Otherwise no model call.
 
         Parameters
         ----------
@@ -343,12 +344,7 @@ class LLMClassifier(ClassifierMixin, BaseEstimator):
                 "is None."
             )
         rows = self._validate_rows(X, reset=True)
-        y = column_or_1d(y, warn=True)
-        if len(y) != len(rows):
-            raise ValueError(
-                f"X has {len(rows)} rows but y has {len(y)}: they must match."
-            )
-        check_classification_targets(y)
+        y = check_targets(y, len(rows))
         self.classes_, y_index = np.unique(y, return_inverse=True)
         if len(self.classes_) < 2:
             raise ValueError(
@@ -357,20 +353,10 @@ class LLMClassifier(ClassifierMixin, BaseEstimator):
             )
         self.prompt_template_ = template
         self.label_words_ = label_words(self.verbalizer, self.classes_)
+        check_label_words(self.label_words_, template.label_separator)
         self._labels_text = labels_text(self.verbalizer, self.label_words_,
                                         self.classes_, template.label_separator)
-        self.demos_ = []
-        self._demo_pool = None
-        if self.n_shots:
-            pool = DemoPool(rows, y_index, len(self.classes_))
-            if self.demo_selection in ("stratified", "random"):
-                rng = check_random_state(self.random_state)
-                idx = pool.fixed(self.n_shots, self.demo_selection, rng)
-                self.demos_ = [
-                    (pool.rows[i], self.label_words_[pool.y_index[i]]) for i in idx
-                ]
-            else:
-                self._demo_pool = pool
+        self._fit_demos(rows, y_index)
         self.strategy_ = resolve_strategy(self.strategy, self._get_backend())
         rs = self.random_state
         # An int seeds sampling as given, so cached samples are reusable.
@@ -412,6 +398,22 @@ class LLMClassifier(ClassifierMixin, BaseEstimator):
         self.calibration_indices_ = idx
         if self._memory_cache is not None:
             self._memory_cache.frozen = True
+
+    def _fit_demos(self, rows, y_index) -> None:
+        """Set ``demos_`` (fixed selection) or the pool drawn from per text."""
+        self.demos_ = []
+        self._demo_pool = None
+        if not self.n_shots:
+            return
+        pool = DemoPool(rows, y_index, len(self.classes_))
+        if self.demo_selection in ("stratified", "random"):
+            rng = check_random_state(self.random_state)
+            idx = pool.fixed(self.n_shots, self.demo_selection, rng)
+            self.demos_ = [
+                (pool.rows[i], self.label_words_[pool.y_index[i]]) for i in idx
+            ]
+        else:
+            self._demo_pool = pool
 
     def _content_free_prior(self) -> np.ndarray:
         """Score the content-free inputs under the fitted prompt; average them."""

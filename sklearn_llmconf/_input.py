@@ -11,9 +11,10 @@ import numbers
 
 import numpy as np
 import scipy.sparse as sp
-from sklearn.utils.validation import validate_data
+from sklearn.utils.multiclass import check_classification_targets
+from sklearn.utils.validation import column_or_1d, validate_data
 
-__all__ = ["check_cell", "is_2d", "rows_from_X"]
+__all__ = ["check_cell", "check_targets", "is_2d", "rows_from_X"]
 
 
 def check_cell(value, where: str, *, numbers_ok: bool) -> str:
@@ -128,3 +129,31 @@ def _rows_2d(estimator, X, fields, *, reset: bool) -> list[tuple[str, ...]]:
         ]
         rows.append(tuple(cells) if cols is not None else ("\n".join(cells),))
     return rows
+
+
+def check_targets(y, n_rows: int) -> np.ndarray:
+    """Return ``y`` as a 1-D array of class labels, one per row of X.
+
+    Parameters
+    ----------
+    y : array-like of shape (n_samples,)
+    n_rows : int
+        Number of rows of X.
+
+    Returns
+    -------
+    y : ndarray of shape (n_samples,)
+    """
+    y = column_or_1d(y, warn=True)
+    if len(y) != n_rows:
+        raise ValueError(f"X has {n_rows} rows but y has {len(y)}: they must match.")
+    if y.dtype == object:
+        missing = [i for i, v in enumerate(y) if v is None]
+        if missing:
+            raise ValueError(
+                f"y contains None at row {missing[0]} ({len(missing)} row(s) in "
+                "all); every sample needs a class label. Drop the unlabelled rows "
+                "or give them a class."
+            )
+    check_classification_targets(y)
+    return y

@@ -4,11 +4,26 @@ A class becomes a *label word* (``str(class)``, a word from the verbalizer, or a
 letter); the words fill ``{labels}`` and end each demonstration; the *label
 strings* (the template's answer prefix followed by the word) are what the
 backend scores after the prompt.
+
+When one label string is a prefix of another (``" 1"`` and ``" 10"``, ``" ham"``
+and ``" ham radio"``), ``P(" 1" | prompt)`` already contains ``P(" 10" |
+prompt)``: the shorter label would take the longer one's mass and the scores
+would not be a distribution over the answers. :func:`scored_label_strings` then
+ends every label string with the text that follows an answer in the prompt's
+demonstrations, which makes the scored events disjoint: the model's probability
+of answering exactly that label.
 """
 
 from __future__ import annotations
 
-__all__ = ["LETTERS", "label_words", "labels_text"]
+__all__ = [
+    "LETTERS",
+    "check_label_words",
+    "has_prefix_pair",
+    "label_words",
+    "labels_text",
+    "scored_label_strings",
+]
 
 LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 
@@ -68,3 +83,69 @@ def labels_text(verbalizer, words, classes, separator: str) -> str | None:
     if verbalizer != "letters":
         return None
     return separator.join(f"{w}: {c}" for w, c in zip(words, classes))
+
+
+def check_label_words(words, separator: str) -> None:
+    """Refuse label words that would corrupt the rendered prompt.
+
+    A word holding the separator of the ``{labels}`` list would read as two
+    labels; a line break would end the answer line of a demonstration early.
+
+    Parameters
+    ----------
+    words : list of str
+    separator : str
+        The template's ``label_separator``.
+    """
+    for word in words:
+        if "\n" in word or "\r" in word:
+            raise ValueError(
+                f"Label word {word!r} contains a line break, which would split the "
+                "answer line of the prompt; choose words without line breaks (the "
+                "verbalizer parameter maps classes to words)."
+            )
+        if separator.strip() and separator in word:
+            raise ValueError(
+                f"Label word {word!r} contains the label separator {separator!r}, "
+                "so the {labels} list of the prompt would show it as several "
+                "labels; choose another word (verbalizer) or label_separator."
+            )
+
+
+def has_prefix_pair(strings) -> bool:
+    """True when one of ``strings`` is a proper prefix of another."""
+    # In sorted order a string is a prefix of some other one exactly when it is
+    # a prefix of the one right after it.
+    ordered = sorted(strings)
+    return any(b.startswith(a) for a, b in zip(ordered, ordered[1:]))
+
+
+def scored_label_strings(prefix: str, words, end: str) -> list[str]:
+    """The strings the backend scores, one per label word.
+
+    Parameters
+    ----------
+    prefix : str
+        What separates the prompt from the answer (the template's
+        ``label_prefix``).
+    words : list of str
+        The label words.
+    end : str
+        What follows an answer in the demonstrations. Appended to every string
+        when (and only when) one string is a prefix of another; other label
+        sets are scored exactly as ``prefix + word``.
+
+    Returns
+    -------
+    strings : list of str
+    """
+    strings = [prefix + w for w in words]
+    if not has_prefix_pair(strings):
+        return strings
+    if not end:
+        raise ValueError(
+            f"The label strings {strings} include one that is a prefix of another, "
+            "so they must be scored with the text that ends an answer, but the "
+            "template's demo_separator is empty; set a non-empty demo_separator."
+        )
+    return [s + end for s in strings]

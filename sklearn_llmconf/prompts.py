@@ -5,6 +5,7 @@ from __future__ import annotations
 import string
 from dataclasses import dataclass
 
+from ._labels import scored_label_strings
 from .backends._base import Prompt
 
 __all__ = ["PromptTemplate", "DEFAULT_TEMPLATE"]
@@ -116,8 +117,15 @@ class PromptTemplate:
         return "" if self.template[-1:].isspace() else " "
 
     def label_strings(self, words) -> list[str]:
-        """Return the strings the model is scored on, one per label word."""
-        return [self.label_prefix + w for w in words]
+        """Return the strings the model is scored on, one per label word.
+
+        ``label_prefix + word``; when one of these is a prefix of another (as
+        ``" 1"`` of ``" 10"``), each also ends with ``demo_separator``, the text
+        that follows an answer in the demonstrations, so that every label is
+        scored as a complete answer and a label cannot take the probability of
+        a longer one.
+        """
+        return scored_label_strings(self.label_prefix, words, self.demo_separator)
 
     def _block_segments(self, values: dict, labels_text: str) -> list[str]:
         """Render the example block as alternating literal / field segments."""

@@ -11,6 +11,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import FunctionTransformer
 
 from sklearn_llmconf import LLMClassifier, PromptTemplate
+from sklearn_llmconf.backends import ScoreResult
 from sklearn_llmconf.utils._testing import KeywordBackend
 from tests._data import X_BIN, Y_BIN
 
@@ -322,3 +323,84 @@ def test_calibrated_cv_and_grid_search_score_each_prompt_once(tmp_path):
     GridSearchCV(clf, {"prompt": prompts}, cv=5, scoring="neg_log_loss").fit(X, y)
     # 3 new prompts x 30 texts, each scored once over 5 folds x (fit, score).
     assert len(Counting.scored) == len(set(Counting.scored)) == 30 + 3 * 30
+
+
+# -- labels that are prefixes of each other, label validation ------------------
+class AnswerBackend(KeywordBackend):
+    """A model that answers the text's "Answer: <word>" with probability 0.6.
+
+    The rest of the mass is spread evenly over the other ``words``; every
+    answer is followed by the template's demo separator, as in the
+    demonstrations. A label string's probability is, exactly, the mass of the
+    continuations that start with it: ``P(" 1")`` includes ``P(" 10...")``.
+    """
+
+    def __init__(self, words=(), end="\n\n"):
+        self.words = words
+        self.end = end
+
+    def _score_labels(self, prompts, labels):
+        self.__dict__.setdefault("labels_", []).append(list(labels))
+        out = np.empty((len(prompts), len(labels)))
+        for i, prompt in enumerate(prompts):
+            said = prompt.fields[-1].split("Answer: ")[-1]
+            others = (1 - 0.6) / (len(self.words) - 1)
+            answers = {f" {w}{self.end}": 0.6 if w == said else others
+                       for w in self.words}
+            for j, label in enumerate(labels):
+                out[i, j] = np.log(sum(p for a, p in answers.items()
+                                       if a.startswith(label)))
+        return ScoreResult(out)
+
+
+def test_labels_that_are_prefixes_of_others_can_win():
+    classes = list(range(1, 13))
+    X = [f"Answer: {c}" for c in classes]
+    backend = AnswerBackend(words=[str(c) for c in classes])
+    clf = LLMClassifier(n_shots=0, backend=backend).fit(X, classes)
+    proba = clf.predict_proba(X)
+    np.testing.assert_array_equal(clf.predict(X), classes)  # 10, 11, 12 included
+    # The scored events are disjoint: the scores are the model's distribution.
+    np.testing.assert_allclose(np.diag(proba), 0.6)
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0)
+    assert backend.labels_[0] == [f" {c}\n\n" for c in classes]
+
+    words = ["ham", "ham radio"]
+    backend = AnswerBackend(words=words)
+    clf = LLMClassifier(n_shots=0, backend=backend).fit(
+        ["Answer: ham", "Answer: ham radio"], words)
+    np.testing.assert_array_equal(
+        clf.predict(["Answer: ham radio", "Answer: ham"]), ["ham radio", "ham"])
+
+
+def test_labels_without_prefixes_are_scored_as_before():
+    template = PromptTemplate("Text: {text}\nAnswer:")
+    assert template.label_strings(["ham", "spam"]) == [" ham", " spam"]
+    assert template.label_strings(["1", "2", "3"]) == [" 1", " 2", " 3"]
+    assert template.label_strings(["1", "12"]) == [" 1\n\n", " 12\n\n"]
+    custom = PromptTemplate("Q: {text}\nA:", demo_separator="\n###\n")
+    assert custom.label_strings(["ham", "ham radio"]) == [" ham\n###\n",
+                                                          " ham radio\n###\n"]
+    with pytest.raises(ValueError, match="demo_separator is empty"):
+        PromptTemplate("{text} =", demo_separator="").label_strings(["a", "ab"])
+
+
+def test_y_containing_none_gets_clear_error():
+    with pytest.raises(ValueError, match=r"y contains None at row 1 \(2 row"):
+        make_clf().fit(["a", "b", "c"], ["spam", None, None])
+
+
+@pytest.mark.parametrize(
+    "verbalizer, message",
+    [
+        ({"ham": "ham, eggs", "spam": "spam"}, "contains the label separator ', '"),
+        ({"ham": "ham\nAnswer: spam", "spam": "spam"}, "contains a line break"),
+        (["ham", "sp\r\nam"], "contains a line break"),
+    ],
+)
+def test_label_words_that_would_corrupt_the_prompt_are_refused(verbalizer, message):
+    with pytest.raises(ValueError, match=re.escape(message)):
+        make_clf(verbalizer=verbalizer).fit(X_BIN, Y_BIN)
+    # Classes (no verbalizer) are checked the same way.
+    with pytest.raises(ValueError, match="contains a line break"):
+        make_clf().fit(["a", "b"], ["ok", "not\nok"])

@@ -6,13 +6,13 @@ import importlib.util
 import os
 import random
 import threading
-import warnings
 from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 from scipy.special import log_softmax
 
+from .._warn import warn_external
 from ._base import (
     BackendCapabilities,
     BaseBackend,
@@ -267,12 +267,10 @@ class LlamaCppBackend(BaseBackend):
                 usage.prompt_tokens += evaluated[0]
                 usage.completion_tokens += evaluated[1]
         if n_truncated:
-            warnings.warn(
+            warn_external(
                 f"{n_truncated} of {len(prompts)} prompts were longer than the "
                 f"context (n_ctx={self.n_ctx}); their text was truncated at the end "
                 "to fit.",
-                UserWarning,
-                stacklevel=2,
             )
         return ScoreResult(out, usage=usage)
 
@@ -337,12 +335,10 @@ class LlamaCppBackend(BaseBackend):
                 texts.append(outs * int(n_samples) if draws == 1 else outs)
                 errors.append(None)
         if n_truncated:
-            warnings.warn(
+            warn_external(
                 f"{n_truncated} of {len(prompts)} prompts were longer than the "
                 f"context (n_ctx={self.n_ctx}) minus max_tokens={max_tokens}; their "
                 "text was truncated at the end to fit.",
-                UserWarning,
-                stacklevel=2,
             )
         return GenerationResult(texts, errors=errors, usage=usage)
 
