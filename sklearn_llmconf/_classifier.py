@@ -377,11 +377,13 @@ class LLMClassifier(ClassifierMixin, BaseEstimator):
         """``calibration="auto"``: T and bias from training texts that are not demos."""
         for name in ("calibration_temperature_", "calibration_bias_"):
             self.__dict__.pop(name, None)
-        # fit's scores stay in memory when there is no response cache
-        self._memory_cache = MemoryCache() if self.cache is None else None
+        self._memory_cache = None
         self.calibration_indices_ = np.empty(0, dtype=int)
         if self.calibration is None:
             return
+        # fit's scores stay in memory when there is no response cache
+        if self.cache is None:
+            self._memory_cache = MemoryCache()
         idx = calibration_rows(
             rows, y_index, [demo for demo, _ in self.demos_],
             self.max_calibration_samples, check_random_state(self.random_state),

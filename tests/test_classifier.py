@@ -357,7 +357,7 @@ def test_labels_that_are_prefixes_of_others_can_win():
     classes = list(range(1, 13))
     X = [f"Answer: {c}" for c in classes]
     backend = AnswerBackend(words=[str(c) for c in classes])
-    clf = LLMClassifier(n_shots=0, backend=backend).fit(X, classes)
+    clf = LLMClassifier(n_shots=0, backend=backend, calibration=None).fit(X, classes)
     proba = clf.predict_proba(X)
     np.testing.assert_array_equal(clf.predict(X), classes)  # 10, 11, 12 included
     # The scored events are disjoint: the scores are the model's distribution.
