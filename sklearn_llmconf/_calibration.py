@@ -213,9 +213,10 @@ class TemperatureScaler(ClassifierMixin, MetaEstimatorMixin, BaseEstimator):
         ``(0, 1, 3, 10, 30, 100, 1000)`` by 5-fold cross-validated log loss on
         the calibration scores (no extra call to the wrapped estimator), or
         uses 30 below 20 calibration rows. Free biases overfit when labels per
-        class are few: on TREC's 50 fine classes with 100 calibration texts
-        (``benchmarks/bench_shrinkage.py``) the shrunk bias beat both the free
-        one and the raw scores.
+        class are few: on simulated 50-class scores with 100 calibration labels
+        (``benchmarks/bench_shrinkage.py``, mean of 5 draws) the held-out log
+        loss was 4.43 raw, 4.37 with a free bias, 2.68 with the label-free
+        batch prior and 1.79 with the shrunk bias.
 
 
     cv : int, cross-validation generator, iterable or None, default=None
