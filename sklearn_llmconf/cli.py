@@ -4,12 +4,11 @@ or route its predictions to tiers at a certified precision."""
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import sys
 import tempfile
 import time
-
-import numpy as np
 
 __all__ = ["main"]
 
@@ -35,27 +34,23 @@ def _string_options(param) -> list[str]:
     return sorted(options)
 
 
-def _split(X, y, n_train, n_calib, n_test, seed):
-    """Disjoint stratified train / calibration / test parts of sizes as asked."""
+def _split(X, y, n_train, n_test, seed):
+    """Disjoint stratified labelled / test parts of sizes as asked."""
     from sklearn.model_selection import train_test_split
 
-    need = n_train + n_calib + n_test
-    if need > len(y):
+    if n_train + n_test > len(y):
         raise SystemExit(
-            f"error: asked for {need} texts (train {n_train} + calibration "
-            f"{n_calib} + test {n_test}) but the data set has {len(y)}."
+            f"error: asked for {n_train + n_test} texts (labelled {n_train} + "
+            f"test {n_test}) but the data set has {len(y)}."
         )
     X_rest, X_test, y_rest, y_test = train_test_split(
         X, y, test_size=n_test, stratify=y, random_state=seed
-    )
-    X_rest, X_cal, y_rest, y_cal = train_test_split(
-        X_rest, y_rest, test_size=n_calib, stratify=y_rest, random_state=seed
     )
     if n_train < len(y_rest):
         X_rest, _, y_rest, _ = train_test_split(
             X_rest, y_rest, train_size=n_train, stratify=y_rest, random_state=seed
         )
-    return (X_rest, y_rest), (X_cal, y_cal), (X_test, y_test)
+    return (X_rest, y_rest), (X_test, y_test)
 
 
 def _format_table(rows, columns):
@@ -70,7 +65,13 @@ def _format_table(rows, columns):
 
 
 def evaluate(args) -> int:
-    """Score a held-out split, calibrate on another, print the metrics table."""
+    """Fit the default and the raw classifier, calibrate, print the metrics table.
+
+    Both classifiers share the demonstrations (same labelled texts, same seed),
+    so every prompt is scored once: the default's in-fit calibration scores
+    the labelled texts that are not demonstrations (at most ``--n-calib``), and
+    the explicit calibrators are fitted on exactly those texts and labels.
+    """
     from sklearn.calibration import CalibratedClassifierCV
     from sklearn.frozen import FrozenEstimator
 
@@ -80,38 +81,34 @@ def evaluate(args) -> int:
     from .metrics import calibration_report
 
     X, y = getattr(datasets, f"load_{args.dataset}")(return_X_y=True)
-    (X_tr, y_tr), (X_cal, y_cal), (X_te, y_te) = _split(
-        X, y, args.n_train, args.n_calib, args.n_test, args.seed
-    )
-    clf = LLMClassifier(
-        n_shots=args.n_shots,
-        demo_selection=args.demo_selection,
-        cache=args.cache,
-        progress=not args.quiet,
-        random_state=args.seed,
-    ).fit(X_tr, y_tr)
+    (X_tr, y_tr), (X_te, y_te) = _split(X, y, args.n_train, args.n_test, args.seed)
+    params = dict(n_shots=args.n_shots, demo_selection=args.demo_selection,
+                  cache=args.cache, progress=not args.quiet,
+                  random_state=args.seed)
+    start = time.perf_counter()
+    clf = LLMClassifier(max_calibration_samples=args.n_calib, **params)
+    clf.fit(X_tr, y_tr)
+    fit_calls = clf.usage_.calls
+    cal = clf.calibration_indices_
     print(
-        f"{args.dataset}: {len(X_tr)} demonstration candidates, {len(X_cal)} "
-        f"calibration and {len(X_te)} test texts; {args.n_shots}-shot "
-        f"'{args.demo_selection}' prompts, embedded model.",
+        f"{args.dataset}: {len(X_tr)} labelled texts ({args.n_shots}-shot "
+        f"'{args.demo_selection}' prompts; {len(cal)} of them calibrate the "
+        f"default), {len(X_te)} test texts, embedded model.",
         file=sys.stderr,
     )
-    start = time.perf_counter()
-    # One call scores both parts; the calibrators below get the same scores
-    # back from the response cache.
-    proba = clf.predict_proba(np.concatenate([X_cal, X_te]))
-    seconds = time.perf_counter() - start
-    scores = {"raw": proba[len(X_cal):]}
-
-    frozen = FrozenEstimator(clf)
+    scores = {"default (in-fit calibration)": clf.predict_proba(X_te)}
+    raw = LLMClassifier(calibration=None, **params).fit(X_tr, y_tr)
+    scores["raw (calibration=None)"] = raw.predict_proba(X_te)
+    frozen = FrozenEstimator(raw)
     calibrators = {
-        "temperature": TemperatureScaler(frozen),
-        "temperature + bias": TemperatureScaler(frozen, bias=True),
-        "sklearn sigmoid": CalibratedClassifierCV(frozen, method="sigmoid"),
+        "raw + TemperatureScaler": TemperatureScaler(frozen),
+        "raw + TemperatureScaler(bias)": TemperatureScaler(frozen, bias=True),
+        "raw + sklearn sigmoid": CalibratedClassifierCV(frozen, method="sigmoid"),
     }
     for name, calibrator in calibrators.items():
-        calibrator.fit(X_cal, y_cal)
+        calibrator.fit(X_tr[cal], y_tr[cal])
         scores[name] = calibrator.predict_proba(X_te)
+    seconds = time.perf_counter() - start
 
     rows = []
     for name, p in scores.items():
@@ -128,11 +125,12 @@ def evaluate(args) -> int:
         ])
     print(_format_table(rows, ["probabilities", "accuracy", "log loss", "Brier",
                                "ECE %", "debiased ECE % [95% CI]"]))
-    usage = clf.usage_
+    calls = clf.usage_.calls + raw.usage_.calls
     print(
-        f"\nn_test={len(X_te)}, 15 equal-width bins. Scoring: {usage.calls} model "
-        f"calls, {usage.cache_hits} cache hits, {usage.prompt_tokens} prompt tokens "
-        f"evaluated, {len(proba) / seconds:.1f} texts/s."
+        f"\nn_test={len(X_te)}, 15 equal-width bins. fit of the default: "
+        f"{fit_calls} model calls (its calibration texts). In all: {calls} model "
+        f"calls, {clf.usage_.cache_hits + raw.usage_.cache_hits} cache hits, "
+        f"{seconds:.0f} s."
     )
     return 0
 
@@ -155,30 +153,31 @@ def route(args) -> int:
     from sklearn.model_selection import train_test_split
 
     from . import datasets
-    from ._calibration import TemperatureScaler
     from ._classifier import LLMClassifier
     from .routing import ConfidenceRouter
 
     X, y = getattr(datasets, f"load_{args.dataset}")(return_X_y=True)
-    (X_tr, y_tr), (X_cal, y_cal), (X_te, y_te) = _split(
-        X, y, args.n_train, args.n_scale + args.n_calib, args.n_test, args.seed
+    (X_lab, y_lab), (X_te, y_te) = _split(
+        X, y, args.n_train + args.n_calib, args.n_test, args.seed
     )
-    X_sc, X_cal, y_sc, y_cal = train_test_split(
-        X_cal, y_cal, train_size=args.n_scale, stratify=y_cal, random_state=args.seed
+    X_tr, X_cal, y_tr, y_cal = train_test_split(
+        X_lab, y_lab, test_size=args.n_calib, stratify=y_lab, random_state=args.seed
     )
+    # The default classifier calibrates itself in fit on up to n_scale of its
+    # labelled texts; the router certifies on labels it has never seen.
     clf = LLMClassifier(
         n_shots=args.n_shots, demo_selection=args.demo_selection, cache=args.cache,
         progress=not args.quiet, random_state=args.seed,
+        max_calibration_samples=args.n_scale,
     ).fit(X_tr, y_tr)
     print(
-        f"{args.dataset}: temperature scaling on {len(X_sc)} texts, thresholds "
-        f"certified on {len(X_cal)}, shares and precisions measured on "
-        f"{len(X_te)} test texts; {args.n_shots}-shot prompts, embedded model.",
+        f"{args.dataset}: in-fit calibration on at most {args.n_scale} texts, "
+        f"thresholds certified on {len(X_cal)}, shares and precisions measured "
+        f"on {len(X_te)} test texts; {clf.n_shots}-shot prompts.",
         file=sys.stderr,
     )
-    clf.predict_proba(np.concatenate([X_sc, X_cal, X_te]))  # one scoring pass
-    scaler = TemperatureScaler(FrozenEstimator(clf), bias=True).fit(X_sc, y_sc)
-    router = ConfidenceRouter(FrozenEstimator(scaler), tiers=args.tiers,
+    clf.predict_proba(list(X_cal) + list(X_te))  # one scoring pass
+    router = ConfidenceRouter(FrozenEstimator(clf), tiers=args.tiers,
                               delta=args.delta)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", UserWarning)
@@ -189,10 +188,10 @@ def route(args) -> int:
         r = report[str(name)]
         if t < len(router.targets_):
             thr = router.thresholds_[t]
-            rule = f">= {thr:.4f}" if np.isfinite(thr) else "not certified"
+            rule = f">= {thr:.4f}" if math.isfinite(thr) else "not certified"
             target = f"{router.targets_[t]:.2f}"
             bound = (f"{router.precision_lower_bound_[t]:.3f}"
-                     if np.isfinite(thr) else "-")
+                     if math.isfinite(thr) else "-")
         else:
             rule, target, bound = "rest", "-", "-"
         rows.append([
@@ -225,10 +224,12 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command")
     ev = sub.add_parser("evaluate", help="held-out metrics, raw vs calibrated")
     ev.add_argument("--dataset", choices=_dataset_names(), default="sms_spam")
-    ev.add_argument("--n-train", type=int, default=2000,
-                    help="labelled texts demonstrations are drawn from")
-    ev.add_argument("--n-calib", type=int, default=300,
-                    help="labelled texts the calibrators are fitted on")
+    ev.add_argument("--n-train", type=int, default=300,
+                    help="labelled texts (demonstrations and calibration)")
+    ev.add_argument("--n-calib", type=int, default=200,
+                    help="most labelled texts that calibrate (the default's "
+                         "max_calibration_samples; the explicit calibrators "
+                         "use the same texts)")
     ev.add_argument("--n-test", type=int, default=300, help="held-out texts")
     ev.add_argument("--n-shots", type=int, default=None)
     ev.add_argument("--demo-selection", default=None,
@@ -241,10 +242,11 @@ def build_parser() -> argparse.ArgumentParser:
     ro = sub.add_parser(
         "route", help="tiers at a certified precision: thresholds, shares, bounds")
     ro.add_argument("--dataset", choices=_dataset_names(), default="sms_spam")
-    ro.add_argument("--n-train", type=int, default=2000,
-                    help="labelled texts demonstrations are drawn from")
+    ro.add_argument("--n-train", type=int, default=300,
+                    help="labelled texts of the classifier (demonstrations and "
+                         "in-fit calibration)")
     ro.add_argument("--n-scale", type=int, default=150,
-                    help="labelled texts the temperature scaler is fitted on")
+                    help="most labelled texts the in-fit calibration uses")
     ro.add_argument("--n-calib", type=int, default=400,
                     help="labelled texts certifying the tier thresholds")
     ro.add_argument("--n-test", type=int, default=300, help="held-out texts")

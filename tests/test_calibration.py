@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from scipy.special import softmax
 from sklearn import config_context
-from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.base import BaseEstimator, ClassifierMixin, clone
 from sklearn.calibration import CalibratedClassifierCV
 from sklearn.datasets import make_classification
 from sklearn.exceptions import UnsetMetadataPassedError
@@ -198,14 +198,19 @@ def test_cross_validated_fit_in_pipeline_and_search(ensemble):
     assert fitted.temperature_ == pytest.approx(np.mean(temps))
 
 
-def test_sample_weight_is_used_for_calibration():
-    # Doubling the weight of the rows is the same as duplicating them.
+@pytest.mark.parametrize("shrinkage", [0.0, 10.0])
+def test_sample_weight_is_used_for_calibration(shrinkage):
+    # Doubling the weight of the rows is the same as duplicating them, also
+    # for the bias penalty (counted per weighted row).
     rng = np.random.default_rng(6)
     X, y = _binary_data(rng, 2000, temperature=2.0, bias=0.3)
     w = rng.integers(1, 3, size=len(y))
-    weighted = TemperatureScaler(_frozen(X, y), bias=True).fit(X, y, sample_weight=w)
+    scaler = TemperatureScaler(bias=True, bias_shrinkage=shrinkage)
+    weighted = clone(scaler).set_params(estimator=_frozen(X, y))
+    weighted.fit(X, y, sample_weight=w)
     rows = np.repeat(np.arange(len(y)), w)
-    repeated = TemperatureScaler(_frozen(X, y), bias=True).fit(X[rows], y[rows])
+    repeated = clone(scaler).set_params(estimator=_frozen(X, y))
+    repeated.fit(X[rows], y[rows])
     assert weighted.temperature_ == pytest.approx(repeated.temperature_, rel=1e-5)
     assert weighted.bias_ == pytest.approx(repeated.bias_, abs=1e-5)
 
@@ -225,11 +230,9 @@ def test_wrong_inputs_raise_clear_errors():
     frozen = _frozen(X, y, labels=[0, 1, 2])
     with pytest.raises(ValueError, match="does not know"):
         TemperatureScaler(frozen).fit(X, np.where(y == 2, 7, y))
-    # non-finite logits
-    X_bad = X.copy()
-    X_bad[0, 0] = np.nan
-    with pytest.raises(ValueError, match="non-finite"):
-        TemperatureScaler(frozen).fit(X_bad, y)
+    # all logits non-finite
+    with pytest.raises(ValueError, match="All 100 calibration rows failed"):
+        TemperatureScaler(frozen).fit(np.full_like(X, np.nan), y)
     # logits with the wrong number of columns for the classes
     with pytest.raises(ValueError, match="expected"):
         TemperatureScaler(frozen).fit(X[:, :2], y)

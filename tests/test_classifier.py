@@ -23,7 +23,8 @@ def make_clf(**kw):
 
 def test_fit_sets_sorted_classes_and_makes_no_call():
     backend = KeywordBackend()
-    clf = LLMClassifier(backend=backend, n_shots=2, random_state=0)
+    clf = LLMClassifier(backend=backend, n_shots=2, random_state=0,
+                        calibration=None)  # the default calibration scores texts
     clf.fit(X_BIN, Y_BIN)
     assert list(clf.classes_) == ["ham", "spam"]
     assert clf.label_words_ == ["ham", "spam"]
@@ -179,7 +180,8 @@ def test_dataframe_columns_fill_named_placeholders():
 def test_on_error_policies():
     X = ["spam here", "ham here", "FAIL spam"]
     y = ["spam", "ham", "spam"]
-    clf = LLMClassifier(n_shots=0, backend=KeywordBackend(fail_on="FAIL")).fit(X, y)
+    clf = LLMClassifier(n_shots=0, backend=KeywordBackend(fail_on="FAIL"),
+                        calibration=None).fit(X, y)
     with pytest.raises(RuntimeError, match="1 of 3 rows could not be scored"):
         clf.predict_proba(X)
     clf.set_params(on_error="warn")
@@ -253,7 +255,8 @@ def _scored(backend):
 def test_cache_makes_a_second_prediction_free(tmp_path):
     path = tmp_path / "responses.sqlite"
     backend = KeywordBackend()
-    clf = LLMClassifier(n_shots=0, backend=backend, cache=str(path)).fit(X_BIN, Y_BIN)
+    clf = LLMClassifier(n_shots=0, backend=backend, cache=str(path),
+                        calibration=None).fit(X_BIN, Y_BIN)
     first = clf.predict_proba(X_BIN)
     assert _scored(backend) == 6
     # A clone (as in cross-validation) shares the file, not the object.
@@ -276,7 +279,7 @@ def test_interrupted_prediction_resumes_without_rescoring(tmp_path):
     y = ["spam", "ham"] * 3 + ["ham"]
     backend = Interrupt()
     clf = LLMClassifier(n_shots=0, backend=backend, cache=tmp_path / "c.sqlite",
-                        batch_size=3)
+                        batch_size=3, calibration=None)
     clf.fit(X, y)
     with pytest.raises(KeyboardInterrupt):
         clf.predict_proba(X)
@@ -290,7 +293,7 @@ def test_interrupted_prediction_resumes_without_rescoring(tmp_path):
 def test_failed_rows_are_not_cached(tmp_path):
     backend = KeywordBackend(fail_on="FAIL")
     clf = LLMClassifier(n_shots=0, backend=backend, cache=tmp_path / "c.sqlite",
-                        on_error="nan")
+                        on_error="nan", calibration=None)
     clf.fit(["a spam", "FAIL"], ["spam", "ham"])
     clf.predict_proba(["a spam", "FAIL"])
     clf.predict_proba(["a spam", "FAIL"])
@@ -354,7 +357,7 @@ def test_labels_that_are_prefixes_of_others_can_win():
     classes = list(range(1, 13))
     X = [f"Answer: {c}" for c in classes]
     backend = AnswerBackend(words=[str(c) for c in classes])
-    clf = LLMClassifier(n_shots=0, backend=backend).fit(X, classes)
+    clf = LLMClassifier(n_shots=0, backend=backend, calibration=None).fit(X, classes)
     proba = clf.predict_proba(X)
     np.testing.assert_array_equal(clf.predict(X), classes)  # 10, 11, 12 included
     # The scored events are disjoint: the scores are the model's distribution.

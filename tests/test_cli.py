@@ -30,30 +30,34 @@ def test_option_lists_come_from_their_owners():
 def test_split_is_disjoint_stratified_and_sized():
     X = np.array([f"t{i}" for i in range(100)], dtype=object)
     y = np.array(["a"] * 80 + ["b"] * 20)
-    (Xtr, ytr), (Xc, yc), (Xte, yte) = cli._split(X, y, 30, 20, 25, seed=0)
-    assert (len(Xtr), len(Xc), len(Xte)) == (30, 20, 25)
-    assert not (set(Xtr) & set(Xc) or set(Xtr) & set(Xte) or set(Xc) & set(Xte))
-    assert (yte == "b").sum() == 5 and (yc == "b").sum() == 4
-    with pytest.raises(SystemExit, match="asked for 150 texts"):
-        cli._split(X, y, 100, 25, 25, seed=0)
+    (Xtr, ytr), (Xte, yte) = cli._split(X, y, 30, 25, seed=0)
+    assert (len(Xtr), len(Xte)) == (30, 25)
+    assert not set(Xtr) & set(Xte)
+    assert (yte == "b").sum() == 5 and (ytr == "b").sum() == 6
+    with pytest.raises(SystemExit, match="asked for 125 texts"):
+        cli._split(X, y, 100, 25, seed=0)
 
 
-def test_evaluate_prints_raw_and_calibrated_rows(monkeypatch, capsys):
+def test_evaluate_prints_default_raw_and_calibrated_rows(monkeypatch, capsys):
     # The keyword backend stands in for the model: this checks the plumbing.
     monkeypatch.setattr(_llamacpp, "LlamaCppBackend", KeywordBackend)
-    assert cli.main(["--n-train", "50", "--n-calib", "60", "--n-test", "60",
+    assert cli.main(["--n-train", "80", "--n-calib", "60", "--n-test", "60",
                      "--n-bootstrap", "20", "--quiet"]) == 0
     out = capsys.readouterr().out
-    for row in ["raw", "temperature + bias", "sklearn sigmoid", "n_test=60"]:
+    for row in ["default (in-fit calibration)", "raw (calibration=None)",
+                "raw + TemperatureScaler(bias)", "raw + sklearn sigmoid",
+                "n_test=60"]:
         assert row in out
-    # Calibrators reuse the cached scores: 120 texts, 120 calls.
-    assert "120 model calls" in out
+    # fit scores the 60 calibration texts; the test texts cost 60 calls; the
+    # raw classifier and the calibrators reuse the cached scores.
+    assert "fit of the default: 60 model calls" in out
+    assert "In all: 120 model calls" in out
 
 
 @pytest.mark.slow
 def test_default_command_runs_on_the_embedded_model(capsys):
     pytest.importorskip("llama_cpp")
-    assert cli.main(["--n-train", "200", "--n-calib", "20", "--n-test", "20",
+    assert cli.main(["--n-train", "40", "--n-calib", "20", "--n-test", "20",
                      "--n-bootstrap", "10", "--quiet"]) == 0
     out = capsys.readouterr().out
-    assert "temperature + bias" in out and "n_test=20" in out
+    assert "default (in-fit calibration)" in out and "n_test=20" in out

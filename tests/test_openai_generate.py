@@ -107,6 +107,7 @@ def test_consistency_strategy_over_http_counts_the_votes(backend, fault_server):
 
     fault_server.reply = reply
     clf = LLMClassifier(backend=backend, strategy="consistency", n_samples=6,
+                        calibration=None,
                         sampling_temperature=1.0, smoothing=1.0, random_state=5,
                         n_shots=0).fit(X, Y)
     proba = clf.predict_proba(X[:4])
@@ -139,7 +140,7 @@ def test_verbalized_strategy_over_http_and_temperature_scaling(backend, fault_se
 
     fault_server.reply = reply
     clf = LLMClassifier(backend=backend, strategy="verbalized", on_error="nan",
-                        n_shots=0).fit(X, Y)
+                        n_shots=0, calibration=None).fit(X, Y)
     proba = clf.predict_proba(X[:6])
     assert np.isnan(proba[3]).all()
     ok = np.delete(np.arange(6), 3)

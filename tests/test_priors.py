@@ -42,8 +42,9 @@ class BiasedBackend(KeywordBackend):
 def test_apply_prior_divides_and_renormalises():
     log_p = np.log(np.array([[0.2, 0.3, 0.5], [0.6, 0.3, 0.1]]))
     prior = np.array([0.5, 0.25, 0.25])
-    expected = np.array([[0.2 / 0.5, 0.3 / 0.25, 0.5 / 0.25],
-                         [0.6 / 0.5, 0.3 / 0.25, 0.1 / 0.25]])
+    expected = np.array(
+        [[0.2 / 0.5, 0.3 / 0.25, 0.5 / 0.25], [0.6 / 0.5, 0.3 / 0.25, 0.1 / 0.25]]
+    )
     expected /= expected.sum(axis=1, keepdims=True)
     np.testing.assert_allclose(np.exp(apply_prior(log_p, prior)), expected)
     # unnormalised label scores (mass left on other tokens) give the same result
@@ -64,7 +65,9 @@ def test_estimate_prior_averages_probabilities_of_finite_rows():
 # -- contextual calibration ------------------------------------------------------
 def test_contextual_fit_makes_three_content_free_calls():
     backend = KeywordBackend()
-    clf = LLMClassifier(n_shots=0, backend=backend, prior_correction="contextual")
+    clf = LLMClassifier(
+        n_shots=0, calibration=None, backend=backend, prior_correction="contextual"
+    )
     clf.fit(X_BIN, Y_BIN)
     assert len(backend.calls_) == 1
     prompts = backend.calls_[0]
@@ -79,7 +82,9 @@ def test_contextual_fit_makes_three_content_free_calls():
 def test_zero_shot_fit_without_correction_makes_no_call():
     for correction in (None, "batch"):
         backend = KeywordBackend()
-        clf = LLMClassifier(n_shots=0, backend=backend, prior_correction=correction)
+        clf = LLMClassifier(
+            n_shots=0, calibration=None, backend=backend, prior_correction=correction
+        )
         clf.fit(X_BIN, Y_BIN)
         assert not hasattr(backend, "calls_")
         assert not hasattr(clf, "content_free_prior_")
@@ -88,7 +93,11 @@ def test_zero_shot_fit_without_correction_makes_no_call():
 def test_contextual_content_free_prompts_share_the_demonstrations():
     backend = KeywordBackend()
     clf = LLMClassifier(
-        backend=backend, n_shots=2, prior_correction="contextual", random_state=0
+        calibration=None,
+        backend=backend,
+        n_shots=2,
+        prior_correction="contextual",
+        random_state=0,
     ).fit(X_BIN, Y_BIN)
     cf_prompt = backend.calls_[0][0]
     query_prompt = clf._render([("query text",)])[0].text
@@ -99,10 +108,12 @@ def test_contextual_content_free_prompts_share_the_demonstrations():
 
 def test_contextual_correction_is_exact():
     backend = BiasedBackend(bias=(3.0, 0.0))
-    clf = LLMClassifier(n_shots=0, backend=backend, prior_correction="contextual").fit(
+    clf = LLMClassifier(
+        n_shots=0, calibration=None, backend=backend, prior_correction="contextual"
+    ).fit(X_BIN, Y_BIN)
+    plain = LLMClassifier(n_shots=0, calibration=None, backend=backend).fit(
         X_BIN, Y_BIN
     )
-    plain = LLMClassifier(n_shots=0, backend=backend).fit(X_BIN, Y_BIN)
     cf = plain._score(list(CONTENT_FREE_INPUTS))
     prior = softmax(cf, axis=1).mean(axis=0)
     np.testing.assert_allclose(clf.content_free_prior_, prior)
@@ -119,9 +130,11 @@ def test_contextual_correction_removes_a_label_bias():
     # The bias makes the raw model answer "ham" for everything; the content-free
     # inputs reveal it and the correction restores the keyword decisions.
     backend = BiasedBackend(bias=(4.0, 0.0))
-    raw = LLMClassifier(n_shots=0, backend=backend).fit(X_BIN, Y_BIN)
+    raw = LLMClassifier(n_shots=0, calibration=None, backend=backend).fit(X_BIN, Y_BIN)
     assert (raw.predict(X_BIN) == "ham").all()
-    clf = LLMClassifier(n_shots=0, backend=backend, prior_correction="contextual")
+    clf = LLMClassifier(
+        n_shots=0, calibration=None, backend=backend, prior_correction="contextual"
+    )
     clf.fit(X_BIN, Y_BIN)
     assert clf.content_free_prior_[0] > 0.9
     np.testing.assert_array_equal(clf.predict(X_BIN), Y_BIN)
@@ -131,6 +144,7 @@ def test_contextual_fills_every_field_of_a_2d_prompt():
     backend = KeywordBackend()
     clf = LLMClassifier(
         "Subject: {subject}\nBody: {body}\nAnswer:",
+        calibration=None,
         backend=backend,
         prior_correction="contextual",
     )
@@ -144,7 +158,10 @@ def test_contextual_fills_every_field_of_a_2d_prompt():
 def test_contextual_with_per_text_demonstrations_raises(selection):
     backend = KeywordBackend()
     clf = LLMClassifier(
-        backend=backend, n_shots=2, demo_selection=selection,
+        calibration=None,
+        backend=backend,
+        n_shots=2,
+        demo_selection=selection,
         prior_correction="contextual",
     )
     with pytest.raises(ValueError, match="fixed set of\\s+demonstrations"):
@@ -156,7 +173,9 @@ def test_contextual_with_per_text_demonstrations_raises(selection):
 
 
 def test_contextual_set_after_fit_asks_for_refit():
-    clf = LLMClassifier(n_shots=0, backend=KeywordBackend()).fit(X_BIN, Y_BIN)
+    clf = LLMClassifier(n_shots=0, calibration=None, backend=KeywordBackend()).fit(
+        X_BIN, Y_BIN
+    )
     clf.set_params(prior_correction="contextual")
     with pytest.raises(ValueError, match="call fit\\s+again"):
         clf.predict_proba(X_BIN)
@@ -164,7 +183,10 @@ def test_contextual_set_after_fit_asks_for_refit():
 
 def test_refit_without_correction_drops_the_prior():
     clf = LLMClassifier(
-        n_shots=0, backend=KeywordBackend(), prior_correction="contextual"
+        calibration=None,
+        n_shots=0,
+        backend=KeywordBackend(),
+        prior_correction="contextual",
     )
     clf.fit(X_BIN, Y_BIN)
     clf.set_params(prior_correction=None).fit(X_BIN, Y_BIN)
@@ -174,24 +196,36 @@ def test_refit_without_correction_drops_the_prior():
 def test_contextual_failures_of_content_free_inputs():
     # Some content-free inputs fail: the prior comes from the others.
     backend = KeywordBackend(fail_on="[MASK]")
-    clf = LLMClassifier(n_shots=0, backend=backend, prior_correction="contextual")
+    clf = LLMClassifier(
+        n_shots=0,
+        calibration=None,
+        backend=backend,
+        prior_correction="contextual",
+    )
     clf.fit(X_BIN, Y_BIN)
     assert clf.usage_.failed_rows == 1
-    plain = LLMClassifier(n_shots=0, backend=KeywordBackend()).fit(X_BIN, Y_BIN)
+    plain = LLMClassifier(n_shots=0, calibration=None, backend=KeywordBackend()).fit(
+        X_BIN, Y_BIN
+    )
     cf = plain._score(["N/A", ""])
     np.testing.assert_allclose(
         clf.content_free_prior_, softmax(cf, axis=1).mean(axis=0)
     )
     # All fail: a clear error naming the reason.
     backend = KeywordBackend(fail_on="Answer:")
-    clf = LLMClassifier(n_shots=0, backend=backend, prior_correction="contextual")
+    clf = LLMClassifier(
+        n_shots=0, calibration=None, backend=backend, prior_correction="contextual"
+    )
     with pytest.raises(RuntimeError, match="injected failure"):
         clf.fit(X_BIN, Y_BIN)
 
 
 def test_contextual_survives_pickle_and_clone():
     clf = LLMClassifier(
-        n_shots=0, backend=KeywordBackend(), prior_correction="contextual"
+        calibration=None,
+        n_shots=0,
+        backend=KeywordBackend(),
+        prior_correction="contextual",
     )
     clf.fit(X_BIN, Y_BIN)
     restored = pickle.loads(pickle.dumps(clf))
@@ -203,10 +237,12 @@ def test_contextual_survives_pickle_and_clone():
 def test_batch_correction_is_exact_and_stateless():
     backend = BiasedBackend(bias=(2.0, 0.0))
     clf = LLMClassifier(
-        n_shots=0, backend=backend, prior_correction="batch"
+        calibration=None, n_shots=0, backend=backend, prior_correction="batch"
     ).fit(X_BIN, Y_BIN)
     assert not hasattr(backend, "calls_")  # fit makes no call
-    plain = LLMClassifier(n_shots=0, backend=backend).fit(X_BIN, Y_BIN)
+    plain = LLMClassifier(n_shots=0, calibration=None, backend=backend).fit(
+        X_BIN, Y_BIN
+    )
     raw = plain._score(X_MANY)
     prior = softmax(raw, axis=1).mean(axis=0)
     expected = log_softmax(log_softmax(raw, axis=1) - np.log(prior), axis=1)
@@ -221,7 +257,9 @@ def test_batch_correction_is_exact_and_stateless():
 
 
 def test_batch_correction_warns_for_small_batches():
-    clf = LLMClassifier(n_shots=0, backend=KeywordBackend(), prior_correction="batch")
+    clf = LLMClassifier(
+        n_shots=0, calibration=None, backend=KeywordBackend(), prior_correction="batch"
+    )
     clf.fit(X_BIN, Y_BIN)
     assert min_batch_size(2) == 20
     with pytest.warns(UserWarning, match="single text comes out uniform"):
@@ -240,13 +278,19 @@ def test_batch_correction_ignores_failed_rows():
     backend = KeywordBackend(fail_on="number 3 ")
     X = X_MANY[:25]
     nan_clf = LLMClassifier(
-        n_shots=0, backend=backend, prior_correction="batch", on_error="nan"
+        calibration=None,
+        n_shots=0,
+        backend=backend,
+        prior_correction="batch",
+        on_error="nan",
     ).fit(X_BIN, Y_BIN)
     proba = nan_clf.predict_proba(X)
     assert np.isnan(proba[3]).all()
     ok = np.ones(len(X), bool)
     ok[3] = False
-    plain = LLMClassifier(n_shots=0, backend=KeywordBackend()).fit(X_BIN, Y_BIN)
+    plain = LLMClassifier(n_shots=0, calibration=None, backend=KeywordBackend()).fit(
+        X_BIN, Y_BIN
+    )
     raw = plain._score([x for x, k in zip(X, ok, strict=True) if k])
     prior = softmax(raw, axis=1).mean(axis=0)
     expected = softmax(log_softmax(raw, axis=1) - np.log(prior), axis=1)
@@ -261,7 +305,10 @@ def test_batch_correction_ignores_failed_rows():
 
 def test_invalid_prior_correction_is_rejected():
     clf = LLMClassifier(
-        n_shots=0, backend=KeywordBackend(), prior_correction="label-free"
+        calibration=None,
+        n_shots=0,
+        backend=KeywordBackend(),
+        prior_correction="label-free",
     )
     with pytest.raises(InvalidParameterError, match="prior_correction"):
         clf.fit(X_BIN, Y_BIN)

@@ -77,7 +77,9 @@ def test_cache_hits_and_interrupt_accounting(tmp_path):
 
 
 def test_classifier_surfaces_per_row_extra():
-    clf = LLMClassifier(backend=MassBackend(), n_shots=0).fit(X_BIN, Y_BIN)
+    # calibration=None: fit would score (and keep) these texts already
+    clf = LLMClassifier(backend=MassBackend(), n_shots=0, calibration=None)
+    clf.fit(X_BIN, Y_BIN)
     assert clf.last_score_extra_ == {}
     clf.predict_proba(X_BIN + X_BIN[:1])
     mass = clf.last_score_extra_["uncovered_mass"]

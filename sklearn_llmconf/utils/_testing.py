@@ -43,6 +43,14 @@ class KeywordBackend(BaseBackend):
     def capabilities(self) -> BackendCapabilities:
         return BackendCapabilities(logprobs=True, full_sequence=True)
 
+    def __getstate__(self):
+        # calls_ is a record of use, not configuration: like a real backend's
+        # loaded model it is not pickled, so hashing the backend (scikit-learn's
+        # check that fit does not change its parameters) ignores it.
+        state = super().__getstate__()
+        state.pop("calls_", None)
+        return state
+
     def _score_labels(self, prompts, labels) -> ScoreResult:
         calls = self.__dict__.setdefault("calls_", [])
         calls.append([p.text for p in prompts])
