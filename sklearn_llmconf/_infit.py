@@ -22,9 +22,9 @@ import numpy as np
 from scipy.special import log_softmax
 
 from ._cache import ResponseCache
+from ._dedup import normalize_text
 from ._temperature import fit_temperature, label_free_offset
 from ._warn import warn_external
-from .datasets._dedup import normalize_text
 
 __all__ = [
     "MIN_CALIBRATION_ROWS",

@@ -144,6 +144,7 @@ def test_partial_failure_rows_and_cached_rerun_pays_only_for_them(
     _, batch = _backends(fault_server, batch_server, tmp_path, scoring="first_token")
     texts = TEXTS[:3] + ["FAULT=500x1 flaky"]
     clf = LLMClassifier(backend=batch, prompt="{text}", n_shots=0, on_error="nan",
+                        calibration=None,
                         cache=tmp_path / "c.sqlite").fit(texts, ["ham", "spam"] * 2)
     proba = clf.predict_proba(texts)
     assert np.isnan(proba[3]).all() and np.isfinite(proba[:3]).all()

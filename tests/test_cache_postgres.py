@@ -228,7 +228,8 @@ def test_classifier_cache_url_shared_by_clones_and_resumes(pg_url):
     X = [f"text {i} spam" for i in range(6)] + ["boom"]
     y = ["spam", "ham"] * 3 + ["ham"]
     backend = Interrupt()
-    clf = LLMClassifier(n_shots=0, backend=backend, cache=pg_url, batch_size=3)
+    clf = LLMClassifier(n_shots=0, backend=backend, cache=pg_url, batch_size=3,
+                        calibration=None)
     clf.fit(X, y)
     with pytest.raises(KeyboardInterrupt):
         clf.predict_proba(X)

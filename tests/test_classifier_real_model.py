@@ -25,7 +25,7 @@ def backend():
 
 
 def test_numbered_classes_with_prefixes_predict_correctly(backend):
-    clf = LLMClassifier(PROMPT, backend=backend, n_shots=0).fit(
+    clf = LLMClassifier(PROMPT, backend=backend, n_shots=0, calibration=None).fit(
         [f"Answer: {c}" for c in CLASSES], CLASSES)
     # The texts whose answer has a prefix among the labels, and that prefix.
     asked = [10, 11, 12, 1]
@@ -37,7 +37,7 @@ def test_numbered_classes_with_prefixes_predict_correctly(backend):
 def test_ham_radio_can_win_over_ham(backend):
     X = ["Answer: ham radio", "Answer: ham"]
     y = ["ham radio", "ham"]
-    clf = LLMClassifier(PROMPT, backend=backend, n_shots=0).fit(X, y)
+    clf = LLMClassifier(PROMPT, backend=backend, n_shots=0, calibration=None).fit(X, y)
     np.testing.assert_array_equal(clf.predict(X), y)
 
 

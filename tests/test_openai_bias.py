@@ -38,7 +38,8 @@ def test_default_settings_fail_rows_instead_of_coin_flips(fault_server):
     assert all("logit_bias changed only the generated token" in e
                for e in res.errors)
     # Through the classifier: failed rows follow on_error, never a silent tie.
-    clf = LLMClassifier(backend=backend, n_shots=0, on_error="nan")
+    clf = LLMClassifier(backend=backend, n_shots=0, on_error="nan",
+                        calibration=None)
     clf.fit(["a b", "c d"], ["ham", "spam"])
     proba = clf.predict_proba(prompts)
     assert np.isnan(proba).all() and clf.usage_.failed_rows == 6

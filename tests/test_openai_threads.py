@@ -48,7 +48,8 @@ def test_threads_on_a_fresh_backend(fault_server):
     for n_calls in (10, 3):
         backend = OpenAIBackend("fake-model", base_url=fault_server.base_url,
                                 api_key_env=None, max_retries=0, timeout=30.0)
-        clf = LLMClassifier(backend=backend, n_shots=0, on_error="nan")
+        clf = LLMClassifier(backend=backend, n_shots=0, on_error="nan",
+                            calibration=None)
         clf.fit(X_FIT, Y_FIT)
         fault_server.requests.clear()
         errors, shapes = _hammer(clf, 8, n_calls)

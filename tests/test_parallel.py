@@ -158,6 +158,7 @@ def _fitted(**params):
 
     X, y = _keyword_data()
     params.setdefault("n_shots", 0)
+    params.setdefault("calibration", None)  # fit makes no model call
     return LLMClassifier(backend=KeywordBackend(), **params).fit(X, y), X
 
 
