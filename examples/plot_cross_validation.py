@@ -40,7 +40,8 @@ cache = ResponseCache(os.environ.get(
     "SKLEARN_LLMCONF_EXAMPLES_CACHE",
     os.path.expanduser("~/.cache/sklearn_llmconf/examples.sqlite"),
 ))
-clf = LLMClassifier(n_shots=4, cache=cache, random_state=0).fit(X_pool, y_pool)
+clf = LLMClassifier(n_shots=4, calibration=None, cache=cache, random_state=0)
+clf.fit(X_pool, y_pool)
 frozen = FrozenEstimator(clf)
 
 candidates = {

@@ -78,7 +78,8 @@ X_test, y_test = X[idx], y[idx]
 
 backend = OpenAIBackend("smollm2", base_url=base_url, endpoint="completions",
                         api_key_env=None, max_concurrency=2, timeout=120.0)
-clf = LLMClassifier(backend=backend, n_shots=4, on_error="warn", random_state=0)
+clf = LLMClassifier(backend=backend, n_shots=4, on_error="warn",
+                    calibration=None, random_state=0)
 try:
     clf.fit(X_pool, y_pool)
     start = time.perf_counter()
@@ -93,7 +94,7 @@ try:
     # Self-consistency: the same texts, scored without any log-probability.
     voter = LLMClassifier(backend=backend, strategy="consistency", n_samples=5,
                           sampling_temperature=0.7, n_shots=4, on_error="warn",
-                          random_state=0).fit(X_pool, y_pool)
+                          calibration=None, random_state=0).fit(X_pool, y_pool)
     start = time.perf_counter()
     proba_votes = voter.predict_proba(X_test)
     seconds_votes = time.perf_counter() - start

@@ -68,7 +68,7 @@ cache = ResponseCache(os.environ.get(
 ))
 pipe = Pipeline([
     ("clean", FunctionTransformer(clean)),
-    ("llm", LLMClassifier(cache=cache, random_state=0)),
+    ("llm", LLMClassifier(calibration=None, cache=cache, random_state=0)),
 ])
 param_grid = {
     "llm__prompt": [

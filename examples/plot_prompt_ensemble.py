@@ -64,7 +64,8 @@ members = [
         name,
         FrozenEstimator(
             LLMClassifier(
-                prompt, backend=backend, n_shots=4, cache=cache, random_state=0
+                prompt, backend=backend, n_shots=4, calibration=None, cache=cache,
+                random_state=0
             ).fit(X_pool, y_pool)
         ),
     )

@@ -58,7 +58,9 @@ cache = ResponseCache(cache_path)
 # demonstrations (two per class, ``demo_selection="stratified"``) from the pool.
 # Each label's probability is the model's probability of writing the label
 # word after the prompt.
-clf = LLMClassifier(n_shots=4, cache=cache, random_state=0)
+# calibration=None keeps the raw scores; by default fit would also calibrate
+# them on its own labelled texts (see the user guide's calibration page).
+clf = LLMClassifier(n_shots=4, calibration=None, cache=cache, random_state=0)
 clf.fit(X_pool, y_pool)
 print(clf.prompt_template_.render(
     {"text": X_test[0]}, clf.label_words_,
