@@ -49,7 +49,7 @@ def test_first_token_scoring_refuses_prefix_labels(llama_server):  # noqa: F811
     "1", an empty first token, which is refused with its own message.)"""
     be = OpenAIBackend("smollm2", base_url=llama_server, endpoint="completions",
                        api_key_env=None)
-    clf = LLMClassifier(PROMPT, backend=be, n_shots=0).fit(
+    clf = LLMClassifier(PROMPT, backend=be, n_shots=0, calibration=None).fit(
         ["a ham", "a ham radio"], ["ham", "ham radio"])
     with pytest.raises(ValueError, match="share their first token"):
         clf.predict_proba(["Answer: ham radio"])

@@ -241,7 +241,8 @@ def test_generation_strategies_on_real_server(llama_server, endpoint):
     backend = OpenAIBackend("smollm2", base_url=llama_server, endpoint=endpoint,
                             max_concurrency=2)
     cons = LLMClassifier(backend=backend, strategy="consistency", n_samples=3,
-                         max_new_tokens=4, on_error="warn", random_state=0)
+                         max_new_tokens=4, on_error="warn", random_state=0,
+                         calibration=None)
     cons.fit(X_pool, y_pool)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
@@ -256,7 +257,7 @@ def test_generation_strategies_on_real_server(llama_server, endpoint):
     assert backend.capabilities().n_per_request is True  # stable
 
     verb = LLMClassifier(backend=backend, strategy="verbalized", max_new_tokens=24,
-                         on_error="nan").fit(X_pool, y_pool)
+                         on_error="nan", calibration=None).fit(X_pool, y_pool)
     proba_v = verb.predict_proba(X_test)
     scored = ~np.isnan(proba_v).any(axis=1)
     assert verb.usage_.calls == 12 and verb.usage_.failed_rows == (~scored).sum()
@@ -286,7 +287,7 @@ def test_default_settings_few_shot_never_coin_flip(llama_server):
     backend = OpenAIBackend("smollm2", base_url=llama_server, api_key_env=None,
                             max_concurrency=2)
     clf = LLMClassifier(backend=backend, n_shots=4, on_error="nan",
-                        random_state=0).fit(X_pool, y_pool)
+                        calibration=None, random_state=0).fit(X_pool, y_pool)
     proba = clf.predict_proba(X_test)
     failed = np.isnan(proba).any(axis=1)
     assert clf.usage_.failed_rows == failed.sum()

@@ -447,7 +447,8 @@ def test_real_model_strategies_give_valid_probabilities(strategy, params):
     X_test, _, X_pool, y_pool = short_sms(20)
     clf = LLMClassifier(backend=_real_backend(), strategy=strategy,
                         max_new_tokens=20 if strategy == "verbalized" else 4,
-                        on_error="warn", random_state=0, **params)
+                        on_error="warn", random_state=0, calibration=None,
+                        **params)
     clf.fit(X_pool, y_pool)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
@@ -473,7 +474,7 @@ def test_real_model_consistency_composes_with_calibrated_cv(tmp_path):
     cache = ResponseCache(tmp_path / "cache.sqlite")
     base = LLMClassifier(backend=_real_backend(), strategy="consistency", n_samples=2,
                          max_new_tokens=4, on_error="warn", cache=cache,
-                         random_state=0)
+                         random_state=0, calibration=None)
     cal = CalibratedClassifierCV(base, method="sigmoid", cv=3)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
@@ -496,7 +497,8 @@ def test_real_model_soft_voting_over_three_prompts(tmp_path):
     X_test, y_test, X_pool, y_pool = short_sms(40, seed=2)
     backend, cache = _real_backend(), ResponseCache(tmp_path / "cache.sqlite")
     members = [
-        (f"p{i}", FrozenEstimator(LLMClassifier(p, backend=backend, cache=cache)
+        (f"p{i}", FrozenEstimator(LLMClassifier(p, backend=backend, cache=cache,
+                                                calibration=None)
                                   .fit(X_pool, y_pool)))
         for i, p in enumerate(PROMPTS)
     ]
