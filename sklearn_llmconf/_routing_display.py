@@ -16,6 +16,10 @@ __all__ = ["RoutingDisplay"]
 
 
 def _check_matplotlib_support(caller_name):
+    """Raise an ImportError naming the package extra if matplotlib is missing.
+
+    Shared by every Display of the package (``plotting`` imports it from here).
+    """
     try:
         import matplotlib  # noqa: F401
     except ImportError as e:

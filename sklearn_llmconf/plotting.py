@@ -7,21 +7,10 @@ it is imported only when a plot is drawn.
 import numpy as np
 from sklearn.utils.validation import check_is_fitted
 
-from sklearn_llmconf._routing_display import RoutingDisplay
+from sklearn_llmconf._routing_display import RoutingDisplay, _check_matplotlib_support
 from sklearn_llmconf.metrics import expected_calibration_error, reliability_curve
 
 __all__ = ["ReliabilityDisplay", "RoutingDisplay"]
-
-
-def _check_matplotlib_support(caller_name):
-    """Raise an ImportError naming the package extra if matplotlib is missing."""
-    try:
-        import matplotlib  # noqa: F401
-    except ImportError as e:
-        raise ImportError(
-            f"{caller_name} requires matplotlib. Install it with "
-            '`pip install "sklearn-llmconf[plot]"` (or `pip install matplotlib`).'
-        ) from e
 
 
 class ReliabilityDisplay:
