@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 
 from sklearn_llmconf import LLMClassifier
+from sklearn_llmconf._failures import record_failed_rows
 from sklearn_llmconf.backends import OpenAIBackend
 from tests._data import short_sms
 
@@ -266,13 +267,22 @@ def test_generation_strategies_on_real_server(llama_server, endpoint):
 
     # The sampled scores compose with TemperatureScaler (same seeds: cache-free
     # rescoring reproduces the probabilities the scaler is fitted on).
+    # Rows where no sample named a label are failed rows ("warn": uniform);
+    # the scaler leaves them out of its fit, and cannot fit on none.
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
+        with record_failed_rows() as failed:
+            cons.predict_proba(X_test)
+        if failed.mask(12).all():
+            with pytest.raises(ValueError, match="All 12 calibration rows failed"):
+                TemperatureScaler(FrozenEstimator(cons), bias=True).fit(X_test, y_test)
+            return
         ts = TemperatureScaler(FrozenEstimator(cons), bias=True).fit(X_test, y_test)
         calibrated = ts.predict_proba(X_test)
         np.testing.assert_allclose(cons.predict_proba(X_test), proba)
     np.testing.assert_allclose(calibrated.sum(axis=1), 1.0)
     assert calibrated.shape == (12, 2)
+    np.testing.assert_allclose(calibrated[failed.mask(12)], 0.5)  # kept uniform
 
 
 def test_default_settings_few_shot_never_coin_flip(llama_server):
