@@ -225,15 +225,17 @@ class ResponseCache:
             return out
         conn = self._conn()
         for start in range(0, len(keys), _CHUNK):
-            chunk = keys[start : start + _CHUNK]
-            marks = ",".join("?" * len(chunk))
-            with self._named_errors():
-                rows = conn.execute(
-                    f"SELECT key, value FROM responses WHERE key IN ({marks})", chunk
-                ).fetchall()
-            for key, blob in rows:
+            for key, blob in self._select(conn, keys[start : start + _CHUNK]):
                 out[key] = np.frombuffer(blob, dtype="<f8").astype(np.float64)
         return out
+
+    def _select(self, conn, keys) -> list:
+        """(key, blob) rows stored for ``keys``; one query per chunk."""
+        marks = ",".join("?" * len(keys))
+        with self._named_errors():
+            return conn.execute(
+                f"SELECT key, value FROM responses WHERE key IN ({marks})", keys
+            ).fetchall()
 
     def set_many(self, mapping: Mapping[str, np.ndarray]) -> None:
         """Store rows, replacing existing ones, in one transaction.

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import re
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from urllib.parse import urlsplit, urlunsplit
 
 import numpy as np
@@ -125,31 +125,11 @@ class PostgresResponseCache(ResponseCache):
         return f"PostgresResponseCache({_mask_password(self.url)!r})"
 
     # -- data -----------------------------------------------------------------
-    def get_many(self, keys: Sequence[str]) -> dict[str, np.ndarray]:
-        """Return the stored rows for the keys that are present.
-
-        Parameters
-        ----------
-        keys : sequence of str
-
-        Returns
-        -------
-        rows : dict of str to ndarray of float64
-            Missing keys are absent from the dict.
-        """
-        keys = list(dict.fromkeys(keys))
-        out: dict[str, np.ndarray] = {}
-        if not keys:
-            return out
-        conn = self._conn()
-        for start in range(0, len(keys), _CHUNK):
-            rows = conn.execute(
-                f"SELECT key, value FROM {self.table} WHERE key = ANY(%s)",
-                (keys[start : start + _CHUNK],),
-            ).fetchall()
-            for key, blob in rows:
-                out[key] = np.frombuffer(blob, dtype="<f8").astype(np.float64)
-        return out
+    def _select(self, conn, keys) -> list:
+        """(key, blob) rows stored for ``keys``; get_many is the base class's."""
+        return conn.execute(
+            f"SELECT key, value FROM {self.table} WHERE key = ANY(%s)", (list(keys),)
+        ).fetchall()
 
     def set_many(self, mapping: Mapping[str, np.ndarray]) -> None:
         """Store rows, replacing existing ones, in one transaction.
