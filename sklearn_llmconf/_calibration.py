@@ -234,14 +234,6 @@ class TemperatureScaler(ClassifierMixin, MetaEstimatorMixin, BaseEstimator):
         Number of jobs to fit the ensemble pairs or ``cross_val_predict`` in
         parallel. ``None`` means 1.
 
-    Failed rows: rows that the wrapped estimator reports as failed (an
-    :class:`~sklearn_llmconf.LLMClassifier` with ``on_error="warn"`` or
-    ``"nan"``, see :mod:`sklearn_llmconf._failures`) or whose scores are not
-    finite are left out of the fit, with a warning giving their count, and
-    pass through ``predict_proba`` / ``decision_function`` exactly as the
-    wrapped estimator gave them (uniform or NaN), never rescaled; ``predict``
-    raises for NaN rows, like ``LLMClassifier.predict``.
-
     Attributes
     ----------
     classes_ : ndarray of shape (n_classes,)
@@ -271,6 +263,16 @@ class TemperatureScaler(ClassifierMixin, MetaEstimatorMixin, BaseEstimator):
     --------
     sklearn.calibration.CalibratedClassifierCV : sigmoid, isotonic and
         temperature calibration (temperature only, no bias).
+
+    Notes
+    -----
+    Failed rows, that is rows the wrapped estimator reports as failed (an
+    :class:`~sklearn_llmconf.LLMClassifier` with ``on_error="warn"`` or
+    ``"nan"``) or whose scores are not finite, are left out of the fit, with a
+    warning giving their count, and pass through ``predict_proba`` /
+    ``decision_function`` exactly as the wrapped estimator gave them (uniform
+    or NaN), never rescaled; ``predict`` raises for NaN rows, like
+    ``LLMClassifier.predict``.
 
     References
     ----------
