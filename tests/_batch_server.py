@@ -33,7 +33,9 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
+
+from sklearn_llmconf.utils._fault_server import LoopbackServer
 
 _ids = itertools.count(1)
 
@@ -111,7 +113,7 @@ class _Handler(BaseHTTPRequestHandler):
         return self._send(status, data)
 
 
-class BatchServer(ThreadingHTTPServer):
+class BatchServer(LoopbackServer):
     """The server object; see the module docstring."""
 
     daemon_threads = True
@@ -127,19 +129,6 @@ class BatchServer(ThreadingHTTPServer):
         self.expire_after = None
         self.fail_validation = False
         self._thread = None
-
-    @property
-    def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.server_address[1]}/v1"
-
-    def start(self):
-        self._thread = threading.Thread(target=self.serve_forever, daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self):
-        self.shutdown()
-        self.server_close()
 
     # -- API objects -------------------------------------------------------
     def add_file(self, content: bytes, filename: str, purpose: str) -> dict:

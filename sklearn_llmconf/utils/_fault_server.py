@@ -366,7 +366,30 @@ def _tokenize(text: str) -> list[int]:
     return ids
 
 
-class FaultServer(ThreadingHTTPServer):
+class LoopbackServer(ThreadingHTTPServer):
+    """An HTTP server on 127.0.0.1 (free port) serving from a daemon thread.
+
+    The shared lifecycle of the package's test servers: ``start()`` returns
+    the server, ``base_url`` ends in ``/v1``, ``stop()`` shuts it down.
+    """
+
+    _thread = None
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}/v1"
+
+    def start(self):
+        self._thread = threading.Thread(target=self.serve_forever, daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self):
+        self.shutdown()
+        self.server_close()
+
+
+class FaultServer(LoopbackServer):
     """The server object; see the module docstring."""
 
     daemon_threads = True
@@ -392,19 +415,6 @@ class FaultServer(ThreadingHTTPServer):
         self.bias_in_logprobs = True
         self.serial_lock = threading.Lock()
         self._thread = None
-
-    @property
-    def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.server_address[1]}/v1"
-
-    def start(self):
-        self._thread = threading.Thread(target=self.serve_forever, daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self):
-        self.shutdown()
-        self.server_close()
 
     def reset(self):
         with self.lock:
