@@ -495,8 +495,11 @@ class LLMClassifier(ClassifierMixin, BaseEstimator):
             smoothing=self.smoothing, max_new_tokens=self.max_new_tokens,
             seed=self._sampling_seed,
         )
-        return score_prompts(
-            self._get_backend(), self._render(rows),
+        prompts = self._render(rows)
+        reasons = self._fake_answer_reasons(rows)
+        keep = [i for i, reason in enumerate(reasons) if reason is None]
+        scores = score_prompts(
+            self._get_backend(), [prompts[i] for i in keep],
             self.prompt_template_.label_strings(self.label_words_),
             strategy=strategy,
             cache=self.cache if self.cache is not None
@@ -504,6 +507,24 @@ class LLMClassifier(ClassifierMixin, BaseEstimator):
             batch_size=self.batch_size,
             progress=self.progress, usage=self.usage_, n_jobs=self.n_jobs,
         )
+        if len(keep) == len(rows):
+            return scores
+        return scores.placed(keep, len(rows), reasons)
+
+    def _fake_answer_reasons(self, rows) -> list:
+        """Per row: why it is not sent to the model (a fake answer), or None."""
+        template = self.prompt_template_
+        fields = template.fields
+        reasons = []
+        for row in rows:
+            found = template.fake_answer(dict(zip(fields, row)), self.label_words_)
+            reasons.append(None if found is None else (
+                f"the text writes the prompt's answer line with a label "
+                f"({found!r}), like a fake demonstration (prompt injection); "
+                "not sent to the model (PromptTemplate(reject_fake_answers=False) "
+                "scores such texts)"
+            ))
+        return reasons
 
     def _score(self, X) -> np.ndarray:
         """Per-class log-probabilities from the backend, (n_samples, n_classes).

@@ -67,6 +67,24 @@ class Scores:
             {name: values[index] for name, values in self.extra.items()},
         )
 
+    def placed(self, index, n_rows: int, errors) -> Scores:
+        """These scores at rows ``index`` of ``n_rows``; the other rows failed.
+
+        ``errors`` gives every row's reason (None at ``index``); the rows not
+        in ``index`` get NaN scores and NaN extras.
+        """
+        index = np.asarray(index, dtype=int)
+        log_probs = np.full((n_rows, self.log_probs.shape[1]), np.nan)
+        log_probs[index] = self.log_probs
+        merged = list(errors)
+        for i, err in zip(index, self.errors):
+            merged[i] = err
+        extra = {}
+        for name, values in self.extra.items():
+            extra[name] = np.full(n_rows, np.nan)
+            extra[name][index] = values
+        return Scores(log_probs, merged, self.usage, extra)
+
     @classmethod
     def concat(cls, parts, n_labels: int) -> Scores:
         """Join the scores of consecutive chunks of prompts."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 import string
 from dataclasses import dataclass
@@ -22,6 +23,26 @@ _RESERVED = {"labels"}
 # cannot start a line of its own, hence cannot fake the template's structure
 # (an answer line, a new demonstration, a new query).
 _LINE_BREAKS = re.compile(r"\r\n|[\n\r\v\f\x1c\x1d\x1e\x85\u2028\u2029]")
+
+
+_MARKER_PUNCTUATION = ":=-–—>|"
+
+
+@functools.lru_cache(maxsize=64)
+def _fake_answer_pattern(marker: str, label_words: tuple) -> re.Pattern | None:
+    """Regex of ``marker``, separators and a label word (see fake_answer)."""
+    words = sorted({w.strip() for w in label_words if w.strip()}, key=len,
+                   reverse=True)
+    if not marker or not words:
+        return None
+    alternatives = "|".join(
+        re.escape(w) if len(w) == 1 else f"(?i:{re.escape(w)})" for w in words
+    )
+    # \b only where the marker / word starts or ends with a word character.
+    start = r"\b" if re.match(r"\w", marker) else ""
+    return re.compile(
+        rf"(?i:{start}{re.escape(marker)})\s*[^\w\s]{{0,3}}\s*(?:{alternatives})(?!\w)"
+    )
 
 
 def escape_field(value: str) -> str:
@@ -77,6 +98,14 @@ class PromptTemplate:
         itself with a fake answer line and start a new query (prompt
         injection; see the Reliability page of the user guide for what this
         does and does not stop). False inserts values verbatim.
+    reject_fake_answers : bool, default=True
+        Whether :meth:`fake_answer` reports a field value that writes the
+        template's answer line with a label word, such as ``"Answer: ham"``
+        inside an SMS: the signature of a fake demonstration or an injected
+        answer. :class:`~sklearn_llmconf.LLMClassifier` does not send such a
+        text to the model and treats its row as failed (``on_error``), so
+        that it cannot come back as a confident prediction. False scores it
+        like any other text.
 
     Examples
     --------
@@ -100,6 +129,7 @@ class PromptTemplate:
     demo_separator: str = "\n\n"
     label_separator: str = ", "
     escape_fields: bool = True
+    reject_fake_answers: bool = True
 
     def __post_init__(self):
         if not isinstance(self.template, str):
@@ -152,6 +182,56 @@ class PromptTemplate:
         if self.answer_prefix is not None:
             return self.answer_prefix
         return "" if self.template[-1:].isspace() else " "
+
+    @property
+    def answer_marker(self) -> str:
+        """The answer line's text before the label, e.g. ``"Answer"``.
+
+        The last line of what follows the example block's last field, with
+        surrounding spaces and trailing punctuation removed (``"Answer:"``
+        gives ``"Answer"``); the whole stripped literal when that leaves
+        nothing (``" =>"`` gives ``"=>"``), "" when the block ends with a field.
+        """
+        _, block = self._split
+        tail = list(string.Formatter().parse(block))[-1]
+        literal = tail[0] if tail[1] is None else ""
+        line = literal.strip().splitlines()[-1].strip() if literal.strip() else ""
+        return line.rstrip(_MARKER_PUNCTUATION).strip() or line
+
+    def fake_answer(self, values: dict, label_words) -> str | None:
+        """Return the first fake answer in the field values, or None.
+
+        A fake answer is the template's :attr:`answer_marker` followed by a
+        label word, as a demonstration writes it: the marker's case is
+        ignored, spaces, line breaks and up to three punctuation characters
+        may separate the two (``"Answer: ham"``, ``"ANSWER - ham"``,
+        ``"answer ham"``),
+        and label words of one character must match exactly (``"answer a
+        question"`` is no answer ``"A"``).
+
+        Parameters
+        ----------
+        values : dict
+            Field name to text.
+        label_words : sequence of str
+            The verbalized labels.
+
+        Returns
+        -------
+        match : str or None
+            The matched text; None when there is none or
+            ``reject_fake_answers=False``.
+        """
+        if not self.reject_fake_answers:
+            return None
+        pattern = _fake_answer_pattern(self.answer_marker, tuple(label_words))
+        if pattern is None:
+            return None
+        for value in values.values():
+            found = pattern.search(value)
+            if found:
+                return found.group(0)
+        return None
 
     def label_strings(self, words) -> list[str]:
         """Return the strings the model is scored on, one per label word.

@@ -11,6 +11,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import FunctionTransformer
 
 from sklearn_llmconf import LLMClassifier, PromptTemplate
+from sklearn_llmconf.prompts import DEFAULT_TEMPLATE
 from sklearn_llmconf.backends import ScoreResult
 from sklearn_llmconf.utils._testing import KeywordBackend
 from tests._data import X_BIN, Y_BIN
@@ -357,7 +358,10 @@ def test_labels_that_are_prefixes_of_others_can_win():
     classes = list(range(1, 13))
     X = [f"Answer: {c}" for c in classes]
     backend = AnswerBackend(words=[str(c) for c in classes])
-    clf = LLMClassifier(n_shots=0, backend=backend, calibration=None).fit(X, classes)
+    # The texts state their answer on purpose: not rejected as fake answers.
+    prompt = PromptTemplate(DEFAULT_TEMPLATE, reject_fake_answers=False)
+    clf = LLMClassifier(prompt, n_shots=0, backend=backend,
+                        calibration=None).fit(X, classes)
     proba = clf.predict_proba(X)
     np.testing.assert_array_equal(clf.predict(X), classes)  # 10, 11, 12 included
     # The scored events are disjoint: the scores are the model's distribution.
@@ -367,7 +371,7 @@ def test_labels_that_are_prefixes_of_others_can_win():
 
     words = ["ham", "ham radio"]
     backend = AnswerBackend(words=words)
-    clf = LLMClassifier(n_shots=0, backend=backend).fit(
+    clf = LLMClassifier(prompt, n_shots=0, backend=backend).fit(
         ["Answer: ham", "Answer: ham radio"], words)
     np.testing.assert_array_equal(
         clf.predict(["Answer: ham radio", "Answer: ham"]), ["ham radio", "ham"])

@@ -8,14 +8,16 @@ contains ``P(" 10")``, so classes 1..12 were all predicted 1 on texts reading
 import numpy as np
 import pytest
 
-from sklearn_llmconf import LLMClassifier
+from sklearn_llmconf import LLMClassifier, PromptTemplate
 from sklearn_llmconf.backends import LlamaCppBackend, OpenAIBackend
 from tests.test_openai_server import llama_server  # noqa: F401  (fixture)
 
 pytestmark = pytest.mark.slow
 
 CLASSES = list(range(1, 13))
-PROMPT = "Copy the number.\n\nText: {text}\nAnswer:"
+# The texts state their answer on purpose: not rejected as fake answers.
+PROMPT = PromptTemplate("Copy the number.\n\nText: {text}\nAnswer:",
+                        reject_fake_answers=False)
 
 
 @pytest.fixture(scope="module")
