@@ -27,7 +27,7 @@ from ._sklearn_compat import HasMethods, Interval, StrOptions, _fit_context
 from ._strategies import make_strategy, resolve_strategy
 from ._warn import warn_external
 from .backends._base import Usage
-from .prompts import DEFAULT_TEMPLATE, PromptTemplate
+from .prompts import DEFAULT_TEMPLATE, PromptTemplate, shorten
 
 __all__ = ["LLMClassifier"]
 
@@ -86,6 +86,15 @@ class LLMClassifier(ClassifierMixin, BaseEstimator):
         nearest to each query (TF-IDF cosine); ``"similar_stratified"`` the
         nearest of each class in turn. A training text equal to the query (after
         normalising case, punctuation and spaces) is never its demonstration.
+    demo_max_chars : int or None, default=300
+        Each demonstration's text fields are cut to at most this many
+        characters (at the last space before the limit), so that ``n_shots``
+        long texts (news articles, e-mails) still fit the model's context next
+        to the text to classify: 16 demonstrations of 300 characters take
+        about 1,400 of the embedded model's 2,048 tokens. The texts to classify
+        are never cut here (a backend truncates one that does not fit, with a
+        warning). 300 characters keep 99.4 % of the bundled SMS texts and every
+        TREC and Rotten Tomatoes text whole. None: no limit.
     on_error : {"raise", "warn", "nan"}, default="raise"
         What happens to a row the backend could not score (failed request,
         labels not observed): raise a ``RuntimeError``; ``"warn"``: give it
@@ -249,6 +258,7 @@ class LLMClassifier(ClassifierMixin, BaseEstimator):
         "demo_selection": [
             StrOptions({"stratified", "random", "similar", "similar_stratified"})
         ],
+        "demo_max_chars": [Interval(Integral, 1, None, closed="left"), None],
         "on_error": [StrOptions({"raise", "warn", "nan"})],
         "prior_correction": [StrOptions({"contextual", "batch"}), None],
         "calibration": [StrOptions({"auto"}), None],
@@ -273,6 +283,7 @@ class LLMClassifier(ClassifierMixin, BaseEstimator):
         verbalizer=None,
         n_shots=8,
         demo_selection="stratified",
+        demo_max_chars=300,
         on_error="raise",
         prior_correction=None,
         calibration="auto",
@@ -293,6 +304,7 @@ class LLMClassifier(ClassifierMixin, BaseEstimator):
         self.verbalizer = verbalizer
         self.n_shots = n_shots
         self.demo_selection = demo_selection
+        self.demo_max_chars = demo_max_chars
         self.on_error = on_error
         self.prior_correction = prior_correction
         self.calibration = calibration
@@ -478,10 +490,12 @@ class LLMClassifier(ClassifierMixin, BaseEstimator):
             ]
         else:
             demo_sets = [self.demos_] * len(rows)
+        limit = self.demo_max_chars
         return [
             template.render(
                 dict(zip(fields, row)), self.label_words_,
-                [(dict(zip(fields, d)), w) for d, w in demos],
+                [({f: shorten(v, limit) for f, v in zip(fields, d)}, w)
+                 for d, w in demos],
                 labels_text=self._labels_text,
             )
             for row, demos in zip(rows, demo_sets)

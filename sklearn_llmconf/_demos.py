@@ -10,12 +10,12 @@ from ._dedup import normalize_text
 
 __all__ = ["DemoPool"]
 
-# Demonstrations are literal prompt text and are never truncated: very long
-# training texts (one SMS has 4,735 tokens) would crowd out the query.
-MAX_DEMO_CHARS = 500
 
 class DemoPool:
-    """Labelled texts to draw demonstrations from.
+    """Labelled texts to draw demonstrations from (duplicates dropped).
+
+    Long texts stay in the pool: the classifier cuts demonstrations to
+    ``demo_max_chars`` when it renders them.
 
     Parameters
     ----------
@@ -30,16 +30,11 @@ class DemoPool:
         keys = [normalize_text(" ".join(r)) for r in rows]
         seen = set()
         keep = []
-        for i, (row, key) in enumerate(zip(rows, keys)):
-            if key in seen or sum(len(v) for v in row) > MAX_DEMO_CHARS:
+        for i, key in enumerate(keys):
+            if key in seen:
                 continue
             seen.add(key)
             keep.append(i)
-        if not keep:
-            raise ValueError(
-                "No training text can serve as a demonstration: all are longer "
-                f"than {MAX_DEMO_CHARS} characters."
-            )
         self.rows = [rows[i] for i in keep]
         self.keys = [keys[i] for i in keep]
         self.y_index = np.asarray(y_index)[keep]

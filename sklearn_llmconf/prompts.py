@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from ._labels import scored_label_strings
 from .backends._base import Prompt
 
-__all__ = ["PromptTemplate", "DEFAULT_TEMPLATE", "escape_field"]
+__all__ = ["PromptTemplate", "DEFAULT_TEMPLATE", "escape_field", "shorten"]
 
 # Chosen by measurement on SMS spam with SmolLM2-135M (benchmarks/bench_demos.py):
 # a cloze cue ("Answer:") followed by a label word, with demonstrations in the
@@ -43,6 +43,36 @@ def _fake_answer_pattern(marker: str, label_words: tuple) -> re.Pattern | None:
     return re.compile(
         rf"(?i:{start}{re.escape(marker)})\s*[^\w\s]{{0,3}}\s*(?:{alternatives})(?!\w)"
     )
+
+
+def shorten(value: str, max_chars: int | None) -> str:
+    """``value`` cut to at most ``max_chars`` characters, at a space if possible.
+
+    Parameters
+    ----------
+    value : str
+    max_chars : int or None
+        None returns ``value`` unchanged.
+
+    Returns
+    -------
+    shortened : str
+        ``value`` itself when it fits; else its longest prefix of at most
+        ``max_chars`` characters that ends before a space (the hard cut when
+        the first ``max_chars`` characters hold no space), trailing spaces
+        removed.
+
+    Examples
+    --------
+    >>> from sklearn_llmconf.prompts import shorten
+    >>> shorten("Call now to claim your prize", 14)
+    'Call now to'
+    """
+    if max_chars is None or len(value) <= max_chars:
+        return value
+    cut = value[: max_chars + 1]
+    space = cut.rfind(" ")
+    return (cut[:space] if space > 0 else value[:max_chars]).rstrip()
 
 
 def escape_field(value: str) -> str:

@@ -11,8 +11,8 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import FunctionTransformer
 
 from sklearn_llmconf import LLMClassifier, PromptTemplate
-from sklearn_llmconf.prompts import DEFAULT_TEMPLATE
 from sklearn_llmconf.backends import ScoreResult
+from sklearn_llmconf.prompts import DEFAULT_TEMPLATE
 from sklearn_llmconf.utils._testing import KeywordBackend
 from tests._data import X_BIN, Y_BIN
 
@@ -411,3 +411,19 @@ def test_label_words_that_would_corrupt_the_prompt_are_refused(verbalizer, messa
     # Classes (no verbalizer) are checked the same way.
     with pytest.raises(ValueError, match="contains a line break"):
         make_clf().fit(["a", "b"], ["ok", "not\nok"])
+
+
+def test_long_demonstrations_are_cut_and_the_query_is_not():
+    long_texts = [f"{'word ' * 100}{label}" for label in ("ham", "spam")] * 3
+    y = ["ham", "spam"] * 3
+    clf = make_clf(n_shots=2, demo_max_chars=40).fit(long_texts, y)
+    prompt = clf._render([(long_texts[0],)])[0]
+    demo_lines = [ln for ln in prompt.text.split("\n")[:-2] if ln.startswith("Text: ")]
+    assert len(demo_lines) == 2
+    # Cut at the last space before 40 characters: 7 words of 5 characters.
+    assert all(ln == "Text: " + "word " * 7 + "word" for ln in demo_lines)
+    assert prompt.fields == (long_texts[0],)  # the query is whole
+    whole = make_clf(n_shots=2, demo_max_chars=None).fit(long_texts, y)
+    assert whole._render([("x",)])[0].text.count("word") == 200
+    with pytest.raises(ValueError, match="demo_max_chars"):
+        make_clf(demo_max_chars=0).fit(long_texts, y)
