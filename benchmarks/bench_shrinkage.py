@@ -20,9 +20,15 @@ with the word bias ``N(0, 1.5)`` per class, the whole scaled by 1 / 0.6
 (overconfident), so that raw accuracy and log loss resemble the embedded
 model's on a many-class set.
 
+``--real N`` measures the same methods on real label scores instead: the
+embedded model's raw scores (default prompt, 16 shots) of N texts of the 30-class
+:func:`~sklearn_llmconf.datasets.load_question_types`, each seed a random split
+into ``--n-cal`` calibration texts and the rest as test texts.
+
 Usage::
 
     PYTHONPATH=. python benchmarks/bench_shrinkage.py [--k 21 50] [--n-cal 100 300]
+    PYTHONPATH=. python benchmarks/bench_shrinkage.py --real 800 --n-cal 100 300
 """
 
 from __future__ import annotations
@@ -76,7 +82,11 @@ def evaluate(k, n_cal, n_test, seed):
     rng = np.random.default_rng(seed)
     y_all, word_bias, _ = simulate(rng, k, n_cal + n_test)
     z = scores(rng, y_all, k, word_bias)
-    z_cal, y_cal, z_te, y_te = z[:n_cal], y_all[:n_cal], z[n_cal:], y_all[n_cal:]
+    return compare(z[:n_cal], y_all[:n_cal], z[n_cal:], y_all[n_cal:], k)
+
+
+def compare(z_cal, y_cal, z_te, y_te, k):
+    """Test accuracy and log loss of every method, fitted on (z_cal, y_cal)."""
     est = FrozenEstimator(_Scores(k).fit(z_cal, y_cal))
     out = {}
 
@@ -97,19 +107,68 @@ def evaluate(k, n_cal, n_test, seed):
     return out
 
 
+def real_scores(n_score, n_threads=1):
+    """Raw label scores of the embedded model on ``n_score`` question texts.
+
+    :func:`~sklearn_llmconf.datasets.load_question_types` (30 classes): the
+    default prompt and demonstrations (16 stratified), drawn from the texts
+    not scored, ``calibration=None``.
+    Responses are cached under ``benchmarks/_cache/``.
+    """
+    from pathlib import Path
+
+    from sklearn.model_selection import train_test_split
+
+    from sklearn_llmconf import LLMClassifier
+    from sklearn_llmconf.backends import LlamaCppBackend
+    from sklearn_llmconf.datasets import load_question_types
+
+    X, y = load_question_types(return_X_y=True)
+    X_pool, X_s, y_pool, y_s = train_test_split(
+        X, y, test_size=n_score, stratify=y, random_state=0
+    )
+    cache = Path(__file__).parent / "_cache" / "shrinkage.sqlite"
+    cache.parent.mkdir(exist_ok=True)
+    clf = LLMClassifier(backend=LlamaCppBackend(n_threads=n_threads),
+                        calibration=None, cache=str(cache), random_state=0)
+    clf.fit(X_pool, y_pool)
+    return clf.decision_function(X_s), np.searchsorted(clf.classes_, y_s)
+
+
+def evaluate_real(z, y, n_cal, seed):
+    """One random split of the real scores: n_cal calibration rows, the rest test."""
+    idx = np.random.default_rng(seed).permutation(len(y))
+    cal, test = idx[:n_cal], idx[n_cal:]
+    return compare(z[cal], y[cal], z[test], y[test], z.shape[1])
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--k", type=int, nargs="+", default=[6, 21, 50])
     parser.add_argument("--n-cal", type=int, nargs="+", default=[100, 300])
     parser.add_argument("--n-test", type=int, default=2000)
     parser.add_argument("--seeds", type=int, default=10)
+    parser.add_argument(
+        "--real", type=int, default=0, metavar="N_SCORE",
+        help="instead of simulating, score N_SCORE question-type texts with the "
+             "embedded model; each seed splits them into --n-cal calibration "
+             "texts and the rest as test texts",
+    )
     args = parser.parse_args(argv)
+    if args.real:
+        z, y = real_scores(args.real)
+        args.k = [z.shape[1]]
+        print(f"# real scores: {len(y)} texts of load_question_types, "
+              f"{len(np.unique(y))} of {z.shape[1]} classes present; test = the "
+              f"texts not used for calibration; mean over {args.seeds} splits")
     print(f"{'k':>3} {'n_cal':>5}  {'method':<26} {'accuracy':>8} {'log loss':>8}")
     for k in args.k:
         for n_cal in args.n_cal:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                runs = [evaluate(k, n_cal, args.n_test, s) for s in range(args.seeds)]
+                runs = [evaluate_real(z, y, n_cal, s) if args.real
+                        else evaluate(k, n_cal, args.n_test, s)
+                        for s in range(args.seeds)]
             for name in runs[0]:
                 acc = np.mean([r[name][0] for r in runs])
                 ll = np.mean([r[name][1] for r in runs])
