@@ -153,8 +153,10 @@ class LLMClassifier(ClassifierMixin, BaseEstimator):
         ``usage_.failed_rows``). Applied after ``prior_correction`` and
         before the ``on_error`` policy, so failed rows stay uniform / NaN.
         ``None``: the raw label scores. Chosen as the default by
-        ``benchmarks/bench_defaults.py``: raw 8-shot scores were less accurate
-        than always predicting the majority class on SMS spam.
+        ``benchmarks/bench_defaults.py``: raw 16-shot scores are less accurate
+        than always predicting the majority class on SMS spam (0.123 against
+        0.877 on 300 test texts); with ``"auto"`` the default classifier beats
+        both dummy classifiers on all four bundled sets.
     max_calibration_samples : int, default=200
         Most training texts ``calibration="auto"`` scores in ``fit``.
     cache : str, path-like, ResponseCache or None, default=None
