@@ -1,7 +1,7 @@
 """What do 2, 6 and 30 labels cost on the embedded model, and what does first-token
 scoring lose?
 
-Speed, side by side in one run, per text, on the default 8-shot prompts of
+Speed, side by side in one run, per text, on the default (16-shot) prompts of
 ``LLMClassifier`` (each method has its own llama.cpp context, all with
 ``n_threads=1, n_threads_batch=1``, checked below, and they take turns text by
 text so that they share the machine's load):
@@ -18,12 +18,18 @@ text so that they share the machine's load):
   and every trie node): the floor for that much work, log-softmax excluded;
 - **first**: ``scoring="first_token"`` (one position read per text);
 - **2 labels**: ``scoring="first_token"`` on the set's first two labels, i.e.
-  the binary single-token case on the same prompts.
+  the binary single-token case on the same prompts;
+- **old fa** / **new fa**: old and new with ``flash_attn=True``, with which the
+  two agree to the last bit (``max|old-new| fa``).
 
 Label sets: k=2 SMS spam (``ham``/``spam``, single tokens); k=6 TREC coarse
 classes in words; k=30 :func:`~sklearn_llmconf.datasets.load_question_types`
 (multi-word names; first-token scoring needs names whose first tokens differ,
-so four of them are re-worded by a verbalizer, used by every method).
+so four of them are re-worded by a verbalizer, used by every method); k=21
+(speed only) 21 customs-style goods categories of about 5 tokens each (after
+the sections of the Harmonized System) given to the question-type texts (one
+name per question type): the shape of label set that motivated the one-batch
+scorer.
 
 Quality: accuracy, log loss and one-vs-rest AUC (averaged over the classes
 present) of the raw (uncalibrated)
@@ -56,6 +62,21 @@ from sklearn_llmconf.datasets import load_question_types, load_sms_spam, load_tr
 
 TREC_WORDS = {"ABBR": "abbreviation", "DESC": "description", "ENTY": "entity",
               "HUM": "human being", "LOC": "location", "NUM": "numeric value"}
+# 21 customs-style goods categories (after the sections of the Harmonized
+# System), about 7 tokens each: the label shape of the issue's held-out set.
+GOODS = [
+    "live animals and animal products", "vegetable products",
+    "animal or vegetable fats and oils", "prepared foodstuffs and beverages",
+    "mineral products", "products of the chemical industries",
+    "plastics and rubber and articles thereof", "raw hides and skins and leather",
+    "wood and cork and articles of wood", "pulp of wood and paper and paperboard",
+    "textiles and textile articles", "footwear and headgear and umbrellas",
+    "articles of stone and ceramic and glass", "pearls and precious stones and metals",
+    "base metals and articles of base metal", "machinery and electrical equipment",
+    "vehicles and aircraft and vessels", "optical and medical instruments",
+    "arms and ammunition", "miscellaneous manufactured articles",
+    "works of art and antiques",
+]
 # Names that share a first token with another name, re-worded.
 QT_WORDS = {"other entity": "entity of another kind",
             "other location": "location of another kind",
@@ -64,7 +85,12 @@ QT_WORDS = {"other entity": "entity of another kind",
 
 
 def load_task(k, rng):
-    if k == 2:
+    if k == 21:  # speed only: goods names given to question texts
+        X, y = load_question_types(return_X_y=True)
+        codes = {c: GOODS[i % len(GOODS)] for i, c in enumerate(np.unique(y))}
+        y = np.array([codes[c] for c in y])
+        verbalizer = None
+    elif k == 2:
         X, y = load_sms_spam(return_X_y=True)
         verbalizer = None
     elif k == 6:
@@ -85,6 +111,9 @@ def make_backends(threads):
     for seed, name in ((4, "first"), (5, "2 labels")):
         out[name] = LlamaCppBackend(n_threads=threads, n_threads_batch=threads,
                                     seed=seed, scoring="first_token")
+    for seed, name in ((6, "old fa"), (7, "new fa")):
+        out[name] = LlamaCppBackend(n_threads=threads, n_threads_batch=threads,
+                                    seed=seed, flash_attn=True)
     for backend in out.values():
         params = backend._get_model().llama.context_params
         assert params.n_threads == threads and params.n_threads_batch == threads
@@ -138,21 +167,21 @@ def suffix_batching(backend, reps=4):
 def speed(k, backends, n_speed, rng):
     X, y, verbalizer = load_task(k, rng)
     clf = LLMClassifier(backend=backends["new"], verbalizer=verbalizer,
-                        random_state=0).fit(X[200:], y[200:])
+                        calibration=None, random_state=0).fit(X[200:], y[200:])
     prompts = clf._render([(t,) for t in X[:n_speed + 1]])
     labels = clf.prompt_template_.label_strings(clf.label_words_)
     label_tokens = [backends["new"].tokenize(lab, add_bos=False) for lab in labels]
     trie = LabelTrie(label_tokens)
     seconds = dict.fromkeys(backends, 0.0)
     tokens_done = dict.fromkeys(backends, 0)
-    diffs = []
+    diffs, fa_diffs = [], []
     for i, prompt in enumerate(prompts):
         tokens = np.asarray(backends["new"].tokenize(prompt.text), dtype=np.intc)
         row = {}
         for name, backend in backends.items():
             llama = backend._get_model().llama
             start = time.perf_counter()
-            if name == "old":
+            if name.startswith("old"):
                 row[name], used = score_one_reference(llama, tokens, label_tokens)
                 n = sum(used)
             elif name == "raw":
@@ -169,11 +198,13 @@ def speed(k, backends, n_speed, rng):
                 seconds[name] += time.perf_counter() - start
                 tokens_done[name] += n
         diffs.append(np.abs(row["old"] - row["new"]).max())
+        fa_diffs.append(np.abs(row["old fa"] - row["new fa"]).max())
     mean_prompt = np.mean([len(backends["new"].tokenize(p.text)) for p in prompts])
     n_label_tokens = sum(len(t) for t in label_tokens)
     return {"k": k, "n": n_speed, "prompt_tokens": mean_prompt,
             "label_tokens": n_label_tokens, "trie_nodes": len(trie.node_tokens),
-            "seconds": seconds, "tokens": tokens_done, "max_diff": max(diffs)}
+            "seconds": seconds, "tokens": tokens_done, "max_diff": max(diffs),
+            "max_diff_fa": max(fa_diffs)}
 
 
 def macro_auc(y, proba, classes):
@@ -187,6 +218,7 @@ def quality(k, backends, n_quality, rng):
     rows = {}
     for name in ("new", "first"):
         clf = LLMClassifier(backend=backends[name], verbalizer=verbalizer,
+                            calibration=None,
                             random_state=0).fit(X[n_quality:], y[n_quality:])
         scores = clf.decision_function(X[:n_quality])
         proba = softmax(scores, axis=1)
@@ -209,14 +241,15 @@ def main():
 
     print(f"Speed: {args.n_speed} texts per label set after one warm-up text, "
           f"n_threads={args.threads}, n_threads_batch={args.threads} (checked).")
-    methods = ["old", "new", "raw", "raw rows", "first", "2 labels"]
+    methods = ["old", "new", "raw", "raw rows", "first", "2 labels", "old fa",
+               "new fa"]
     print(f"{'k':>3s} {'prompt':>6s} {'label':>5s} {'trie':>5s} | "
-          f"{'tokens/text':^17s} | {'texts/s':^53s}")
+          f"{'tokens/text':^17s} | {'texts/s':^71s}")
     print(f"{'':3s} {'tokens':>6s} {'tok.':>5s} {'nodes':>5s} | "
           f"{'old':>8s} {'new':>8s} | " + " ".join(f"{m:>8s}" for m in methods))
-    print("-" * 96)
+    print("-" * 114)
     results = {}
-    for k in (2, 6, 30):
+    for k in (2, 6, 30, 21):
         r = results[k] = speed(k, backends, args.n_speed, np.random.default_rng(0))
         r["rate"] = {m: r["n"] / s for m, s in r["seconds"].items()}
         per_text = {m: t / r["n"] for m, t in r["tokens"].items()}
@@ -224,16 +257,19 @@ def main():
               f"{r['trie_nodes']:5d} | {per_text['old']:8.1f} {per_text['new']:8.1f} | "
               + " ".join(f"{r['rate'][m]:8.3f}" for m in methods))
     print(f"\n{'k':>3s} {'new/old':>8s} {'new/raw':>8s} {'new/raw rows':>12s} "
-          f"{'first vs 2 labels (time)':>25s} {'max|old-new| (nats)':>20s}")
+          f"{'first vs 2 labels (time)':>25s} {'max|old-new| (nats)':>20s} "
+          f"{'fa: new/old':>11s} {'fa/no fa':>8s} {'max|old-new| fa':>16s}")
     for k, r in results.items():
         rate = r["rate"]
         print(f"{k:3d} {rate['new'] / rate['old']:8.2f} "
               f"{rate['new'] / rate['raw']:8.2f} "
               f"{rate['new'] / rate['raw rows']:12.2f} "
-              f"{rate['2 labels'] / rate['first']:25.2f} {r['max_diff']:20.2e}")
+              f"{rate['2 labels'] / rate['first']:25.2f} {r['max_diff']:20.2e} "
+              f"{rate['new fa'] / rate['old fa']:11.2f} "
+              f"{rate['new fa'] / rate['new']:8.2f} {r['max_diff_fa']:16.2e}")
 
     print(f"\nQuality of the raw probabilities, {args.n_quality} held-out texts, "
-          "8-shot prompts:")
+          "default (16-shot) prompts:")
     print(f"{'k':>3s} {'scoring':14s} {'accuracy':>8s} {'log loss':>8s} {'AUC':>6s}")
     for k in (6, 30):
         for name, q in quality(k, backends, args.n_quality,

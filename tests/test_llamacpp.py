@@ -142,9 +142,9 @@ def test_thread_settings_reach_llama_cpp():
 
 @pytest.mark.parametrize("k", sorted(LABEL_SETS))
 def test_one_batch_trie_equals_sequential_scorer_with_flash_attention(k):
-    # With flash attention llama.cpp skips masked KV cells and sums the rest in
-    # cell order: evaluating every label in one batch is then bit for bit the
-    # one-prefix-per-decode evaluation.
+    # On these short prompts, with flash attention, evaluating every label in
+    # one batch is bit for bit the one-prefix-per-decode evaluation. (Not on
+    # 16-shot prompts: see the flash_attn parameter and bench_labels.txt.)
     backend = LlamaCppBackend(n_threads=1, n_threads_batch=1, flash_attn=True)
     labels = LABEL_SETS[k]
     result = backend.score_labels(PROMPTS, labels)
@@ -153,6 +153,30 @@ def test_one_batch_trie_equals_sequential_scorer_with_flash_attention(k):
     # Labels are not re-evaluated per prefix: each trie node once per prompt.
     n_tokens = [len(backend.tokenize(lab, add_bos=False)) for lab in labels]
     assert result.usage.completion_tokens < len(PROMPTS) * sum(n_tokens)
+
+
+def test_one_branch_is_bit_for_bit_the_sequential_scorer_on_a_long_prompt(backend):
+    # Without flash attention, on a 16-shot-sized prompt: when the labels'
+    # tokens sit where the sequential scorer puts them (one trie branch) the
+    # scores are identical, whatever the batch holds, so the trie attends
+    # to exactly what the sequential evaluation does; several branches differ
+    # only through the cell layout of llama.cpp's attention sums.
+    demos = "".join(f"Text: demonstration number {i} about a topic\nAnswer: "
+                    f"{'vegetable products' if i % 2 else 'base metals'}\n\n"
+                    for i in range(16))
+    prompts = [Prompt((demos + "Text: ", text, "\nAnswer:"))
+               for text in ("steel bars and rods", "fresh carrots")]
+    assert len(backend.tokenize(prompts[0].text)) > 250
+    for labels in ([" articles of base metal"],
+                   [" vegetable products", " live animals and animal products"]):
+        result = backend.score_labels(prompts, labels)
+        expected = reference_scores(backend, prompts, labels)
+        if len(labels) == 1:
+            np.testing.assert_array_equal(result.log_probs, expected)
+        else:  # observed: up to 0.19 nats on the 5-token label
+            np.testing.assert_allclose(result.log_probs, expected, rtol=0,
+                                       atol=0.3)
+            assert (result.log_probs.argmax(1) == expected.argmax(1)).all()
 
 
 def test_one_batch_trie_without_flash_attention_is_close(backend):

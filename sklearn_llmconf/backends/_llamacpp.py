@@ -81,19 +81,27 @@ class LlamaCppBackend(BaseBackend):
         ``verbalizer="letters"`` on the classifier), and a label's score is the
         probability of every answer starting with its first token.
     flash_attn : bool, default=False
-        Use llama.cpp's flash attention. With it, evaluating all labels in one
-        batch gives bit for bit the scores of evaluating each label prefix on
-        its own, and a label's score does not depend on which other labels are
-        scored. Without it (the default, about 1.75x faster on CPU here),
-        llama.cpp's attention sums the same terms in an order that depends on
-        where the labels' tokens sit in the KV cache, and the model's 8-bit
-        re-quantisation of activations amplifies those last-bit differences:
-        multi-token label scores then differ from the one-prefix-at-a-time
-        evaluation by up to a few tenths of a nat (single-token labels are
-        unaffected: they need no label tokens evaluated).
+        Use llama.cpp's flash attention. On this CPU build it is 2-5x slower
+        for scoring (``benchmarks/results/bench_labels.txt``) and no more
+        exact: see the Notes.
 
     Notes
     -----
+    Multi-token labels are evaluated together, as a token trie whose branches
+    are llama.cpp sequences sharing the prompt's KV cells. Each label
+    token attends exactly to the prompt and its own earlier tokens, as in the
+    one-prefix-at-a-time evaluation, but llama.cpp's attention sums run over
+    KV cells whose layout then differs, and the model's 8-bit re-quantisation
+    of activations turns those last-bit differences into visible ones:
+    measured on the default 16-shot prompts, up to 0.08 nats on a label's
+    log-probability with 21-30 labels, 1e-4 with 6
+    (``benchmarks/bench_labels.py``). Single-token labels, and label sets
+    whose multi-token labels form one path, score bit for bit as the
+    one-prefix-at-a-time evaluation; so does any other split of a prompt's
+    tokens into decodes (the batch size does not change the numbers, the
+    cell layout does). Both
+    layouts are valid evaluations of the model; neither is the "exact" one.
+
     The model is loaded lazily, once per process and settings, and shared by all
     estimators using it; it is never pickled. The response cache identifies the
     model by a SHA-256 of the file's bytes, computed once per process and file
