@@ -3,7 +3,7 @@
 The attacker controls the text to classify. For each attack kind of the fixed
 set ``tests/data/attacks.json`` (30 spam texts of the bundled SMS data, each
 with the kind's payload appended), the few-shot classifier on the embedded
-model (8 stratified demonstrations, raw scores, ``on_error="nan"``, then
+model (the default 16 stratified demonstrations, raw scores, ``on_error="nan"``, then
 ``TemperatureScaler(bias=True)`` fitted on a clean set) classifies the attacked
 texts. Of the spam texts it classifies correctly without the payload, a text
 is *flipped* when the calibrated probability of ham exceeds 0.5 with it, and
@@ -119,7 +119,7 @@ def main():
     kinds = args.kinds or list(attacks["attacks"])
     data = splits(attacks, args.n_clean, args.n_clean_spam)
     cache = ResponseCache(ROOT / "_cache" / "injection.sqlite")
-    print(f"SMS spam, SmolLM2-135M-Instruct Q4_1, 8 stratified demonstrations. "
+    print(f"SMS spam, SmolLM2-135M-Instruct Q4_1, 16 stratified demonstrations. "
           f"Clean set: {args.n_clean} texts ({args.n_clean_spam} spam); "
           "TemperatureScaler(bias=True) fitted on it (5-fold for the clean "
           f"quality). Attacks: the first {args.n_attack} spam texts of "
