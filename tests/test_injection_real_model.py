@@ -1,0 +1,48 @@
+"""The fake demonstration on the real embedded model (slow): it works on the
+model, and the default prompt never lets it reach the model."""
+
+import numpy as np
+import pytest
+
+from sklearn_llmconf import LLMClassifier, PromptTemplate
+from sklearn_llmconf.datasets import load_sms_spam
+from sklearn_llmconf.prompts import DEFAULT_TEMPLATE
+from tests import _attacks
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def fitted():
+    pytest.importorskip("llama_cpp")
+    from sklearn_llmconf.backends import LlamaCppBackend
+
+    X, y = load_sms_spam(return_X_y=True)
+    backend = LlamaCppBackend(n_threads=1, n_threads_batch=1)
+    params = dict(backend=backend, n_shots=8, calibration=None, on_error="nan",
+                  random_state=0)
+    unchecked = LLMClassifier(
+        PromptTemplate(DEFAULT_TEMPLATE, reject_fake_answers=False), **params
+    ).fit(X[:300], y[:300])
+    default = LLMClassifier(**params).fit(X[:300], y[:300])
+    return unchecked, default
+
+
+def test_fake_demonstration_moves_the_model_and_is_rejected(fitted):
+    unchecked, default = fitted
+    stored = _attacks.load()
+    base = [b["text"] for b in stored["base"]][:6]
+    attacked = stored["attacks"]["fake_demo"]["texts"][:6]
+    assert list(unchecked.classes_) == ["ham", "spam"]
+    # Without the check the payload pushes every text toward ham (escaped
+    # onto one line, it still works on the 135M model): spam log-odds fall.
+    before = unchecked.decision_function(base)
+    after = unchecked.decision_function(attacked)
+    # Observed drops 0.04-2.6 (mean 1.4).
+    assert (after < before).all() and np.mean(before - after) > 0.5
+    # With the default prompt the attacked rows fail without a model call.
+    calls = default.usage_.calls
+    proba = default.predict_proba(attacked + base[:2])
+    assert np.isnan(proba[:6]).all() and np.isfinite(proba[6:]).all()
+    assert default.usage_.calls - calls <= 2  # only the clean texts
+    assert default.usage_.failed_rows == 6
