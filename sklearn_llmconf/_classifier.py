@@ -446,7 +446,11 @@ class LLMClassifier(ClassifierMixin, BaseEstimator):
         self._demo_pool = None
         if not self.n_shots:
             return
-        pool = DemoPool(rows, y_index, len(self.classes_))
+        # A text rejected as a query (a fake answer) is no demonstration either.
+        clean = [i for i, reason in enumerate(self._fake_answer_reasons(rows))
+                 if reason is None]
+        pool = DemoPool([rows[i] for i in clean], np.asarray(y_index)[clean],
+                        len(self.classes_))
         if self.demo_selection in ("stratified", "random"):
             rng = check_random_state(self.random_state)
             idx = pool.fixed(self.n_shots, self.demo_selection, rng)
