@@ -47,7 +47,8 @@ def rendered_prompts(X_train, y_train, X_eval, n_shots):
     milliseconds.
     """
     recorder = KeywordBackend()
-    clf = LLMClassifier(backend=recorder, n_shots=n_shots, random_state=0)
+    clf = LLMClassifier(backend=recorder, n_shots=n_shots, calibration=None,
+                        random_state=0)
     clf.fit(X_train, y_train).predict_proba(X_eval)
     prompts = [text for call in recorder.calls_ for text in call]
     assert len(prompts) == len(set(X_eval))
@@ -63,6 +64,7 @@ def raw_llama(n_threads):
             model_path=str(default_model_path()),
             n_ctx=2048,
             n_threads=n_threads,
+            n_threads_batch=n_threads,
             n_batch=512,
             seed=0,
             logits_all=False,
@@ -74,7 +76,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=500)
     parser.add_argument("--n-threads", type=int, default=None)
-    parser.add_argument("--n-shots", type=int, default=8)
+    parser.add_argument("--n-shots", type=int, default=16)
     args = parser.parse_args()
 
     X, y = load_sms_spam(return_X_y=True)
@@ -85,9 +87,14 @@ def main():
 
     threads = args.n_threads or len(os.sched_getaffinity(0))
     backend = LlamaCppBackend(n_threads=threads)
-    clf = LLMClassifier(backend=backend, n_shots=args.n_shots, random_state=0)
+    # Scoring speed only: calibration=None, so fit makes no model call.
+    clf = LLMClassifier(backend=backend, n_shots=args.n_shots, calibration=None,
+                        random_state=0)
     clf.fit(X_train, y_train)
     llama = raw_llama(threads)
+    for ctx in (llama, backend._get_model().llama):  # the settings in effect
+        assert ctx.context_params.n_threads == threads
+        assert ctx.context_params.n_threads_batch == threads
     prompts = rendered_prompts(X_train, y_train, X_eval, args.n_shots)
     tokens = [backend.tokenize(p) for p in prompts]
     mean_tokens = np.mean([len(t) for t in tokens])
