@@ -120,6 +120,7 @@ def make_classifier(name, n_threads=1, **params):
     spec = DATASETS[name]
     return LLMClassifier(
         spec["prompt"],
+        calibration=None,  # raw scores: the calibrators are what is compared
         verbalizer=spec["verbalizer"],
         n_shots=spec["n_shots"],
         demo_selection="stratified",

@@ -51,8 +51,9 @@ def measure(X, y, X_test, n_shots, cache_folder):
 
     def make(name):
         cache = None if cache_folder is None else str(cache_folder / f"{name}.sqlite")
+        # calibration=None: fit makes no call, only the meta-estimators do
         return LLMClassifier(backend=CountingBackend(), n_shots=n_shots, cache=cache,
-                             random_state=0)
+                             calibration=None, random_state=0)
 
     cal = CalibratedClassifierCV(make("cal"), method="sigmoid", cv=5)
     calls_cal = count(lambda: cal.fit(X, y).predict_proba(X_test))

@@ -57,7 +57,7 @@ def texts(n, offset=0):
 
 def classifier(cache, batch_size, delay=0.0):
     backend = SlowKeywordBackend(delay=delay)
-    return LLMClassifier(backend=backend, n_shots=0, cache=cache,
+    return LLMClassifier(backend=backend, n_shots=0, cache=cache, calibration=None,
                          batch_size=batch_size).fit(["a", "b"], ["ham", "spam"])
 
 

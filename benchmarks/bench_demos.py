@@ -73,7 +73,7 @@ def main():
         if args.only and name not in args.only:
             continue
         clf = LLMClassifier(backend=LlamaCppBackend(n_threads=args.n_threads),
-                            cache=cache, random_state=0, **params)
+                            cache=cache, calibration=None, random_state=0, **params)
         clf.fit(X_pool, y_pool)
         start = time.perf_counter()
         proba = clf.predict_proba(np.concatenate([X_cal, X_test]))

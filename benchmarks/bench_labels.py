@@ -147,7 +147,8 @@ def suffix_batching(backend, reps=4):
     """Tokens/s of four 30-token suffixes: one decode each vs one decode of 120."""
     llama = backend._get_model().llama
     X, y, _ = load_task(2, np.random.default_rng(0))
-    clf = LLMClassifier(backend=backend, random_state=0).fit(X[200:], y[200:])
+    clf = LLMClassifier(backend=backend, calibration=None,
+                        random_state=0).fit(X[200:], y[200:])
     tokens = np.asarray(backend.tokenize(clf._render([(X[0],)])[0].text), np.intc)
     prefix = len(tokens) - 30
     llama.n_tokens = 0

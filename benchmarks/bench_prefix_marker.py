@@ -14,7 +14,8 @@ from sklearn_llmconf.backends import LlamaCppBackend
 PROMPT = "Copy the number.\n\nText: {text}\nAnswer:"
 C = list(range(1, 13))
 be = LlamaCppBackend(n_threads=1)
-clf = LLMClassifier(PROMPT, backend=be, n_shots=0).fit([f"Answer: {c}" for c in C], C)
+clf = LLMClassifier(PROMPT, backend=be, n_shots=0, calibration=None).fit(
+    [f"Answer: {c}" for c in C], C)
 asked = [12, 10, 1]
 prompts = clf._render([(f"Answer: {c}",) for c in asked])
 for end in ["\n", "\n\n"]:

@@ -86,7 +86,7 @@ def main():
     def make(n_jobs):
         # n_threads=None: all cores in one process, cores // W in a worker.
         return LLMClassifier(backend=LlamaCppBackend(), prompt=PROMPT, n_shots=0,
-                             n_jobs=n_jobs).fit(texts, labels)
+                             calibration=None, n_jobs=n_jobs).fit(texts, labels)
 
     stack = contextlib.ExitStack()
     one, many = make(1), make(W)

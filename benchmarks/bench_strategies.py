@@ -191,7 +191,7 @@ def main(argv=None):
     def make(prompt=None, **params):
         clf = LLMClassifier(prompt, backend=backend, verbalizer=spec["verbalizer"],
                             n_shots=4, on_error="nan", cache=cache,
-                            random_state=0, **params)
+                            calibration=None, random_state=0, **params)
         return clf.fit(X[pool], y[pool])
 
     runs = [
