@@ -100,8 +100,9 @@ class LLMClassifier(ClassifierMixin, BaseEstimator):
         Each demonstration's text fields are cut to at most this many
         characters (at the last space before the limit), so that ``n_shots``
         long texts (news articles, e-mails) still fit the model's context next
-        to the text to classify: 16 demonstrations of 300 characters take
-        about 1,400 of the embedded model's 2,048 tokens. The texts to classify
+        to the text to classify: 16 BBC News demonstrations cut to 300
+        characters make a prompt of about 1,250 of the embedded model's 2,048
+        tokens (1,218-1,251 for three random draws). The texts to classify
         are never cut here (a backend truncates one that does not fit, with a
         warning). 300 characters keep 99.4 % of the bundled SMS texts and every
         TREC and Rotten Tomatoes text whole. None: no limit.
