@@ -235,9 +235,8 @@ class PromptTemplate:
         label word, as a demonstration writes it: the marker's case is
         ignored, spaces, line breaks and up to three punctuation characters
         may separate the two (``"Answer: ham"``, ``"ANSWER - ham"``,
-        ``"answer ham"``),
-        and label words of one character must match exactly (``"answer a
-        question"`` is no answer ``"A"``).
+        ``"answer ham"``), and label words of one character must match
+        exactly (``"answer a question"`` is no answer ``"A"``).
 
         Parameters
         ----------
