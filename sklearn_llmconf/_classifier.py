@@ -530,11 +530,10 @@ class LLMClassifier(ClassifierMixin, BaseEstimator):
             smoothing=self.smoothing, max_new_tokens=self.max_new_tokens,
             seed=self._sampling_seed,
         )
-        prompts = self._render(rows)
         reasons = self._fake_answer_reasons(rows)
         keep = [i for i, reason in enumerate(reasons) if reason is None]
         scores = score_prompts(
-            self._get_backend(), [prompts[i] for i in keep],
+            self._get_backend(), self._render([rows[i] for i in keep]),
             self.prompt_template_.label_strings(self.label_words_),
             strategy=strategy,
             cache=self.cache if self.cache is not None

@@ -8,19 +8,9 @@ import matplotlib  # noqa: E402
 
 matplotlib.use("Agg")
 
-from sklearn.base import BaseEstimator, ClassifierMixin  # noqa: E402
-
 from sklearn_llmconf.plotting import RoutingDisplay  # noqa: E402
 from sklearn_llmconf.routing import ConfidenceRouter  # noqa: E402
-
-
-class _ProbaColumns(ClassifierMixin, BaseEstimator):
-    def fit(self, X, y):
-        self.classes_ = np.unique(y)
-        return self
-
-    def predict_proba(self, X):
-        return np.asarray(X, dtype=float)
+from tests.test_routing import _ProbaColumns  # noqa: E402
 
 
 def _sample(n, seed):
