@@ -9,7 +9,11 @@ import numpy as np
 import pytest
 
 from sklearn_llmconf.backends import LlamaCppBackend, _llamacpp
-from sklearn_llmconf.backends._llama_scoring import LabelTrie, first_token_ids
+from sklearn_llmconf.backends._llama_scoring import (
+    LabelTrie,
+    _entry_log_probs,
+    first_token_ids,
+)
 from sklearn_llmconf.backends._llamacpp import default_model_path
 
 
@@ -113,6 +117,30 @@ def test_label_trie_shares_prefixes_and_reads_each_token_once():
     assert trie.entry_label.tolist() == [0, 1, 1, 2, 2, 2, 3, 3, 3]
     (group,) = trie.groups
     assert group.nodes == [0, 1] and group.seqs == [[1], [1]]
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_every_logits_row_of_a_trie_is_read(seed):
+    # score_prompt log-softmaxes every row it gets back: each must be the
+    # prompt's last position or a node that a longer label continues.
+    rng = np.random.default_rng(seed)
+    labels = [rng.integers(0, 4, rng.integers(1, 6)).tolist() for _ in range(12)]
+    labels = [list(t) for t in {tuple(t) for t in labels}]
+    trie = LabelTrie(labels)
+    assert sorted(set(trie.entry_row)) == list(range(1 + len(trie.node_tokens)))
+
+
+def test_entry_log_probs_is_scipys_log_softmax_to_the_bit():
+    from scipy.special import log_softmax
+
+    rng = np.random.default_rng(0)
+    logits = (rng.normal(size=(5, 3000)) * [[1], [5], [20], [0.1], [60]])
+    logits = logits.astype(np.float32)  # as llama.cpp returns them
+    rows, toks = np.array([0, 1, 1, 4, 2, 3]), np.array([7, 0, 2999, 5, 5, 11])
+    got = _entry_log_probs(logits.astype(np.float64), rows, toks)
+    expected = [log_softmax(logits[r].astype(np.float64))[t]
+                for r, t in zip(rows, toks)]
+    np.testing.assert_array_equal(got, expected)
 
 
 def test_label_trie_paths_get_their_own_sequences_in_groups():

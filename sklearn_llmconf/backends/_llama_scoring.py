@@ -17,8 +17,19 @@ attended cells sit: with several branches the label tokens sit in other cells
 than one prefix at a time would put them, and the model's 8-bit
 re-quantisation of activations amplifies the last-bit differences (up to 0.08
 nats with 21-30 labels on 16-shot prompts; a single branch is bit for bit the
-sequential result). The sequential scorer is kept as
-:func:`score_one_reference`, the tests' oracle and the benchmark's baseline.
+sequential result). The sequential scorer is no steadier: its own scores move
+by as much when its label tokens sit a few cells further on
+(``benchmarks/bench_labels.py``, "against itself"). The sequential scorer is
+kept as :func:`score_one_reference`, the tests' oracle and the benchmark's
+baseline.
+
+Giving every branch the sequential scorer's layout is possible, with one KV
+stream per label (a non-unified cache, the prompt's cells copied into each
+stream, labels of equal length decoded together): on four 16-shot prompts and
+the 30 question types it matched the sequential scorer to the bit, but its
+label step alone took 1.1 s a text, more than twice the trie's whole text,
+because llama.cpp copies whole streams and decodes each stream group apart.
+It is not built.
 """
 
 from __future__ import annotations
@@ -189,12 +200,17 @@ def _chunks(n: int, size: int) -> list[tuple[int, int]]:
 
 
 def _decode(llama, buf: BatchBuffer, tok, pos, seqs, want) -> np.ndarray:
-    """Decode entries in chunks of at most ``buf.n_tokens``; return wanted rows."""
+    """Decode entries in chunks of at most ``buf.n_tokens``; return wanted rows.
+
+    The rows come back in float64, converted while copied out of llama.cpp's
+    buffer: one pass over them, and the log-softmax that follows works in place.
+    """
     import llama_cpp
 
     ctx = llama._ctx.ctx
     n_vocab = llama.n_vocab()
-    out = []
+    out = np.empty((int(np.count_nonzero(want)), n_vocab))
+    done = 0
     for a, b in _chunks(len(tok), buf.n_tokens):
         m = b - a
         buf.token[:m] = tok[a:b]
@@ -211,23 +227,27 @@ def _decode(llama, buf: BatchBuffer, tok, pos, seqs, want) -> np.ndarray:
         n_out = int(np.count_nonzero(want[a:b]))
         if n_out:
             ptr = llama_cpp.llama_get_logits(ctx)
-            out.append(np.ctypeslib.as_array(ptr, shape=(n_out, n_vocab)).copy())
-    return np.concatenate(out) if out else np.empty((0, n_vocab), np.float32)
+            out[done:done + n_out] = np.ctypeslib.as_array(ptr, shape=(n_out, n_vocab))
+            done += n_out
+    return out
 
 
 def _last_logits(llama) -> np.ndarray:
     return np.ctypeslib.as_array(
         llama._ctx.get_logits(), shape=(1, llama.n_vocab())
-    ).copy()
+    ).astype(np.float64)
 
 
 def _eval_prompt_and_trie(llama, buf, tokens, reuse, trie) -> tuple[np.ndarray, int]:
-    """Evaluate the prompt's new tokens and every trie node; return logits rows."""
+    """Evaluate the prompt's new tokens and every trie node; return logits rows.
+
+    Row 0 holds the prompt's last position, row ``1 + i`` trie node ``i``.
+    """
     import llama_cpp
 
     mem = llama_cpp.llama_get_memory(llama._ctx.ctx)
     n = len(tokens)
-    rows = np.empty((1 + len(trie.node_tokens), llama.n_vocab()), np.float32)
+    rows = None
     n_label = 0
     for g, group in enumerate(trie.groups):
         # The first batch carries the prompt's new tokens; later ones re-evaluate
@@ -245,9 +265,13 @@ def _eval_prompt_and_trie(llama, buf, tokens, reuse, trie) -> tuple[np.ndarray, 
         want = np.zeros(len(tok), dtype=np.int8)
         want[n - start - 1:] = 1
         got = _decode(llama, buf, tok, pos, seqs, want)
-        if g == 0:
-            rows[0] = got[0]
-        rows[1 + nodes] = got[1:]
+        if len(trie.groups) == 1:  # one group holds every node, in order
+            rows = got
+        else:
+            if rows is None:
+                rows = np.empty((1 + len(trie.node_tokens), got.shape[1]))
+                rows[0] = got[0]
+            rows[1 + nodes] = got[1:]
         n_label += len(nodes) + (g > 0)
         # Keep the prompt (sequence 0) only, ready for the next prompt's reuse.
         llama_cpp.llama_memory_seq_rm(mem, -1, n, -1)
@@ -258,12 +282,15 @@ def _eval_prompt_and_trie(llama, buf, tokens, reuse, trie) -> tuple[np.ndarray, 
 
 
 def _entry_log_probs(rows: np.ndarray, row_idx, tok_idx) -> np.ndarray:
-    """``log_softmax(rows[r])[t]`` in float64, computed like scipy's, per entry."""
-    x = rows.astype(np.float64)
-    x -= x.max(axis=1, keepdims=True)
-    picked = x[row_idx, tok_idx]
-    np.exp(x, out=x)  # in place: this is the costly step, 49k values per row
-    return picked - np.log(x.sum(axis=1))[row_idx]
+    """``log_softmax(rows[r])[t]`` per entry, computed like scipy's.
+
+    ``rows`` (float64) is overwritten: the exponentials, 49k per row, are the
+    costly step, and working in place spares a copy of every row.
+    """
+    rows -= rows.max(axis=1, keepdims=True)
+    picked = rows[row_idx, tok_idx]
+    np.exp(rows, out=rows)
+    return picked - np.log(rows.sum(axis=1))[row_idx]
 
 
 def score_prompt(llama, buf, tokens, trie, first_tokens=None):
@@ -294,9 +321,8 @@ def score_prompt(llama, buf, tokens, trie, first_tokens=None):
     if first_tokens is not None:
         zeros = np.zeros(len(first_tokens), dtype=np.intp)
         return _entry_log_probs(rows, zeros, first_tokens), (len(tokens) - reuse, 0)
-    used = np.unique(trie.entry_row)
-    local = np.searchsorted(used, trie.entry_row)
-    entries = _entry_log_probs(rows[used], local, trie.entry_token)
+    # Every row is read: each trie node is the prefix of a longer label.
+    entries = _entry_log_probs(rows, trie.entry_row, trie.entry_token)
     # bincount adds in entry order, token by token, like a running sum.
     scores = np.bincount(trie.entry_label, weights=entries, minlength=trie.n_labels)
     return scores, (len(tokens) - reuse, n_label)
