@@ -4,7 +4,8 @@ scoring lose?
 Speed, side by side in one run, per text, on the default (16-shot) prompts of
 ``LLMClassifier`` (each method has its own llama.cpp context, all with
 ``n_threads=1, n_threads_batch=1``, checked below, and they take turns text by
-text so that they share the machine's load):
+text, in reverse order every other text, so that they share the machine's
+load):
 
 - **old**: the sequential scorer of earlier versions (one decode of >= 2 tokens
   and one float64 log-softmax over the vocabulary per label prefix);
@@ -19,8 +20,11 @@ text so that they share the machine's load):
 - **first**: ``scoring="first_token"`` (one position read per text);
 - **2 labels**: ``scoring="first_token"`` on the set's first two labels, i.e.
   the binary single-token case on the same prompts;
-- **old fa** / **new fa**: old and new with ``flash_attn=True``, with which the
-  two agree to the last bit (``max|old-new| fa``).
+- **old fa** / **new fa**: old and new with ``flash_attn=True`` (slower on this
+  CPU build, and no closer to each other: ``max|old-new| fa``).
+
+Every method's time starts from the prompt's text (tokenizing it is part of
+the work) and ends with what it returns: scores, or logits for raw.
 
 Label sets: k=2 SMS spam (``ham``/``spam``, single tokens); k=6 TREC coarse
 classes in words; k=30 :func:`~sklearn_llmconf.datasets.load_question_types`
@@ -30,6 +34,12 @@ so four of them are re-worded by a verbalizer, used by every method); k=21
 the sections of the Harmonized System) given to the question-type texts (one
 name per question type): the shape of label set that motivated the one-batch
 scorer.
+
+Layout: the sequential scorer's own scores on four prompts, its label tokens
+moved by 1, 3, 8 and 17 KV cells (another sequence holding the cells between
+the prompt and them). What changes is only where llama.cpp keeps the tokens;
+the change is the floor of any agreement between two scorers that place
+tokens differently, the one-batch trie included.
 
 Quality: accuracy, log loss and one-vs-rest AUC (averaged over the classes
 present) of the raw (uncalibrated)
@@ -165,23 +175,33 @@ def suffix_batching(backend, reps=4):
     return {name: reps * 120 / s for name, s in seconds.items()}
 
 
-def speed(k, backends, n_speed, rng):
+def default_prompts(k, backend, n, rng):
+    """The default prompts of ``n`` texts of label set ``k``, its label strings
+    and their tokens."""
     X, y, verbalizer = load_task(k, rng)
-    clf = LLMClassifier(backend=backends["new"], verbalizer=verbalizer,
+    clf = LLMClassifier(backend=backend, verbalizer=verbalizer,
                         calibration=None, random_state=0).fit(X[200:], y[200:])
-    prompts = clf._render([(t,) for t in X[:n_speed + 1]])
+    prompts = clf._render([(t,) for t in X[:n]])
     labels = clf.prompt_template_.label_strings(clf.label_words_)
-    label_tokens = [backends["new"].tokenize(lab, add_bos=False) for lab in labels]
+    return prompts, labels, [backend.tokenize(lab, add_bos=False) for lab in labels]
+
+
+def speed(k, backends, n_speed, rng):
+    prompts, labels, label_tokens = default_prompts(k, backends["new"], n_speed + 1,
+                                                    rng)
     trie = LabelTrie(label_tokens)
     seconds = dict.fromkeys(backends, 0.0)
     tokens_done = dict.fromkeys(backends, 0)
     diffs, fa_diffs = [], []
     for i, prompt in enumerate(prompts):
-        tokens = np.asarray(backends["new"].tokenize(prompt.text), dtype=np.intc)
         row = {}
-        for name, backend in backends.items():
+        # Every other text in reverse order, so that no method always follows
+        # the same one (whose memory traffic it would inherit).
+        for name, backend in list(backends.items())[:: -1 if i % 2 else 1]:
             llama = backend._get_model().llama
             start = time.perf_counter()
+            # Every method starts from the prompt's text, as the scorer does.
+            tokens = np.asarray(backend.tokenize(prompt.text), dtype=np.intc)
             if name.startswith("old"):
                 row[name], used = score_one_reference(llama, tokens, label_tokens)
                 n = sum(used)
@@ -206,6 +226,37 @@ def speed(k, backends, n_speed, rng):
             "label_tokens": n_label_tokens, "trie_nodes": len(trie.node_tokens),
             "seconds": seconds, "tokens": tokens_done, "max_diff": max(diffs),
             "max_diff_fa": max(fa_diffs)}
+
+
+def oracle_moved(k, backend, n, shifts=(1, 3, 8, 17)):
+    """Largest change of the sequential scorer's own scores when its label
+    tokens sit ``shift`` KV cells further on (another sequence holding the
+    cells in between), per prompt: how far llama.cpp's numbers depend on the
+    cell layout alone."""
+    import llama_cpp
+
+    prompts, _, label_tokens = default_prompts(k, backend, n,
+                                               np.random.default_rng(0))
+    model = backend._get_model()
+    llama = model.llama
+    memory = llama_cpp.llama_get_memory(llama._ctx.ctx)
+    out = []
+    for prompt in prompts:
+        tokens = np.asarray(backend.tokenize(prompt.text), dtype=np.intc)
+        scores = []
+        for shift in (0, *shifts):
+            llama_cpp.llama_memory_clear(memory, True)
+            llama.n_tokens = 0
+            llama.eval(tokens)  # cells 0..n-1
+            if shift:  # cells n..n+shift, held by sequence 1
+                filler = np.full(shift + 1, tokens[-1], dtype=np.intc)
+                _decode(llama, model.batch, filler, np.arange(shift + 1),
+                        [[1]] * (shift + 1), np.zeros(shift + 1, dtype=np.int8))
+            scores.append(score_one_reference(llama, tokens, label_tokens)[0])
+        out.append([np.abs(moved - scores[0]).max() for moved in scores[1:]])
+    llama_cpp.llama_memory_clear(memory, True)
+    llama.n_tokens = 0
+    return shifts, np.array(out)
 
 
 def macro_auc(y, proba, classes):
@@ -268,6 +319,13 @@ def main():
               f"{rate['2 labels'] / rate['first']:25.2f} {r['max_diff']:20.2e} "
               f"{rate['new fa'] / rate['old fa']:11.2f} "
               f"{rate['new fa'] / rate['new']:8.2f} {r['max_diff_fa']:16.2e}")
+
+    print("\nThe sequential scorer against itself, its label tokens moved by a few "
+          "KV cells\n(max |change| in nats, per prompt):")
+    for k in (6, 30, 21):
+        shifts, moved = oracle_moved(k, backends["old"], 4)
+        print(f"{k:3d} labels, shifted by {'/'.join(map(str, shifts))} cells: "
+              + "  ".join("/".join(f"{d:.0e}" for d in row) for row in moved))
 
     print(f"\nQuality of the raw probabilities, {args.n_quality} held-out texts, "
           "default (16-shot) prompts:")

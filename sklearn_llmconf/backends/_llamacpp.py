@@ -81,9 +81,10 @@ class LlamaCppBackend(BaseBackend):
         ``verbalizer="letters"`` on the classifier), and a label's score is the
         probability of every answer starting with its first token.
     flash_attn : bool, default=False
-        Use llama.cpp's flash attention. On this CPU build it is 2-5x slower
-        for scoring (``benchmarks/results/bench_labels.txt``) and no more
-        exact: see the Notes.
+        Use llama.cpp's flash attention. On this CPU build it is up to 2.6x
+        slower for scoring, never faster
+        (``benchmarks/results/bench_labels.txt``), and no more exact: see the
+        Notes.
 
     Notes
     -----
@@ -99,8 +100,10 @@ class LlamaCppBackend(BaseBackend):
     whose multi-token labels form one path, score bit for bit as the
     one-prefix-at-a-time evaluation; so does any other split of a prompt's
     tokens into decodes (the batch size does not change the numbers, the
-    cell layout does). Both
-    layouts are valid evaluations of the model; neither is the "exact" one.
+    cell layout does). The one-prefix-at-a-time evaluation itself moves by as
+    much when its label tokens sit a few cells further on (same benchmark):
+    both layouts are valid evaluations of the model; neither is the "exact"
+    one.
 
     The model is loaded lazily, once per process and settings, and shared by all
     estimators using it; it is never pickled. The response cache identifies the
