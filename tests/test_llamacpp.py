@@ -10,7 +10,10 @@ pytest.importorskip("llama_cpp")
 
 from sklearn_llmconf import LLMClassifier  # noqa: E402
 from sklearn_llmconf.backends import LlamaCppBackend, Prompt  # noqa: E402
-from sklearn_llmconf.backends._llama_scoring import score_one_reference  # noqa: E402
+from sklearn_llmconf.backends._llama_scoring import (  # noqa: E402
+    LabelTrie,
+    score_one_reference,
+)
 from sklearn_llmconf.backends._llamacpp import default_model_path  # noqa: E402
 from sklearn_llmconf.datasets._base import QUESTION_TYPE_NAMES  # noqa: E402
 
@@ -153,6 +156,23 @@ def test_one_batch_trie_equals_sequential_scorer_with_flash_attention(k):
     # Labels are not re-evaluated per prefix: each trie node once per prompt.
     n_tokens = [len(backend.tokenize(lab, add_bos=False)) for lab in labels]
     assert result.usage.completion_tokens < len(PROMPTS) * sum(n_tokens)
+
+
+def test_small_batches_split_the_trie_and_the_decode_without_changing_scores():
+    # n_batch=8 allows 8 sequences: the 30 labels' paths are spread over
+    # several batches (each re-evaluating the prompt's last token) and every
+    # decode over several llama.cpp calls. With flash attention on these short
+    # prompts the result is still the sequential scorer's, to the bit.
+    small = LlamaCppBackend(n_threads=1, n_threads_batch=1, n_batch=8,
+                            flash_attn=True)
+    labels = LABEL_SETS[30]
+    model = small._get_model()
+    trie = LabelTrie([small.tokenize(lab, add_bos=False) for lab in labels],
+                     max_paths=model.n_seq_max - 1)
+    assert model.n_seq_max == 8 and len(trie.groups) > 2
+    result = small.score_labels(PROMPTS, labels)
+    expected = reference_scores(small, PROMPTS, labels)
+    np.testing.assert_allclose(result.log_probs, expected, rtol=0, atol=1e-9)
 
 
 def test_one_branch_is_bit_for_bit_the_sequential_scorer_on_a_long_prompt(backend):
