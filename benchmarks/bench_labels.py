@@ -49,8 +49,8 @@ held-out texts of the 6- and 30-label sets (the new scorer only). Run::
     python benchmarks/bench_labels.py [--n-speed 8] [--n-quality 100] [--threads 1]
 
 A last table times evaluating four texts' 30-token suffixes in one decode
-against one decode each, after a shared prefix: the gain that batching several
-texts would bring.
+against one decode each, after a shared prefix, with one and two threads: the
+gain that batching several texts would bring.
 """
 
 import argparse
@@ -337,9 +337,15 @@ def main():
             print(f"{k:3d} {label:14s} {q['accuracy']:8.3f} {q['log_loss']:8.3f} "
                   f"{q['auc']:6.3f}")
 
-    print("\nSeveral texts' suffixes in one decode, after a shared prefix:")
-    for name, rate in suffix_batching(backends["raw"]).items():
-        print(f"  {name}: {rate:.1f} tokens/s")
+    print("\nSeveral texts' suffixes in one decode, after a shared prefix "
+          "(tokens/s):")
+    for threads in (1, 2):
+        backend = LlamaCppBackend(n_threads=threads, n_threads_batch=threads,
+                                  seed=10 + threads)
+        rates = suffix_batching(backend, reps=6)
+        print(f"  {threads} thread(s): "
+              + "; ".join(f"{name}: {rate:.1f}" for name, rate in rates.items())
+              + f"; gain {rates['1 decode of 120'] / rates['4 decodes of 30']:.2f}x")
 
 
 if __name__ == "__main__":
