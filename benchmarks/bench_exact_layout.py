@@ -136,14 +136,13 @@ def main():
             start = time.perf_counter()
             if name == "trie":
                 got[name] = trie.score_labels([prompt], labels).log_probs[0]
+            elif name == "old":
+                tokens = np.asarray(old.tokenize(prompt.text), dtype=np.intc)
+                got[name] = score_one_reference(old._get_model().llama, tokens,
+                                                label_tokens)[0]
             else:
-                backend = old if name == "old" else trie
-                tokens = np.asarray(backend.tokenize(prompt.text), dtype=np.intc)
-                got[name] = (
-                    score_one_reference(old._get_model().llama, tokens,
-                                        label_tokens)[0]
-                    if name == "old" else streams.score(tokens)
-                )
+                tokens = np.asarray(trie.tokenize(prompt.text), dtype=np.intc)
+                got[name] = streams.score(tokens)
             if i:  # the first text evaluates the whole prompt: a warm-up
                 seconds[name] += time.perf_counter() - start
         for name in diffs:
