@@ -26,9 +26,9 @@ baseline.
 Giving every branch the sequential scorer's layout is possible, with one KV
 stream per label (a non-unified cache, the prompt's cells copied into each
 stream, labels of equal length decoded together): on nine 16-shot prompts and
-the 30 question types it matched the sequential scorer to the bit, but took
-0.86 s a text against the trie's 0.42 (the sequential scorer: 1.26), because
-llama.cpp copies whole streams and decodes each group of streams apart
+the 30 question types it matched the sequential scorer to the bit, but was
+only 1.44-1.47x as fast as it, against 3.0x for the trie, because llama.cpp
+copies whole streams and decodes each group of streams apart
 (``benchmarks/bench_exact_layout.py``). It is not built.
 """
 
