@@ -33,6 +33,7 @@ from bench_labels import default_prompts
 
 from sklearn_llmconf.backends import LlamaCppBackend
 from sklearn_llmconf.backends._llama_model import (
+    _with_parallel_sequences,
     default_model_path,
     without_extra_buffer_types,
 )
@@ -53,29 +54,17 @@ class StreamScorer:
 
     def __init__(self, label_tokens):
         import llama_cpp
-        from llama_cpp import llama as llama_module
 
         self.label_tokens = label_tokens
         self.multi = [j for j, t in enumerate(label_tokens) if len(t) > 1]
         n_streams = 1 + len(self.multi)
-        api = llama_module.llama_cpp
-        default = api.llama_context_default_params
-
-        def params():
-            p = default()
-            p.n_seq_max, p.kv_unified = n_streams, False
-            return p
-
-        api.llama_context_default_params = params
-        try:
-            with without_extra_buffer_types():
-                self.llama = llama_cpp.Llama(
-                    model_path=str(default_model_path()),
-                    n_ctx=STREAM_CELLS * n_streams, n_threads=1, n_threads_batch=1,
-                    logits_all=False, verbose=False,
-                )
-        finally:
-            api.llama_context_default_params = default
+        with (without_extra_buffer_types(),
+              _with_parallel_sequences(n_streams, kv_unified=False)):
+            self.llama = llama_cpp.Llama(
+                model_path=str(default_model_path()),
+                n_ctx=STREAM_CELLS * n_streams, n_threads=1, n_threads_batch=1,
+                logits_all=False, verbose=False,
+            )
         params = self.llama.context_params
         assert params.n_threads == 1 and params.n_threads_batch == 1
         assert not params.kv_unified and params.n_seq_max == n_streams
@@ -101,19 +90,27 @@ class StreamScorer:
             length += [len(path)] * len(path)
             owner += [(j, d) for d in range(len(path))]
         length = np.array(length)
-        rows = {}
+        # The re-evaluated prompt token's row is not read (the prompt's serves).
+        want = np.array([d > 0 for _, d in owner], dtype=np.int8)
+        # Row 0: the prompt's last position; wanted entry i: row row_at[i].
+        row_at = np.cumsum(want)
+        rows = np.empty((1 + row_at[-1], first.shape[1]))
+        rows[0] = first[0]
         for size in np.unique(length):
             idx = np.flatnonzero(length == size)
-            got = _decode(llama, self.buf, np.array(tok)[idx], np.array(pos)[idx],
-                          [seq[i] for i in idx], np.ones(len(idx), dtype=np.int8))
-            rows.update({owner[i]: got[k] for k, i in enumerate(idx)})
-        scores = np.empty(len(self.label_tokens))
+            rows[row_at[idx][want[idx] == 1]] = _decode(
+                llama, self.buf, np.array(tok)[idx], np.array(pos)[idx],
+                [seq[i] for i in idx], want[idx])
+        row_of = {key: row_at[i] for i, key in enumerate(owner) if want[i]}
+        entry_row, entry_token, entry_label = [], [], []
         for j, toks in enumerate(self.label_tokens):
-            scores[j] = _entry_log_probs(first.copy(), [0], [toks[0]])[0]
-            for d in range(1, len(toks)):  # row d of the path predicts token d
-                row = rows[(j, d)][None].copy()
-                scores[j] += _entry_log_probs(row, [0], [toks[d]])[0]
-        return scores
+            for d, token in enumerate(toks):  # path row d predicts token d
+                entry_row.append(0 if d == 0 else row_of[(j, d)])
+                entry_token.append(token)
+                entry_label.append(j)
+        entries = _entry_log_probs(rows, entry_row, entry_token)
+        return np.bincount(entry_label, weights=entries,
+                           minlength=len(self.label_tokens))
 
 
 def main():

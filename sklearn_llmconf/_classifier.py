@@ -499,6 +499,11 @@ class LLMClassifier(ClassifierMixin, BaseEstimator):
         """The prompt of each row: instructions, its demonstrations, its fields."""
         template = self.prompt_template_
         fields = template.fields
+
+        def as_fields(demos):  # cut to demo_max_chars once per demonstration set
+            return [({f: shorten(v, self.demo_max_chars) for f, v in zip(fields, d)}, w)
+                    for d, w in demos]
+
         if self._demo_pool is not None:
             picks = self._demo_pool.nearest(
                 rows, self.n_shots,
@@ -506,17 +511,15 @@ class LLMClassifier(ClassifierMixin, BaseEstimator):
             )
             pool = self._demo_pool
             demo_sets = [
-                [(pool.rows[i], self.label_words_[pool.y_index[i]]) for i in idx]
+                as_fields((pool.rows[i], self.label_words_[pool.y_index[i]])
+                          for i in idx)
                 for idx in picks
             ]
         else:
-            demo_sets = [self.demos_] * len(rows)
-        limit = self.demo_max_chars
+            demo_sets = [as_fields(self.demos_)] * len(rows)
         return [
             template.render(
-                dict(zip(fields, row)), self.label_words_,
-                [({f: shorten(v, limit) for f, v in zip(fields, d)}, w)
-                 for d, w in demos],
+                dict(zip(fields, row)), self.label_words_, demos,
                 labels_text=self._labels_text,
             )
             for row, demos in zip(rows, demo_sets)

@@ -85,11 +85,12 @@ def without_extra_buffer_types():
 
 
 @contextmanager
-def _with_parallel_sequences(n_seq_max: int):
-    """Create llama.cpp contexts with ``n_seq_max`` sequences in one KV buffer.
+def _with_parallel_sequences(n_seq_max: int, kv_unified: bool = True):
+    """Create llama.cpp contexts with ``n_seq_max`` sequences.
 
     The labels of a prompt are evaluated as parallel sequences sharing the
-    prompt's KV cells, which needs a unified KV cache. ``Llama()`` takes no
+    prompt's KV cells, which needs a unified KV cache (``kv_unified=False``
+    gives each sequence a KV stream of its own). ``Llama()`` takes no
     argument for either setting, hence the patched defaults.
     """
     from llama_cpp import llama as llama_module
@@ -100,7 +101,7 @@ def _with_parallel_sequences(n_seq_max: int):
     def params():
         p = default()
         p.n_seq_max = n_seq_max
-        p.kv_unified = True
+        p.kv_unified = kv_unified
         return p
 
     ctypes_api.llama_context_default_params = params

@@ -27,7 +27,7 @@ Giving every branch the sequential scorer's layout is possible, with one KV
 stream per label (a non-unified cache, the prompt's cells copied into each
 stream, labels of equal length decoded together): on nine 16-shot prompts and
 the 30 question types it matched the sequential scorer to the bit, but was
-only 1.44-1.47x as fast as it, against 3.0x for the trie, because llama.cpp
+only 1.44-1.49x as fast as it, against 3.0x for the trie, because llama.cpp
 copies whole streams and decodes each group of streams apart
 (``benchmarks/bench_exact_layout.py``). It is not built.
 """
