@@ -32,12 +32,12 @@ import numpy as np
 from bench_labels import default_prompts
 
 from sklearn_llmconf.backends import LlamaCppBackend
-from sklearn_llmconf.backends._llama_model import (
+from sklearn_llmconf.backends.llamacpp._model import (
     _with_parallel_sequences,
     default_model_path,
     without_extra_buffer_types,
 )
-from sklearn_llmconf.backends._llama_scoring import (
+from sklearn_llmconf.backends.llamacpp._scoring import (
     BatchBuffer,
     _decode,
     _entry_log_probs,

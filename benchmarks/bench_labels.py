@@ -62,7 +62,7 @@ from sklearn.metrics import accuracy_score, log_loss, roc_auc_score
 
 from sklearn_llmconf import LLMClassifier
 from sklearn_llmconf.backends import LlamaCppBackend
-from sklearn_llmconf.backends._llama_scoring import (
+from sklearn_llmconf.backends.llamacpp._scoring import (
     LabelTrie,
     _decode,
     keep_reusable_prefix,

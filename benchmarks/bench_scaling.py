@@ -30,9 +30,9 @@ import numpy as np
 from joblib import parallel_config
 
 from sklearn_llmconf import LLMClassifier
-from sklearn_llmconf._parallel import available_cpus
 from sklearn_llmconf.backends import LlamaCppBackend
 from sklearn_llmconf.datasets import load_sms_spam
+from sklearn_llmconf.scoring._parallel import available_cpus
 
 PROMPT = "Is this SMS message spam or ham?\n\nSMS: {text}\nIt is"
 
@@ -47,7 +47,7 @@ def _texts(n):
 def _raw_llama(backend, cores):
     from llama_cpp import Llama
 
-    from sklearn_llmconf.backends._llamacpp import without_extra_buffer_types
+    from sklearn_llmconf.backends.llamacpp._backend import without_extra_buffer_types
 
     with without_extra_buffer_types():
         llama = Llama(model_path=backend._resolved_path(), n_ctx=2048,

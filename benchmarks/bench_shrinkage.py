@@ -42,7 +42,7 @@ from sklearn.frozen import FrozenEstimator
 from sklearn.metrics import accuracy_score, log_loss
 
 from sklearn_llmconf import TemperatureScaler
-from sklearn_llmconf._priors import apply_prior, estimate_prior
+from sklearn_llmconf.calibration._priors import apply_prior, estimate_prior
 
 
 class _Scores(ClassifierMixin, BaseEstimator):

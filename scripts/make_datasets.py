@@ -54,8 +54,8 @@ _C1 = re.compile("[\x80-\x9f]")
 
 
 def _load_dedup():
-    """Import ``_dedup.py`` by path, without importing the package (numpy)."""
-    path = ROOT / "sklearn_llmconf" / "_dedup.py"
+    """Import ``prompts/_text.py`` by path, without importing the package (numpy)."""
+    path = ROOT / "sklearn_llmconf" / "prompts" / "_text.py"
     spec = importlib.util.spec_from_file_location("_llmconf_dedup", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)

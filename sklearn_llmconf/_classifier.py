@@ -11,23 +11,28 @@ from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
 
-from ._demos import DemoPool
-from ._failures import report_failed_rows
-from ._infit import MemoryCache, apply_calibration, calibration_rows, fit_calibration
 from ._input import check_targets, rows_from_X
-from ._labels import check_label_words, label_words, labels_text
-from ._priors import (
+from .backends._base import Usage
+from .calibration._infit import (
+    MemoryCache,
+    apply_calibration,
+    calibration_rows,
+    fit_calibration,
+)
+from .calibration._priors import (
     CONTENT_FREE_INPUTS,
     apply_prior,
     estimate_prior,
     warn_small_batch,
 )
-from ._scoring import score_prompts
-from ._sklearn_compat import HasMethods, Interval, StrOptions, _fit_context
-from ._strategies import make_strategy, resolve_strategy
-from ._warn import warn_external
-from .backends._base import Usage
-from .prompts import DEFAULT_TEMPLATE, PromptTemplate, shorten
+from .prompts._demos import DemoPool
+from .prompts._labels import check_label_words, label_words, labels_text
+from .prompts._template import DEFAULT_TEMPLATE, PromptTemplate, shorten
+from .scoring._engine import score_prompts
+from .scoring._failures import report_failed_rows
+from .scoring._strategies import make_strategy, resolve_strategy
+from .utils._sklearn_compat import HasMethods, Interval, StrOptions, _fit_context
+from .utils._warn import warn_external
 
 __all__ = ["LLMClassifier"]
 
@@ -114,8 +119,8 @@ class LLMClassifier(ClassifierMixin, BaseEstimator):
         counted in ``usage_.failed_rows`` and never cached.
     prior_correction : {"contextual", "batch"} or None, default=None
         Label-free correction of the model's bias towards some label words
-        (see :mod:`sklearn_llmconf._priors`): every row's label probabilities
-        are divided by an estimated prior and renormalised,
+        (see :mod:`sklearn_llmconf.calibration._priors`): every row's label
+        probabilities are divided by an estimated prior and renormalised,
         ``log q = log p - log prior``. Applied before the ``on_error`` policy,
         to the rows that could be scored.
 
@@ -199,7 +204,7 @@ class LLMClassifier(ClassifierMixin, BaseEstimator):
         smoothing; answers naming no label are counted in
         ``usage_.unmatched_answers``. ``"auto"``: log-probs when the backend
         exposes them, else consistency when it can sample, else verbalized. See
-        :mod:`sklearn_llmconf._strategies` for the exact formulas.
+        :mod:`sklearn_llmconf.scoring._strategies` for the exact formulas.
     n_samples : int, default=10
         Answers sampled per text by ``strategy="consistency"``.
     sampling_temperature : float, default=0.7
@@ -490,7 +495,7 @@ class LLMClassifier(ClassifierMixin, BaseEstimator):
             return self.backend
         backend = getattr(self, "_default_backend", None)
         if backend is None:
-            from .backends._llamacpp import LlamaCppBackend
+            from .backends.llamacpp._backend import LlamaCppBackend
 
             backend = self._default_backend = LlamaCppBackend()
         return backend

@@ -24,7 +24,7 @@ def _string_options(param) -> list[str]:
     """The string values ``LLMClassifier`` accepts for ``param``, read from its
     parameter constraints so the command cannot drift from the estimator."""
     from ._classifier import LLMClassifier
-    from ._sklearn_compat import StrOptions
+    from .utils._sklearn_compat import StrOptions
 
     (options,) = [
         c.options
@@ -76,8 +76,8 @@ def evaluate(args) -> int:
     from sklearn.frozen import FrozenEstimator
 
     from . import datasets
-    from ._calibration import TemperatureScaler
     from ._classifier import LLMClassifier
+    from .calibration._scaler import TemperatureScaler
     from .metrics import calibration_report
 
     X, y = getattr(datasets, f"load_{args.dataset}")(return_X_y=True)

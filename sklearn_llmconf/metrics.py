@@ -21,7 +21,12 @@ from sklearn.metrics import get_scorer as _sklearn_get_scorer
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_array, check_consistent_length, column_or_1d
 
-from ._sklearn_compat import Interval, StrOptions, _check_sample_weight, validate_params
+from .utils._sklearn_compat import (
+    Interval,
+    StrOptions,
+    _check_sample_weight,
+    validate_params,
+)
 
 __all__ = [
     "ECEResult",

@@ -7,8 +7,8 @@ it is imported only when a plot is drawn.
 import numpy as np
 from sklearn.utils.validation import check_is_fitted
 
-from sklearn_llmconf._routing_display import RoutingDisplay, _check_matplotlib_support
 from sklearn_llmconf.metrics import expected_calibration_error, reliability_curve
+from sklearn_llmconf.routing._display import RoutingDisplay, _check_matplotlib_support
 
 __all__ = ["ReliabilityDisplay", "RoutingDisplay"]
 

@@ -10,7 +10,7 @@ import pytest
 
 from sklearn_llmconf import LLMClassifier, PromptTemplate
 from sklearn_llmconf.backends import LlamaCppBackend, OpenAIBackend
-from tests.test_openai_server import llama_server  # noqa: F401  (fixture)
+from tests.backends.test_openai_server import llama_server  # noqa: F401  (fixture)
 
 pytestmark = pytest.mark.slow
 

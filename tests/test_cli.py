@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from sklearn_llmconf import cli, datasets
-from sklearn_llmconf.backends import _llamacpp
+from sklearn_llmconf.backends.llamacpp import _backend as _llamacpp
 from sklearn_llmconf.utils._testing import KeywordBackend
 
 

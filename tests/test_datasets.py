@@ -6,7 +6,6 @@ import numpy as np
 import pytest
 from sklearn.utils import Bunch
 
-from sklearn_llmconf._dedup import dedup_records, normalize_text
 from sklearn_llmconf.datasets import (
     load_bbc_news,
     load_question_types,
@@ -15,6 +14,7 @@ from sklearn_llmconf.datasets import (
     load_trec,
 )
 from sklearn_llmconf.datasets._base import QUESTION_TYPE_NAMES
+from sklearn_llmconf.prompts._text import dedup_records, normalize_text
 
 # loader, kwargs, exact class counts after de-duplication, licence words in DESCR
 CASES = [

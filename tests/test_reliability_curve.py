@@ -5,8 +5,8 @@ import pytest
 from scipy.special import softmax
 from sklearn.calibration import calibration_curve
 
-from sklearn_llmconf._sklearn_compat import InvalidParameterError
 from sklearn_llmconf.metrics import expected_calibration_error, reliability_curve
+from sklearn_llmconf.utils._sklearn_compat import InvalidParameterError
 
 
 @pytest.fixture

@@ -8,9 +8,9 @@ from ._base import (
     ScoreResult,
     Usage,
 )
-from ._llamacpp import LlamaCppBackend, default_model_path
-from ._openai_batch import OpenAIBatchBackend
+from .llamacpp import LlamaCppBackend, default_model_path
 from .openai import OpenAIBackend
+from .openai._batch import OpenAIBatchBackend
 
 __all__ = [
     "BackendCapabilities",

@@ -7,11 +7,11 @@ Usage is exactly that of ``python -m llama_cpp.server`` (same arguments)::
 
 The only difference: models are loaded without llama.cpp's extra CPU buffer
 types, which crash llama-cpp-python 0.3.36 on processors with AMX (see
-:func:`sklearn_llmconf.backends._llamacpp.without_extra_buffer_types`). Needs
+:func:`sklearn_llmconf.backends.llamacpp._backend.without_extra_buffer_types`). Needs
 ``pip install "sklearn-llmconf[server]"``.
 """
 
-from ._llamacpp import without_extra_buffer_types
+from .llamacpp._backend import without_extra_buffer_types
 
 
 def main() -> None:

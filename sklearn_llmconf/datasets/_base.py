@@ -3,7 +3,7 @@
 Every file under ``data/`` was produced by ``scripts/make_datasets.py`` from a
 package on the Python package index; see ``data/README.md`` for provenance,
 licences and citations. The texts are already de-duplicated (see
-:func:`~sklearn_llmconf._dedup.normalize_text`), so a train/test split
+:func:`~sklearn_llmconf.prompts._text.normalize_text`), so a train/test split
 or cross-validation on them does not leak a text into its own test fold.
 """
 

