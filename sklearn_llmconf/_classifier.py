@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from dataclasses import replace
 from numbers import Integral, Real
 
 import numpy as np
@@ -13,26 +14,16 @@ from sklearn.utils.validation import check_is_fitted
 
 from ._input import check_targets, rows_from_X
 from .backends._base import Usage
-from .calibration._infit import (
-    MemoryCache,
-    apply_calibration,
-    calibration_rows,
-    fit_calibration,
-)
-from .calibration._priors import (
-    CONTENT_FREE_INPUTS,
-    apply_prior,
-    estimate_prior,
-    warn_small_batch,
-)
+from .cache import MemoryCache
+from .calibration._infit import ScoreCorrection, calibration_rows, fit_calibration
+from .calibration._priors import CONTENT_FREE_INPUTS, estimate_prior
 from .prompts._demos import DemoPool
 from .prompts._labels import check_label_words, label_words, labels_text
 from .prompts._template import DEFAULT_TEMPLATE, PromptTemplate, shorten
-from .scoring._engine import score_prompts
-from .scoring._failures import report_failed_rows
+from .scoring._engine import place, score_rows
+from .scoring._failures import ScoredRows, apply_on_error, finite_rows
 from .scoring._strategies import make_strategy, resolve_strategy
 from .utils._sklearn_compat import HasMethods, Interval, StrOptions, _fit_context
-from .utils._warn import warn_external
 
 __all__ = ["LLMClassifier"]
 
@@ -54,8 +45,11 @@ class LLMClassifier(ClassifierMixin, BaseEstimator):
     temperature and a per-class bias on their labels, which correct the
     model's preference for some label words. The probabilities, and the logits
     of ``decision_function``, then include that calibration; the raw scores
-    are what ``calibration=None`` gives (``set_params(calibration=None)`` on a
-    fitted classifier switches them on without refitting). With
+    are what ``calibration=None`` gives. ``fit`` decides how rows are scored,
+    corrected and what a failed row becomes (``strategy``, ``calibration``,
+    ``prior_correction``, ``on_error``); changing those parameters takes
+    effect at the next ``fit``. ``predict*`` changes no attribute but the
+    counters of ``usage_``. With
     ``calibration=None`` and no ``prior_correction="contextual"`` (3 calls),
     ``fit`` makes no model call.
 
@@ -228,18 +222,12 @@ class LLMClassifier(ClassifierMixin, BaseEstimator):
         The fixed demonstrations (field values, label word); empty for
         ``"similar"`` selection, which picks them per text.
     usage_ : Usage
-        Calls, cache hits, tokens and failed rows of every scoring since ``fit``
-        (including the content-free calls of ``fit``).
-    last_score_extra_ : dict
-        Per-row diagnostics of the most recent ``predict*`` /
-        ``decision_function`` call that the backend reported, each an ndarray
-        of shape (n_samples,) in the rows' order, NaN where unknown (rows
-        answered from the cache). For example ``"uncovered_mass"``
-        (:class:`~sklearn_llmconf.backends.OpenAIBackend`): the probability
-        mass outside the labels, ``1 - sum_k P(label_k | prompt)``; a large
-        value means the model wanted to answer something else. Empty when the
-        backend reports nothing. Overwritten by each call (not meaningful when
-        several threads predict with one estimator at once).
+        Calls, cache hits, tokens and failed rows of every scoring by this
+        estimator since ``fit`` (``fit``'s own calls included). Added to under
+        a lock, so threads predicting with one estimator are all counted;
+        ``n_jobs`` workers report to the parent, which adds their counts here.
+        A clone starts from zero at its own ``fit`` (meta-estimators such as
+        ``CalibratedClassifierCV`` count in their clones).
     calibration_indices_ : ndarray of int
         Rows of ``fit``'s X whose scores and labels fitted the calibration
         (empty with ``calibration=None``).
@@ -405,16 +393,25 @@ class LLMClassifier(ClassifierMixin, BaseEstimator):
         self.strategy_ = resolve_strategy(self.strategy, self._get_backend())
         rs = self.random_state
         # An int seeds sampling as given, so cached samples are reusable.
-        self._sampling_seed = (
+        seed = (
             None if rs is None else int(rs) if isinstance(rs, Integral)
             else int(check_random_state(rs).randint(2**31 - 1))
         )
+        # fit decides how rows are scored and corrected; predict* only reads.
+        self._strategy = make_strategy(
+            self.strategy_, label_words=self.label_words_, classes=self.classes_,
+            n_samples=self.n_samples, sampling_temperature=self.sampling_temperature,
+            smoothing=self.smoothing, max_new_tokens=self.max_new_tokens, seed=seed,
+        )
+        self._on_error = self.on_error
         self.usage_ = Usage()
-        self.last_score_extra_ = {}
-        if hasattr(self, "content_free_prior_"):
-            del self.content_free_prior_
+        self._correction = ScoreCorrection(prior=self.prior_correction)
+        self.__dict__.pop("content_free_prior_", None)
         if self.prior_correction == "contextual":
             self.content_free_prior_ = self._content_free_prior()
+            self._correction = ScoreCorrection(
+                prior="contextual", content_free_prior=self.content_free_prior_
+            )
         self._fit_calibration(rows, y_index)
         return self
 
@@ -436,12 +433,13 @@ class LLMClassifier(ClassifierMixin, BaseEstimator):
         log_probs = np.empty((0, len(self.classes_)))
         if len(idx):
             scores = self._score_rows([rows[i] for i in idx])
-            log_probs, failed = scores.log_probs, scores.failed
-            self.usage_.failed_rows += int(failed.sum())
-            if self.prior_correction is not None and not failed.all():
-                log_probs[~failed] = self._correct_prior(log_probs[~failed])
+            log_probs = self._correction.apply(scores.log_probs, scores.failed,
+                                               len(self.classes_))
         (self.calibration_temperature_, self.calibration_bias_,
          _) = fit_calibration(log_probs, y_index[idx], len(self.classes_))
+        self._correction = replace(self._correction,
+                                   temperature=self.calibration_temperature_,
+                                   bias=self.calibration_bias_)
         self.calibration_indices_ = idx
         if self._memory_cache is not None:
             self._memory_cache.frozen = True
@@ -464,7 +462,7 @@ class LLMClassifier(ClassifierMixin, BaseEstimator):
                 (pool.rows[i], self.label_words_[pool.y_index[i]]) for i in idx
             ]
         else:
-            self._demo_pool = pool
+            self._demo_pool = pool.fit_similarity()
 
     def _content_free_prior(self) -> np.ndarray:
         """Score the content-free inputs under the fitted prompt; average them."""
@@ -478,9 +476,7 @@ class LLMClassifier(ClassifierMixin, BaseEstimator):
         n_fields = len(self.prompt_template_.fields)
         rows = [(text,) * n_fields for text in CONTENT_FREE_INPUTS]
         scores = self._score_rows(rows)
-        failed = scores.failed
-        self.usage_.failed_rows += int(failed.sum())
-        if failed.all():
+        if scores.failed.all():
             reason = next((e for e in scores.errors if e is not None),
                           "labels not observed")
             raise RuntimeError(
@@ -495,9 +491,11 @@ class LLMClassifier(ClassifierMixin, BaseEstimator):
             return self.backend
         backend = getattr(self, "_default_backend", None)
         if backend is None:
-            from .backends.llamacpp._backend import LlamaCppBackend
+            from .backends.llamacpp import LlamaCppBackend
 
-            backend = self._default_backend = LlamaCppBackend()
+            backend = LlamaCppBackend()
+            if not hasattr(self, "classes_"):  # fit keeps it; predict changes nothing
+                self._default_backend = backend
         return backend
 
     def _render(self, rows) -> list:
@@ -531,27 +529,25 @@ class LLMClassifier(ClassifierMixin, BaseEstimator):
         ]
 
     def _score_rows(self, rows):
-        """Raw scores of validated rows (NaN rows failed), through the engine."""
-        strategy = make_strategy(
-            self.strategy_, label_words=self.label_words_, classes=self.classes_,
-            n_samples=self.n_samples, sampling_temperature=self.sampling_temperature,
-            smoothing=self.smoothing, max_new_tokens=self.max_new_tokens,
-            seed=self._sampling_seed,
-        )
+        """Raw scores of validated rows through the engine (NaN rows failed).
+
+        The only place that counts failed rows in ``usage_``.
+        """
         reasons = self._fake_answer_reasons(rows)
         keep = [i for i, reason in enumerate(reasons) if reason is None]
-        scores = score_prompts(
-            self._get_backend(), self._render([rows[i] for i in keep]),
+        scores = score_rows(
+            self._get_backend(), [rows[i] for i in keep], self._render,
             self.prompt_template_.label_strings(self.label_words_),
-            strategy=strategy,
+            strategy=self._strategy,
             cache=self.cache if self.cache is not None
             else getattr(self, "_memory_cache", None),
             batch_size=self.batch_size,
             progress=self.progress, usage=self.usage_, n_jobs=self.n_jobs,
         )
-        if len(keep) == len(rows):
-            return scores
-        return scores.placed(keep, len(rows), reasons)
+        if len(keep) != len(rows):
+            scores = place(scores, keep, len(rows), reasons)
+        self.usage_ += Usage(failed_rows=int(scores.failed.sum()))
+        return scores
 
     def _fake_answer_reasons(self, rows) -> list:
         """Per row: why it is not sent to the model (a fake answer), or None."""
@@ -568,69 +564,63 @@ class LLMClassifier(ClassifierMixin, BaseEstimator):
             ))
         return reasons
 
-    def _score(self, X) -> np.ndarray:
-        """Per-class log-probabilities from the backend, (n_samples, n_classes).
+    def score_details(self, X) -> ScoredRows:
+        """Log-probabilities of X with the rows that failed and why.
 
-        Applies the prior correction and the ``on_error`` policy; every scoring
-        call of the ``predict*`` methods goes through here.
+        What :meth:`predict_log_proba` computes before the ``on_error``
+        policy: failed rows stay NaN and never raise, each with its reason,
+        next to the per-row diagnostics the backend reported.
+
+        Parameters
+        ----------
+        X : sequence of str or array-like of shape (n_samples, n_columns)
+
+        Returns
+        -------
+        details : ScoredRows
+            ``log_proba`` (n_samples, n_classes), ``failed`` (n_samples,),
+            ``reasons`` (list), ``extra`` (dict of per-row arrays, NaN where
+            unknown, e.g. ``"uncovered_mass"``; rows answered from the cache
+            have NaN).
         """
         check_is_fitted(self)
         rows = self._validate_rows(X, reset=False)
         scores = self._score_rows(rows)
-        self.last_score_extra_.clear()
-        self.last_score_extra_.update(scores.extra)
-        log_probs, failed = scores.log_probs, scores.failed
-        report_failed_rows(failed)
-        if self.prior_correction is not None and not failed.all():
-            log_probs[~failed] = self._correct_prior(log_probs[~failed])
-        if self.calibration is not None:
-            log_probs = self._calibrate(log_probs)
-        if failed.any():
-            self._handle_failed_rows(log_probs, failed, scores.errors)
-        return log_probs
+        failed = scores.failed
+        log_probs = self._correction.apply(scores.log_probs, failed,
+                                           len(self.classes_))
+        reasons = [
+            (e if e is not None else "labels not observed") if f else None
+            for f, e in zip(failed, scores.errors)
+        ]
+        return ScoredRows(log_probs, failed, reasons, scores.extra)
 
-    def _handle_failed_rows(self, log_probs, failed, errors) -> None:
-        """Apply the ``on_error`` policy to the failed rows, in place."""
-        n_failed = int(failed.sum())
-        self.usage_.failed_rows += n_failed
-        first = next((e for e in errors if e is not None), "labels not observed")
-        message = (
-            f"{n_failed} of {len(log_probs)} rows could not be scored "
-            f"(first reason: {first})."
-        )
-        if self.on_error == "raise":
-            raise RuntimeError(
-                message + " Set on_error='warn' or 'nan' to keep the other rows."
-            )
-        if self.on_error == "warn":
-            warn_external(message + " They get uniform probabilities.")
-            log_probs[failed] = 0.0
-        else:
-            log_probs[failed] = np.nan
+    def _score(self, X):
+        """Log-scores after the ``on_error`` policy, and the failed rows' details."""
+        details = self.score_details(X)
+        return apply_on_error(details, self._on_error), details
 
-    def _calibrate(self, log_probs) -> np.ndarray:
-        """Apply the in-fit temperature and bias (``calibration="auto"``)."""
-        bias = getattr(self, "calibration_bias_", None)
-        if bias is None:
-            raise ValueError(
-                "calibration='auto' was set after fit with calibration=None: "
-                "call fit again to fit the calibration."
-            )
-        return apply_calibration(log_probs, self.calibration_temperature_, bias)
+    def _predict_with_failures(self, X, method):
+        """See :func:`sklearn_llmconf.scoring.predict_with_failures`."""
+        log_scores, details = self._score(X)
+        return self._respond(log_scores, method), details.failed, details.reasons
 
-    def _correct_prior(self, log_probs) -> np.ndarray:
-        """Divide the label prior out of scored rows (``prior_correction``)."""
-        if self.prior_correction == "batch":
-            warn_small_batch(len(log_probs), len(self.classes_))
-            prior = estimate_prior(log_probs)
-        else:
-            prior = getattr(self, "content_free_prior_", None)
-            if prior is None:
+    def _respond(self, log_scores, method):
+        """The output of the response ``method`` from the log-scores."""
+        if method == "predict":
+            failed = ~finite_rows(log_scores)
+            if failed.any():
                 raise ValueError(
-                    "prior_correction='contextual' was set after fit: call fit "
-                    "again to estimate content_free_prior_."
+                    f"{int(failed.sum())} rows have no score (on_error='nan'); use "
+                    "predict_proba and handle the NaN rows, or set on_error='warn'."
                 )
-        return apply_prior(log_probs, prior)
+            return self.classes_[np.argmax(log_scores, axis=1)]
+        if method == "predict_proba":
+            return softmax(log_scores, axis=1)
+        log_proba = log_softmax(log_scores, axis=1)
+        if method == "decision_function" and len(self.classes_) == 2:
+            return log_proba[:, 1] - log_proba[:, 0]
+        return log_proba
 
     def predict_log_proba(self, X):
         """Log of the class probabilities.
@@ -644,7 +634,7 @@ class LLMClassifier(ClassifierMixin, BaseEstimator):
         log_proba : ndarray of shape (n_samples, n_classes)
             Columns in ``classes_`` order.
         """
-        return log_softmax(self._score(X), axis=1)
+        return self._respond(self._score(X)[0], "predict_log_proba")
 
     def predict_proba(self, X):
         """Class probabilities: the softmax of the labels' log-probabilities.
@@ -659,7 +649,7 @@ class LLMClassifier(ClassifierMixin, BaseEstimator):
             Columns in ``classes_`` order; rows sum to 1 (NaN rows only with
             ``on_error="nan"``).
         """
-        return softmax(self._score(X), axis=1)
+        return self._respond(self._score(X)[0], "predict_proba")
 
     def decision_function(self, X):
         """Log-scores: the logits that calibrators rescale.
@@ -674,10 +664,7 @@ class LLMClassifier(ClassifierMixin, BaseEstimator):
             Binary: the log-odds of ``classes_[1]`` against ``classes_[0]``.
             Multiclass: log-probabilities normalised over the classes.
         """
-        log_proba = self.predict_log_proba(X)
-        if len(self.classes_) == 2:
-            return log_proba[:, 1] - log_proba[:, 0]
-        return log_proba
+        return self._respond(self._score(X)[0], "decision_function")
 
     def predict(self, X):
         """Most probable class of each text.
@@ -690,14 +677,7 @@ class LLMClassifier(ClassifierMixin, BaseEstimator):
         -------
         y_pred : ndarray of shape (n_samples,)
         """
-        scores = self._score(X)
-        failed = np.isnan(scores).any(axis=1)
-        if failed.any():
-            raise ValueError(
-                f"{int(failed.sum())} rows have no score (on_error='nan'); use "
-                "predict_proba and handle the NaN rows, or set on_error='warn'."
-            )
-        return self.classes_[np.argmax(scores, axis=1)]
+        return self._respond(self._score(X)[0], "predict")
 
     def __getstate__(self):
         state = super().__getstate__()

@@ -6,6 +6,7 @@ import re
 import numpy as np
 import pytest
 from sklearn.base import clone
+from sklearn.frozen import FrozenEstimator
 from sklearn.model_selection import GridSearchCV, cross_val_score
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import FunctionTransformer
@@ -185,18 +186,18 @@ def test_on_error_policies():
                         calibration=None).fit(X, y)
     with pytest.raises(RuntimeError, match="1 of 3 rows could not be scored"):
         clf.predict_proba(X)
-    clf.set_params(on_error="warn")
+    clf.set_params(on_error="warn").fit(X, y)  # fit decides the policy
     with pytest.warns(UserWarning, match="uniform probabilities"):
         proba = clf.predict_proba(X)
     np.testing.assert_allclose(proba[2], [0.5, 0.5])
     assert proba[0, 1] > 0.5 and proba[1, 0] > 0.5  # other rows kept
-    clf.set_params(on_error="nan")
+    clf.set_params(on_error="nan").fit(X, y)
     proba = clf.predict_proba(X)
     assert np.isnan(proba[2]).all() and np.isfinite(proba[:2]).all()
     with pytest.raises(ValueError, match="1 rows have no score"):
         clf.predict(X)
-    # Four scorings met the failing row; failures are never cached.
-    assert clf.usage_.failed_rows == 4
+    # Two scorings since fit met the failing row; failures are never cached.
+    assert clf.usage_.failed_rows == 2
 
 
 def test_missing_label_counts_as_failed_row():
@@ -427,3 +428,74 @@ def test_long_demonstrations_are_cut_and_the_query_is_not():
     assert whole._render([("x",)])[0].text.count("word") == 200
     with pytest.raises(ValueError, match="demo_max_chars"):
         make_clf(demo_max_chars=0).fit(long_texts, y)
+
+
+def _state(estimator):
+    """Everything the estimator holds but its usage counters, as one hash."""
+    import joblib
+
+    return joblib.hash({k: v for k, v in vars(estimator).items() if k != "usage_"})
+
+
+@pytest.mark.parametrize("params", [
+    {"n_shots": 4},
+    {"n_shots": 4, "demo_selection": "similar", "prior_correction": "batch"},
+    {"n_shots": 0, "prior_correction": "contextual"},
+    {"n_shots": 2, "on_error": "nan", "calibration": None},
+])
+def test_predict_changes_no_attribute_but_the_usage_counters(params):
+    X, y = X_BIN * 3, Y_BIN * 3
+    failing = params.get("on_error") == "nan"
+    backend = KeywordBackend(fail_on="zzz" if failing else None)
+    clf = LLMClassifier(backend=backend, **params).fit(X, y)
+    before, calls = _state(clf), clf.usage_.calls
+    for method in ("predict_proba", "predict_log_proba", "decision_function",
+                   "predict", "score_details"):
+        extra = (["unseen text zzz"] if failing and method != "predict"
+                 else [f"unseen spam text for {method}"])
+        getattr(clf, method)(X_BIN + extra)
+    assert _state(clf) == before
+    assert clf.usage_.calls > calls
+
+
+class _DictCache:
+    """A user-written cache with the documented protocol only."""
+
+    def __init__(self):
+        self.rows = {}
+
+    def get_many(self, keys):
+        return {k: self.rows[k] for k in keys if k in self.rows}
+
+    def set_many(self, items):
+        self.rows.update(items)
+
+
+def test_a_user_cache_with_the_documented_protocol_works():
+    from sklearn_llmconf import TemperatureScaler
+    from sklearn_llmconf.routing import ConfidenceRouter
+
+    cache = _DictCache()
+    clf = LLMClassifier(backend=KeywordBackend(), n_shots=2, cache=cache,
+                        random_state=0)
+    X, y = X_BIN * 4, Y_BIN * 4
+    clf.fit(X, y)
+    first = clf.predict_proba(X_BIN)
+    assert len(cache.rows) > 0
+    calls = clf.usage_.calls
+    np.testing.assert_array_equal(clf.predict_proba(X_BIN), first)
+    assert clf.usage_.calls == calls  # answered from the user's cache
+    assert cross_val_score(clone(clf), X, y, cv=2).shape == (2,)
+    TemperatureScaler(clone(clf).set_params(calibration=None), cv=2).fit(X, y)
+    ConfidenceRouter(FrozenEstimator(clf), tiers=[("accept", 0.6)]).fit(X, y)
+
+
+def test_usage_counts_every_call_of_threads_predicting_at_once():
+    from concurrent.futures import ThreadPoolExecutor
+
+    texts = [f"spam number {i}" for i in range(200)]
+    clf = LLMClassifier(backend=KeywordBackend(), n_shots=0, calibration=None,
+                        batch_size=1).fit(X_BIN, Y_BIN)
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(clf.predict_proba, [texts[i::8] for i in range(8)]))
+    assert clf.usage_.calls == 200

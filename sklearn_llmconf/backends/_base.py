@@ -7,11 +7,14 @@ knows nothing about tokens, HTTP or model files.
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass, field
 from numbers import Integral, Real
 
 import numpy as np
 from sklearn.base import BaseEstimator
+
+from ..scoring._failures import finite_rows
 
 __all__ = [
     "BackendCapabilities",
@@ -82,15 +85,28 @@ class Usage:
     completion_tokens: int = 0
     failed_rows: int = 0
     unmatched_answers: int = 0
+    # Several threads may predict with one estimator: its account adds under a lock.
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False,
+                                  compare=False)
 
     def __iadd__(self, other: Usage) -> Usage:
-        self.calls += other.calls
-        self.cache_hits += other.cache_hits
-        self.prompt_tokens += other.prompt_tokens
-        self.completion_tokens += other.completion_tokens
-        self.failed_rows += other.failed_rows
-        self.unmatched_answers += other.unmatched_answers
+        with self._lock:
+            self.calls += other.calls
+            self.cache_hits += other.cache_hits
+            self.prompt_tokens += other.prompt_tokens
+            self.completion_tokens += other.completion_tokens
+            self.failed_rows += other.failed_rows
+            self.unmatched_answers += other.unmatched_answers
         return self
+
+    def __getstate__(self):
+        state = dict(self.__dict__)
+        del state["_lock"]
+        return state
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        self._lock = threading.Lock()
 
     def as_dict(self) -> dict:
         """Return the counts as a plain dict."""
@@ -132,6 +148,11 @@ class ScoreResult:
         self.log_probs = np.asarray(self.log_probs, dtype=np.float64)
         if not self.errors:
             self.errors = [None] * self.log_probs.shape[0]
+
+    @property
+    def failed(self) -> np.ndarray:
+        """Boolean mask of the rows without a finite score for every label."""
+        return ~finite_rows(self.log_probs)
 
 
 @dataclass

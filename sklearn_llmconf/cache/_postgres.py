@@ -1,7 +1,7 @@
 """The response cache on a PostgreSQL server, shared by workers on several machines.
 
 Same interface and keys as the SQLite :class:`~sklearn_llmconf.ResponseCache`;
-``ResponseCache("postgresql://...")`` builds one of these.
+``LLMClassifier(cache="postgresql://...")`` builds one of these.
 """
 
 from __future__ import annotations
@@ -14,13 +14,12 @@ from urllib.parse import urlsplit, urlunsplit
 
 import numpy as np
 
+from ..utils._optional import import_optional
 from ._sqlite import ResponseCache
 
 __all__ = ["PostgresResponseCache"]
 
 URL_SCHEMES = ("postgresql://", "postgres://")
-# Rows fetched per round trip: bounds the memory of one query, not its length.
-_CHUNK = 10_000
 _TABLE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 
 
@@ -30,14 +29,8 @@ def is_postgres_url(path) -> bool:
 
 
 def _import_psycopg():
-    try:
-        import psycopg
-    except ImportError as exc:
-        raise ImportError(
-            "A PostgreSQL response cache needs psycopg 3: "
-            "pip install 'sklearn-llmconf[postgres]'"
-        ) from exc
-    return psycopg
+    return import_optional("psycopg", extra="postgres",
+                           needed_by="A PostgreSQL response cache")
 
 
 def _mask_password(url: str) -> str:
@@ -57,8 +50,8 @@ class PostgresResponseCache(ResponseCache):
     are dropped on pickling. Each :meth:`set_many` is one transaction: a worker
     killed mid-write leaves either all of its rows or none.
 
-    ``ResponseCache("postgresql://...")`` and ``LLMClassifier(cache="postgresql://...")``
-    build this class.
+    ``LLMClassifier(cache="postgresql://...")`` builds this class (see
+    :func:`~sklearn_llmconf.cache.open_cache`).
 
     Parameters
     ----------

@@ -54,9 +54,10 @@ class ResponseCache:
     Parameters
     ----------
     path : str or path-like
-        The SQLite file; created (with its parent folder) on first use. A URL
-        ``postgresql://user@host/db`` builds a
-        :class:`~sklearn_llmconf.PostgresResponseCache` instead.
+        The SQLite file; created (with its parent folder) on first use. For a
+        server URL ``postgresql://user@host/db`` use
+        :class:`~sklearn_llmconf.PostgresResponseCache` (``cache=`` of the
+        classifier accepts both, see :func:`~sklearn_llmconf.cache.open_cache`).
     timeout : float, default=60.0
         Seconds a writer waits for a lock held by another writer.
 
@@ -66,16 +67,6 @@ class ResponseCache:
     which by contract holds nothing secret; values are float64 rows with NaN
     preserved. Nothing else is stored.
     """
-
-    def __new__(cls, path=None, *args, **kwargs):
-        # A server URL selects the PostgreSQL cache (same interface and keys).
-        if cls is ResponseCache and isinstance(path, str) and path.startswith(
-            ("postgresql://", "postgres://")
-        ):
-            from ._postgres import PostgresResponseCache
-
-            cls = PostgresResponseCache
-        return super().__new__(cls)
 
     def __init__(self, path, timeout=60.0):
         self.path = Path(path)

@@ -13,23 +13,26 @@ A calibration text is never its own demonstration: fixed demonstrations are
 left out of the calibration rows, and ``"similar"`` selection already skips
 the query's own text. The calibration scores are exactly what ``predict*``
 computes for the same texts, so they are cached: in the response cache when
-one is set, else in a small in-memory cache kept on the estimator.
+one is set, else in a :class:`~sklearn_llmconf.cache.MemoryCache` kept on the
+estimator.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 from scipy.special import log_softmax
 
-from ..cache._sqlite import ResponseCache
 from ..prompts._text import normalize_text
+from ..scoring._failures import finite_rows
 from ..utils._warn import warn_external
-from ._temperature import fit_temperature, label_free_offset
+from ._priors import apply_prior, estimate_prior, warn_small_batch
+from ._temperature import fit_temperature, label_free_offset, scale_logits
 
 __all__ = [
     "MIN_CALIBRATION_ROWS",
-    "MemoryCache",
-    "apply_calibration",
+    "ScoreCorrection",
     "calibration_rows",
     "fit_calibration",
 ]
@@ -37,32 +40,6 @@ __all__ = [
 #: Fewer scored calibration rows than this: no temperature is fitted, only the
 #: label-free batch prior of the rows there are (see :func:`fit_calibration`).
 MIN_CALIBRATION_ROWS = 10
-
-
-class MemoryCache:
-    """In-memory stand-in for :class:`ResponseCache`, holding ``fit``'s scores.
-
-    With no ``cache`` set, the calibration rows scored in ``fit`` are kept here
-    so that ``predict*`` on the same texts does not score them again. Only
-    ``fit`` writes to it (``frozen=True`` afterwards), so it never grows with
-    the data predicted later.
-    """
-
-    make_key = staticmethod(ResponseCache.make_key)
-
-    def __init__(self):
-        self.store = {}
-        self.frozen = False
-
-    def get_many(self, keys):
-        return {k: self.store[k] for k in keys if k in self.store}
-
-    def set_many(self, items):
-        if not self.frozen:
-            self.store.update(items)
-
-    def __len__(self):
-        return len(self.store)
 
 
 def calibration_rows(rows, y_index, demo_rows, max_samples, rng):
@@ -113,7 +90,7 @@ def fit_calibration(log_probs, y_index, n_classes):
     label-free batch prior of those rows (no labels used); with none: a warning
     and the raw scores.
     """
-    ok = np.isfinite(log_probs).all(axis=1)
+    ok = finite_rows(log_probs)
     log_probs, y_index = log_probs[ok], np.asarray(y_index)[ok]
     n_used = len(y_index)
     binary = n_classes == 2
@@ -140,11 +117,51 @@ def fit_calibration(log_probs, y_index, n_classes):
     return temperature, np.asarray(bias, dtype=float), n_used
 
 
-def apply_calibration(log_probs, temperature, bias):
-    """``log_softmax(log_probs / T + bias)`` of finite rows; others unchanged."""
-    out = log_probs.copy()
-    ok = np.isfinite(log_probs).all(axis=1)
-    if ok.any():
-        out[ok] = log_softmax(log_softmax(log_probs[ok], axis=1) / temperature + bias,
-                              axis=1)
-    return out
+@dataclass(frozen=True)
+class ScoreCorrection:
+    """What ``fit`` decided to do to raw label scores, in the order applied.
+
+    First the label-free prior correction (``prior``: ``"batch"``, divided out
+    of each call's own rows, or ``"contextual"``, the fitted
+    ``content_free_prior``), then the in-fit temperature and bias:
+    ``log_softmax(log_softmax(s) / T + b)``. Failed rows are left as they are.
+    """
+
+    prior: str | None = None
+    content_free_prior: np.ndarray | None = None
+    temperature: float | None = None
+    bias: np.ndarray | None = None
+
+    def apply(self, log_probs, failed, n_classes):
+        """The corrected scores of ``log_probs`` (NaN rows ``failed``).
+
+        Parameters
+        ----------
+        log_probs : ndarray of shape (n, n_classes)
+            Changed in place by the prior correction.
+        failed : ndarray of bool of shape (n,)
+        n_classes : int
+
+        Returns
+        -------
+        log_probs : ndarray of shape (n, n_classes)
+        """
+        if self.prior is not None and not failed.all():
+            ok = ~failed
+            if self.prior == "batch":
+                warn_small_batch(int(ok.sum()), n_classes)
+                prior = estimate_prior(log_probs[ok])
+            else:
+                prior = self.content_free_prior
+            log_probs[ok] = apply_prior(log_probs[ok], prior)
+        if self.temperature is None:
+            return log_probs
+        out = log_probs.copy()
+        ok = finite_rows(log_probs)
+        if ok.any():
+            out[ok] = log_softmax(
+                scale_logits(log_softmax(log_probs[ok], axis=1), self.temperature,
+                             self.bias),
+                axis=1,
+            )
+        return out

@@ -1,6 +1,5 @@
 """Temperature scaling (optionally with a per-class bias) as a meta-estimator."""
 
-import warnings
 from inspect import signature
 from numbers import Integral, Real
 
@@ -20,7 +19,7 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.parallel import Parallel, delayed
 from sklearn.utils.validation import check_is_fitted, column_or_1d
 
-from ..scoring._failures import record_failed_rows
+from ..scoring._failures import finite_rows, predict_with_failures
 from ..utils._sklearn_compat import (
     HasMethods,
     Interval,
@@ -34,7 +33,8 @@ from ..utils._sklearn_compat import (
     _routing_enabled,
     _safe_indexing,
 )
-from ._temperature import finite_rows, fit_temperature, logits_to_proba, to_logits
+from ..utils._warn import warn_external
+from ._temperature import fit_temperature, logits_to_proba, scale_logits, to_logits
 
 __all__ = ["TemperatureScaler"]
 
@@ -44,17 +44,11 @@ def _response_method_name(estimator):
     ).__name__
 
 
-def _failed_rows(logits, failed):
-    """Rows reported failed by the wrapped estimator, or with non-finite logits."""
-    return failed.mask(len(logits)) | ~finite_rows(logits)
-
-
 def _score(estimator, method_name, X, n_classes):
-    """Logits of ``X`` and the mask of the rows that failed to be scored."""
-    with record_failed_rows() as failed:
-        raw = getattr(estimator, method_name)(X)
+    """Logits of ``X``, the mask of the rows that failed, and their reasons."""
+    raw, failed, reasons = predict_with_failures(estimator, X, method_name)
     logits = to_logits(raw, method_name, n_classes)
-    return logits, _failed_rows(logits, failed)
+    return logits, failed | ~finite_rows(logits), reasons
 
 
 def _drop_failed(logits, failed, y, sample_weight):
@@ -67,11 +61,9 @@ def _drop_failed(logits, failed, y, sample_weight):
             "(NaN scores or rows reported as failed); nothing to fit the "
             "temperature on."
         )
-    warnings.warn(
+    warn_external(
         f"{int(failed.sum())} of {len(failed)} calibration rows failed in the "
-        "wrapped estimator and were left out of the temperature fit.",
-        UserWarning,
-        stacklevel=4,
+        "wrapped estimator and were left out of the temperature fit."
     )
     keep = ~failed
     y = np.asarray(y)[keep]
@@ -99,15 +91,19 @@ class _TemperatureCalibratedClassifier:
             Rows the wrapped estimator reported as failed or left non-finite:
             they are not rescaled, so a uniform placeholder stays uniform and a
             NaN row stays NaN.
+        reasons : list of (str or None)
+            Why each row failed, as the wrapped estimator reported it.
         """
-        logits, failed = _score(self.estimator, self.method_name, X, self.n_classes)
-        z = logits / self.temperature + self.bias
+        logits, failed, reasons = _score(self.estimator, self.method_name, X,
+                                         self.n_classes)
+        z = scale_logits(logits, self.temperature, self.bias)
         z[failed] = logits[failed]
-        return z, failed
+        return z, failed, reasons
 
-    def predict_proba(self, X):
-        z, _ = self.calibrated_logits(X)
-        return logits_to_proba(z)
+    def proba_with_failures(self, X):
+        """Calibrated probabilities, failed rows and their reasons."""
+        z, failed, reasons = self.calibrated_logits(X)
+        return logits_to_proba(z), failed, reasons
 
 
 def _encode(y, classes):
@@ -153,7 +149,7 @@ def _fit_pair(estimator, X, y, train, test, sample_weight, fit_params, fit_bias,
     classes = _estimator_classes(estimator, y)
     method_name = _response_method_name(estimator)
     X_test, y_test = _safe_indexing(X, test), _safe_indexing(y, test)
-    logits, failed = _score(estimator, method_name, X_test, len(classes))
+    logits, failed, _ = _score(estimator, method_name, X_test, len(classes))
     sw = None if sample_weight is None else _safe_indexing(sample_weight, test)
     logits, y_test, sw = _drop_failed(logits, failed, y_test, sw)
     temperature, bias = fit_temperature(
@@ -377,24 +373,8 @@ class TemperatureScaler(ClassifierMixin, MetaEstimatorMixin, BaseEstimator):
         frozen = isinstance(estimator, FrozenEstimator)
         ensemble = (not frozen) if self.ensemble == "auto" else self.ensemble
 
-        if _routing_enabled():
-            routed_params = process_routing(
-                self, "fit", sample_weight=sample_weight, **fit_params
-            )
-        else:
-            supports_sw = "sample_weight" in signature(estimator.fit).parameters
-            if sample_weight is not None and not supports_sw and not frozen:
-                warnings.warn(
-                    f"{type(estimator).__name__} does not accept sample_weight; "
-                    "the weights are used for the calibration only.",
-                    stacklevel=3,
-                )
-            fit_kwargs = dict(fit_params)
-            if sample_weight is not None and supports_sw:
-                fit_kwargs["sample_weight"] = sample_weight
-            routed_params = _manual_routing(
-                {"splitter": {}, "estimator": {"fit": fit_kwargs}}
-            )
+        routed_params = self._route_params(estimator, frozen, sample_weight,
+                                           fit_params)
         fit_kw = routed_params.estimator.fit
 
         if frozen and not ensemble:
@@ -403,7 +383,8 @@ class TemperatureScaler(ClassifierMixin, MetaEstimatorMixin, BaseEstimator):
             this_estimator = clone(estimator).fit(X, y, **fit_kw)
             classes = _estimator_classes(this_estimator, y)
             method_name = _response_method_name(this_estimator)
-            logits, failed = _score(this_estimator, method_name, X, len(classes))
+            logits, failed, _ = _score(this_estimator, method_name, X,
+                                       len(classes))
             pairs = [
                 self._calibrate(
                     this_estimator, logits, failed, y, method_name, sample_weight
@@ -412,29 +393,10 @@ class TemperatureScaler(ClassifierMixin, MetaEstimatorMixin, BaseEstimator):
         else:
             cv = self._check_cv(y)
             if ensemble:
-                results = Parallel(n_jobs=self.n_jobs)(
-                    delayed(_fit_pair)(
-                        clone(estimator),
-                        X,
-                        y,
-                        train,
-                        test,
-                        sample_weight,
-                        fit_kw,
-                        self.bias,
-                        self.bias_shrinkage,
-                    )
-                    for train, test in cv.split(X, y, **routed_params.splitter.split)
+                pairs, classes = self._fit_fold_pairs(
+                    estimator, X, y, cv.split(X, y, **routed_params.splitter.split),
+                    sample_weight, fit_kw,
                 )
-                pairs = [pair for pair, _ in results]
-                classes = results[0][1]
-                for _, fold_classes in results[1:]:
-                    if not np.array_equal(fold_classes, classes):
-                        raise ValueError(
-                            "The estimators fitted on different folds saw "
-                            f"different classes ({classes.tolist()} vs "
-                            f"{fold_classes.tolist()}); use a stratified cv."
-                        )
             else:
                 this_estimator = clone(estimator)
                 method_name = _response_method_name(this_estimator)
@@ -471,6 +433,41 @@ class TemperatureScaler(ClassifierMixin, MetaEstimatorMixin, BaseEstimator):
         if hasattr(first, "feature_names_in_"):
             self.feature_names_in_ = first.feature_names_in_
         return self
+
+    def _route_params(self, estimator, frozen, sample_weight, fit_params):
+        """The parameters of the estimator's ``fit`` and of the splitter."""
+        if _routing_enabled():
+            return process_routing(self, "fit", sample_weight=sample_weight,
+                                   **fit_params)
+        supports_sw = "sample_weight" in signature(estimator.fit).parameters
+        if sample_weight is not None and not supports_sw and not frozen:
+            warn_external(
+                f"{type(estimator).__name__} does not accept sample_weight; "
+                "the weights are used for the calibration only."
+            )
+        fit_kwargs = dict(fit_params)
+        if sample_weight is not None and supports_sw:
+            fit_kwargs["sample_weight"] = sample_weight
+        return _manual_routing({"splitter": {}, "estimator": {"fit": fit_kwargs}})
+
+    def _fit_fold_pairs(self, estimator, X, y, splits, sample_weight, fit_kw):
+        """One calibrated copy of the estimator per cross-validation fold."""
+        results = Parallel(n_jobs=self.n_jobs)(
+            delayed(_fit_pair)(
+                clone(estimator), X, y, train, test, sample_weight, fit_kw,
+                self.bias, self.bias_shrinkage,
+            )
+            for train, test in splits
+        )
+        classes = results[0][1]
+        for _, fold_classes in results[1:]:
+            if not np.array_equal(fold_classes, classes):
+                raise ValueError(
+                    "The estimators fitted on different folds saw "
+                    f"different classes ({classes.tolist()} vs "
+                    f"{fold_classes.tolist()}); use a stratified cv."
+                )
+        return [pair for pair, _ in results], classes
 
     def _calibrate(self, estimator, logits, failed, y, method_name, sample_weight):
         classes = _estimator_classes(estimator, y)
@@ -511,10 +508,31 @@ class TemperatureScaler(ClassifierMixin, MetaEstimatorMixin, BaseEstimator):
         return check_cv(self.cv, y, classifier=True)
 
     def _mean_proba(self, X):
+        """Mean calibrated probabilities; a row failed if it failed in any pair."""
         proba = np.zeros((_num_samples(X), len(self.classes_)))
+        failed, reasons = None, None
         for pair in self.calibrated_classifiers_:
-            proba += pair.predict_proba(X)
-        return proba / len(self.calibrated_classifiers_)
+            pair_proba, pair_failed, pair_reasons = pair.proba_with_failures(X)
+            proba += pair_proba
+            if failed is None:
+                failed, reasons = pair_failed, pair_reasons
+            else:
+                failed = failed | pair_failed
+        return proba / len(self.calibrated_classifiers_), failed, reasons
+
+    def _predict_with_failures(self, X, method):
+        """See :func:`sklearn_llmconf.scoring.predict_with_failures`."""
+        check_is_fitted(self)
+        if method == "decision_function" and len(self.calibrated_classifiers_) == 1:
+            z, failed, reasons = self.calibrated_classifiers_[0].calibrated_logits(X)
+            return (z if z.ndim == 1 else log_softmax(z, axis=1)), failed, reasons
+        proba, failed, reasons = self._mean_proba(X)
+        if method == "predict_proba":
+            return proba, failed, reasons
+        log_p = np.log(np.clip(proba, np.finfo(float).tiny, None))
+        if method == "decision_function" and log_p.shape[1] == 2:
+            return log_p[:, 1] - log_p[:, 0], failed, reasons
+        return log_p, failed, reasons
 
     def predict_proba(self, X):
         """Calibrated class probabilities.
@@ -530,8 +548,7 @@ class TemperatureScaler(ClassifierMixin, MetaEstimatorMixin, BaseEstimator):
             Probabilities, columns in the order of ``classes_``; the mean over
             the calibrated pairs when ``ensemble=True``.
         """
-        check_is_fitted(self)
-        return self._mean_proba(X)
+        return self._predict_with_failures(X, "predict_proba")[0]
 
     def decision_function(self, X):
         """Calibrated log-scores, consistent with :meth:`predict_proba`.
@@ -550,14 +567,7 @@ class TemperatureScaler(ClassifierMixin, MetaEstimatorMixin, BaseEstimator):
             multiclass); with an ensemble they are the logarithm of the
             averaged probabilities.
         """
-        check_is_fitted(self)
-        if len(self.calibrated_classifiers_) == 1:
-            z, _ = self.calibrated_classifiers_[0].calibrated_logits(X)
-            return z if z.ndim == 1 else log_softmax(z, axis=1)
-        log_p = np.log(np.clip(self._mean_proba(X), np.finfo(float).tiny, None))
-        if log_p.shape[1] == 2:
-            return log_p[:, 1] - log_p[:, 0]
-        return log_p
+        return self._predict_with_failures(X, "decision_function")[0]
 
     def predict(self, X):
         """Class with the highest calibrated probability.
@@ -579,8 +589,7 @@ class TemperatureScaler(ClassifierMixin, MetaEstimatorMixin, BaseEstimator):
             failed row of an ``LLMClassifier(on_error="nan")``), as the
             wrapped ``LLMClassifier.predict`` does.
         """
-        check_is_fitted(self)
-        proba = self._mean_proba(X)
+        proba = self.predict_proba(X)
         failed = np.isnan(proba).any(axis=1)
         if failed.any():
             raise ValueError(

@@ -19,12 +19,12 @@ are already there).
 
 from __future__ import annotations
 
-import warnings
-
 import numpy as np
 from scipy.optimize import minimize
 from scipy.special import expit, log_expit, logsumexp, softmax
 from threadpoolctl import threadpool_limits
+
+from ..utils._warn import warn_external
 
 # log(0) from predict_proba is clipped here; same order as sklearn's eps (1e-12).
 PROBA_EPS = 1e-12
@@ -81,10 +81,9 @@ def to_logits(raw, method_name, n_classes):
     return raw
 
 
-def finite_rows(logits):
-    """Rows whose logits are all finite."""
-    finite = np.isfinite(logits)
-    return finite if finite.ndim == 1 else finite.all(axis=1)
+def scale_logits(logits, temperature, bias):
+    """``logits / T + b``: the temperature and bias of every calibrator here."""
+    return logits / temperature + bias
 
 
 def logits_to_proba(z):
@@ -163,8 +162,8 @@ def _fit_once(logits, y_idx, w, fit_bias, offset, lam):
     res = minimize(fun, np.zeros(n_params), jac=True, method="L-BFGS-B",
                    bounds=bounds)
     if not res.success:  # pragma: no cover - L-BFGS-B rarely fails here
-        warnings.warn(f"Temperature scaling did not converge: {res.message}",
-                      RuntimeWarning, stacklevel=4)
+        warn_external(f"Temperature scaling did not converge: {res.message}",
+                      RuntimeWarning)
     temperature = float(np.exp(res.x[0]))
     if binary:
         d = float(res.x[1]) if fit_bias else 0.0

@@ -18,6 +18,8 @@ from importlib import resources
 import numpy as np
 from sklearn.utils import Bunch
 
+from ..utils._optional import import_optional
+
 __all__ = [
     "load_bbc_news",
     "load_question_types",
@@ -27,9 +29,6 @@ __all__ = [
 ]
 
 _PACKAGE = "sklearn_llmconf.datasets"
-_PANDAS_HINT = (
-    'as_frame=True needs pandas; install it with: pip install "sklearn-llmconf[pandas]"'
-)
 
 
 @cache
@@ -60,10 +59,7 @@ def _make_bunch(*, texts, target, descr, return_X_y, as_frame):
     """Assemble the scikit-learn-style return value shared by all loaders."""
     target_names = np.unique(target)
     if as_frame:
-        try:
-            import pandas as pd
-        except ImportError as exc:
-            raise ImportError(_PANDAS_HINT) from exc
+        pd = import_optional("pandas", extra="pandas", needed_by="as_frame=True")
         data = pd.DataFrame({"text": texts})
         target = pd.Series(target, name="label")
         frame = pd.concat([data, target], axis=1)

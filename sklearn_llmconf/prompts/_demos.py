@@ -65,6 +65,15 @@ class DemoPool:
             depth += 1
         return rng.permutation(np.asarray(picked, dtype=int))
 
+    def fit_similarity(self) -> DemoPool:
+        """Fit the TF-IDF similarity of :meth:`nearest` (once, at fit time)."""
+        self._vectorizer = TfidfVectorizer(sublinear_tf=True)
+        self._pool_matrix = self._vectorizer.fit_transform(
+            [" ".join(r) for r in self.rows]
+        )
+        self._key_index = {k: i for i, k in enumerate(self.keys)}
+        return self
+
     def nearest(self, queries, n_shots, *, stratified) -> list[np.ndarray]:
         """Indices of the most similar pool rows for each query (TF-IDF cosine).
 
@@ -74,11 +83,7 @@ class DemoPool:
         the demonstrations stay label-balanced.
         """
         if self._vectorizer is None:
-            self._vectorizer = TfidfVectorizer(sublinear_tf=True)
-            self._pool_matrix = self._vectorizer.fit_transform(
-                [" ".join(r) for r in self.rows]
-            )
-            self._key_index = {k: i for i, k in enumerate(self.keys)}
+            self.fit_similarity()
         query_matrix = self._vectorizer.transform([" ".join(q) for q in queries])
         sims = (query_matrix @ self._pool_matrix.T).toarray()
         for qi, q in enumerate(queries):

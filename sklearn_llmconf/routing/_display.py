@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 from sklearn.utils.validation import check_is_fitted
 
+from ..utils._optional import import_optional
 from ._stats import (
     accepted_counts,
     default_thresholds,
@@ -20,13 +21,7 @@ def _check_matplotlib_support(caller_name):
 
     Shared by every Display of the package (``plotting`` imports it from here).
     """
-    try:
-        import matplotlib  # noqa: F401
-    except ImportError as e:
-        raise ImportError(
-            f"{caller_name} requires matplotlib. Install it with "
-            '`pip install "sklearn-llmconf[plot]"` (or `pip install matplotlib`).'
-        ) from e
+    import_optional("matplotlib", extra="plot", needed_by=caller_name)
 
 
 class RoutingDisplay:

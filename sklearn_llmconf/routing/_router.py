@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import warnings
 from numbers import Real
 
 import numpy as np
@@ -13,8 +12,9 @@ from sklearn.model_selection import train_test_split
 from sklearn.utils import get_tags
 from sklearn.utils.validation import check_is_fitted, column_or_1d
 
-from ..scoring._failures import record_failed_rows
+from ..scoring._failures import finite_rows, predict_with_failures
 from ..utils._sklearn_compat import HasMethods, Interval, StrOptions, _fit_context
+from ..utils._warn import warn_external
 from ._report import routing_report
 from ._stats import (
     N_STARTS,
@@ -247,11 +247,10 @@ class ConfidenceRouter(MetaEstimatorMixin, BaseEstimator):
         return names, targets
 
     def _proba(self, X):
-        """Probabilities and failed-row mask (recorded failures or NaN rows)."""
-        with record_failed_rows() as record:
-            proba = np.asarray(self.estimator_.predict_proba(X), dtype=float)
-        failed = record.mask(len(proba)) | ~np.isfinite(proba).all(axis=1)
-        return proba, failed
+        """Probabilities and failed-row mask (reported failures or NaN rows)."""
+        proba, failed, _ = predict_with_failures(self.estimator_, X, "predict_proba")
+        proba = np.asarray(proba, dtype=float)
+        return proba, failed | ~finite_rows(proba)
 
     @_fit_context(prefer_skip_nested_validation=False)
     def fit(self, X, y, **fit_params):
@@ -349,14 +348,12 @@ class ConfidenceRouter(MetaEstimatorMixin, BaseEstimator):
                     "no threshold's observed precision reaches the target"
                 )
                 tier = str(self.tier_names_[t])
-                warnings.warn(
+                warn_external(
                     f"Tier {tier!r} (precision >= {target:g}){where}: "
                     f"no threshold could be certified with {self.n_calibration_} "
                     f"calibration rows at delta {self.delta_per_test_:.3g}; the tier "
                     f"accepts nothing. Certifying needs at least {n_zero} accepted "
-                    f"rows with no error; {at_obs}.",
-                    UserWarning,
-                    stacklevel=5,  # the caller of fit
+                    f"rows with no error; {at_obs}."
                 )
 
     def _tier_index(self, proba, failed):

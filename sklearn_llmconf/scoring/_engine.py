@@ -3,129 +3,85 @@
 One entry point, :func:`score_prompts`, used by the classifier and by anything
 else that needs scores. The flow of one call::
 
-    prompts --de-duplicate--> unique prompts --score_unique--> Scores --take--> rows
+    prompts --de-duplicate--> unique prompts --score_unique--> ScoreResult
+            --take--> rows
 
 :func:`score_unique` scores distinct prompts: it looks each one up in the
 response cache, sends the rest to the strategy (hence the backend) in batches
 of ``batch_size``, writes every completed batch to the cache (so an interrupted
 run resumes where it stopped) and counts the usage. It depends on its
 arguments only, so chunks of unique prompts can be scored independently (in
-parallel workers) and joined with :meth:`Scores.concat`.
+parallel workers) and joined with :func:`concat`.
 """
 
 from __future__ import annotations
 
 import sys
-from contextlib import contextmanager
-from dataclasses import dataclass, field
 from functools import partial
 
 import numpy as np
 
-from ..backends._base import Usage
-from ..cache._sqlite import ResponseCache
+from ..backends._base import ScoreResult, Usage
+from ..cache import key_function, open_cache
 from ._parallel import score_in_parallel, score_with
 
-__all__ = ["Scores", "open_cache", "score_prompts", "score_unique"]
+__all__ = ["concat", "place", "score_prompts", "score_rows", "score_unique", "take"]
 
 
-@dataclass
-class Scores:
-    """Per-label log-scores of a sequence of prompts.
+def take(scores: ScoreResult, index) -> ScoreResult:
+    """The rows at ``index`` (usage is shared, not repeated)."""
+    index = np.asarray(index, dtype=int)
+    return ScoreResult(
+        scores.log_probs[index],
+        [scores.errors[i] for i in index],
+        scores.usage,
+        {name: values[index] for name, values in scores.extra.items()},
+    )
 
-    Attributes
-    ----------
-    log_probs : ndarray of shape (n_prompts, n_labels)
-        ``log P(label | prompt)`` (or the strategy's log-scores); NaN rows failed.
-    errors : list of (str or None)
-        Per prompt: None when scored, else a short reason.
-    usage : Usage
-        What this call cost (model calls, cache hits, tokens).
-    extra : dict
-        Per-prompt diagnostics reported by the backend, each an ndarray of
-        shape (n_prompts,) with NaN where unknown (e.g. answered from the
-        cache), such as ``"uncovered_mass"``: ``1 - sum_k P(label_k | prompt)``.
+
+def place(scores: ScoreResult, index, n_rows: int, errors) -> ScoreResult:
+    """``scores`` at rows ``index`` of ``n_rows``; the other rows failed.
+
+    ``errors`` gives every row's reason (None at ``index``); the rows not in
+    ``index`` get NaN scores and NaN extras.
     """
-
-    log_probs: np.ndarray
-    errors: list
-    usage: Usage = field(default_factory=Usage)
-    extra: dict = field(default_factory=dict)
-
-    @property
-    def failed(self) -> np.ndarray:
-        """Boolean mask of the rows without a finite score for every label."""
-        return ~np.isfinite(self.log_probs).all(axis=1)
-
-    def take(self, index) -> Scores:
-        """The rows at ``index`` (usage is shared, not repeated)."""
-        index = np.asarray(index, dtype=int)
-        return Scores(
-            self.log_probs[index],
-            [self.errors[i] for i in index],
-            self.usage,
-            {name: values[index] for name, values in self.extra.items()},
-        )
-
-    def placed(self, index, n_rows: int, errors) -> Scores:
-        """These scores at rows ``index`` of ``n_rows``; the other rows failed.
-
-        ``errors`` gives every row's reason (None at ``index``); the rows not
-        in ``index`` get NaN scores and NaN extras.
-        """
-        index = np.asarray(index, dtype=int)
-        log_probs = np.full((n_rows, self.log_probs.shape[1]), np.nan)
-        log_probs[index] = self.log_probs
-        merged = list(errors)
-        for i, err in zip(index, self.errors):
-            merged[i] = err
-        extra = {}
-        for name, values in self.extra.items():
-            extra[name] = np.full(n_rows, np.nan)
-            extra[name][index] = values
-        return Scores(log_probs, merged, self.usage, extra)
-
-    @classmethod
-    def concat(cls, parts, n_labels: int) -> Scores:
-        """Join the scores of consecutive chunks of prompts."""
-        parts = list(parts)
-        usage = Usage()
-        for part in parts:
-            usage += part.usage
-        names = {name for part in parts for name in part.extra}
-        return cls(
-            np.concatenate([p.log_probs for p in parts]) if parts
-            else np.empty((0, n_labels)),
-            [e for p in parts for e in p.errors],
-            usage,
-            {
-                name: np.concatenate([
-                    p.extra.get(name, np.full(len(p.errors), np.nan)) for p in parts
-                ])
-                for name in names
-            },
-        )
+    index = np.asarray(index, dtype=int)
+    log_probs = np.full((n_rows, scores.log_probs.shape[1]), np.nan)
+    log_probs[index] = scores.log_probs
+    merged = list(errors)
+    for i, err in zip(index, scores.errors):
+        merged[i] = err
+    extra = {}
+    for name, values in scores.extra.items():
+        extra[name] = np.full(n_rows, np.nan)
+        extra[name][index] = values
+    return ScoreResult(log_probs, merged, scores.usage, extra)
 
 
-@contextmanager
-def open_cache(cache):
-    """Yield a cache object for ``cache`` (path, cache or None).
-
-    A cache opened here from a path is closed on exit; a cache object passed
-    in stays open (its owner closes it).
-    """
-    if cache is None or hasattr(cache, "get_many"):
-        yield cache
-        return
-    opened = ResponseCache(cache)
-    try:
-        yield opened
-    finally:
-        opened.close()
+def concat(parts, n_labels: int) -> ScoreResult:
+    """Join the scores of consecutive chunks of prompts."""
+    parts = list(parts)
+    usage = Usage()
+    for part in parts:
+        usage += part.usage
+    names = {name for part in parts for name in part.extra}
+    return ScoreResult(
+        np.concatenate([p.log_probs for p in parts]) if parts
+        else np.empty((0, n_labels)),
+        [e for p in parts for e in p.errors],
+        usage,
+        {
+            name: np.concatenate([
+                p.extra.get(name, np.full(len(p.errors), np.nan)) for p in parts
+            ])
+            for name in names
+        },
+    )
 
 
 def score_prompts(backend, prompts, labels, *, strategy, cache=None,
-                  batch_size=64, progress=False, usage=None, n_jobs=None) -> Scores:
+                  batch_size=64, progress=False, usage=None,
+                  n_jobs=None) -> ScoreResult:
     """Score every prompt, calling the backend once per distinct prompt text.
 
     Parameters
@@ -138,7 +94,8 @@ def score_prompts(backend, prompts, labels, *, strategy, cache=None,
         From :func:`~sklearn_llmconf.scoring._strategies.make_strategy`: its
         ``score(backend, prompts, labels)`` returns a ScoreResult and its
         ``cache_extra`` is part of the cache key.
-    cache : str, path-like, ResponseCache or None, default=None
+    cache : str, path-like, cache object or None, default=None
+        Opened (and closed) with :func:`sklearn_llmconf.cache.open_cache`.
     batch_size : int, default=64
         Prompts per strategy call; the cache is written after each.
     progress : bool, default=False
@@ -153,51 +110,111 @@ def score_prompts(backend, prompts, labels, *, strategy, cache=None,
 
     Returns
     -------
-    scores : Scores
-        One row per prompt, in order.
+    scores : ScoreResult
+        One row per prompt, in order; NaN rows failed, ``errors`` says why.
     """
+    with open_cache(cache) as opened:
+        return _score_distinct_texts(backend, prompts, labels, strategy=strategy,
+                                     cache=opened, batch_size=batch_size,
+                                     progress=progress, usage=usage, n_jobs=n_jobs)
+
+
+#: Distinct rows rendered at a time by :func:`score_rows` (a multiple of the
+#: default batch size): memory stays flat in the number of texts.
+RENDER_CHUNK = 4096
+
+
+def score_rows(backend, rows, render, labels, *, strategy, cache=None,
+               batch_size=64, progress=False, usage=None, n_jobs=None,
+               chunk_size=RENDER_CHUNK) -> ScoreResult:
+    """Score rows of prompt fields, rendering at most ``chunk_size`` at a time.
+
+    Equal rows render equal prompts, so rows are de-duplicated before they are
+    rendered; the distinct rows are rendered and scored chunk by chunk, so
+    that the rendered prompts of only one chunk are held at a time.
+
+    Parameters
+    ----------
+    backend : backend object
+    rows : list of tuple of str
+        Field values of each row.
+    render : callable
+        ``render(rows) -> list of Prompt``, one prompt per row.
+    labels, strategy, cache, batch_size, progress, usage, n_jobs
+        As in :func:`score_prompts`.
+    chunk_size : int, default=RENDER_CHUNK
+        Distinct rows rendered at a time.
+
+    Returns
+    -------
+    scores : ScoreResult
+        One row per input row, in order.
+    """
+    position: dict[tuple, int] = {}
+    inverse = [position.setdefault(row, len(position)) for row in rows]
+    unique = list(position)
+    parts = []
+    bar = _progress(len(unique), enabled=progress)
+    try:
+        with open_cache(cache) as opened:
+            for start in range(0, len(unique), chunk_size):
+                prompts = render(unique[start:start + chunk_size])
+                parts.append(_score_distinct_texts(
+                    backend, prompts, labels, strategy=strategy, cache=opened,
+                    batch_size=batch_size, bar=bar, usage=usage, n_jobs=n_jobs,
+                ))
+    finally:
+        bar.close()
+    return take(concat(parts, len(labels)), inverse)
+
+
+def _score_distinct_texts(backend, prompts, labels, **params) -> ScoreResult:
+    """:func:`score_unique` over the distinct texts of ``prompts``, in order."""
     position: dict[str, int] = {}
     unique = []
     for p in prompts:
         if p.text not in position:
             position[p.text] = len(unique)
             unique.append(p)
-    inverse = [position[p.text] for p in prompts]
-    with open_cache(cache) as opened:
-        scores = score_unique(backend, unique, labels, strategy=strategy,
-                              cache=opened, batch_size=batch_size,
-                              progress=progress, usage=usage, n_jobs=n_jobs)
-    return scores.take(inverse)
+    scores = score_unique(backend, unique, labels, **params)
+    return take(scores, [position[p.text] for p in prompts])
 
 
 def score_unique(backend, prompts, labels, *, strategy, cache=None,
-                 batch_size=64, progress=False, usage=None, n_jobs=None) -> Scores:
+                 batch_size=64, progress=False, usage=None, n_jobs=None,
+                 bar=None) -> ScoreResult:
     """Score distinct prompts in batches, through the cache when there is one.
 
     Parameters are those of :func:`score_prompts`, with ``cache`` an open cache
-    object (or None) and ``prompts`` free of duplicates.
+    object (or None) and ``prompts`` free of duplicates; ``bar``, a progress
+    bar owned by the caller, is advanced instead of showing one here.
 
     Returns
     -------
-    scores : Scores
+    scores : ScoreResult
     """
     n, k = len(prompts), len(labels)
-    scores = Scores(np.full((n, k), np.nan), [None] * n)
+    scores = ScoreResult(np.full((n, k), np.nan), [None] * n)
     accounts = [scores.usage] + ([] if usage is None else [usage])
     todo = np.arange(n)
     keys = None
     if cache is not None:
         identity = backend.cache_identity()
-        keys = [cache.make_key(identity, p.text, labels, extra=strategy.cache_extra)
+        make_key = key_function(cache)
+        keys = [make_key(identity, p.text, labels, extra=strategy.cache_extra)
                 for p in prompts]
         hits = cache.get_many(keys)
         hit = np.array([key in hits for key in keys], dtype=bool)
         for i in np.flatnonzero(hit):
             scores.log_probs[i] = hits[keys[i]]
         for account in accounts:
-            account.cache_hits += int(hit.sum())
+            account += Usage(cache_hits=int(hit.sum()))
         todo = np.flatnonzero(~hit)
-    bar = _progress(len(todo), enabled=progress)
+        if bar is not None:
+            bar.update(int(hit.sum()))
+    own_bar = bar is None
+    if own_bar:
+        bar = _progress(len(todo), enabled=progress)
     try:
         score = partial(score_with, strategy, backend, labels)
         for chunk, result in score_in_parallel(score, prompts, todo, n_jobs=n_jobs,
@@ -213,11 +230,12 @@ def score_unique(backend, prompts, labels, *, strategy, cache=None,
                     cache.set_many(done)
             bar.update(len(chunk))
     finally:
-        bar.close()
+        if own_bar:
+            bar.close()
     return scores
 
 
-def _store(scores: Scores, rows, result) -> None:
+def _store(scores: ScoreResult, rows, result) -> None:
     """Copy a ScoreResult for prompts ``rows`` into ``scores``."""
     scores.log_probs[rows] = result.log_probs
     for i, err in zip(rows, result.errors):

@@ -1,104 +1,167 @@
-"""Which rows of a scoring call failed, seen from a wrapping meta-estimator.
+"""Which rows of a prediction failed, seen from a wrapping meta-estimator.
 
 An :class:`~sklearn_llmconf.LLMClassifier` applies its ``on_error`` policy to
 rows it could not score: uniform probabilities (``"warn"``) or NaN (``"nan"``).
 A wrapper that rescales the scores (:class:`~sklearn_llmconf.TemperatureScaler`)
 or routes on them must not turn a uniform placeholder into a confident
-prediction, yet it only sees the numbers. So the wrapper asks for the failure
-mask out of band, through a thread-local record that works across
-``FrozenEstimator``, ``Pipeline`` and any other estimator in between::
+prediction, yet the numbers alone do not say which rows were placeholders. So
+the failed rows travel with the output, in the return value of one call::
 
-    with record_failed_rows() as failed:
-        logits = estimator.decision_function(X)
-    mask = failed.mask(len(logits))   # True for the rows that failed
+    values, failed, reasons = predict_with_failures(estimator, X, "predict_proba")
 
-The scoring side calls :func:`report_failed_rows` once per scoring call with its
-boolean mask. Records nest: every active record receives the report, so a
-scaler inside a router sees the same mask as the router.
+An estimator that knows its failed rows says so through a
+``_predict_with_failures(X, method)`` method with the same return value; this
+function unwraps the containers scikit-learn puts around it
+(:class:`~sklearn.frozen.FrozenEstimator`, :class:`~sklearn.pipeline.Pipeline`,
+a soft :class:`~sklearn.ensemble.VotingClassifier`). Any other estimator's
+failed rows are the rows that are not finite. Nothing is kept between calls, so
+this works the same in threads and in worker processes.
 """
 
 from __future__ import annotations
 
-import threading
-from contextlib import contextmanager
+from dataclasses import dataclass, field
 
 import numpy as np
+from sklearn.ensemble import VotingClassifier
+from sklearn.frozen import FrozenEstimator
+from sklearn.pipeline import Pipeline
 
-__all__ = ["FailedRows", "record_failed_rows", "report_failed_rows"]
+from ..utils._warn import warn_external
 
-_local = threading.local()
+__all__ = ["ScoredRows", "apply_on_error", "finite_rows", "predict_with_failures"]
 
 
-class FailedRows:
-    """Failure mask of the scoring calls made inside :func:`record_failed_rows`.
+@dataclass
+class ScoredRows:
+    """Log-probabilities of some rows with the rows that failed and why.
 
     Attributes
     ----------
-    masks : list of ndarray of bool
-        One mask per scoring call, in call order.
+    log_proba : ndarray of shape (n_rows, n_classes)
+        Corrected log-scores; NaN rows failed.
+    failed : ndarray of shape (n_rows,), dtype=bool
+    reasons : list of (str or None)
+        Why each failed row failed; None for the others.
+    extra : dict
+        Per-row diagnostics reported by the backend, each an ndarray of shape
+        (n_rows,) with NaN where unknown (e.g. answered from the cache), such
+        as ``"uncovered_mass"``: ``1 - sum_k P(label_k | prompt)``.
     """
 
-    def __init__(self):
-        self.masks: list[np.ndarray] = []
-
-    def mask(self, n_rows: int) -> np.ndarray:
-        """Rows that failed in the scoring call(s) covering ``n_rows`` rows.
-
-        When several scoring calls covered the same rows (for example a soft
-        vote over several classifiers), a row failed if it failed in any of
-        them. Calls of another length (content-free inputs, a nested
-        estimator's own fitting) are ignored.
-
-        Parameters
-        ----------
-        n_rows : int
-            Number of rows of the wrapper's input.
-
-        Returns
-        -------
-        mask : ndarray of shape (n_rows,), dtype=bool
-        """
-        out = np.zeros(n_rows, dtype=bool)
-        for m in self.masks:
-            if len(m) == n_rows:
-                out |= m
-        return out
+    log_proba: np.ndarray
+    failed: np.ndarray
+    reasons: list
+    extra: dict = field(default_factory=dict)
 
 
-def _stack() -> list:
-    stack = getattr(_local, "stack", None)
-    if stack is None:
-        stack = _local.stack = []
-    return stack
-
-
-@contextmanager
-def record_failed_rows():
-    """Collect the failure masks of every scoring call made in this block.
-
-    Yields
-    ------
-    failed : FailedRows
-    """
-    record = FailedRows()
-    stack = _stack()
-    stack.append(record)
-    try:
-        yield record
-    finally:
-        stack.remove(record)
-
-
-def report_failed_rows(mask) -> None:
-    """Tell every active :func:`record_failed_rows` block which rows failed.
+def apply_on_error(rows: ScoredRows, on_error: str) -> np.ndarray:
+    """The log-scores with the ``on_error`` policy applied to the failed rows.
 
     Parameters
     ----------
-    mask : array-like of bool of shape (n_rows,)
-        True for the rows of this scoring call that could not be scored.
+    rows : ScoredRows
+    on_error : {"raise", "warn", "nan"}
+        ``"raise"``: a ``RuntimeError`` naming the count and the first reason;
+        ``"warn"``: uniform rows (zeros) and a warning; ``"nan"``: NaN rows.
+
+    Returns
+    -------
+    log_scores : ndarray of shape (n_rows, n_classes)
     """
-    stack = getattr(_local, "stack", None)
-    if stack:
-        mask = np.asarray(mask, dtype=bool).copy()
-        for record in stack:
-            record.masks.append(mask)
+    failed = rows.failed
+    if not failed.any():
+        return rows.log_proba
+    n_failed = int(failed.sum())
+    first = next(r for r, f in zip(rows.reasons, failed) if f)
+    message = (
+        f"{n_failed} of {len(failed)} rows could not be scored "
+        f"(first reason: {first})."
+    )
+    if on_error == "raise":
+        raise RuntimeError(
+            message + " Set on_error='warn' or 'nan' to keep the other rows."
+        )
+    log_scores = rows.log_proba.copy()
+    if on_error == "warn":
+        warn_external(message + " They get uniform probabilities.")
+        log_scores[failed] = 0.0
+    else:
+        log_scores[failed] = np.nan
+    return log_scores
+
+
+def finite_rows(values) -> np.ndarray:
+    """Boolean mask of the rows whose every value is finite.
+
+    Parameters
+    ----------
+    values : ndarray of shape (n_rows,) or (n_rows, n_columns)
+
+    Returns
+    -------
+    mask : ndarray of shape (n_rows,), dtype=bool
+    """
+    finite = np.isfinite(np.asarray(values, dtype=float))
+    return finite if finite.ndim == 1 else finite.all(axis=1)
+
+
+def predict_with_failures(estimator, X, method):
+    """``estimator.<method>(X)`` with the mask and reasons of its failed rows.
+
+    Parameters
+    ----------
+    estimator : fitted estimator
+    X : input accepted by ``estimator``
+    method : {"predict_proba", "predict_log_proba", "decision_function"}
+        The response method to call.
+
+    Returns
+    -------
+    values : ndarray
+        What ``getattr(estimator, method)(X)`` returns.
+    failed : ndarray of shape (n_samples,), dtype=bool
+        Rows that could not be scored (placeholders of the ``on_error``
+        policy, or non-finite rows).
+    reasons : list of (str or None)
+        Per row: why it failed, or another reason the row should not be
+        trusted blindly; None for an ordinary row.
+    """
+    own = getattr(estimator, "_predict_with_failures", None)
+    if own is not None:
+        return own(X, method)
+    if isinstance(estimator, FrozenEstimator):
+        return predict_with_failures(estimator.estimator, X, method)
+    if isinstance(estimator, Pipeline):
+        Xt = estimator[:-1].transform(X) if len(estimator.steps) > 1 else X
+        return predict_with_failures(estimator[-1], Xt, method)
+    if (isinstance(estimator, VotingClassifier) and estimator.voting == "soft"
+            and method == "predict_proba"):
+        return _soft_vote_with_failures(estimator, X)
+    values = np.asarray(getattr(estimator, method)(X), dtype=float)
+    failed = ~finite_rows(values)
+    return values, failed, _reasons_of(failed, "non-finite scores")
+
+
+def _soft_vote_with_failures(voter, X):
+    """A soft vote's probabilities; a row failed if any member's row failed."""
+    probas, failed, reasons = [], None, None
+    for member in voter.estimators_:
+        proba, member_failed, member_reasons = predict_with_failures(
+            member, X, "predict_proba"
+        )
+        probas.append(proba)
+        if failed is None:
+            failed, reasons = member_failed.copy(), list(member_reasons)
+            continue
+        failed |= member_failed
+        reasons = [r if r is not None else m for r, m in zip(reasons, member_reasons)]
+    weights = None if voter.weights is None else [
+        w for (_, est), w in zip(voter.estimators, voter.weights) if est != "drop"
+    ]
+    # the average of VotingClassifier.predict_proba
+    return np.average(probas, axis=0, weights=weights), failed, reasons
+
+
+def _reasons_of(failed, reason):
+    return [reason if f else None for f in failed]

@@ -16,7 +16,6 @@ import pytest
 
 from sklearn_llmconf import LLMClassifier
 from sklearn_llmconf.backends import OpenAIBackend
-from sklearn_llmconf.scoring._failures import record_failed_rows
 from tests._data import short_sms
 
 pytestmark = [pytest.mark.slow, pytest.mark.server]
@@ -271,9 +270,8 @@ def test_generation_strategies_on_real_server(llama_server, endpoint):
     # the scaler leaves them out of its fit, and cannot fit on none.
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
-        with record_failed_rows() as failed:
-            cons.predict_proba(X_test)
-        if failed.mask(12).all():
+        failed = cons.score_details(X_test).failed
+        if failed.all():
             with pytest.raises(ValueError, match="All 12 calibration rows failed"):
                 TemperatureScaler(FrozenEstimator(cons), bias=True).fit(X_test, y_test)
             return
@@ -282,7 +280,7 @@ def test_generation_strategies_on_real_server(llama_server, endpoint):
         np.testing.assert_allclose(cons.predict_proba(X_test), proba)
     np.testing.assert_allclose(calibrated.sum(axis=1), 1.0)
     assert calibrated.shape == (12, 2)
-    np.testing.assert_allclose(calibrated[failed.mask(12)], 0.5)  # kept uniform
+    np.testing.assert_allclose(calibrated[failed], 0.5)  # kept uniform
 
 
 def test_default_settings_few_shot_never_coin_flip(llama_server):

@@ -72,14 +72,13 @@ def test_calibration_improves_biased_scores_and_raw_stays_available():
     p_cal, p_raw = clf.predict_proba(X_te), raw.predict_proba(X_te)
     assert log_loss(y_te, p_cal) < 0.8 * log_loss(y_te, p_raw)
     assert np.mean(clf.predict(X_te) == y_te) >= np.mean(y_te == "ham")
-    # decision_function carries the calibration; set_params(calibration=None)
-    # gives the raw scores back without refitting
+    # decision_function carries the calibration; fit decides it, so
+    # set_params(calibration=None) takes effect at the next fit
     d = clf.decision_function(X_te)
     np.testing.assert_allclose(1 / (1 + np.exp(-d)), p_cal[:, 1])
     clf.set_params(calibration=None)
-    np.testing.assert_allclose(clf.predict_proba(X_te), p_raw)
-    with pytest.raises(ValueError, match="call fit again"):
-        raw.set_params(calibration="auto").predict_proba(X_te)
+    np.testing.assert_array_equal(clf.predict_proba(X_te), p_cal)
+    np.testing.assert_allclose(clf.fit(X, y).predict_proba(X_te), p_raw)
 
 
 def test_too_few_labels_warn_and_fall_back():
@@ -114,7 +113,7 @@ def test_failed_rows_stay_failures_with_in_fit_calibration():
     with pytest.warns(UserWarning, match="1 of 2 rows"):
         proba = clf.predict_proba(["FAIL spam", "spam offer"])
     np.testing.assert_array_equal(proba[0], 0.5)
-    clf.set_params(on_error="nan")
+    clf.set_params(on_error="nan").fit(X, y)
     assert np.isnan(clf.predict_proba(["FAIL spam", "spam offer"])[0]).all()
 
 

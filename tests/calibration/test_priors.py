@@ -114,10 +114,10 @@ def test_contextual_correction_is_exact():
     plain = LLMClassifier(n_shots=0, calibration=None, backend=backend).fit(
         X_BIN, Y_BIN
     )
-    cf = plain._score(list(CONTENT_FREE_INPUTS))
+    cf = plain.score_details(list(CONTENT_FREE_INPUTS)).log_proba
     prior = softmax(cf, axis=1).mean(axis=0)
     np.testing.assert_allclose(clf.content_free_prior_, prior)
-    raw = plain._score(X_BIN)
+    raw = plain.score_details(X_BIN).log_proba
     expected = log_softmax(log_softmax(raw, axis=1) - np.log(prior), axis=1)
     np.testing.assert_allclose(clf.predict_log_proba(X_BIN), expected)
     np.testing.assert_allclose(
@@ -172,13 +172,17 @@ def test_contextual_with_per_text_demonstrations_raises(selection):
     assert clf.content_free_prior_.shape == (2,)
 
 
-def test_contextual_set_after_fit_asks_for_refit():
+def test_contextual_set_after_fit_takes_effect_at_the_next_fit():
     clf = LLMClassifier(n_shots=0, calibration=None, backend=KeywordBackend()).fit(
         X_BIN, Y_BIN
     )
+    before = clf.predict_proba(X_BIN)
     clf.set_params(prior_correction="contextual")
-    with pytest.raises(ValueError, match="call fit\\s+again"):
-        clf.predict_proba(X_BIN)
+    np.testing.assert_array_equal(clf.predict_proba(X_BIN), before)
+    assert not hasattr(clf, "content_free_prior_")
+    clf.fit(X_BIN, Y_BIN)
+    assert clf.content_free_prior_.shape == (2,)
+    assert not np.array_equal(clf.predict_proba(X_BIN), before)
 
 
 def test_refit_without_correction_drops_the_prior():
@@ -207,7 +211,7 @@ def test_contextual_failures_of_content_free_inputs():
     plain = LLMClassifier(n_shots=0, calibration=None, backend=KeywordBackend()).fit(
         X_BIN, Y_BIN
     )
-    cf = plain._score(["N/A", ""])
+    cf = plain.score_details(["N/A", ""]).log_proba
     np.testing.assert_allclose(
         clf.content_free_prior_, softmax(cf, axis=1).mean(axis=0)
     )
@@ -243,7 +247,7 @@ def test_batch_correction_is_exact_and_stateless():
     plain = LLMClassifier(n_shots=0, calibration=None, backend=backend).fit(
         X_BIN, Y_BIN
     )
-    raw = plain._score(X_MANY)
+    raw = plain.score_details(X_MANY).log_proba
     prior = softmax(raw, axis=1).mean(axis=0)
     expected = log_softmax(log_softmax(raw, axis=1) - np.log(prior), axis=1)
     np.testing.assert_allclose(clf.predict_log_proba(X_MANY), expected)
@@ -291,7 +295,7 @@ def test_batch_correction_ignores_failed_rows():
     plain = LLMClassifier(n_shots=0, calibration=None, backend=KeywordBackend()).fit(
         X_BIN, Y_BIN
     )
-    raw = plain._score([x for x, k in zip(X, ok, strict=True) if k])
+    raw = plain.score_details([x for x, k in zip(X, ok, strict=True) if k]).log_proba
     prior = softmax(raw, axis=1).mean(axis=0)
     expected = softmax(log_softmax(raw, axis=1) - np.log(prior), axis=1)
     np.testing.assert_allclose(proba[ok], expected)

@@ -42,7 +42,7 @@ def sms(tmp_path_factory):
         n_shots=4, backend=LlamaCppBackend(), cache=cache, random_state=0,
         calibration=None,  # raw scores: the tests calibrate them explicitly
     ).fit(list(X_pool), y_pool)
-    log_probs = clf._score(list(X_eval))
+    log_probs = clf.score_details(list(X_eval)).log_proba
     assert clf.usage_.calls == N_TEXTS
     return clf, (list(X_pool), y_pool), (list(X_eval), y_eval), log_probs
 
@@ -76,7 +76,7 @@ def test_prior_corrections_on_the_real_model(sms):
     # fit scores exactly the 3 content-free inputs; predictions hit the cache
     # (clone deep-copies the in-memory cache with its scores)
     assert ctx.usage_.calls == 3
-    cf = clf._score(list(CONTENT_FREE_INPUTS))
+    cf = clf.score_details(list(CONTENT_FREE_INPUTS)).log_proba
     np.testing.assert_allclose(
         ctx.content_free_prior_, softmax(cf, axis=1).mean(axis=0), rtol=1e-6
     )

@@ -16,7 +16,6 @@ from sklearn_llmconf.routing import (
     routing_report,
 )
 from sklearn_llmconf.routing._stats import ltt_threshold, plugin_threshold
-from sklearn_llmconf.scoring._failures import report_failed_rows
 from sklearn_llmconf.utils._testing import KeywordBackend
 
 # --- the guarantee, on a perfectly calibrated synthetic model ----------------
@@ -233,9 +232,9 @@ def test_bad_tiers_raise(data, tiers, match):
 class _ReportsFailures(_ProbaColumns):
     """Reports the rows with X[:, 0] > 0.9 as failed (yet confident)."""
 
-    def predict_proba(self, X):
-        report_failed_rows(np.asarray(X)[:, 0] > 0.9)
-        return super().predict_proba(X)
+    def _predict_with_failures(self, X, method):
+        failed = np.asarray(X)[:, 0] > 0.9
+        return getattr(self, method)(X), failed, ["reported"] * len(failed)
 
 
 def test_reported_failures_are_never_accepted(data):

@@ -2,11 +2,17 @@
 
 import numpy as np
 import pytest
+from scipy.special import softmax
 
 from sklearn_llmconf import LLMClassifier, ResponseCache
 from sklearn_llmconf.backends import Prompt, ScoreResult
 from sklearn_llmconf.backends._base import Usage
-from sklearn_llmconf.scoring._engine import Scores, score_prompts, score_unique
+from sklearn_llmconf.scoring._engine import (
+    concat,
+    score_prompts,
+    score_rows,
+    score_unique,
+)
 from sklearn_llmconf.scoring._strategies import make_strategy
 from sklearn_llmconf.utils._testing import KeywordBackend
 from tests._data import X_BIN, Y_BIN
@@ -51,12 +57,12 @@ def test_chunks_of_unique_prompts_concat_to_the_whole(tmp_path):
     whole = score_unique(MassBackend(), prompts, LABELS, strategy=LOGPROBS)
     parts = [score_unique(MassBackend(), prompts[a:b], LABELS, strategy=LOGPROBS)
              for a, b in [(0, 3), (3, 7)]]
-    joined = Scores.concat(parts, n_labels=2)
+    joined = concat(parts, n_labels=2)
     np.testing.assert_array_equal(joined.log_probs, whole.log_probs)
     np.testing.assert_array_equal(joined.extra["uncovered_mass"],
                                   whole.extra["uncovered_mass"])
     assert joined.usage == whole.usage
-    assert Scores.concat([], n_labels=2).log_probs.shape == (0, 2)
+    assert concat([], n_labels=2).log_probs.shape == (0, 2)
 
 
 def test_cache_hits_and_interrupt_accounting(tmp_path):
@@ -80,16 +86,46 @@ def test_classifier_surfaces_per_row_extra():
     # calibration=None: fit would score (and keep) these texts already
     clf = LLMClassifier(backend=MassBackend(), n_shots=0, calibration=None)
     clf.fit(X_BIN, Y_BIN)
-    assert clf.last_score_extra_ == {}
-    clf.predict_proba(X_BIN + X_BIN[:1])
-    mass = clf.last_score_extra_["uncovered_mass"]
+    details = clf.score_details(X_BIN + X_BIN[:1])
     expected = [len(t) / 100 for t in X_BIN + X_BIN[:1]]
-    np.testing.assert_allclose(mass, expected)
-    clf.predict(X_BIN[:2])
-    assert clf.last_score_extra_["uncovered_mass"].shape == (2,)
+    np.testing.assert_allclose(details.extra["uncovered_mass"], expected)
+    np.testing.assert_array_equal(details.failed, np.zeros(len(expected), bool))
+    assert details.reasons == [None] * len(expected)
+    np.testing.assert_array_equal(softmax(details.log_proba, axis=1),
+                                  clf.predict_proba(X_BIN + X_BIN[:1]))
+    assert clf.score_details(X_BIN[:2]).extra["uncovered_mass"].shape == (2,)
     plain = LLMClassifier(backend=KeywordBackend(), n_shots=0).fit(X_BIN, Y_BIN)
-    plain.predict(X_BIN)
-    assert plain.last_score_extra_ == {}
+    assert plain.score_details(X_BIN).extra == {}
+
+
+def test_failed_rows_travel_with_the_details_and_never_raise():
+    clf = LLMClassifier(backend=KeywordBackend(fail_on="win"), n_shots=0,
+                        calibration=None).fit(X_BIN, Y_BIN)
+    texts = ["win cash now", "see you at 6", "win again"]
+    details = clf.score_details(texts)
+    np.testing.assert_array_equal(details.failed, [True, False, True])
+    assert details.reasons[1] is None
+    assert details.reasons[0] is not None and details.reasons[2] is not None
+    assert np.isnan(details.log_proba[[0, 2]]).all()
+    with pytest.raises(RuntimeError, match="2 of 3 rows could not be scored"):
+        clf.predict_proba(texts)  # on_error="raise" (the default)
+
+
+def test_score_rows_renders_distinct_rows_in_bounded_chunks():
+    rendered = []
+
+    def render(rows):
+        rendered.append(len(rows))
+        return prompts_of([r[0] for r in rows])
+
+    rows = [(f"text {i % 7} " + ("spam" if i % 2 else "ham"),) for i in range(40)]
+    scores = score_rows(MassBackend(), rows, render, LABELS, strategy=LOGPROBS,
+                        chunk_size=3)
+    whole = score_prompts(MassBackend(), render(rows), LABELS, strategy=LOGPROBS)
+    np.testing.assert_array_equal(scores.log_probs, whole.log_probs)
+    n_distinct = len(set(rows))
+    assert rendered[:-1] == [3] * (n_distinct // 3) + [n_distinct % 3]
+    assert scores.usage.calls == whole.usage.calls == n_distinct
 
 
 @pytest.mark.parametrize(
@@ -102,7 +138,22 @@ def test_scoring_warnings_point_at_the_callers_line(method):
     with pytest.warns(UserWarning, match="uniform probabilities") as record:
         getattr(clf, method)(X)
     assert [w.filename for w in record] == [__file__]
-    clf.set_params(on_error="raise", prior_correction="batch")
+    # fit decides the policy and the correction: they take effect at fit
+    clf.set_params(on_error="raise", prior_correction="batch", calibration=None)
+    clf.fit(X, ["spam", "ham", "spam"])
     with pytest.warns(UserWarning, match="prior_correction='batch'") as record:
         getattr(clf, method)(X[:2])
     assert [w.filename for w in record] == [__file__]
+
+
+def test_parameters_changed_after_fit_take_effect_at_the_next_fit():
+    clf = LLMClassifier(backend=KeywordBackend(fail_on="FAIL"), n_shots=0,
+                        on_error="warn", calibration=None).fit(X_BIN, Y_BIN)
+    texts = X_BIN[:3] + ["FAIL spam"]
+    with pytest.warns(UserWarning, match="uniform probabilities"):
+        before = clf.predict_proba(texts)
+    clf.set_params(on_error="raise", prior_correction="batch")
+    with pytest.warns(UserWarning, match="uniform probabilities"):
+        np.testing.assert_array_equal(clf.predict_proba(texts), before)
+    with pytest.raises(RuntimeError, match="1 of 4 rows could not be scored"):
+        clf.fit(X_BIN, Y_BIN).predict_proba(texts)

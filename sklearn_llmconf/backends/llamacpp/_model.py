@@ -9,6 +9,7 @@ import threading
 from contextlib import contextmanager
 from pathlib import Path
 
+from ...utils._optional import import_optional
 from ._scoring import BatchBuffer
 
 __all__ = ["default_model_path", "model_fingerprint", "without_extra_buffer_types"]
@@ -44,14 +45,8 @@ def default_model_path() -> Path:
 
 
 def _import_llama():
-    try:
-        from llama_cpp import Llama
-    except ImportError as exc:
-        raise ImportError(
-            "LlamaCppBackend needs llama-cpp-python, which is not installed. "
-            f"Install it with: {_INSTALL_HINT}"
-        ) from exc
-    return Llama
+    return import_optional("llama_cpp", extra="local",
+                           needed_by="LlamaCppBackend").Llama
 
 
 @contextmanager
