@@ -18,16 +18,21 @@ router     ``ConfidenceRouter(FrozenEstimator(8-shot SMS classifier))``
 Per classifier case: ``predict_proba``, ``decision_function``, ``predict``
 (each a separate call, so each scores the test texts again: ``cache=None``)
 and the documented fitted calibration (``calibration_temperature_``,
-``calibration_bias_``). Router: ``thresholds_``, ``n_accepted_`` and ``route``
-(the tier of each test text) of an LTT router and of a plug-in router fitted
-on the same texts; its classifier has a fresh SQLite ``ResponseCache`` in a
-temporary directory, so the second router reads the first one's scores from
-it. Nothing is read from an earlier run.
+``calibration_bias_``). Router: ``thresholds_``, ``n_accepted_``,
+``n_errors_`` and ``route`` (the tier of each test text) of an LTT router and
+of a plug-in router fitted on the same texts; its classifier has a fresh
+SQLite ``ResponseCache`` in a temporary directory, so the second router reads
+the first one's scores from it. Nothing is read from an earlier run.
 
-Every case fits on a stratified sample of a bundled data set drawn with a fixed
-``random_state``; the backend is ``LlamaCppBackend(n_threads=1,
-n_threads_batch=1)`` (default model, the thread settings fixed so that a run
-does not depend on the machine's core count or ``OMP_NUM_THREADS``).
+Every case draws its texts from a bundled data set with a fixed seed (every
+class present in the fit texts); the backend is ``LlamaCppBackend(n_threads=1,
+n_threads_batch=1)`` (default model; the thread settings are fixed so that a
+run does not depend on the machine's core count or ``OMP_NUM_THREADS``;
+``--threads N`` changes them, to probe that). The cases share one loaded
+model and run in the order above; each scores its own prompts from the
+model's state, so a case's numbers do not depend on the cases before it.
+Usage::
+
 Usage::
 
     python benchmarks/check_identical.py --record FILE.npz
@@ -50,7 +55,6 @@ from pathlib import Path
 
 import numpy as np
 from sklearn.frozen import FrozenEstimator
-from sklearn.model_selection import train_test_split
 
 import sklearn_llmconf
 from sklearn_llmconf import LLMClassifier, ResponseCache
@@ -61,24 +65,36 @@ from sklearn_llmconf.routing import ConfidenceRouter
 THREADS = 1
 TREC_WORDS = {"ABBR": "abbreviation", "DESC": "description", "ENTY": "entity",
               "HUM": "human being", "LOC": "location", "NUM": "numeric value"}
-TIERS = (("accept", 0.9), ("review", 0.75))
+TIERS = (("accept", 0.95), ("review", 0.8))
 
 
 def _backend():
     return LlamaCppBackend(n_threads=THREADS, n_threads_batch=THREADS)
 
 
-def _split(load, n_fit, n_test, seed=0, **kwargs):
-    """Fit and test texts, stratified where there are enough for every class."""
-    X, y = load(return_X_y=True, **kwargs)
-    n_classes = len(np.unique(y))
-    X_fit, X_rest, y_fit, y_rest = train_test_split(
-        X, y, train_size=n_fit, stratify=y if n_fit >= n_classes else None,
-        random_state=seed)
-    X_test, _, y_test, _ = train_test_split(
-        X_rest, y_rest, train_size=n_test,
-        stratify=y_rest if n_test >= n_classes else None, random_state=seed)
-    return X_fit, y_fit, X_test, y_test
+def _sample(y, n, rng, *, balanced=False):
+    """``n`` indices drawn with ``rng``, every class present.
+
+    One of every class, then the others at random; ``balanced=True``: class by
+    class in turn.
+    """
+    order = rng.permutation(len(y))
+    by_class = [order[y[order] == c] for c in np.unique(y)]
+    if balanced:
+        return np.array([i for group in zip(*by_class) for i in group][:n])
+    first = [group[0] for group in by_class]
+    rest = order[~np.isin(order, first)][: n - len(first)]
+    return np.concatenate([first, rest])
+
+
+def _split(load, n_fit, n_test, seed=0):
+    """Fit texts (every class present) and test texts, disjoint."""
+    X, y = load(return_X_y=True)
+    rng = np.random.RandomState(seed)
+    fit = _sample(y, n_fit, rng)
+    rest = np.setdiff1d(np.arange(len(y)), fit)
+    test = rng.permutation(rest)[:n_test]
+    return X[fit], y[fit], X[test], y[test]
 
 
 def _outputs(clf, X_test):
@@ -91,8 +107,8 @@ def _outputs(clf, X_test):
     }
 
 
-def _classifier_case(load, n_fit, n_test, load_kwargs=None, **params):
-    X_fit, y_fit, X_test, _ = _split(load, n_fit, n_test, **(load_kwargs or {}))
+def _classifier_case(load, n_fit, n_test, **params):
+    X_fit, y_fit, X_test, _ = _split(load, n_fit, n_test)
     clf = LLMClassifier(backend=_backend(), random_state=0, cache=None, **params)
     clf.fit(X_fit, y_fit)
     return clf, _outputs(clf, X_test)
@@ -111,40 +127,41 @@ def case_trec0():
 
 
 def case_qtypes30():
-    return _classifier_case(load_question_types, 50, 20)[1]
+    return _classifier_case(load_question_types, 60, 15)[1]
 
 
 def case_similar():
-    return _classifier_case(load_trec, 30, 15, n_shots=4, verbalizer=TREC_WORDS,
+    return _classifier_case(load_trec, 30, 12, n_shots=4, verbalizer=TREC_WORDS,
                             demo_selection="similar",
-                            max_calibration_samples=20)[1]
+                            max_calibration_samples=18)[1]
 
 
 def case_router():
     """Routers on a frozen, fitted 8-shot SMS classifier.
 
-    The classifier has a fresh SQLite :class:`ResponseCache` (a temporary
-    file), so the second router and the second ``route`` read the first
-    one's scores from it: the cached path is checked against the computed one.
+    The classifier is fitted on texts half ham, half spam, so that its
+    confidences spread and the thresholds fall inside (0, 1). It has a fresh
+    SQLite :class:`ResponseCache` (a temporary file), so the second router and
+    the second ``route`` read the first one's scores from it: the cached path
+    is checked against the computed one.
     """
     X, y = load_sms_spam(return_X_y=True)
-    X_fit, X_rest, y_fit, y_rest = train_test_split(
-        X, y, train_size=30, stratify=y, random_state=1)
-    X_cal, X_rest, y_cal, y_rest = train_test_split(
-        X_rest, y_rest, train_size=40, stratify=y_rest, random_state=1)
-    X_test, _, _, _ = train_test_split(
-        X_rest, y_rest, train_size=20, stratify=y_rest, random_state=1)
+    rng = np.random.RandomState(1)
+    fit = _sample(y, 40, rng, balanced=True)
+    rest = np.setdiff1d(np.arange(len(y)), fit)
+    cal = rng.permutation(rest)[:60]
+    test = rng.permutation(np.setdiff1d(rest, cal))[:20]
     out = {}
     with tempfile.TemporaryDirectory() as tmp:
         cache = ResponseCache(Path(tmp) / "scores.sqlite")
         clf = LLMClassifier(backend=_backend(), n_shots=8, random_state=1,
-                            cache=cache).fit(X_fit, y_fit)
+                            cache=cache).fit(X[fit], y[fit])
         for method in ("ltt", "plugin"):
             router = ConfidenceRouter(FrozenEstimator(clf), tiers=TIERS,
-                                      delta=0.2, method=method).fit(X_cal, y_cal)
-            out[f"{method}.thresholds_"] = router.thresholds_
-            out[f"{method}.n_accepted_"] = router.n_accepted_
-            out[f"{method}.route"] = router.route(X_test)
+                                      delta=0.2, method=method).fit(X[cal], y[cal])
+            for name in ("thresholds_", "n_accepted_", "n_errors_"):
+                out[f"{method}.{name}"] = getattr(router, name)
+            out[f"{method}.route"] = router.route(X[test])
         cache.close()
     return out
 
