@@ -208,7 +208,8 @@ def _max_abs_diff(a, b):
         nan_a, nan_b = np.isnan(a), np.isnan(b)
         if (nan_a != nan_b).any():
             return f"NaN in {int((nan_a != nan_b).sum())} other places"
-        diff = np.abs(np.where(nan_a, 0.0, a - b))
+        with np.errstate(invalid="ignore"):
+            diff = np.where((a == b) | nan_a, 0.0, np.abs(a - b))
         return f"{diff.max(initial=0.0):.3g}"
     return f"{int(np.sum(a != b))} of {a.size} differ"
 
