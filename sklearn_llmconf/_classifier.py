@@ -72,16 +72,11 @@ class LLMClassifier(ClassifierMixin, BaseEstimator):
         A, B, C, ... and shows ``"A: <class>"`` pairs for ``{labels}``.
     n_shots : int, default=16
         Number of labelled demonstrations shown in each prompt. 0 makes a
-        zero-shot classifier, whose ``fit`` needs no more than the classes. The
-        default, 16 stratified demonstrations, was chosen by measurement with
-        the embedded model (``benchmarks/bench_defaults.py``, 200 labelled and
-        300 test texts per set, in-fit calibration): against 8 shots it raised
-        accuracy / lowered log loss on TREC (0.680 / 0.894 vs 0.600 / 1.090),
-        BBC News (0.790 / 0.573 vs 0.717 / 0.771) and Rotten Tomatoes
-        (0.687 / 0.596 vs 0.660 / 0.622) and tied on SMS spam (0.937 / 0.166
-        vs 0.933 / 0.159); zero-shot was worst on all four. The shared
-        demonstrations are evaluated once (prompt prefix reuse), so 16 cost
-        about the same per text as 8.
+        zero-shot classifier, whose ``fit`` needs no more than the classes.
+        Fixed demonstrations are a prompt prefix shared by every text, which
+        the embedded backend evaluates once, so more shots add little cost per
+        text. The default was chosen by ``benchmarks/bench_defaults.py``
+        (figures in :ref:`demonstrations`).
     demo_selection : {"stratified", "random", "similar", "similar_stratified"}, \
             default="stratified"
         How demonstrations are chosen. ``"stratified"`` and ``"random"`` pick one
@@ -90,21 +85,17 @@ class LLMClassifier(ClassifierMixin, BaseEstimator):
         nearest to each query (TF-IDF cosine); ``"similar_stratified"`` the
         nearest of each class in turn. A training text equal to the query (after
         normalising case, punctuation and spaces) is never its demonstration.
-        ``"stratified"`` is the default by measurement: on TREC, 8 nearest
-        demonstrations reached accuracy 0.663 and log loss 1.009 on 300 test
-        texts against 0.680 and 0.894 for 16 stratified ones, at about ten
-        times the cost per text (no shared prompt prefix;
-        ``benchmarks/results/bench_defaults_similar_trec.txt``).
+        The nearest-neighbour selections share no prompt prefix between texts,
+        so each text costs its whole prompt. ``"stratified"`` is the default
+        by ``benchmarks/bench_defaults.py`` (figures in
+        :ref:`demonstrations`).
     demo_max_chars : int or None, default=300
         Each demonstration's text fields are cut to at most this many
         characters (at the last space before the limit), so that ``n_shots``
         long texts (news articles, e-mails) still fit the model's context next
-        to the text to classify: 16 BBC News demonstrations cut to 300
-        characters make a prompt of about 1,250 of the embedded model's 2,048
-        tokens (1,218-1,251 for three random draws). The texts to classify
-        are never cut here (a backend truncates one that does not fit, with a
-        warning). 300 characters keep 99.4 % of the bundled SMS texts and every
-        TREC and Rotten Tomatoes text whole. None: no limit.
+        to the text to classify (prompt sizes in :ref:`demonstrations`). The
+        texts to classify are never cut here (a backend truncates one that
+        does not fit, with a warning). None: no limit.
     on_error : {"raise", "warn", "nan"}, default="raise"
         What happens to a row the backend could not score (failed request,
         labels not observed): raise a ``RuntimeError``; ``"warn"``: give it
@@ -137,9 +128,9 @@ class LLMClassifier(ClassifierMixin, BaseEstimator):
         Neither uses labels, so neither can fix the scale of the
         probabilities: combine with :class:`TemperatureScaler` for that.
         None is the default because ``calibration="auto"`` corrects the same
-        bias with labels, shrunk toward the batch prior: on 30 question types
-        with 100 labels, held-out log loss 1.63 against 2.02 for the batch
-        prior alone (``benchmarks/bench_shrinkage.py --real 800``).
+        bias with labels, shrunk toward the batch prior, and did better than
+        the batch prior alone in ``benchmarks/bench_shrinkage.py`` (figures
+        in :ref:`shrunk_bias`).
     calibration : {"auto"} or None, default="auto"
         ``"auto"``: ``fit`` scores the training texts that are not
         demonstrations (at most ``max_calibration_samples``, stratified by
@@ -161,11 +152,8 @@ class LLMClassifier(ClassifierMixin, BaseEstimator):
         raw scores. Failed calibration rows are left out (counted in
         ``usage_.failed_rows``). Applied after ``prior_correction`` and
         before the ``on_error`` policy, so failed rows stay uniform / NaN.
-        ``None``: the raw label scores. Chosen as the default by
-        ``benchmarks/bench_defaults.py``: raw 16-shot scores are less accurate
-        than always predicting the majority class on SMS spam (0.123 against
-        0.877 on 300 test texts); with ``"auto"`` the default classifier beats
-        both dummy classifiers on all four bundled sets.
+        ``None``: the raw label scores. ``"auto"`` is the default by
+        ``benchmarks/bench_defaults.py`` (figures in :ref:`default_calibration`).
     max_calibration_samples : int, default=200
         Most training texts ``calibration="auto"`` scores in ``fit``.
     cache : str, path-like, ResponseCache or None, default=None

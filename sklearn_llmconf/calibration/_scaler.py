@@ -206,12 +206,8 @@ class TemperatureScaler(ClassifierMixin, MetaEstimatorMixin, BaseEstimator):
         ``(0, 1, 3, 10, 30, 100, 1000)`` by 5-fold cross-validated log loss on
         the calibration scores (no extra call to the wrapped estimator), or
         uses 30 below 20 calibration rows. Free biases overfit when labels per
-        class are few: on the embedded model's scores of the 30 question
-        types with 100 calibration labels (``benchmarks/bench_shrinkage.py
-        --real 800``, mean of 20 splits) the held-out log loss was 2.47 raw,
-        2.58 with a free bias, 2.02 with the label-free batch prior and 1.63
-        with the shrunk bias (simulated 50-class scores: 4.43, 4.37, 2.68 and
-        1.79).
+        class are few; ``benchmarks/bench_shrinkage.py`` compares free,
+        shrunk and label-free corrections (figures in :ref:`shrunk_bias`).
 
 
     cv : int, cross-validation generator, iterable or None, default=None

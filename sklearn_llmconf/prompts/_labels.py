@@ -135,11 +135,10 @@ def scored_label_strings(prefix: str, words, separator: str) -> list[str]:
         When (and only when) one string is a prefix of another, every string
         ends with the separator up to and including its first line break
         (``"\n"`` for the default ``"\n\n"``): a line break ends an answer
-        with or without demonstrations, and label words hold none. Measured on
-        the embedded model, zero-shot, classes 1..12: ``"\n"`` kept 16-21 % of
-        the mass on the labels and copied 12, 10 and 1 correctly; the single
-        token ``"\n\n"`` kept under 1 % and predicted 1 for 12. Other label
-        sets are scored exactly as ``prefix + word``.
+        with or without demonstrations, and label words hold none (chosen by
+        ``benchmarks/bench_prefix_marker.py``; figures in the user guide,
+        "Labels that are prefixes of other labels"). Other label sets are
+        scored exactly as ``prefix + word``.
 
     Returns
     -------

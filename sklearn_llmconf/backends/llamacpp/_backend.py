@@ -81,10 +81,10 @@ class LlamaCppBackend(BaseBackend):
         ``verbalizer="letters"`` on the classifier), and a label's score is the
         probability of every answer starting with its first token.
     flash_attn : bool, default=False
-        Use llama.cpp's flash attention. On this CPU build it is up to 2.6x
-        slower for scoring, never faster
-        (``benchmarks/results/bench_labels.txt``), and no more exact: see the
-        Notes.
+        Use llama.cpp's flash attention. Off by default: on the CPU build
+        measured by ``benchmarks/bench_labels.py`` it made scoring slower or
+        at best as fast, and no more exact (figures in :ref:`cost`; see the
+        Notes).
 
     Notes
     -----
@@ -93,10 +93,9 @@ class LlamaCppBackend(BaseBackend):
     token attends exactly to the prompt and its own earlier tokens, as in the
     one-prefix-at-a-time evaluation, but llama.cpp's attention sums run over
     KV cells whose layout then differs, and the model's 8-bit re-quantisation
-    of activations turns those last-bit differences into visible ones:
-    measured on the default 16-shot prompts, up to 0.08 nats on a label's
-    log-probability with 21-30 labels, 1e-4 with 6
-    (``benchmarks/bench_labels.py``). Single-token labels, and label sets
+    of activations turns those last-bit differences into visible ones, larger
+    with more labels (sizes measured by ``benchmarks/bench_labels.py`` in
+    :ref:`label_scoring`). Single-token labels, and label sets
     whose multi-token labels form one path, score bit for bit as the
     one-prefix-at-a-time evaluation; so does any other split of a prompt's
     tokens into decodes (the batch size does not change the numbers, the

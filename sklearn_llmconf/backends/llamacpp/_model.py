@@ -160,8 +160,8 @@ def model_fingerprint(path) -> str:
 
     The response cache must not confuse two different weight files that happen
     to share a name and a size (a fine-tuned copy of ``model.gguf``). Hashing
-    the whole file is cheap next to loading it (0.21 s for the default 98 MB
-    model, measured here) and is done once per process and file version.
+    the whole file is cheap next to loading it (timing in :ref:`cost`) and is
+    done once per process and file version.
 
     Parameters
     ----------

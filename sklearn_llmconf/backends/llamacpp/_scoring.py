@@ -15,21 +15,21 @@ least two tokens; one-token batches use other kernels, see
 :func:`keep_reusable_prefix`), but its attention sums depend on where the
 attended cells sit: with several branches the label tokens sit in other cells
 than one prefix at a time would put them, and the model's 8-bit
-re-quantisation of activations amplifies the last-bit differences (up to 0.08
-nats with 21-30 labels on 16-shot prompts; a single branch is bit for bit the
-sequential result). The sequential scorer is no steadier: its own scores move
-by as much when its label tokens sit a few cells further on
-(``benchmarks/bench_labels.py``, "against itself"). The sequential scorer is
-kept as :func:`score_one_reference`, the tests' oracle and the benchmark's
-baseline.
+re-quantisation of activations amplifies the last-bit differences, more so
+with many labels (a single branch is bit for bit the sequential result). The
+sequential scorer is no steadier: its own scores move by as much when its
+label tokens sit a few cells further on (``benchmarks/bench_labels.py``,
+"against itself"; sizes in the user guide, "First token or full sequence").
+The sequential scorer is kept as :func:`score_one_reference`, the tests'
+oracle and the benchmark's baseline.
 
 Giving every branch the sequential scorer's layout is possible, with one KV
 stream per label (a non-unified cache, the prompt's cells copied into each
-stream, labels of equal length decoded together): on nine 16-shot prompts and
-the 30 question types it matched the sequential scorer to the bit, but was
-only 1.44-1.49x as fast as it, against 3.0x for the trie, because llama.cpp
+stream, labels of equal length decoded together): it matched the sequential
+scorer to the bit but was about half as fast as the trie, because llama.cpp
 copies whole streams and decodes each group of streams apart
-(``benchmarks/bench_exact_layout.py``). It is not built.
+(``benchmarks/bench_exact_layout.py``; figures in the user guide, "Speed of
+the embedded model"). It is not built.
 """
 
 from __future__ import annotations
