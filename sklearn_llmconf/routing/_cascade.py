@@ -248,17 +248,26 @@ class ConfidenceCascade(MetaEstimatorMixin, BaseEstimator):
         reach = conf >= threshold
         return np.where(reach.any(axis=0), np.argmax(reach, axis=0), len(conf))
 
-    def _path_counts(self, conf, wrong, grid):
-        """Answered and wrong calibration rows at each shared threshold."""
-        n_acc = np.empty(len(grid), dtype=int)
-        n_err = np.empty(len(grid), dtype=int)
-        cols = np.arange(conf.shape[1])
-        for g, lam in enumerate(grid):
-            stage = self._answering_stage(conf, lam)
-            answered = stage < len(conf)
-            n_acc[g] = answered.sum()
-            n_err[g] = wrong[np.minimum(stage, len(conf) - 1), cols][answered].sum()
-        return n_acc, n_err
+    @staticmethod
+    def _path_counts(conf, wrong, grid):
+        """Answered and wrong calibration rows at each shared threshold.
+
+        Stage ``k`` answers a row at ``lam`` iff ``M_k < lam <= c_k`` with
+        ``M_k`` the largest confidence of the stages before it: counts of
+        values ``>= lam`` over the grid, by sorting once per stage.
+        """
+        def count_ge(values, weights):
+            order = np.argsort(-values, kind="stable")
+            total = np.r_[0, np.cumsum(weights[order])]
+            return total[np.searchsorted(-values[order], -grid, side="right")]
+
+        n_acc = count_ge(conf.max(axis=0), np.ones(conf.shape[1]))
+        n_err = np.zeros(len(grid))
+        before = np.full(conf.shape[1], -np.inf)
+        for c, w in zip(conf, wrong.astype(float)):
+            n_err += count_ge(c, w) - count_ge(np.minimum(c, before), w)
+            before = np.maximum(before, c)
+        return n_acc.astype(int), np.rint(n_err).astype(int)
 
     def _check_certificates(self):
         changed = {
