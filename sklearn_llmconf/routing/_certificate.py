@@ -23,8 +23,10 @@ __all__ = [
     "language_models",
 ]
 
-# Parameters of an LLMClassifier that change speed or bookkeeping, not scores.
-_LLM_IRRELEVANT = {"backend", "cache", "batch_size", "n_jobs", "progress"}
+# Parameters of an LLMClassifier left out of "state": speed and bookkeeping
+# knobs, and those the "model", "prompt" and "labels" parts already show.
+_LLM_IRRELEVANT = {"backend", "cache", "batch_size", "n_jobs", "progress",
+                  "prompt", "verbalizer"}
 # Parts of a certificate compared at prediction time.
 COMPARED = ("model", "prompt", "labels", "state")
 
