@@ -8,8 +8,8 @@ from sklearn.frozen import FrozenEstimator
 from sklearn.linear_model import LogisticRegression
 
 from sklearn_llmconf import LLMClassifier, TemperatureScaler
-from sklearn_llmconf._routing_certificate import certificate_of
 from sklearn_llmconf.routing import ConfidenceRouter, UncertifiedWarning
+from sklearn_llmconf.routing._certificate import certificate_of
 from sklearn_llmconf.utils._testing import KeywordBackend
 
 # Keyword texts: "spam"/"ham" words decide the class, the rest varies the score.

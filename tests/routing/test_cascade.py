@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 from sklearn.base import BaseEstimator, ClassifierMixin
 
-from sklearn_llmconf._routing_stats import default_thresholds, fixed_sequence_threshold
 from sklearn_llmconf.routing import ConfidenceCascade
+from sklearn_llmconf.routing._stats import default_thresholds, fixed_sequence_threshold
 
 A = (3.0, 8.0)  # stage 1 weaker than stage 2
 

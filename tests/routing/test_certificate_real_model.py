@@ -9,11 +9,10 @@ import pytest
 pytest.importorskip("llama_cpp")
 
 from sklearn_llmconf import LLMClassifier  # noqa: E402
-from sklearn_llmconf.backends import LlamaCppBackend  # noqa: E402
-from sklearn_llmconf.backends._llamacpp import default_model_path  # noqa: E402
+from sklearn_llmconf.backends import LlamaCppBackend, default_model_path  # noqa: E402
 from sklearn_llmconf.routing import ConfidenceRouter, UncertifiedWarning  # noqa: E402
 
-from ._data import short_sms  # noqa: E402
+from .._data import short_sms  # noqa: E402
 
 pytestmark = pytest.mark.slow
 
