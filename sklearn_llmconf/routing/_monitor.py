@@ -111,10 +111,9 @@ class RoutingMonitor:
     >>> router = ConfidenceRouter(clf, tiers=[("accept", 0.9)]).fit(
     ...     X[1000:2000], y[1000:2000])
     >>> monitor = RoutingMonitor(router, audit_fraction=0.2, random_state=0)
-    >>> tiers = router.route(X[2000:])
-    >>> audit = monitor.audit(tiers)
-    >>> _ = monitor.update(y[2000:][audit], router.predict(X[2000:])[audit],
-    ...                    tiers[audit])
+    >>> d = router.decide(X[2000:])
+    >>> audit = monitor.audit(d.tier)
+    >>> _ = monitor.update(y[2000:][audit], d.label[audit], d.tier[audit])
     >>> bool(monitor.alarm_[0])
     False
     """
@@ -188,9 +187,8 @@ class RoutingMonitor:
             True labels of rows :meth:`audit` selected, in any order but each
             row once.
         y_pred : array-like of shape (n_audited,)
-            The router's label for them (:meth:`ConfidenceRouter.predict`
-            gives it for the top tier; use the wrapped estimator's ``predict``
-            for the others).
+            The router's label for them, whatever their tier
+            (``ConfidenceRouter.decide(X).label``).
         tiers : array-like of str of shape (n_audited,)
 
         Returns
