@@ -39,8 +39,8 @@ def test_router_fitted_on_one_gguf_marks_another_uncertified(tmp_path):
     copy = str(tmp_path / "SmolLM2-renamed.gguf")
     _copy_with_one_byte_changed(original, copy)
 
-    clf = LLMClassifier(backend=LlamaCppBackend(n_threads=1, n_threads_batch=1), n_shots=0,
-                        calibration=None).fit(X, y)
+    backend = LlamaCppBackend(n_threads=1, n_threads_batch=1)
+    clf = LLMClassifier(backend=backend, n_shots=0, calibration=None).fit(X, y)
     router = ConfidenceRouter(clf, tiers=[("accept", 0.6)]).fit(X, y)
     certified = router.decide(X[:6])
     assert certified.certified.all() and router.check_certificate() == []
