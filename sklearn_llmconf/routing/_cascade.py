@@ -20,6 +20,7 @@ from ._certificate import (
 )
 from ._report import routing_report
 from ._stats import (
+    accepted_counts,
     binomial_p_values,
     default_thresholds,
     fixed_sequence_threshold,
@@ -27,6 +28,10 @@ from ._stats import (
 )
 
 __all__ = ["ConfidenceCascade"]
+
+# Thresholds of the earlier stages, each with its own path over the last
+# stage's threshold (inf: only the last stage answers).
+EARLY_THRESHOLDS = (np.inf, 0.9999, 0.999, 0.99, 0.98, 0.95, 0.9)
 
 
 def _stage_proba(estimator, X):
@@ -64,19 +69,21 @@ class ConfidenceCascade(MetaEstimatorMixin, BaseEstimator):
     Only the rows that reach a stage are sent to its model.
 
     :meth:`fit` scores every calibration row with every stage and certifies
-    ``lambda`` so that, with probability at least ``1 - delta`` over the draw
-    of the calibration rows, the precision of all the answers the cascade
-    gives (whichever stage gives them) is at least ``target`` on new rows
-    exchangeable with the calibration rows. The candidate thresholds form one
-    path fixed before any label is seen (one shared threshold, from the most
-    selective down), tested in that order by fixed-sequence testing with
-    binomial p-values (learn-then-test, Angelopoulos et al. 2021; the
-    certification of a cheap-to-strong judge cascade in "Trust or Escalate",
-    Jung, Brahman and Choi, ICLR 2025): the family-wise error over all
-    stages' acceptances is at most ``delta``. A shared threshold suits
-    calibrated stages, whose confidences mean the same thing whichever model
-    gives them; calibrate each stage first
-    (:class:`~sklearn_llmconf.TemperatureScaler`).
+    the stages' thresholds so that, with probability at least ``1 - delta``
+    over the draw of the calibration rows, the precision of all the answers
+    the cascade gives (whichever stage gives them) is at least ``target`` on
+    new rows exchangeable with the calibration rows. The candidate
+    configurations form a few paths fixed before any label is seen: one
+    threshold shared by every stage, and, for each earlier-stage threshold in
+    ``EARLY_THRESHOLDS`` (``inf``: the earlier stages answer nothing), the
+    last stage's threshold from the most selective down. Each path is tested
+    in order by fixed-sequence testing with binomial p-values
+    (learn-then-test, Angelopoulos et al. 2021; the certification of a
+    cheap-to-strong judge cascade in "Trust or Escalate", Jung, Brahman and
+    Choi, ICLR 2025) at ``delta / n_paths`` (Bonferroni over the paths), so
+    every certified configuration holds at once and :meth:`fit` keeps the one
+    that answers the most calibration rows (and, among those, sends the fewest
+    to the last stage).
 
     Parameters
     ----------
@@ -105,18 +112,18 @@ class ConfidenceCascade(MetaEstimatorMixin, BaseEstimator):
     tier_names_ : ndarray of str of shape (n_stages + 1,)
         Stage names then ``final_tier``: the tiers :meth:`route` returns.
 
-    threshold_ : float
-        Certified threshold; ``inf`` when nothing could be certified (every
-        row then goes to ``final_tier``).
+    thresholds_ : ndarray of shape (n_stages,)
+        Certified confidence threshold of each stage; all ``inf`` when nothing
+        could be certified (every row then goes to ``final_tier``).
 
-    targets_, thresholds_ : ndarray of shape (n_stages,)
-        ``target`` and ``threshold_`` for each stage, so that
+    targets_ : ndarray of shape (n_stages,)
+        ``target`` for each stage, so that
         :class:`~sklearn_llmconf.plotting.RoutingDisplay` and
         :func:`~sklearn_llmconf.routing.routing_report` read the cascade like
         a router.
 
     n_accepted_, n_errors_ : int
-        Calibration rows the cascade answers at ``threshold_``, wrong answers.
+        Calibration rows the cascade answers at ``thresholds_``, wrong answers.
 
     precision_lower_bound_ : float
         One-sided Clopper-Pearson bound (level ``1 - delta``) of their
@@ -221,10 +228,9 @@ class ConfidenceCascade(MetaEstimatorMixin, BaseEstimator):
         wrong = self.classes_[pred] != y[None, :]
         grid = (default_thresholds() if self.thresholds is None
                 else np.sort(np.asarray(self.thresholds, dtype=float))[::-1])
-        n_acc, n_err = self._path_counts(conf, wrong, grid)
-        self.threshold_ = fixed_sequence_threshold(grid, n_acc, n_err, self.target,
-                                                   self.delta)
-        stage = self._answering_stage(conf, self.threshold_)
+        self.thresholds_ = self._certify_paths(conf, wrong, grid, self.target,
+                                               self.delta)
+        stage = self._answering_stage(conf, self.thresholds_)
         answered = stage < len(names)
         self.n_calibration_ = len(y)
         self.n_accepted_ = int(answered.sum())
@@ -236,16 +242,51 @@ class ConfidenceCascade(MetaEstimatorMixin, BaseEstimator):
                                                 self.target))
         self.stage_share_ = np.bincount(stage, minlength=len(names) + 1)[:-1] / len(y)
         self.targets_ = np.full(len(names), float(self.target))
-        self.thresholds_ = np.full(len(names), self.threshold_)
         fingerprint = data_fingerprint(X, y)
         self.certificates_ = [dict(certificate_of(est), calibration_data=fingerprint)
                               for est in estimators]
         return self
 
+    @classmethod
+    def _certify_paths(cls, conf, wrong, grid, target, delta):
+        """Per-stage thresholds of the certified configuration answering most.
+
+        Returns
+        -------
+        thresholds : ndarray of shape (n_stages,)
+            All ``inf`` when no path certifies anything.
+        """
+        n_stages, n = conf.shape
+        early_grid = EARLY_THRESHOLDS if n_stages > 1 else ()
+        level = delta / (1 + len(early_grid))
+        n_acc, n_err = cls._path_counts(conf, wrong, grid)
+        lam = fixed_sequence_threshold(grid, n_acc, n_err, target, level)
+        candidates = [np.full(n_stages, lam)]
+        cols = np.arange(n)
+        for a in early_grid:
+            early = np.full(n_stages - 1, a)
+            stage = cls._answering_stage(conf[:-1], early)
+            by_early = stage < n_stages - 1
+            e_err = wrong[np.minimum(stage, n_stages - 2), cols][by_early].sum()
+            rest = ~by_early
+            last_acc, last_err = accepted_counts(conf[-1][rest], ~wrong[-1][rest],
+                                                 grid)
+            b = fixed_sequence_threshold(grid, by_early.sum() + last_acc,
+                                         e_err + last_err, target, level)
+            candidates.append(np.r_[early, b])
+        # most rows answered; among those, fewest rows sent to the last stage
+        scores = []
+        for t in candidates:
+            stage = cls._answering_stage(conf, t)
+            scores.append((np.sum(stage < n_stages), -np.sum(stage >= n_stages - 1))
+                          if np.isfinite(t[-1]) else (-1, 0))
+        best = candidates[max(range(len(scores)), key=scores.__getitem__)]
+        return best if np.isfinite(best[-1]) else np.full(n_stages, np.inf)
+
     @staticmethod
-    def _answering_stage(conf, threshold):
-        """First stage whose confidence reaches ``threshold``; n_stages if none."""
-        reach = conf >= threshold
+    def _answering_stage(conf, thresholds):
+        """First stage whose confidence reaches its threshold; n_stages if none."""
+        reach = conf >= np.reshape(thresholds, (-1, 1))
         return np.where(reach.any(axis=0), np.argmax(reach, axis=0), len(conf))
 
     @staticmethod
@@ -316,7 +357,7 @@ class ConfidenceCascade(MetaEstimatorMixin, BaseEstimator):
                 proba[pending] = np.where(failed[:, None], np.nan, p)
                 with np.errstate(invalid="ignore"):
                     ok = ~failed & (np.nan_to_num(p, nan=-1).max(axis=1)
-                                    >= self.threshold_)
+                                    >= self.thresholds_[k])
                 stage[pending[ok]] = k
                 n_scored[k] = len(pending)
                 pending = pending[~ok]
