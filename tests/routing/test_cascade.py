@@ -38,7 +38,7 @@ def _draw(rng, shape):
 
 @pytest.mark.parametrize("target", [0.95, 0.98])
 def test_cascade_misses_its_target_in_at_most_delta_of_draws(target):
-    delta, n_draws, n_cal = 0.05, 600, 1000
+    delta, n_draws, n_cal = 0.05, 400, 1000
     rng = np.random.default_rng(0)
     grid = default_thresholds()
     thr = np.empty((n_draws, 2))
