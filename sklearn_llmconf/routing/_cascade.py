@@ -152,8 +152,10 @@ class ConfidenceCascade(MetaEstimatorMixin, BaseEstimator):
     >>> strong = LogisticRegression().fit(X[:1000], y[:1000])
     >>> cascade = ConfidenceCascade([("weak", weak), ("strong", strong)],
     ...                             target=0.9).fit(X[1000:3000], y[1000:3000])
+    >>> cascade.thresholds_.tolist()  # the 3-column model answers nothing
+    [inf, 0.0]
     >>> np.unique(cascade.route(X[3000:])).tolist()
-    ['human', 'strong', 'weak']
+    ['strong']
     """
 
     _parameter_constraints: dict = {
