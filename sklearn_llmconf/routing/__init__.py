@@ -4,10 +4,29 @@
 held-out labels, one confidence threshold per tier (learn-then-test,
 Angelopoulos et al. 2021) so that the accepted predictions reach each tier's
 target precision on new data with probability at least ``1 - delta``.
+After deployment, :class:`RoutingMonitor` audits a random share of the
+accepted rows with anytime-valid bounds, :class:`DriftMonitor` raises a
+label-free alarm when live confidences drift, the router's ``certificate_``
+flags scoring with another model or prompt, and :class:`ConfidenceCascade`
+certifies a chain of models that ends with a person.
 """
 
+from ._cascade import ConfidenceCascade
+from ._certificate import UncertifiedWarning
+from ._drift import DriftAlarmWarning, DriftMonitor
+from ._monitor import PrecisionAlarmWarning, RoutingMonitor
 from ._report import routing_report
 from ._router import ConfidenceRouter
 from ._stats import required_calibration_size
 
-__all__ = ["ConfidenceRouter", "required_calibration_size", "routing_report"]
+__all__ = [
+    "ConfidenceCascade",
+    "ConfidenceRouter",
+    "DriftAlarmWarning",
+    "DriftMonitor",
+    "PrecisionAlarmWarning",
+    "RoutingMonitor",
+    "UncertifiedWarning",
+    "required_calibration_size",
+    "routing_report",
+]

@@ -9,12 +9,18 @@ from scipy.stats import norm
 from sklearn.base import BaseEstimator, MetaEstimatorMixin, clone
 from sklearn.exceptions import NotFittedError
 from sklearn.model_selection import train_test_split
-from sklearn.utils import get_tags
+from sklearn.utils import Bunch, get_tags
 from sklearn.utils.validation import check_is_fitted, column_or_1d
 
 from ..scoring._failures import finite_rows, predict_with_failures
 from ..utils._sklearn_compat import HasMethods, Interval, StrOptions, _fit_context
 from ..utils._warn import warn_external
+from ._certificate import (
+    UncertifiedWarning,
+    certificate_of,
+    data_fingerprint,
+    differences,
+)
 from ._report import routing_report
 from ._stats import (
     N_STARTS,
@@ -122,6 +128,14 @@ class ConfidenceRouter(MetaEstimatorMixin, BaseEstimator):
     random_state : int, RandomState instance or None, default=None
         Split of the rows when ``estimator`` is unfitted.
 
+    on_uncertified : {"warn", "escalate", "raise"}, default="warn"
+        What scoring does when the estimator no longer matches the
+        certificate recorded by :meth:`fit` (another model file or server
+        model, another prompt, other labels, a refitted calibration):
+        ``"warn"`` routes as usual and warns (:meth:`decide` marks every row
+        uncertified), ``"escalate"`` also sends every row to
+        ``fallback_tier``, ``"raise"`` raises a ValueError.
+
     Attributes
     ----------
     estimator_ : estimator instance
@@ -168,6 +182,19 @@ class ConfidenceRouter(MetaEstimatorMixin, BaseEstimator):
         Calibration rows that could not be scored; they are left out (failed
         rows are never accepted, so they do not enter the precision).
 
+    certificate_ : dict
+        What the thresholds were certified for: ``model`` (each language
+        model's ``backend.cache_identity()``: file name and SHA-256 of a GGUF,
+        or server URL and model name), ``prompt`` (each rendered prompt,
+        ``{text}`` standing for the text), ``labels``, ``state`` (hash of the
+        remaining fitted state) and ``calibration_data`` (hash of the
+        calibration rows and labels). Scoring compares the first four with the
+        estimator's current ones; see ``on_uncertified``.
+
+    calibration_confidence_ : ndarray of shape (n_calibration_,)
+        Confidence of each scored calibration row: the reference of a
+        :class:`~sklearn_llmconf.routing.DriftMonitor`.
+
     References
     ----------
     A. N. Angelopoulos, S. Bates, E. J. Candès, M. I. Jordan and L. Lei,
@@ -197,6 +224,7 @@ class ConfidenceRouter(MetaEstimatorMixin, BaseEstimator):
         "fallback_tier": [str],
         "calibration_size": [Interval(Real, 0, 1, closed="neither")],
         "random_state": ["random_state"],
+        "on_uncertified": [StrOptions({"warn", "escalate", "raise"})],
     }
 
     def __init__(
@@ -211,6 +239,7 @@ class ConfidenceRouter(MetaEstimatorMixin, BaseEstimator):
         fallback_tier="escalate",
         calibration_size=0.5,
         random_state=None,
+        on_uncertified="warn",
     ):
         self.estimator = estimator
         self.tiers = tiers
@@ -221,6 +250,7 @@ class ConfidenceRouter(MetaEstimatorMixin, BaseEstimator):
         self.fallback_tier = fallback_tier
         self.calibration_size = calibration_size
         self.random_state = random_state
+        self.on_uncertified = on_uncertified
 
     def _check_tiers(self):
         try:
@@ -282,9 +312,13 @@ class ConfidenceRouter(MetaEstimatorMixin, BaseEstimator):
                 random_state=self.random_state,
             )
             self.estimator_ = clone(self.estimator).fit(X_fit, y_fit, **fit_params)
-        self.classes_ = np.asarray(self.estimator_.classes_)
         self.tier_names_ = np.array(names + [self.fallback_tier])
         self.targets_ = targets
+        return self._certify_on(X_cal, y_cal)
+
+    def _certify_on(self, X_cal, y_cal):
+        """Score the calibration rows, certify, record what was certified."""
+        self.classes_ = np.asarray(self.estimator_.classes_)
         proba, failed = self._proba(X_cal)
         ok = ~failed
         pred = np.argmax(np.where(ok[:, None], proba, 0.0), axis=1)
@@ -294,9 +328,65 @@ class ConfidenceRouter(MetaEstimatorMixin, BaseEstimator):
         self.n_calibration_ = int(ok.sum())
         self.n_failed_calibration_ = int(failed.sum())
         n_classes = len(self.classes_) if self.per_class else 1
-        self.delta_per_test_ = self.delta / (len(targets) * n_classes)
+        self.delta_per_test_ = self.delta / (len(self.targets_) * n_classes)
         self._certify(confidence, correct, pred)
+        self.calibration_confidence_ = confidence
+        self.certificate_ = certificate_of(self.estimator_)
+        self.certificate_["calibration_data"] = data_fingerprint(X_cal, y_cal)
         return self
+
+    @_fit_context(prefer_skip_nested_validation=False)
+    def recertify(self, X, y):
+        """Certify the thresholds again, on fresh labelled rows, as things are now.
+
+        The estimator is kept as it is now (a new model file, a new prompt,
+        refitted calibration): only the thresholds, their statistics and
+        ``certificate_`` are replaced. Use it after a
+        :class:`~sklearn_llmconf.routing.RoutingMonitor` alarm, a drift alarm
+        or a change of model.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features) or list of str
+            Rows not used to fit the estimator or its calibration, and not
+            used for an earlier certification.
+        y : array-like of shape (n_samples,)
+            True labels.
+
+        Returns
+        -------
+        self : object
+        """
+        check_is_fitted(self)
+        return self._certify_on(X, column_or_1d(y))
+
+    def check_certificate(self):
+        """What changed since the thresholds were certified.
+
+        Returns
+        -------
+        changed : list of str
+            Empty when the estimator still matches ``certificate_``; else some
+            of ``"model"``, ``"prompt"``, ``"labels"``, ``"state"``.
+        """
+        check_is_fitted(self)
+        return differences(self.certificate_, certificate_of(self.estimator_))
+
+    def _certified(self):
+        """Check the certificate before scoring; warn or raise per policy."""
+        changed = self.check_certificate()
+        if not changed:
+            return True
+        message = (
+            f"ConfidenceRouter: the {', '.join(changed)} differ from what the "
+            "thresholds were certified for (certificate_); the tiers' precision "
+            "guarantees do not apply to this output. Re-certify with "
+            "recertify(X, y) on fresh labels."
+        )
+        if self.on_uncertified == "raise":
+            raise ValueError(message)
+        warn_external(message, UncertifiedWarning)
+        return False
 
     def _certify(self, confidence, correct, pred):
         """Fill the per-tier (and per-class) thresholds and their statistics."""
@@ -381,15 +471,44 @@ class ConfidenceRouter(MetaEstimatorMixin, BaseEstimator):
             One of ``tier_names_``; rows that failed are in the last tier.
         """
         check_is_fitted(self)
-        tier, _, _ = self._tier_index(*self._proba(X))
-        return self.tier_names_[tier]
+        return self._decisions(X).tier
 
-    def _labels_and_tiers(self, X):
-        tier, pred, ok = self._tier_index(*self._proba(X))
+    def _decisions(self, X):
+        certified = self._certified()
+        proba, failed = self._proba(X)
+        tier, pred, ok = self._tier_index(proba, failed)
+        if not certified and self.on_uncertified == "escalate":
+            tier[:] = len(self.targets_)
         labels = np.empty(len(pred), dtype=object)
         labels[ok] = self.classes_[pred[ok]]
         labels[~ok] = None
-        return labels, self.tier_names_[tier]
+        confidence = np.where(ok, proba[np.arange(len(pred)), pred], np.nan)
+        return Bunch(label=labels, tier=self.tier_names_[tier],
+                     confidence=confidence,
+                     certified=np.full(len(pred), certified))
+
+    def _labels_and_tiers(self, X):
+        decisions = self._decisions(X)
+        return decisions.label, decisions.tier
+
+    def decide(self, X):
+        """Every column of a decision: label, tier, confidence, certified.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features) or list of str
+
+        Returns
+        -------
+        decisions : :class:`~sklearn.utils.Bunch`
+            Arrays of shape (n_samples,): ``label`` (predicted class, None for
+            failed rows), ``tier``, ``confidence`` (largest probability, NaN
+            for failed rows) and ``certified`` (False for every row when the
+            estimator no longer matches ``certificate_``).
+            ``pandas.DataFrame(decisions)`` makes a table of them.
+        """
+        check_is_fitted(self)
+        return self._decisions(X)
 
     def predict(self, X):
         """Label of the rows in the top tier, the tier name for the others.
@@ -425,6 +544,7 @@ class ConfidenceRouter(MetaEstimatorMixin, BaseEstimator):
         proba : ndarray of shape (n_samples, n_classes)
         """
         check_is_fitted(self)
+        self._certified()
         return self._proba(X)[0]
 
     def routing_report(self, X, y, *, confidence_level=0.95):

@@ -36,6 +36,7 @@ __all__ = [
     "N_STARTS",
     "accepted_counts",
     "default_thresholds",
+    "fixed_sequence_threshold",
     "ltt_threshold",
     "min_accepted",
     "plugin_threshold",
@@ -129,6 +130,20 @@ def ltt_threshold(confidence, correct, target, delta, thresholds=None,
     """
     grid = default_thresholds() if thresholds is None else np.sort(thresholds)[::-1]
     n_acc, n_err = accepted_counts(confidence, correct, grid)
+    return fixed_sequence_threshold(grid, n_acc, n_err, target, delta, n_starts)
+
+
+def fixed_sequence_threshold(grid, n_acc, n_err, target, delta, n_starts=N_STARTS):
+    """Lowest grid point certified by fixed-sequence testing, from counts.
+
+    The test of :func:`ltt_threshold` on accepted and wrong counts given for
+    each point of ``grid`` (decreasing, the most selective first).
+
+    Returns
+    -------
+    threshold : float
+        ``inf`` when nothing is certified.
+    """
     p = binomial_p_values(n_acc, n_err, target)
     level = delta / n_starts
     n_min = min_accepted(target, level)

@@ -1,0 +1,159 @@
+"""What a router's certificate is about: model, prompt, labels, calibration data.
+
+A certified threshold holds for the estimator it was certified with. For a
+language-model classifier that is the model (the GGUF file's bytes, or the
+server's model name and URL: the backend's ``cache_identity()``), the
+rendered prompt (instructions, demonstrations, label words), the label set
+and the fitted calibration; for any other estimator its fitted state.
+:func:`certificate_of` describes the estimator; :func:`differences` names what
+changed between two descriptions.
+"""
+
+from __future__ import annotations
+
+import joblib
+import numpy as np
+from sklearn.base import BaseEstimator
+
+__all__ = [
+    "UncertifiedWarning",
+    "certificate_of",
+    "data_fingerprint",
+    "differences",
+    "language_models",
+]
+
+# Parameters of an LLMClassifier left out of "state": speed and bookkeeping
+# knobs, and those the "model", "prompt" and "labels" parts already show.
+_LLM_IRRELEVANT = {"backend", "cache", "batch_size", "n_jobs", "progress",
+                  "prompt", "verbalizer"}
+# Parts of a certificate compared at prediction time.
+COMPARED = ("model", "prompt", "labels", "state")
+
+
+class UncertifiedWarning(UserWarning):
+    """The router scores with something other than what it certified."""
+
+
+def _llm_part(clf):
+    """Identity, rendered prompt and labels of a fitted LLMClassifier."""
+    backend = clf._get_backend()
+    fields = clf.prompt_template_.fields
+    sentinel = tuple("{" + f + "}" for f in fields)
+    prompt = clf._render([sentinel])[0].text
+    params = {k: v for k, v in clf.get_params(deep=False).items()
+              if k not in _LLM_IRRELEVANT}
+    calibration = {name: getattr(clf, name) for name in (
+        "calibration_temperature_", "calibration_bias_", "content_free_prior_")
+        if hasattr(clf, name)}
+    return {
+        "model": backend.cache_identity(),
+        "prompt": prompt,
+        "labels": {"classes": np.asarray(clf.classes_).tolist(),
+                   "label_words": list(map(str, clf.label_words_))},
+        "state": joblib.hash([params, calibration]),
+    }
+
+
+def _leaf_hash(value):
+    """joblib.hash of a value; its qualified name where it cannot be pickled."""
+    try:
+        return joblib.hash(value)
+    except Exception:  # a lambda, a live client: its name is all we can compare
+        name = getattr(value, "__qualname__", type(value).__qualname__)
+        return joblib.hash((type(value).__module__, name))
+
+
+def _walk(obj, path, llms, leaves, seen):
+    """Collect the LLMClassifiers and the other estimators' fitted state."""
+    from .._classifier import LLMClassifier
+
+    if id(obj) in seen:
+        return
+    seen.add(id(obj))
+    if isinstance(obj, LLMClassifier):
+        llms.append(obj)
+        return
+    if isinstance(obj, (list, tuple)):
+        for i, item in enumerate(obj):
+            _walk(item, f"{path}[{i}]", llms, leaves, seen)
+        return
+    module = type(obj).__module__ or ""
+    if not (isinstance(obj, BaseEstimator) or module.startswith("sklearn")):
+        leaves.append((path, _leaf_hash(obj)))
+        return
+    for name, value in sorted(vars(obj).items()):
+        if name.startswith("_") or name in ("usage_", "last_score_extra_"):
+            continue
+        _walk(value, f"{path}.{name}", llms, leaves, seen)
+
+
+def language_models(estimator):
+    """The fitted LLMClassifiers inside ``estimator`` (itself included).
+
+    Parameters
+    ----------
+    estimator : estimator instance
+
+    Returns
+    -------
+    models : list of LLMClassifier
+    """
+    llms = []
+    _walk(estimator, "", llms, [], set())
+    return llms
+
+
+def certificate_of(estimator):
+    """Describe what scoring with ``estimator`` depends on.
+
+    Parameters
+    ----------
+    estimator : fitted estimator
+        An LLMClassifier, or any estimator wrapping some (FrozenEstimator,
+        Pipeline, TemperatureScaler, CalibratedClassifierCV, a voting
+        ensemble), or any other fitted classifier.
+
+    Returns
+    -------
+    certificate : dict
+        ``model`` (list of the backends' ``cache_identity()``), ``prompt``
+        (list of rendered prompts, the text field shown as ``{text}``),
+        ``labels`` (the estimator's classes and each model's label words) and
+        ``state`` (hash of the remaining fitted state and parameters).
+    """
+    llms, leaves = [], []
+    _walk(estimator, type(estimator).__name__, llms, leaves, set())
+    parts = [_llm_part(clf) for clf in llms]
+    classes = getattr(estimator, "classes_", None)
+    return {
+        "model": [part["model"] for part in parts],
+        "prompt": [part["prompt"] for part in parts],
+        "labels": {
+            "classes": None if classes is None else np.asarray(classes).tolist(),
+            "models": [part["labels"] for part in parts],
+        },
+        "state": joblib.hash([[part["state"] for part in parts], leaves]),
+    }
+
+
+def data_fingerprint(X, y):
+    """Hash of calibration rows and labels (joblib.hash of both)."""
+    return joblib.hash((X, np.asarray(y)))
+
+
+def differences(recorded, current):
+    """Names of the compared parts that differ between two certificates.
+
+    Parameters
+    ----------
+    recorded, current : dict
+        From :func:`certificate_of`.
+
+    Returns
+    -------
+    names : list of str
+        A subset of ``["model", "prompt", "labels", "state"]``.
+    """
+    return [key for key in COMPARED
+            if joblib.hash(recorded.get(key)) != joblib.hash(current.get(key))]
