@@ -539,9 +539,12 @@ class LLMClassifier(ClassifierMixin, BaseEstimator):
             seed=self._sampling_seed,
         )
         reasons = self._fake_answer_reasons(rows)
-        keep = [i for i, reason in enumerate(reasons) if reason is None]
+        neutral = self.prompt_template_.on_fake_answer == "neutralize"
+        keep = [i for i, reason in enumerate(reasons) if reason is None or neutral]
         scores = score_prompts(
-            self._get_backend(), self._render([rows[i] for i in keep]),
+            self._get_backend(),
+            self._render([rows[i] if reasons[i] is None else self._neutralized(rows[i])
+                          for i in keep]),
             self.prompt_template_.label_strings(self.label_words_),
             strategy=strategy,
             cache=self.cache if self.cache is not None
@@ -549,24 +552,52 @@ class LLMClassifier(ClassifierMixin, BaseEstimator):
             batch_size=self.batch_size,
             progress=self.progress, usage=self.usage_, n_jobs=self.n_jobs,
         )
+        if neutral:
+            return self._flag_fake_answers(scores, reasons)
         if len(keep) == len(rows):
             return scores
         return scores.placed(keep, len(rows), reasons)
 
     def _fake_answer_reasons(self, rows) -> list:
-        """Per row: why it is not sent to the model (a fake answer), or None."""
+        """Per row: why its text is suspected of injecting an answer, or None."""
         template = self.prompt_template_
         fields = template.fields
+        action = ("scored with it removed" if template.on_fake_answer == "neutralize"
+                  else "not sent to the model")
         reasons = []
         for row in rows:
             found = template.fake_answer(dict(zip(fields, row)), self.label_words_)
             reasons.append(None if found is None else (
-                f"the text writes the prompt's answer line with a label "
-                f"({found!r}), like a fake demonstration (prompt injection); "
-                "not sent to the model (PromptTemplate(reject_fake_answers=False) "
-                "scores such texts)"
+                f"the text writes an answer with a label ({found!r}), like a fake "
+                f"demonstration (prompt injection); {action} "
+                "(PromptTemplate(reject_fake_answers=False) scores such texts as "
+                "they are)"
             ))
         return reasons
+
+    def _neutralized(self, row) -> tuple:
+        """``row`` with its fake answers and prompt line markers removed."""
+        fields = self.prompt_template_.fields
+        values = self.prompt_template_.neutralize(dict(zip(fields, row)),
+                                                  self.label_words_)
+        return tuple(values[f] for f in fields)
+
+    def _flag_fake_answers(self, scores, reasons):
+        """Mark the neutralised rows: extra ``"fake_answer"``, warning, failed report.
+
+        They keep their (neutralised) scores; meta-estimators see them as
+        failed rows, so that a router sends them to its fallback tier.
+        """
+        flagged = np.array([r is not None for r in reasons], dtype=bool)
+        scores.extra["fake_answer"] = flagged.astype(float)
+        if flagged.any():
+            first = next(r for r in reasons if r is not None)
+            warn_external(
+                f"{int(flagged.sum())} of {len(reasons)} rows hold a fake answer "
+                f"(first reason: {first})."
+            )
+            report_failed_rows(flagged)
+        return scores
 
     def _score(self, X) -> np.ndarray:
         """Per-class log-probabilities from the backend, (n_samples, n_classes).
