@@ -13,6 +13,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from ._input import check_targets, rows_from_X
 from .backends._base import Usage
+from .cache._credentials import wrap_secret_url
 from .calibration._infit import (
     MemoryCache,
     apply_calibration,
@@ -331,7 +332,7 @@ class LLMClassifier(ClassifierMixin, BaseEstimator):
         self.prior_correction = prior_correction
         self.calibration = calibration
         self.max_calibration_samples = max_calibration_samples
-        self.cache = cache
+        self.cache = wrap_secret_url(cache)  # a password is masked, not pickled
         self.batch_size = batch_size
         self.n_jobs = n_jobs
         self.progress = progress
@@ -589,8 +590,8 @@ class LLMClassifier(ClassifierMixin, BaseEstimator):
         failed rows, so that a router sends them to its fallback tier.
         """
         flagged = np.array([r is not None for r in reasons], dtype=bool)
-        scores.extra["fake_answer"] = flagged.astype(float)
         if flagged.any():
+            scores.extra["fake_answer"] = flagged.astype(float)
             first = next(r for r in reasons if r is not None)
             warn_external(
                 f"{int(flagged.sum())} of {len(reasons)} rows hold a fake answer "
@@ -729,6 +730,12 @@ class LLMClassifier(ClassifierMixin, BaseEstimator):
                 "predict_proba and handle the NaN rows, or set on_error='warn'."
             )
         return self.classes_[np.argmax(scores, axis=1)]
+
+    def set_params(self, **params):
+        """Set parameters; a database URL's password is masked as in ``__init__``."""
+        if "cache" in params:
+            params["cache"] = wrap_secret_url(params["cache"])
+        return super().set_params(**params)
 
     def __getstate__(self):
         state = super().__getstate__()

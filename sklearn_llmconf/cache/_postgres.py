@@ -14,6 +14,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import numpy as np
 
+from ._credentials import wrap_secret_url
 from ._sqlite import ResponseCache
 
 __all__ = ["PostgresResponseCache"]
@@ -81,7 +82,7 @@ class PostgresResponseCache(ResponseCache):
     """
 
     def __init__(self, url, timeout=60.0, table="sklearn_llmconf_responses"):
-        self.url = url
+        self.url = wrap_secret_url(url)  # the password is not pickled
         self.timeout = float(timeout)
         self.table = table
         self._local = threading.local()

@@ -38,6 +38,26 @@ from ._temperature import finite_rows, fit_temperature, logits_to_proba, to_logi
 
 __all__ = ["TemperatureScaler"]
 
+def _check_calibration_set(y):
+    """Refuse an empty calibration set; warn on one with a single class."""
+    if len(y) == 0:
+        raise ValueError(
+            "TemperatureScaler needs labelled calibration rows, got an empty "
+            "set (0 samples): a temperature fitted on nothing would be 1 and a "
+            "bias undefined. Pass held-out texts and their labels."
+        )
+    present = np.unique(y)
+    if len(present) < 2:
+        warnings.warn(
+            f"The calibration set holds one class only ({present[0]!r}, "
+            f"{len(y)} rows): the temperature then only sharpens or flattens "
+            "towards that class and says nothing about the others. Calibrate on "
+            "rows of every class.",
+            UserWarning,
+            stacklevel=3,
+        )
+
+
 def _response_method_name(estimator):
     return _check_response_method(
         estimator, ["decision_function", "predict_proba"]
@@ -371,6 +391,7 @@ class TemperatureScaler(ClassifierMixin, MetaEstimatorMixin, BaseEstimator):
         y = column_or_1d(y, warn=True)
         check_classification_targets(y)
         X, y = indexable(X, y)
+        _check_calibration_set(y)
         if sample_weight is not None:
             sample_weight = _check_sample_weight(sample_weight, y)
         estimator = self._get_estimator()

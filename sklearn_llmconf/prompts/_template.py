@@ -127,7 +127,8 @@ class PromptTemplate:
         fake answers and the prompt's line markers (``"Text:"``,
         ``"Answer:"``) removed from its text, a warning gives the count and
         the first reason, ``last_score_extra_["fake_answer"]`` is 1 for the
-        row, and the row is reported as failed to wrapping meta-estimators
+        row (0 for the others; the key is there when a row of the call holds
+        a fake answer), and the row is reported as failed to wrapping meta-estimators
         (``ConfidenceRouter`` sends it to the fallback tier,
         ``TemperatureScaler`` leaves it out of its fit): one suspicious text
         never fails a whole call. ``"fail"``: the text is not sent to the

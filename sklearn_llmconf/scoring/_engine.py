@@ -23,6 +23,7 @@ from functools import partial
 import numpy as np
 
 from ..backends._base import Usage
+from ..cache._file import check_rows
 from ..cache._sqlite import ResponseCache
 from ._parallel import score_in_parallel, score_with
 
@@ -190,7 +191,7 @@ def score_unique(backend, prompts, labels, *, strategy, cache=None,
         identity = backend.cache_identity()
         keys = [cache.make_key(identity, p.text, labels, extra=strategy.cache_extra)
                 for p in prompts]
-        hits = cache.get_many(keys)
+        hits = check_rows(cache, cache.get_many(keys), k)
         hit = np.array([key in hits for key in keys], dtype=bool)
         for i in np.flatnonzero(hit):
             scores.log_probs[i] = hits[keys[i]]

@@ -7,13 +7,13 @@ import pytest
 from sklearn.frozen import FrozenEstimator
 
 from sklearn_llmconf import LLMClassifier, TemperatureScaler
+from sklearn_llmconf.prompts import DEFAULT_TEMPLATE, PromptTemplate
 from sklearn_llmconf.prompts._injection import (
     COMMON_MARKERS,
     find_fake_answers,
     neutralize,
     normalize,
 )
-from sklearn_llmconf.prompts import DEFAULT_TEMPLATE, PromptTemplate
 from sklearn_llmconf.routing import ConfidenceRouter
 from sklearn_llmconf.utils._testing import KeywordBackend
 from tests import _attacks, _evasions
