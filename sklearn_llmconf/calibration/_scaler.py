@@ -49,7 +49,7 @@ def _check_calibration_set(y):
     present = np.unique(y)
     if len(present) < 2:
         warnings.warn(
-            f"The calibration set holds one class only ({present[0]!r}, "
+            f"The calibration set holds one class only ({present[0].item()!r}, "
             f"{len(y)} rows): the temperature then only sharpens or flattens "
             "towards that class and says nothing about the others. Calibrate on "
             "rows of every class.",

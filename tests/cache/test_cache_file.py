@@ -7,8 +7,9 @@ import numpy as np
 import pytest
 
 from sklearn_llmconf import LLMClassifier, ResponseCache
-from sklearn_llmconf.cache._file import APPLICATION_ID
 from sklearn_llmconf.utils._testing import KeywordBackend
+
+APPLICATION_ID = 0x4C4C4D43  # "LLMC": the file format, spelled out
 
 X = ["win cash now", "see you at 6", "free prize", "lunch?"]
 Y = ["spam", "ham", "spam", "ham"]
