@@ -81,6 +81,15 @@ class PostgresResponseCache(ResponseCache):
     (``pip install 'sklearn-llmconf[postgres]'``).
     """
 
+    # Damaged rows raise (the SQLite cache's default); keys are plain SHA-256.
+    on_corrupt = "raise"
+    key_secret_env = None
+
+    @property
+    def path(self) -> str:
+        """The server URL, password masked: what error messages name."""
+        return _mask_password(str(self.url))
+
     def __init__(self, url, timeout=60.0, table="sklearn_llmconf_responses"):
         self.url = wrap_secret_url(url)  # the password is not pickled
         self.timeout = float(timeout)
