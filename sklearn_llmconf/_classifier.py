@@ -15,6 +15,7 @@ from sklearn.utils.validation import check_is_fitted
 from ._input import check_targets, rows_from_X
 from .backends._base import Usage
 from .cache import MemoryCache
+from .cache._credentials import wrap_secret_url
 from .calibration._infit import ScoreCorrection, calibration_rows, fit_calibration
 from .calibration._priors import CONTENT_FREE_INPUTS, estimate_prior
 from .prompts._demos import DemoPool
@@ -24,6 +25,7 @@ from .scoring._engine import place, score_rows
 from .scoring._failures import ScoredRows, apply_on_error, finite_rows
 from .scoring._strategies import make_strategy, resolve_strategy
 from .utils._sklearn_compat import HasMethods, Interval, StrOptions, _fit_context
+from .utils._warn import warn_external
 
 __all__ = ["LLMClassifier"]
 
@@ -307,7 +309,7 @@ class LLMClassifier(ClassifierMixin, BaseEstimator):
         self.prior_correction = prior_correction
         self.calibration = calibration
         self.max_calibration_samples = max_calibration_samples
-        self.cache = cache
+        self.cache = wrap_secret_url(cache)  # a password is masked, not pickled
         self.batch_size = batch_size
         self.n_jobs = n_jobs
         self.progress = progress
@@ -420,7 +422,7 @@ class LLMClassifier(ClassifierMixin, BaseEstimator):
         )
         log_probs = np.empty((0, len(self.classes_)))
         if len(idx):
-            scores = self._score_rows([rows[i] for i in idx])
+            scores, _ = self._score_rows([rows[i] for i in idx])
             log_probs = self._correction.apply(scores.log_probs, scores.failed,
                                                len(self.classes_))
         (self.calibration_temperature_, self.calibration_bias_,
@@ -463,7 +465,7 @@ class LLMClassifier(ClassifierMixin, BaseEstimator):
             )
         n_fields = len(self.prompt_template_.fields)
         rows = [(text,) * n_fields for text in CONTENT_FREE_INPUTS]
-        scores = self._score_rows(rows)
+        scores, _ = self._score_rows(rows)
         if scores.failed.all():
             reason = next((e for e in scores.errors if e is not None),
                           "labels not observed")
@@ -522,9 +524,13 @@ class LLMClassifier(ClassifierMixin, BaseEstimator):
         The only place that counts failed rows in ``usage_``.
         """
         reasons = self._fake_answer_reasons(rows)
-        keep = [i for i, reason in enumerate(reasons) if reason is None]
+        neutral = self.prompt_template_.on_fake_answer == "neutralize"
+        keep = [i for i, reason in enumerate(reasons) if reason is None or neutral]
         scores = score_rows(
-            self._get_backend(), [rows[i] for i in keep], self._render,
+            self._get_backend(),
+            [rows[i] if reasons[i] is None else self._neutralized(rows[i])
+             for i in keep],
+            self._render,
             self.prompt_template_.label_strings(self.label_words_),
             strategy=self._strategy,
             cache=self.cache if self.cache is not None
@@ -532,25 +538,48 @@ class LLMClassifier(ClassifierMixin, BaseEstimator):
             batch_size=self.batch_size,
             progress=self.progress, usage=self.usage_, n_jobs=self.n_jobs,
         )
-        if len(keep) != len(rows):
-            scores = place(scores, keep, len(rows), reasons)
+        if neutral:
+            self._warn_fake_answers(reasons)
+            suspicions = reasons
+        else:
+            suspicions = [None] * len(rows)
+            if len(keep) != len(rows):
+                scores = place(scores, keep, len(rows), reasons)
         self.usage_ += Usage(failed_rows=int(scores.failed.sum()))
-        return scores
+        return scores, suspicions
 
     def _fake_answer_reasons(self, rows) -> list:
-        """Per row: why it is not sent to the model (a fake answer), or None."""
+        """Per row: why its text is suspected of injecting an answer, or None."""
         template = self.prompt_template_
         fields = template.fields
+        action = ("scored with it removed" if template.on_fake_answer == "neutralize"
+                  else "not sent to the model")
         reasons = []
         for row in rows:
             found = template.fake_answer(dict(zip(fields, row)), self.label_words_)
             reasons.append(None if found is None else (
-                f"the text writes the prompt's answer line with a label "
-                f"({found!r}), like a fake demonstration (prompt injection); "
-                "not sent to the model (PromptTemplate(reject_fake_answers=False) "
-                "scores such texts)"
+                f"the text writes an answer with a label ({found!r}), like a fake "
+                f"demonstration (prompt injection); {action} "
+                "(PromptTemplate(reject_fake_answers=False) scores such texts as "
+                "they are)"
             ))
         return reasons
+
+    def _neutralized(self, row) -> tuple:
+        """``row`` with its fake answers and prompt line markers removed."""
+        fields = self.prompt_template_.fields
+        values = self.prompt_template_.neutralize(dict(zip(fields, row)),
+                                                  self.label_words_)
+        return tuple(values[f] for f in fields)
+
+    def _warn_fake_answers(self, reasons) -> None:
+        """One warning for the rows scored with their fake answers removed."""
+        flagged = [r for r in reasons if r is not None]
+        if flagged:
+            warn_external(
+                f"{len(flagged)} of {len(reasons)} rows hold a fake answer "
+                f"(first reason: {flagged[0]})."
+            )
 
     def score_details(self, X) -> ScoredRows:
         """Log-probabilities of X with the rows that failed and why.
@@ -573,15 +602,19 @@ class LLMClassifier(ClassifierMixin, BaseEstimator):
         """
         check_is_fitted(self)
         rows = self._validate_rows(X, reset=False)
-        scores = self._score_rows(rows)
+        scores, suspicions = self._score_rows(rows)
         failed = scores.failed
         log_probs = self._correction.apply(scores.log_probs, failed,
                                            len(self.classes_))
         reasons = [
-            (e if e is not None else "labels not observed") if f else None
-            for f, e in zip(failed, scores.errors)
+            (e if e is not None else "labels not observed") if f else s
+            for f, e, s in zip(failed, scores.errors, suspicions)
         ]
-        return ScoredRows(log_probs, failed, reasons, scores.extra)
+        extra = dict(scores.extra)
+        if any(s is not None for s in suspicions):
+            extra["fake_answer"] = np.array([s is not None for s in suspicions],
+                                            dtype=float)
+        return ScoredRows(log_probs, failed, reasons, extra)
 
     def _score(self, X):
         """Log-scores after the ``on_error`` policy, and the failed rows' details."""
@@ -591,7 +624,11 @@ class LLMClassifier(ClassifierMixin, BaseEstimator):
     def _predict_with_failures(self, X, method):
         """See :func:`sklearn_llmconf.scoring.predict_with_failures`."""
         log_scores, details = self._score(X)
-        return self._respond(log_scores, method), details.failed, details.reasons
+        # A row scored with a suspected fake answer removed keeps its scores
+        # here, but a wrapper must not trust it blindly: it counts as failed.
+        suspect = np.array([r is not None for r in details.reasons], dtype=bool)
+        return (self._respond(log_scores, method), details.failed | suspect,
+                details.reasons)
 
     def _respond(self, log_scores, method):
         """The output of the response ``method`` from the log-scores."""
@@ -666,6 +703,12 @@ class LLMClassifier(ClassifierMixin, BaseEstimator):
         y_pred : ndarray of shape (n_samples,)
         """
         return self._respond(self._score(X)[0], "predict")
+
+    def set_params(self, **params):
+        """Set parameters; a database URL's password is masked as in ``__init__``."""
+        if "cache" in params:
+            params["cache"] = wrap_secret_url(params["cache"])
+        return super().set_params(**params)
 
     def __getstate__(self):
         state = super().__getstate__()

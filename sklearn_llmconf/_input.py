@@ -76,6 +76,11 @@ def rows_from_X(estimator, X, fields, *, reset: bool) -> list[tuple[str, ...]]:
     -------
     rows : list of tuple of str
     """
+    if X is None:
+        raise ValueError(
+            f"{type(estimator).__name__} needs X: a sequence of texts or a 2-D "
+            "array / DataFrame of text columns, got None."
+        )
     if isinstance(X, (str, bytes)):
         raise ValueError(
             "Expected a sequence of texts (e.g. a list of str), got a single "
@@ -141,6 +146,16 @@ def _rows_2d(estimator, X, fields, *, reset: bool) -> list[tuple[str, ...]]:
     return rows
 
 
+def _is_missing(value) -> bool:
+    """None, NaN, pandas.NA or NaT."""
+    if value is None:
+        return True
+    try:
+        return bool(value != value)  # NaN, NaT; pandas.NA raises
+    except TypeError:
+        return True
+
+
 def check_targets(y, n_rows: int) -> np.ndarray:
     """Return ``y`` as a 1-D array of class labels, one per row of X.
 
@@ -157,13 +172,14 @@ def check_targets(y, n_rows: int) -> np.ndarray:
     y = column_or_1d(y, warn=True)
     if len(y) != n_rows:
         raise ValueError(f"X has {n_rows} rows but y has {len(y)}: they must match.")
-    if y.dtype == object:
-        missing = [i for i, v in enumerate(y) if v is None]
+    if y.dtype == object or y.dtype.kind == "f":
+        missing = [i for i, v in enumerate(y) if _is_missing(v)]
         if missing:
             raise ValueError(
-                f"y contains None at row {missing[0]} ({len(missing)} row(s) in "
-                "all); every sample needs a class label. Drop the unlabelled rows "
-                "or give them a class."
+                f"y contains {y[missing[0]]!r} at row {missing[0]} "
+                f"({len(missing)} row(s) in all), a missing label; every sample "
+                "needs a class label. Drop the unlabelled rows or give them a "
+                "class."
             )
     check_classification_targets(y)
     return y

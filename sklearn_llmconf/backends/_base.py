@@ -208,6 +208,24 @@ class BackendCapabilities:
     n_per_request: bool = False
 
 
+# Servers round log-probs; a value above this is no log-probability.
+_LOGPROB_TOLERANCE = 1e-6
+
+
+def _fail_impossible_rows(result) -> None:
+    """Fail, in place, the rows holding a log-probability above 0 (or +inf)."""
+    with np.errstate(invalid="ignore"):
+        bad = np.flatnonzero((result.log_probs > _LOGPROB_TOLERANCE).any(axis=1))
+    for i in bad:
+        value = float(np.nanmax(result.log_probs[i]))
+        result.log_probs[i] = np.nan
+        result.errors[i] = (
+            f"the backend returned a log-probability of {value:.4g} > 0, which is "
+            "no probability (a server bug or a proxy rewriting responses); row "
+            "not scored"
+        )
+
+
 def _check_prompts(prompts) -> list[Prompt]:
     """Return ``prompts`` as a list of :class:`Prompt` (a str is one literal)."""
     if isinstance(prompts, (str, Prompt)):
@@ -292,6 +310,7 @@ class BaseBackend(BaseEstimator):
                 f"{result.log_probs.shape} and {len(result.errors)} errors for "
                 f"{expected[0]} prompts and {expected[1]} labels."
             )
+        _fail_impossible_rows(result)
         return result
 
     def _score_labels(self, prompts: list[Prompt], labels: list[str]) -> ScoreResult:

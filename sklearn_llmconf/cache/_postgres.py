@@ -15,6 +15,7 @@ from urllib.parse import urlsplit, urlunsplit
 import numpy as np
 
 from ..utils._optional import import_optional
+from ._credentials import wrap_secret_url
 from ._sqlite import ResponseCache
 
 __all__ = ["PostgresResponseCache"]
@@ -73,8 +74,17 @@ class PostgresResponseCache(ResponseCache):
     (``pip install 'sklearn-llmconf[postgres]'``).
     """
 
+    # Damaged rows raise (the SQLite cache's default); keys are plain SHA-256.
+    on_corrupt = "raise"
+    key_secret_env = None
+
+    @property
+    def path(self) -> str:
+        """The server URL, password masked: what error messages name."""
+        return _mask_password(str(self.url))
+
     def __init__(self, url, timeout=60.0, table="sklearn_llmconf_responses"):
-        self.url = url
+        self.url = wrap_secret_url(url)  # the password is not pickled
         self.timeout = float(timeout)
         self.table = table
         self._local = threading.local()

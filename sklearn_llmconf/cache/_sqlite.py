@@ -19,6 +19,15 @@ from pathlib import Path
 
 import numpy as np
 
+from ._file import (
+    check_file,
+    check_secret,
+    decode_rows,
+    keyed,
+    read_secret,
+    stamp,
+)
+
 __all__ = ["ResponseCache"]
 
 # SQLite's historical limit on bound parameters per statement is 999.
@@ -60,18 +69,49 @@ class ResponseCache:
         classifier accepts both, see :func:`~sklearn_llmconf.cache.open_cache`).
     timeout : float, default=60.0
         Seconds a writer waits for a lock held by another writer.
+    on_corrupt : {"raise", "rescore"}, default="raise"
+        What a damaged row (bytes that are no float64 row, or a row of another
+        length than the request's labels) does: raise an error naming the file
+        and the fix, or count as a miss, so that it is scored again and
+        overwritten (with a warning).
+    key_secret_env : str or None, default=None
+        Name of an environment variable holding a secret: the file then stores
+        HMAC-SHA-256 keys under it instead of plain SHA-256 keys, so that
+        someone who can read the file but not the secret cannot test whether
+        a given text was scored. Every process sharing the file needs the
+        same secret; the secret itself is never stored or pickled.
 
     Notes
     -----
     Keys are built by :meth:`make_key` from a backend's ``cache_identity()``,
     which by contract holds nothing secret; values are float64 rows with NaN
-    preserved. Nothing else is stored.
+    preserved. The file carries SQLite's application id ``"LLMC"`` and a
+    schema version: a file that is not a response cache is refused unchanged.
     """
 
-    def __init__(self, path, timeout=60.0):
+    def __init__(self, path, timeout=60.0, on_corrupt="raise", key_secret_env=None):
+        if type(self) is ResponseCache and str(path).startswith(
+            ("postgresql://", "postgres://")
+        ):
+            raise ValueError(
+                "ResponseCache stores an SQLite file; for a PostgreSQL server use "
+                "PostgresResponseCache(url), or pass the URL as "
+                "LLMClassifier(cache=url)."
+            )
+        if on_corrupt not in ("raise", "rescore"):
+            raise ValueError(
+                f"on_corrupt must be 'raise' or 'rescore', got {on_corrupt!r}."
+            )
         self.path = Path(path)
         self.timeout = float(timeout)
+        self.on_corrupt = on_corrupt
+        self.key_secret_env = key_secret_env
         self._local = threading.local()
+
+    def _stored(self, keys) -> list:
+        """The keys as stored: HMAC under the secret with ``key_secret_env``."""
+        secret = getattr(self._local, "secret", None)
+        return [keyed(secret, k) for k in keys] if secret else list(keys)
 
     # -- keys ---------------------------------------------------------------
     @staticmethod
@@ -140,7 +180,28 @@ class ResponseCache:
                     f"({exc}): check that the path names a file, not a folder, "
                     "and that its folder is writable."
                 ) from exc
+            if code == sqlite3.SQLITE_BUSY or "locked" in str(exc):
+                raise sqlite3.OperationalError(
+                    f"The response cache file {str(self.path)!r} stayed locked by "
+                    f"another writer for more than timeout={self.timeout:g} s "
+                    f"({exc}). Wait for the other process, pass a longer timeout "
+                    "(ResponseCache(path, timeout=...)), or give each job its own "
+                    "cache file."
+                ) from exc
+            if code == sqlite3.SQLITE_READONLY:
+                raise sqlite3.OperationalError(
+                    f"Cannot write the response cache file {str(self.path)!r} "
+                    f"({exc}): it or its folder is read-only. Make both writable "
+                    "(the -wal and -shm files live next to it), or copy the "
+                    "file to a writable place."
+                ) from exc
             raise
+        except OSError as exc:
+            raise type(exc)(
+                f"Cannot create the response cache file {str(self.path)!r} "
+                f"({exc}): choose a path whose folders can be created and "
+                "written."
+            ) from exc
 
     def _conn(self) -> sqlite3.Connection:
         local = self._local
@@ -148,6 +209,7 @@ class ResponseCache:
         # A connection inherited through fork belongs to the parent: reopen.
         if conn is not None and getattr(local, "pid", None) == os.getpid():
             return conn
+        local.secret = read_secret(self.key_secret_env)
         with self._named_errors():
             conn = self._connect()
         local.conn = conn
@@ -164,18 +226,26 @@ class ResponseCache:
         deadline = time.monotonic() + self.timeout
         while True:
             try:
+                # Read-only checks first: a foreign file is left as it was.
+                needs_stamp = check_file(conn, self.path)
                 conn.execute("PRAGMA journal_mode = WAL")
                 conn.execute("PRAGMA synchronous = NORMAL")
                 conn.execute(
                     "CREATE TABLE IF NOT EXISTS responses "
                     "(key TEXT PRIMARY KEY, value BLOB NOT NULL)"
                 )
+                if needs_stamp:
+                    stamp(conn)
+                check_secret(conn, self.path, self._local.secret)
                 break
             except sqlite3.DatabaseError as exc:
                 if "locked" not in str(exc) or time.monotonic() > deadline:
                     conn.close()
                     raise
                 time.sleep(0.01)
+            except BaseException:
+                conn.close()
+                raise
         return conn
 
     def close(self) -> None:
@@ -215,9 +285,12 @@ class ResponseCache:
         if not keys:
             return out
         conn = self._conn()
+        stored = dict(zip(self._stored(keys), keys))
+        found = []
         for start in range(0, len(keys), _CHUNK):
-            for key, blob in self._select(conn, keys[start : start + _CHUNK]):
-                out[key] = np.frombuffer(blob, dtype="<f8").astype(np.float64)
+            chunk = list(stored)[start : start + _CHUNK]
+            found.extend((stored[k], blob) for k, blob in self._select(conn, chunk))
+        out.update(decode_rows(self.path, found, self.on_corrupt))
         return out
 
     def _select(self, conn, keys) -> list:
@@ -235,13 +308,13 @@ class ResponseCache:
         ----------
         mapping : dict of str to array-like of float
         """
-        items = [
-            (key, np.ascontiguousarray(row, dtype="<f8").ravel().tobytes())
-            for key, row in mapping.items()
-        ]
-        if not items:
+        if not mapping:
             return
         conn = self._conn()
+        items = [
+            (key, np.ascontiguousarray(row, dtype="<f8").ravel().tobytes())
+            for key, row in zip(self._stored(mapping), mapping.values())
+        ]
         with self._named_errors():
             # BEGIN IMMEDIATE takes the write lock up front, so concurrent writers
             # queue on the busy timeout instead of deadlocking on a lock upgrade.
@@ -265,7 +338,7 @@ class ResponseCache:
         conn = self._conn()
         with self._named_errors():
             row = conn.execute(
-                "SELECT 1 FROM responses WHERE key = ?", (key,)
+                "SELECT 1 FROM responses WHERE key = ?", (self._stored([key])[0],)
             ).fetchone()
         return row is not None
 

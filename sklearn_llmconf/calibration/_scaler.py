@@ -38,6 +38,24 @@ from ._temperature import fit_temperature, logits_to_proba, scale_logits, to_log
 
 __all__ = ["TemperatureScaler"]
 
+def _check_calibration_set(y):
+    """Refuse an empty calibration set; warn on one with a single class."""
+    if len(y) == 0:
+        raise ValueError(
+            "TemperatureScaler needs labelled calibration rows, got an empty "
+            "set (0 samples): a temperature fitted on nothing would be 1 and a "
+            "bias undefined. Pass held-out texts and their labels."
+        )
+    present = np.unique(y)
+    if len(present) < 2:
+        warn_external(
+            f"The calibration set holds one class only ({present[0].item()!r}, "
+            f"{len(y)} rows): the temperature then only sharpens or flattens "
+            "towards that class and says nothing about the others. Calibrate on "
+            "rows of every class."
+        )
+
+
 def _response_method_name(estimator):
     return _check_response_method(
         estimator, ["decision_function", "predict_proba"]
@@ -363,6 +381,7 @@ class TemperatureScaler(ClassifierMixin, MetaEstimatorMixin, BaseEstimator):
         y = column_or_1d(y, warn=True)
         check_classification_targets(y)
         X, y = indexable(X, y)
+        _check_calibration_set(y)
         if sample_weight is not None:
             sample_weight = _check_sample_weight(sample_weight, y)
         estimator = self._get_estimator()

@@ -71,6 +71,15 @@ def label_words(verbalizer, classes) -> list[str]:
         raise ValueError(f"Label words must not be empty, got {words}.")
     if len(set(words)) != len(words):
         raise ValueError(f"Label words must be distinct, got {words}.")
+    stripped = [w.strip() for w in words]
+    if len(set(stripped)) != len(stripped):
+        same = sorted({w for w in words if stripped.count(w.strip()) > 1})
+        raise ValueError(
+            f"Label words {same} differ only in surrounding spaces, so the prompt "
+            "shows them alike and the model cannot tell them apart. Strip the "
+            "class labels (e.g. y = [s.strip() for s in y]) or give a verbalizer "
+            "with distinct words."
+        )
     return words
 
 

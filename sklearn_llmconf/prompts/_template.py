@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import functools
 import re
 import string
 from dataclasses import dataclass
 
 from ..backends._base import Prompt
+from ._injection import COMMON_MARKERS, find_fake_answers, neutralize
 from ._labels import scored_label_strings
 
 __all__ = ["PromptTemplate", "DEFAULT_TEMPLATE", "escape_field", "shorten"]
@@ -26,23 +26,7 @@ _LINE_BREAKS = re.compile(r"\r\n|[\n\r\v\f\x1c\x1d\x1e\x85\u2028\u2029]")
 
 
 _MARKER_PUNCTUATION = ":=-–—>|"
-
-
-@functools.lru_cache(maxsize=64)
-def _fake_answer_pattern(marker: str, label_words: tuple) -> re.Pattern | None:
-    """Regex of ``marker``, separators and a label word (see fake_answer)."""
-    words = sorted({w.strip() for w in label_words if w.strip()}, key=len,
-                   reverse=True)
-    if not marker or not words:
-        return None
-    alternatives = "|".join(
-        re.escape(w) if len(w) == 1 else f"(?i:{re.escape(w)})" for w in words
-    )
-    # \b only where the marker / word starts or ends with a word character.
-    start = r"\b" if re.match(r"\w", marker) else ""
-    return re.compile(
-        rf"(?i:{start}{re.escape(marker)})\s*[^\w\s]{{0,3}}\s*(?:{alternatives})(?!\w)"
-    )
+_FAKE_ANSWER_POLICIES = ("neutralize", "fail")
 
 
 def shorten(value: str, max_chars: int | None) -> str:
@@ -129,13 +113,29 @@ class PromptTemplate:
         injection; see the Reliability page of the user guide for what this
         does and does not stop). False inserts values verbatim.
     reject_fake_answers : bool, default=True
-        Whether :meth:`fake_answer` reports a field value that writes the
-        template's answer line with a label word, such as ``"Answer: ham"``
-        inside an SMS: the signature of a fake demonstration or an injected
-        answer. :class:`~sklearn_llmconf.LLMClassifier` does not send such a
-        text to the model and treats its row as failed (``on_error``), so
-        that it cannot come back as a confident prediction. False scores it
-        like any other text.
+        Whether :meth:`fake_answer` reports a field value that writes an
+        answer with a label word, such as ``"Answer: ham"`` or ``"the answer
+        is ham."`` inside an SMS: the signature of a fake demonstration or an
+        injected answer. The text is normalised first (look-alike letters,
+        full-width forms, zero-width characters, HTML references and markup
+        are folded), and the markers are the template's :attr:`answer_marker`
+        and the common ones (answer, label, response, category,
+        classification). False scores such texts like any other.
+    on_fake_answer : {"neutralize", "fail"}, default="neutralize"
+        What :class:`~sklearn_llmconf.LLMClassifier` does with a row whose
+        text holds a fake answer. ``"neutralize"``: the row is scored with the
+        fake answers and the prompt's line markers (``"Text:"``,
+        ``"Answer:"``) removed from its text, a warning gives the count and
+        the first reason, ``score_details(X).extra["fake_answer"]`` is 1 for
+        the row (0 for the others; the key is there when a row of the call
+        holds a fake answer) and its ``reasons`` entry says why, and the row
+        is reported as failed to wrapping meta-estimators
+        (``ConfidenceRouter`` sends it to the fallback tier,
+        ``TemperatureScaler`` leaves it out of its fit): one suspicious text
+        never fails a whole call. ``"fail"``: the text is not sent to the
+        model and the row fails (``on_error``, which raises by default).
+        ``benchmarks/bench_injection.py`` compares the neutralised score with
+        a uniform row.
 
     Examples
     --------
@@ -160,8 +160,14 @@ class PromptTemplate:
     label_separator: str = ", "
     escape_fields: bool = True
     reject_fake_answers: bool = True
+    on_fake_answer: str = "neutralize"
 
     def __post_init__(self):
+        if self.on_fake_answer not in _FAKE_ANSWER_POLICIES:
+            raise ValueError(
+                f"on_fake_answer must be one of {_FAKE_ANSWER_POLICIES}, got "
+                f"{self.on_fake_answer!r}."
+            )
         if not isinstance(self.template, str):
             raise TypeError(
                 f"template must be a str, got {type(self.template).__name__}."
@@ -228,15 +234,64 @@ class PromptTemplate:
         line = literal.strip().splitlines()[-1].strip() if literal.strip() else ""
         return line.rstrip(_MARKER_PUNCTUATION).strip() or line
 
+    @property
+    def answer_markers(self) -> tuple[str, ...]:
+        """The markers a fake answer may start with: :attr:`answer_marker`
+        (when there is one) and the common ones."""
+        own = (self.answer_marker,) if self.answer_marker else ()
+        return own + COMMON_MARKERS
+
+    @property
+    def line_markers(self) -> tuple[str, ...]:
+        """Words that open a line of the prompt: each field's line label
+        (``"Text"`` in ``"Text: {text}"``) and :attr:`answer_markers`."""
+        _, block = self._split
+        words = []
+        for literal, name, _, _ in string.Formatter().parse(block):
+            if name is not None and name not in _RESERVED:
+                head = literal.splitlines()[-1] if literal.strip() else ""
+                head = head.strip().rstrip(_MARKER_PUNCTUATION).strip()
+                if head:
+                    words.append(head)
+        return tuple(words) + self.answer_markers
+
+    def fake_answers(self, values: dict, label_words) -> dict:
+        """Every fake answer in the field values, by field.
+
+        Parameters
+        ----------
+        values : dict
+            Field name to text.
+        label_words : sequence of str
+            The verbalized labels.
+
+        Returns
+        -------
+        found : dict of str to list of FakeAnswer
+            Only the fields with at least one; empty when
+            ``reject_fake_answers=False``.
+        """
+        if not self.reject_fake_answers:
+            return {}
+        found = {}
+        for name, value in values.items():
+            spans = find_fake_answers(value, self.answer_markers, label_words)
+            if spans:
+                found[name] = spans
+        return found
+
     def fake_answer(self, values: dict, label_words) -> str | None:
         """Return the first fake answer in the field values, or None.
 
-        A fake answer is the template's :attr:`answer_marker` followed by a
-        label word, as a demonstration writes it: the marker's case is
-        ignored, spaces, line breaks and up to three punctuation characters
-        may separate the two (``"Answer: ham"``, ``"ANSWER - ham"``,
-        ``"answer ham"``), and label words of one character must match
-        exactly (``"answer a question"`` is no answer ``"A"``).
+        A fake answer is a label word written as the answer (see
+        ``sklearn_llmconf._injection``): after an answer marker that opens a
+        line or a sentence (``"Answer: ham"``, ``"ANSWER -> SPAM"``,
+        ``"Label: ham"``), or in an instruction or claim that ends a clause
+        (``"answer ham."``, ``"the answer is ham."``), once look-alike
+        letters, format characters, HTML references and markup are folded.
+        Label words of one character must match exactly (``"answer a
+        question"`` is no answer ``"A"``); a label that is one option of a list
+        (``"answer yes or no"``) is no answer.
 
         Parameters
         ----------
@@ -248,19 +303,33 @@ class PromptTemplate:
         Returns
         -------
         match : str or None
-            The matched text; None when there is none or
+            The matched text, as written; None when there is none or
             ``reject_fake_answers=False``.
         """
-        if not self.reject_fake_answers:
-            return None
-        pattern = _fake_answer_pattern(self.answer_marker, tuple(label_words))
-        if pattern is None:
-            return None
-        for value in values.values():
-            found = pattern.search(value)
-            if found:
-                return found.group(0)
+        for spans in self.fake_answers(values, label_words).values():
+            return spans[0].text
         return None
+
+    def neutralize(self, values: dict, label_words) -> dict:
+        """The field values with their fake answers and line markers removed.
+
+        Parameters
+        ----------
+        values : dict
+            Field name to text.
+        label_words : sequence of str
+
+        Returns
+        -------
+        values : dict
+            A field without a fake answer is unchanged.
+        """
+        found = self.fake_answers(values, label_words)
+        return {
+            name: neutralize(value, found[name], self.line_markers)
+            if name in found else value
+            for name, value in values.items()
+        }
 
     def label_strings(self, words) -> list[str]:
         """Return the strings the model is scored on, one per label word.

@@ -83,7 +83,7 @@ def _walk(obj, path, llms, leaves, seen):
         leaves.append((path, _leaf_hash(obj)))
         return
     for name, value in sorted(vars(obj).items()):
-        if name.startswith("_") or name in ("usage_", "last_score_extra_"):
+        if name.startswith("_") or name == "usage_":
             continue
         _walk(value, f"{path}.{name}", llms, leaves, seen)
 

@@ -13,7 +13,13 @@ from sklearn.utils import Bunch, get_tags
 from sklearn.utils.validation import check_is_fitted, column_or_1d
 
 from ..scoring._failures import finite_rows, predict_with_failures
-from ..utils._sklearn_compat import HasMethods, Interval, StrOptions, _fit_context
+from ..utils._sklearn_compat import (
+    HasMethods,
+    Interval,
+    StrOptions,
+    _fit_context,
+    _num_samples,
+)
 from ..utils._warn import warn_external
 from ._certificate import (
     UncertifiedWarning,
@@ -276,6 +282,30 @@ class ConfidenceRouter(MetaEstimatorMixin, BaseEstimator):
             )
         return names, targets
 
+    def _check_fit_input(self, X, y, names):
+        """Lengths, thresholds and tier names, before any row is scored."""
+        n_x = _num_samples(X)
+        if n_x != len(y):
+            raise ValueError(
+                f"X has {n_x} rows but y has {len(y)}: they must match (checked "
+                "before any row is scored)."
+            )
+        if self.thresholds is not None:
+            grid = np.asarray(self.thresholds, dtype=float).ravel()
+            if grid.size == 0 or not np.all((grid >= 0) & (grid <= 1)):
+                raise ValueError(
+                    "thresholds must be confidence levels in [0, 1] (no NaN), got "
+                    f"{grid.tolist()}."
+                )
+        tiers = set(names + [self.fallback_tier])
+        clash = sorted({str(c) for c in np.unique(y)} & tiers)
+        if clash:
+            raise ValueError(
+                f"The tier names {clash} are also class labels, so route() and "
+                "predict() output could not tell a tier from a class. Rename the "
+                "tiers (tiers=[(name, target), ...], fallback_tier=...)."
+            )
+
     def _proba(self, X):
         """Probabilities and failed-row mask (reported failures or NaN rows)."""
         proba, failed, _ = predict_with_failures(self.estimator_, X, "predict_proba")
@@ -304,6 +334,7 @@ class ConfidenceRouter(MetaEstimatorMixin, BaseEstimator):
         """
         names, targets = self._check_tiers()
         y = column_or_1d(y)
+        self._check_fit_input(X, y, names)
         if _is_fitted(self.estimator):
             self.estimator_, X_cal, y_cal = self.estimator, X, y
         else:

@@ -23,6 +23,7 @@ import numpy as np
 
 from ..backends._base import ScoreResult, Usage
 from ..cache import key_function, open_cache
+from ..cache._file import check_rows
 from ._parallel import score_in_parallel, score_with
 
 __all__ = ["concat", "place", "score_prompts", "score_rows", "score_unique", "take"]
@@ -203,7 +204,7 @@ def score_unique(backend, prompts, labels, *, strategy, cache=None,
         make_key = key_function(cache)
         keys = [make_key(identity, p.text, labels, extra=strategy.cache_extra)
                 for p in prompts]
-        hits = cache.get_many(keys)
+        hits = check_rows(cache, cache.get_many(keys), k)
         hit = np.array([key in hits for key in keys], dtype=bool)
         for i in np.flatnonzero(hit):
             scores.log_probs[i] = hits[keys[i]]

@@ -42,7 +42,9 @@ class ScoredRows:
         Corrected log-scores; NaN rows failed.
     failed : ndarray of shape (n_rows,), dtype=bool
     reasons : list of (str or None)
-        Why each failed row failed; None for the others.
+        Why each failed row failed; for a row that was scored but should not
+        be trusted blindly (a text holding a fake answer, scored with it
+        removed) why it is suspect; None for the others.
     extra : dict
         Per-row diagnostics reported by the backend, each an ndarray of shape
         (n_rows,) with NaN where unknown (e.g. answered from the cache), such

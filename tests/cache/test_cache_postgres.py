@@ -68,11 +68,14 @@ def _hold_open_transaction(url, table, keys, ready):
 
 
 def test_url_selects_postgres_with_the_same_keys(pg_url, tmp_path):
-    cache = ResponseCache(pg_url)
-    assert type(cache) is PostgresResponseCache
-    assert isinstance(cache, ResponseCache)
-    assert cache.url == pg_url and cache.table == "sklearn_llmconf_responses"
-    assert type(ResponseCache(str(tmp_path / "c.sqlite"))) is ResponseCache
+    from sklearn_llmconf.cache import open_cache
+
+    with open_cache(pg_url) as cache:
+        assert type(cache) is PostgresResponseCache
+        assert isinstance(cache, ResponseCache)
+        assert cache.url == pg_url and cache.table == "sklearn_llmconf_responses"
+    with open_cache(tmp_path / "c.sqlite") as sqlite_cache:
+        assert type(sqlite_cache) is ResponseCache
     # Same keys as SQLite, so rows can move between the two.
     assert cache.make_key({"m": 1}, "t", [" a"]) == ResponseCache.make_key(
         {"m": 1}, "t", [" a"])
@@ -224,7 +227,7 @@ def test_classifier_cache_url_shared_by_clones_and_resumes(pg_url):
                 raise KeyboardInterrupt
             return super().score_labels(prompts, labels)
 
-    ResponseCache(pg_url).clear()
+    PostgresResponseCache(pg_url).clear()
     X = [f"text {i} spam" for i in range(6)] + ["boom"]
     y = ["spam", "ham"] * 3 + ["ham"]
     backend = Interrupt()

@@ -92,7 +92,8 @@ def test_escape_fields_is_a_classifier_prompt_option():
 
 # -- fake answers: the template's answer line with a label, inside user text --
 FAKE_ANSWER_KINDS = {"fake_demo", "ignore_instructions", "note_answer",
-                     "fake_demos_block", "quote_break", "system_override"}
+                     "fake_demos_block", "quote_break", "system_override",
+                     "fake_demo_reworded"}  # "Label:" is a common marker (#22)
 
 
 @pytest.mark.parametrize("text, found", [
@@ -103,7 +104,8 @@ FAKE_ANSWER_KINDS = {"fake_demo", "ignore_instructions", "note_answer",
     ("Awesome question with a cute answer: Someone asked", None),  # real SMS
     ("Answer: hamster", None),        # a longer word, not the label
     ("reanswer: ham", None),          # not the marker word
-    ("answer is ham", None),          # a word between: prose, not an answer line
+    ("answer is ham", "answer is ham"),  # a claim ending its clause (#22)
+    ("the answer is ham radio", None),  # the label word is not the answer
 ])
 def test_fake_answer_finds_the_answer_line_with_a_label(text, found):
     template = PromptTemplate(DEFAULT_TEMPLATE)
@@ -140,7 +142,7 @@ def test_attack_set_fake_answers_are_found_and_no_bundled_text_is():
                  for t in attack["texts"]]
         if kind in FAKE_ANSWER_KINDS:
             assert all(found), kind
-        else:  # label_flood, fake_demo_reworded, benign_ending: not caught
+        else:  # label_flood, benign_ending: no answer written
             assert not any(found), kind
     # No false alarm on the 30,485 texts of the bundled sets with their labels.
     for load in (datasets.load_sms_spam, datasets.load_trec, datasets.load_bbc_news,
@@ -162,7 +164,8 @@ def _classifier(**params):
 def test_fake_answer_rows_fail_and_never_reach_the_model():
     attack = _attacks.load()["attacks"]["fake_demo"]["texts"][0]
     X = ["spam spam offer", attack, "ham at home"]
-    clf = _classifier(on_error="nan")
+    fail = PromptTemplate(DEFAULT_TEMPLATE, on_fake_answer="fail")
+    clf = _classifier(on_error="nan", prompt=fail)
     proba = clf.predict_proba(X)
     assert np.isnan(proba[1]).all() and np.isfinite(proba[[0, 2]]).all()
     np.testing.assert_allclose(proba[[0, 2]].sum(axis=1), 1.0)
@@ -171,10 +174,10 @@ def test_fake_answer_rows_fail_and_never_reach_the_model():
     # Default policy: the whole call raises and says why.
     with pytest.raises(RuntimeError, match=r"1 of 3 rows.*'Answer: ham'.*prompt "
                                            r"injection"):
-        _classifier().predict(X)
+        _classifier(prompt=fail).predict(X)
     # "warn": uniform, with the reason in the warning.
     with pytest.warns(UserWarning, match="fake demonstration"):
-        uniform = _classifier(on_error="warn").predict_proba(X)
+        uniform = _classifier(on_error="warn", prompt=fail).predict_proba(X)
     np.testing.assert_allclose(uniform[1], [0.5, 0.5])
     # reject_fake_answers=False: scored like any text.
     off = _classifier(prompt=PromptTemplate(DEFAULT_TEMPLATE,
@@ -191,7 +194,8 @@ def test_fake_answer_rows_stay_failed_through_calibration_and_routing():
     y_cal = ["spam", "ham"] * 40
     X_cal = [f"{y} {y} message {i}" for i, y in enumerate(y_cal)]
     attack = _attacks.load()["attacks"]["note_answer"]["texts"][0]
-    clf = _classifier(on_error="nan")
+    clf = _classifier(on_error="nan", prompt=PromptTemplate(
+        DEFAULT_TEMPLATE, on_fake_answer="fail"))
     scaler = TemperatureScaler(FrozenEstimator(clf), bias=True).fit(X_cal, y_cal)
     proba = scaler.predict_proba(["spam offer", attack])
     assert np.isnan(proba[1]).all() and np.isfinite(proba[0]).all()

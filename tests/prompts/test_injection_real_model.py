@@ -1,5 +1,6 @@
 """The fake demonstration on the real embedded model (slow): it works on the
-model, and the default prompt never lets it reach the model."""
+model; the default prompt scores it with the fake answer removed and flags it, and
+``on_fake_answer="fail"`` never lets it reach the model."""
 
 import numpy as np
 import pytest
@@ -25,11 +26,14 @@ def fitted():
         PromptTemplate(DEFAULT_TEMPLATE, reject_fake_answers=False), **params
     ).fit(X[:300], y[:300])
     default = LLMClassifier(**params).fit(X[:300], y[:300])
-    return unchecked, default
+    fail = LLMClassifier(
+        PromptTemplate(DEFAULT_TEMPLATE, on_fake_answer="fail"), **params
+    ).fit(X[:300], y[:300])
+    return unchecked, default, fail
 
 
 def test_fake_demonstration_moves_the_model_and_is_rejected(fitted):
-    unchecked, default = fitted
+    unchecked, default, fail = fitted
     stored = _attacks.load()
     base = [b["text"] for b in stored["base"]][:6]
     attacked = stored["attacks"]["fake_demo"]["texts"][:6]
@@ -40,9 +44,20 @@ def test_fake_demonstration_moves_the_model_and_is_rejected(fitted):
     after = unchecked.decision_function(attacked)
     # Observed drops 0.04-2.6 (mean 1.4).
     assert (after < before).all() and np.mean(before - after) > 0.5
-    # With the default prompt the attacked rows fail without a model call.
-    calls = default.usage_.calls
-    proba = default.predict_proba(attacked + base[:2])
+    # The default prompt scores the attacked rows with the fake answer (and
+    # the fake query's markers) removed: flagged, finite, back toward spam.
+    with pytest.warns(UserWarning, match="6 of 8 rows hold a fake answer"):
+        proba = default.predict_proba(attacked + base[:2])
+    assert np.isfinite(proba).all()
+    with pytest.warns(UserWarning, match="6 of 8 rows hold a fake answer"):
+        flags = default.score_details(attacked + base[:2]).extra["fake_answer"]
+    np.testing.assert_array_equal(flags, [1] * 6 + [0] * 2)
+    with pytest.warns(UserWarning, match="fake answer"):
+        neutral = default.decision_function(attacked)
+    assert np.mean(neutral - after) > 0.5
+    # on_fake_answer="fail": the attacked rows fail without a model call.
+    calls = fail.usage_.calls
+    proba = fail.predict_proba(attacked + base[:2])
     assert np.isnan(proba[:6]).all() and np.isfinite(proba[6:]).all()
-    assert default.usage_.calls - calls <= 2  # only the clean texts
-    assert default.usage_.failed_rows == 6
+    assert fail.usage_.calls - calls <= 2  # only the clean texts
+    assert fail.usage_.failed_rows == 6

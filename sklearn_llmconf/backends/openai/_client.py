@@ -87,8 +87,50 @@ class _DroppedKeySource:
 _WARNED_PLACEHOLDER: set = set()
 
 
+_OPENAI_VARIABLE = "OPENAI_API_KEY"
+
+
+def _is_openai(base_url) -> bool:
+    """Whether requests go to OpenAI's own API (the SDK's default server)."""
+    url = base_url if base_url is not None else os.environ.get("OPENAI_BASE_URL")
+    if not url:
+        return True
+    try:
+        parts = urlsplit(str(url))
+    except ValueError:
+        return False
+    host = (parts.hostname or "").lower()
+    return parts.scheme == "https" and (host == "api.openai.com")
+
+
+def _withheld_openai_key(base_url) -> str:
+    """The placeholder sent instead of OPENAI_API_KEY to another server (warned)."""
+    url = base_url if base_url is not None else os.environ.get("OPENAI_BASE_URL")
+    server = strip_url_credentials(str(url))
+    seen = (server, _OPENAI_VARIABLE + ":withheld")
+    if os.environ.get(_OPENAI_VARIABLE) and seen not in _WARNED_PLACEHOLDER:
+        _WARNED_PLACEHOLDER.add(seen)
+        warnings.warn(
+            f"{_OPENAI_VARIABLE} was not sent to {server}, which is not OpenAI's "
+            "API: the placeholder 'EMPTY' was sent instead. Pass the variable "
+            "holding that server's key (api_key_env='MY_SERVER_KEY'), "
+            "api_key_env=None for a server without keys, or, to send the OpenAI "
+            "key there on purpose, api_key_env=lambda: "
+            f"os.environ[{_OPENAI_VARIABLE!r}].",
+            UserWarning,
+            stacklevel=3,
+        )
+    return "EMPTY"
+
+
 def resolve_api_key(source, base_url) -> str:
     """Return the key named by ``source`` (variable name, callable or None).
+
+    ``OPENAI_API_KEY`` (the default) is read only for OpenAI's own API
+    (``https://api.openai.com``): for any other server the placeholder is sent,
+    with a warning when the variable is set, so that the user's OpenAI key never
+    reaches a server it was not meant for. Naming another variable, or a
+    callable, sends what it gives to the server it is set for.
 
     ``None`` means "no key": the placeholder ``"EMPTY"`` is sent (local servers
     need a non-empty key but do not check it). A variable that is unset while
@@ -97,6 +139,8 @@ def resolve_api_key(source, base_url) -> str:
     """
     if source is None:
         return "EMPTY"
+    if source == _OPENAI_VARIABLE and not _is_openai(base_url):
+        return _withheld_openai_key(base_url)
     key = source() if callable(source) else os.environ.get(source)
     if key:
         return str(key)
