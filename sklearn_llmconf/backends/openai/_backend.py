@@ -31,6 +31,7 @@ from ._client import (
     strip_url_credentials,
     wrap_base_url,
 )
+from ._groups import plan_groups, score_grouped
 from ._matching import FirstTokenMatch, match_first_token, parse_alternatives
 from ._requests import first_token_body, send
 from ._state import learned_state, learned_state_identity
@@ -179,6 +180,13 @@ class OpenAIBackend(BaseBackend):
     (SDK retries counted, so an outage stops after a few requests) a call stops
     sending: the unsent rows fail with one message, and a call in which no
     request succeeded raises ``RuntimeError``.
+
+    **Many labels.** When the biased tokens of all labels (every merged
+    spelling) do not fit in ``top_logprobs`` alternatives, labels are scored
+    in groups that share one anchor label, one request per group, and the
+    groups are stitched onto one scale through the anchor (exact where the
+    server reports biased log-probabilities, as OpenAI does; see
+    :mod:`._groups`).
 
     **Choosing the endpoint** (``endpoint="auto"``): without ``base_url``
     (OpenAI) chat. Otherwise one ``/v1/completions`` request with log-probs;
@@ -374,9 +382,17 @@ class OpenAIBackend(BaseBackend):
                 )
             else:
                 endpoint = await self._resolve_endpoint(client, learned_state(self))
+
+                def one(text, spec, labels):
+                    return self._one_first(client, sem, breaker, text, spec,
+                                           labels, endpoint)
+
+                plan = None
+                if spec.bias and spec.label_ids:
+                    plan = plan_groups(spec.label_ids, self.top_logprobs)
                 outs = await asyncio.gather(*(
-                    self._one_first(client, sem, breaker, text, spec, labels,
-                                    endpoint)
+                    one(text, spec, labels) if plan is None
+                    else score_grouped(one, text, spec, labels, plan)
                     for text in texts
                 ))
                 log_probs = np.array([m.row for m, _ in outs])
@@ -424,8 +440,9 @@ class OpenAIBackend(BaseBackend):
             elif self.base_url is None:
                 state.endpoint = ("chat", _endpoint.OPENAI_REASON)
             else:
-                tok = await self._tokenizer(client, state)
-                state.endpoint = await _endpoint.probe_endpoint(client, self, tok)
+                state.endpoint = await _endpoint.probe_endpoint(
+                    client, self, lambda: self._tokenizer(client, state)
+                )
         return state.endpoint[0]
 
     def resolve_endpoint(self) -> str:

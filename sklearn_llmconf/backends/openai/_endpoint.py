@@ -36,6 +36,8 @@ class EndpointProbeError(RuntimeError):
 def _transient(exc) -> bool:
     import openai
 
+    if getattr(exc, "row_message", None):  # not sent: the breaker opened
+        return True
     if isinstance(exc, openai.APIStatusError):
         return exc.status_code >= 500 or exc.status_code in (401, 403, 408, 429)
     return isinstance(exc, openai.APIConnectionError)
@@ -93,16 +95,17 @@ async def _chat_reports_bias(client, backend, tokenizer):
     return True, "chat reports log-probabilities with logit_bias"
 
 
-async def probe_endpoint(client, backend, tokenizer):
+async def probe_endpoint(client, backend, get_tokenizer):
     """Choose the endpoint for first-token scoring.
 
     Parameters
     ----------
     client : openai.AsyncOpenAI
     backend : OpenAIBackend
-    tokenizer : object or None
-        Something with ``async tokenize(client, text)``; None when no token
-        ids are available (``logit_bias`` then cannot help on chat).
+    get_tokenizer : coroutine function
+        Returns something with ``async tokenize(client, text)``, or None when
+        no token ids are available (``logit_bias`` then cannot help on chat);
+        awaited only when completions answers.
 
     Returns
     -------
@@ -119,7 +122,8 @@ async def probe_endpoint(client, backend, tokenizer):
     answers, reason = await _completions_answers(client, backend)
     if not answers:
         return "chat", reason
-    if tokenizer is None or backend.logit_bias is False:
+    tokenizer = None if backend.logit_bias is False else await get_tokenizer()
+    if tokenizer is None:
         return "completions", (
             reason + "; without logit_bias chat ranks only labels already in its "
             "top-k, completions continues the prompt text"

@@ -10,7 +10,19 @@ request when the server says so:
 - ``x-ratelimit-remaining-requests: 0`` or ``x-ratelimit-remaining-tokens: 0``
   on any answer, until ``x-ratelimit-reset-requests`` /
   ``x-ratelimit-reset-tokens`` (OpenAI's documented rate-limit headers, whose
-  reset values read like ``"1s"``, ``"6m0s"`` or ``"20ms"``).
+  reset values read like ``"1s"``, ``"6m0s"`` or ``"20ms"``);
+- and it keeps the server's request quota: with ``x-ratelimit-remaining-requests``
+  = r it sends at most r more requests until the reported reset, then at most
+  ``x-ratelimit-limit-requests`` per reset period, so that senders released
+  together by a pause do not all hit the limit again.
+
+Requests are spaced by ``60 s / max_requests_per_minute`` and, so that the
+network's delays cannot bunch them at the server, request ``j`` is sent no
+earlier than one window ``W = 60 s * n / max_requests_per_minute`` after the
+*answer* to every request up to ``j - n`` (``n = max(1, rpm // 60)``): an
+answer comes after its request arrived, so no window of length ``W`` on the
+server's clock holds more than ``n`` arrivals, and no minute more than the
+limit.
 
 The limiter is thread-safe and holds no event loop, so one instance serves
 every call of a backend (the classifier scores in batches, each batch a call
@@ -24,6 +36,7 @@ import math
 import re
 import threading
 import time
+from collections import deque
 
 # Requests are spaced 1 % wider than 60 s / limit: timing jitter on the way
 # to the server must not bunch two of them into one window.
@@ -100,24 +113,80 @@ class RateLimiter:
         self.configure(requests_per_minute, tokens_per_minute)
         self.next_request = self.next_tokens = self.paused_until = 0.0
         self.pauses = 0
+        # The server's request quota: requests left until ``quota_until``,
+        # the limit per period, and the longest reset period seen.
+        self.quota = self.quota_limit = None
+        self.quota_until = self.quota_period = 0.0
+        self.tickets: deque = deque()  # [answer time or None] of recent sends
+        self.floor = -math.inf  # latest answer of the sends that left the log
 
     def configure(self, requests_per_minute, tokens_per_minute) -> None:
         """Set the limits (None: no limit)."""
         with self.lock:
             self.rpm, self.tpm = requests_per_minute, tokens_per_minute
 
-    def reserve(self, tokens: int) -> float:
-        """Book the next slot for a request of ``tokens``; seconds to wait."""
+    def _window(self):
+        n = max(1, int(self.rpm // 60))
+        return n, 60.0 * n / self.rpm
+
+    def reserve(self, tokens: int):
+        """Book the next slot for a request of ``tokens``.
+
+        Returns
+        -------
+        delay : float or None
+            Seconds to wait before sending; None: an earlier request must be
+            answered first (ask again shortly), nothing was booked.
+        ticket : list or None
+            Pass to :meth:`answered` when the request's answer arrives.
+        """
         with self.lock:
             now = time.monotonic()
             start = max(now, self.paused_until)
+            ticket = None
+            if self.rpm:
+                n, window = self._window()
+                while len(self.tickets) >= n:
+                    done = self.tickets[0][0]
+                    if done is None:
+                        return None, None
+                    self.floor = max(self.floor, done)
+                    self.tickets.popleft()
+                start = max(start, self.floor + window)
+                ticket = [None]
+                self.tickets.append(ticket)
             if self.rpm:
                 start = max(start, self.next_request)
                 self.next_request = start + _MARGIN * 60.0 / self.rpm
             if self.tpm:
                 start = max(start, self.next_tokens)
                 self.next_tokens = start + _MARGIN * 60.0 * tokens / self.tpm
-            return start - now
+            start = self._take_quota(start)
+            return start - now, ticket
+
+    def answered(self, ticket) -> None:
+        """Record that the request booked with ``ticket`` was answered."""
+        if ticket is not None:
+            with self.lock:
+                ticket[0] = time.monotonic()
+
+    def _take_quota(self, start):
+        """The slot at or after ``start`` within the server's request quota."""
+        if self.quota is None:
+            return start
+        if start >= self.quota_until:
+            if not self.quota_limit or not self.quota_period:
+                self.quota = None
+                return start
+            # A new period: the full limit again.
+            self.quota = self.quota_limit
+            self.quota_until = start + self.quota_period
+        if self.quota <= 0:
+            start = self.quota_until
+            self.quota = self.quota_limit or 1
+            self.quota_until = start + self.quota_period
+        self.quota -= 1
+        return start
 
     def waiting(self) -> float:
         """Seconds left in a server-directed pause (0 when none)."""
@@ -138,6 +207,7 @@ class RateLimiter:
             wait = retry_after(headers)
             if wait:
                 self.pause(wait)
+        self._observe_quota(headers)
         for kind in ("requests", "tokens"):
             remaining = headers.get(f"x-ratelimit-remaining-{kind}")
             if remaining is None:
@@ -150,3 +220,22 @@ class RateLimiter:
                 wait = parse_duration(headers.get(f"x-ratelimit-reset-{kind}"))
                 if wait:
                     self.pause(wait)
+
+    def _observe_quota(self, headers):
+        try:
+            remaining = int(float(headers["x-ratelimit-remaining-requests"]))
+            reset = parse_duration(headers.get("x-ratelimit-reset-requests"))
+            limit = int(float(headers.get("x-ratelimit-limit-requests") or 0))
+        except (KeyError, ValueError, TypeError):
+            return
+        if reset is None:
+            return
+        with self.lock:
+            now = time.monotonic()
+            self.quota_limit = limit or self.quota_limit
+            self.quota_period = max(self.quota_period, reset)
+            if self.quota is None or now >= self.quota_until:
+                self.quota, self.quota_until = remaining, now + reset
+            else:
+                # Answers arrive out of order: keep the smaller count.
+                self.quota = min(self.quota, remaining)

@@ -111,6 +111,8 @@ def _says_no_endpoint(exc) -> bool:
     """Whether a failed tokenize request shows that the endpoint is missing."""
     import openai
 
+    if getattr(exc, "row_message", None):  # not sent: the breaker opened
+        return False
     if isinstance(exc, openai.APIStatusError):
         return exc.status_code < 500 and exc.status_code not in (401, 403, 408, 429)
     # A body that is not a token list (KeyError, JSON error): the server answered.
@@ -130,11 +132,14 @@ class LabelSpec:
     spellings : tuple of int or None
         Per label, how many single tokens matching merges into it (known only
         with a tokenizer); bounds an absent label's probability.
+    label_ids : tuple of tuple of int or None
+        Per label, the token ids of those spellings (known with a tokenizer).
     """
 
     keys: tuple
     bias: dict | None
     spellings: tuple | None = None
+    label_ids: tuple | None = None
 
 
 def _shared_first_token_error(first, second, key):
@@ -191,7 +196,7 @@ async def build_label_spec(client, tok, labels, strings, use_bias) -> LabelSpec:
         return LabelSpec(tuple(keys), None)
     # Every single-token spelling that matching merges: all are biased (or
     # ratios would shift), and their count bounds an absent label.
-    ids, counts = set(first_ids), []
+    ids, counts, per_label = set(first_ids), [], []
     for s, key, first in zip(strings, keys, first_ids, strict=True):
         core = s.strip()
         label_ids = {first}
@@ -202,8 +207,9 @@ async def build_label_spec(client, tok, labels, strings, use_bias) -> LabelSpec:
                     label_ids.add(vid[0])
         ids |= label_ids
         counts.append(len(label_ids))
+        per_label.append(tuple(sorted(label_ids)))
     bias = {str(i): LOGIT_BIAS_VALUE for i in sorted(ids)} if use_bias else None
-    return LabelSpec(tuple(keys), bias, tuple(counts))
+    return LabelSpec(tuple(keys), bias, tuple(counts), tuple(per_label))
 
 
 class CallableTokenizer:

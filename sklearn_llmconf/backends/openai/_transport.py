@@ -8,6 +8,9 @@ sees each *attempt*, retries included, so this is where
 - the call's :class:`._breaker.CircuitBreaker` counts consecutive HTTP 429 /
   5xx attempts, and refuses to send once it has opened. The refusal is an
   ``openai.OpenAIError``, which the SDK raises as it is, without retrying.
+  While such a failure streak lasts, attempts go one at a time (a probe of
+  the server rather than a burst), so an outage costs about
+  ``TRANSIENT_THRESHOLD`` requests however high ``max_concurrency`` is.
 """
 
 from __future__ import annotations
@@ -18,7 +21,12 @@ import httpx2
 import openai
 from openai._constants import DEFAULT_CONNECTION_LIMITS
 
-from ._ratelimit import estimate_tokens
+from ._ratelimit import estimate_tokens, retry_after
+
+#: Times one attempt is re-sent here after an HTTP 429 that says when to
+#: come back (``Retry-After``), before the SDK sees the 429 and spends one of
+#: its own retries: a rate limit is a wait, not a failure.
+MAX_RATE_LIMIT_RESENDS = 4
 
 
 class CircuitOpenError(openai.OpenAIError):
@@ -42,28 +50,60 @@ class GatedTransport(httpx2.AsyncBaseTransport):
         self._inner = httpx2.AsyncHTTPTransport(limits=DEFAULT_CONNECTION_LIMITS)
         self.limiter = limiter
         self.breaker = breaker
+        self._one_at_a_time = None
 
     async def _wait(self, request):
+        """Wait for a slot; returns the limiter's ticket."""
         if self.limiter is None:
-            return
-        delay = self.limiter.reserve(estimate_tokens(request.content))
+            return None
+        tokens = estimate_tokens(request.content)
+        while True:
+            delay, ticket = self.limiter.reserve(tokens)
+            if delay is not None:
+                break
+            await asyncio.sleep(0.005)  # an earlier request is unanswered
         while delay > 0:
             await asyncio.sleep(delay)
             # A 429 may have asked for a pause while this attempt waited.
             delay = self.limiter.waiting()
+        return ticket
+
+    def _check(self):
+        if self.breaker is not None and self.breaker.opened_by is not None:
+            raise CircuitOpenError(self.breaker.message)
 
     async def handle_async_request(self, request):
         """Wait for a slot, send, and record the answer."""
-        if self.breaker is not None and self.breaker.opened_by is not None:
-            raise CircuitOpenError(self.breaker.message)
-        await self._wait(request)
-        if self.breaker is not None and self.breaker.opened_by is not None:
-            raise CircuitOpenError(self.breaker.message)
-        response = await self._inner.handle_async_request(request)
-        if self.limiter is not None:
-            self.limiter.observe(response.status_code, response.headers)
-        if self.breaker is not None:
-            self.breaker.attempt(response.status_code)
+        self._check()
+        ticket = await self._wait(request)
+        self._check()
+        if self.breaker is not None and self.breaker.transient:
+            if self._one_at_a_time is None:
+                self._one_at_a_time = asyncio.Lock()
+            async with self._one_at_a_time:
+                self._check()
+                return await self._send(request, ticket)
+        return await self._send(request, ticket)
+
+    async def _send(self, request, ticket):
+        for resend in range(MAX_RATE_LIMIT_RESENDS + 1):
+            try:
+                response = await self._inner.handle_async_request(request)
+            finally:
+                if self.limiter is not None:
+                    self.limiter.answered(ticket)
+            if self.limiter is not None:
+                self.limiter.observe(response.status_code, response.headers)
+            if self.breaker is not None:
+                self.breaker.attempt(response.status_code)
+            wait = retry_after(response.headers)
+            if (response.status_code != 429 or wait is None or wait > 60
+                    or resend == MAX_RATE_LIMIT_RESENDS
+                    or (self.breaker is not None
+                        and self.breaker.opened_by is not None)):
+                return response
+            await response.aclose()
+            ticket = await self._wait(request)
         return response
 
     async def aclose(self):
