@@ -60,7 +60,7 @@ def test_limiter_spaces_requests_and_tokens():
 
 def test_limiter_waits_for_answers_a_window_back():
     lim = RateLimiter(requests_per_minute=120)  # n = 2 per 1 s window
-    (_, t1), (_, t2) = lim.reserve(1), lim.reserve(1)
+    (_, t1), _ = lim.reserve(1), lim.reserve(1)
     assert lim.reserve(1) == (None, None)  # request 1 not answered yet
     lim.answered(t1)
     delay, _ = lim.reserve(1)

@@ -293,9 +293,10 @@ class _ModelServer(LoopbackServer):
         reported, sampled = self._distributions(body, text)
         chosen = int(np.argmax(sampled))
         piece = self.model.piece(chosen)
-        tokens, offsets, values, tops = [piece], [len(text)], [float(reported[chosen])], [
-            {self.model.piece(int(i)): float(reported[i]) for i in _top(reported, k)}
-        ]
+        tokens, offsets = [piece], [len(text)]
+        values = [float(reported[chosen])]
+        tops = [{self.model.piece(int(i)): float(reported[i])
+                 for i in _top(reported, k)}]
         if body.get("echo"):
             tokens, offsets, values, tops = self._echo(text, tokens, offsets,
                                                        values, tops)
