@@ -108,6 +108,21 @@ class EmbeddedModel:
         with self._model.lock:
             return _eval_to(self._model.llama, tokens)[0]
 
+    def prompt_logprobs(self, ids, n_special) -> list:
+        """``log P(ids[j] | ids[:j])`` for every ``j >= n_special + 1``.
+
+        One pass under the model's lock, one token per step on the cached
+        prefix (concurrent requests would otherwise evict it).
+        """
+        from ..backends._llama_scoring import _eval_to
+
+        out = []
+        with self._model.lock:
+            for j in range(n_special + 1, len(ids)):
+                tokens = np.asarray(ids[:j], dtype=np.intc)
+                out.append(float(_eval_to(self._model.llama, tokens)[0][ids[j]]))
+        return out
+
     def greedy(self, text: str, max_tokens: int) -> str:
         """Greedy continuation of ``text``."""
         out = ""
@@ -313,17 +328,13 @@ class _ModelServer(LoopbackServer):
         ids = self.model.tokenize(text)
         n_special = len(full) - len(ids)
         pieces = [self.model.piece(i) for i in ids]
+        known = [None] + self.model.prompt_logprobs(full, n_special)
         e_tok, e_off, e_val, e_top, pos = [], [], [], [], 0
-        for j, (tid, piece) in enumerate(zip(ids, pieces)):
+        for piece, value in zip(pieces, known):
             e_tok.append(piece)
             e_off.append(pos)
-            if j == 0:
-                e_val.append(None)
-                e_top.append(None)
-            else:
-                value = float(self.model.logprobs_ids(full[:n_special + j])[tid])
-                e_val.append(value)
-                e_top.append({piece: value})
+            e_val.append(value)
+            e_top.append(None if value is None else {piece: value})
             pos += len(piece)
         return e_tok + tokens, e_off + offsets, e_val + values, e_top + tops
 
@@ -337,7 +348,7 @@ class OpenAILikeServer(_ModelServer):
     requests_per_window : int, default=None
         Requests allowed in any ``window_s`` seconds (None: no limit).
     window_s : float, default=60.0
-    reasoning_models : set of str, default={"o-reasoner"}
+    reasoning_models : set of str, default={"o4-mini"}
         Model names that refuse ``logprobs``.
     """
 
@@ -345,7 +356,7 @@ class OpenAILikeServer(_ModelServer):
     max_bias_entries = 300
 
     def __init__(self, model=None, *, requests_per_window=None, window_s=60.0,
-                 reasoning_models=("o-reasoner",)):
+                 reasoning_models=("o4-mini",)):
         super().__init__(model, requests_per_window=requests_per_window,
                          window_s=window_s)
         self.reasoning_models = set(reasoning_models)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import re
 from numbers import Integral, Real
 
 import numpy as np
@@ -38,6 +39,9 @@ from ._state import learned_state, learned_state_identity
 from ._tokenizer import build_label_spec, resolve_tokenizer
 
 __all__ = ["OpenAIBackend"]
+
+# OpenAI's reasoning models: o1, o3, o4-mini, ..., and the gpt-5 family.
+_REASONING_MODEL = re.compile(r"(?:.*/)?(?:o\d(?:$|[-_.])|gpt-5)")
 
 
 class OpenAIBackend(BaseBackend):
@@ -320,12 +324,25 @@ class OpenAIBackend(BaseBackend):
         samples one request at a time.
         """
         return BackendCapabilities(
-            logprobs=True,
+            logprobs=self.no_logprobs_reason is None,
             full_sequence=self.scoring == "full_sequence",
             max_top_logprobs=self.top_logprobs,
             sampling=True,
             n_per_request=True,
         )
+
+    @property
+    def no_logprobs_reason(self):
+        """Why this model gives no log-probabilities, or None.
+
+        OpenAI's reasoning models (o1, o3, o4-mini, the gpt-5 family) refuse
+        ``logprobs``; known from the model name (no request). ``strategy="auto"``
+        then falls back to self-consistency, with one warning.
+        """
+        if _REASONING_MODEL.match(str(self.model)):
+            return (f"{self.model!r} is a reasoning model, which returns no "
+                    "log-probabilities")
+        return None
 
     def _api_key(self) -> str:
         check_key_source(self.api_key_env)  # also when assigned directly
