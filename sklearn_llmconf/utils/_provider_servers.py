@@ -102,7 +102,7 @@ class EmbeddedModel:
 
     def logprobs_ids(self, ids) -> np.ndarray:
         """``log P(token | ids)`` (``ids`` with the special tokens it needs)."""
-        from ..backends._llama_scoring import _eval_to
+        from ..backends.llamacpp._scoring import _eval_to
 
         tokens = np.asarray(ids, dtype=np.intc)
         with self._model.lock:
@@ -114,7 +114,7 @@ class EmbeddedModel:
         One pass under the model's lock, one token per step on the cached
         prefix (concurrent requests would otherwise evict it).
         """
-        from ..backends._llama_scoring import _eval_to
+        from ..backends.llamacpp._scoring import _eval_to
 
         out = []
         with self._model.lock:

@@ -44,11 +44,9 @@ def plan_groups(label_ids, k):
     Returns
     -------
     plan : (int, list of list of int) or None
-
-    Raises
-    ------
-    ValueError
-        A label has too many spellings to share a request with the anchor.
+        None also when some label has too many spellings to share a request
+        with the anchor (such a request would not show them all either way):
+        single-request scoring with its bounds then applies.
     """
     if sum(len(ids) for ids in label_ids) <= k:
         return None
@@ -59,10 +57,7 @@ def plan_groups(label_ids, k):
         if j == anchor:
             continue
         if len(ids) > budget:
-            raise ValueError(
-                f"label {j} has {len(ids)} single-token spellings, more than fit "
-                f"beside the anchor in top_logprobs={k} alternatives"
-            )
+            return None
         if used + len(ids) > budget:
             groups.append(current)
             current, used = [], 0
