@@ -7,9 +7,10 @@ loader guard for llama.cpp.
 malformed bodies) on request, a fixed latency and a request quota for
 benchmarks. Neither involves a language model. :class:`OpenAILikeServer` and
 :class:`VLLMLikeServer` stand in for those providers on loopback, with every
-log-probability computed by the embedded model (:class:`EmbeddedModel`). :func:`without_extra_buffer_types` is the context
-in which code that creates its own ``llama_cpp.Llama`` should do so (the
-package's backend and server already do).
+log-probability computed by the embedded model (:class:`EmbeddedModel`).
+:func:`without_extra_buffer_types` is the context in which code that creates
+its own ``llama_cpp.Llama`` should do so (the package's backend and server
+already do).
 
 The private modules hold what the rest of the package shares: ``_warn``
 (warnings attributed to the caller), ``_sklearn_compat`` (the one importer of

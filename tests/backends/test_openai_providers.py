@@ -26,6 +26,8 @@ PROMPTS = [
     "Message: URGENT your account is suspended, click the link\nLabel (ham or spam):",
 ]
 LABELS = [" ham", " spam"]
+# One model evaluation per request, on a shared 2-core machine: generous.
+TIMEOUT = 300.0
 # 30 TREC question types, as words with distinct first tokens.
 QUESTION_TYPES = (
     "abbreviation expansion definition description manner reason animal body "
@@ -86,7 +88,7 @@ def _merged_truth(model, prompt, labels):
 def test_vllm_like_defaults_equal_the_embedded_model(model, vllm_like):
     """Default settings: completions + echo (full-sequence), exact."""
     backend = OpenAIBackend("smollm2", base_url=vllm_like.base_url,
-                            api_key_env=None)
+                            api_key_env=None, timeout=TIMEOUT)
     res = backend.score_labels(PROMPTS, LABELS)
     assert res.errors == [None] * len(PROMPTS)
     assert backend.endpoint_[0] == "completions"
@@ -101,7 +103,8 @@ def test_vllm_like_defaults_equal_the_embedded_model(model, vllm_like):
 def test_openai_like_defaults_equal_the_embedded_model(model, openai_like):
     """Chat (no /v1/completions), bias through tokenizer=callable, exact."""
     backend = OpenAIBackend("gpt-4o-mini", base_url=openai_like.base_url,
-                            api_key_env=None, tokenizer=model.tokenize)
+                            api_key_env=None, tokenizer=model.tokenize,
+                            timeout=TIMEOUT)
     res = backend.score_labels(PROMPTS, LABELS)
     assert res.errors == [None] * len(PROMPTS)
     assert backend.endpoint_ == ("chat", "/v1/completions unavailable "
@@ -120,7 +123,8 @@ def test_30_labels_stitched_through_an_anchor(model, openai_like):
     prompt = "Question: What does NASA stand for?\nQuestion type:"
     openai_like.requests.clear()
     backend = OpenAIBackend("gpt-4o-mini", base_url=openai_like.base_url,
-                            api_key_env=None, tokenizer=model.tokenize)
+                            api_key_env=None, tokenizer=model.tokenize,
+                            timeout=TIMEOUT)
     res = backend.score_labels([prompt], labels)
     assert res.errors == [None]
     truth = _merged_truth(model, prompt, labels)
@@ -161,13 +165,14 @@ def test_openai_like_refuses_what_openai_refuses(model, openai_like):
 
 def test_reasoning_model_falls_back_once_to_consistency(model, openai_like):
     backend = OpenAIBackend("o4-mini", base_url=openai_like.base_url,
-                            api_key_env=None)
+                            api_key_env=None, timeout=TIMEOUT)
     X = ["free prize call now", "lunch at noon?", "claim your reward",
          "see you soon"]
     y = ["spam", "ham", "spam", "ham"]
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        clf = LLMClassifier(backend=backend, n_shots=0, n_samples=2,
+        clf = LLMClassifier(backend=backend, strategy="auto", n_shots=0,
+                            n_samples=2,
                             max_new_tokens=3, calibration=None,
                             on_error="nan").fit(X, y)
     fallback = [w for w in caught if "reasoning model" in str(w.message)]
