@@ -180,7 +180,10 @@ def test_reasoning_model_falls_back_once_to_consistency(model, openai_like):
     assert clf.strategy_ == "consistency"
     proba = clf.predict_proba(X[:2])
     assert proba.shape == (2, 2)
-    np.testing.assert_allclose(proba.sum(axis=1), 1.0)
+    # Greedy samples that name no label are failed rows (on_error="nan").
+    scored = ~np.isnan(proba).any(axis=1)
+    assert clf.usage_.failed_rows == (~scored).sum()
+    np.testing.assert_allclose(proba[scored].sum(axis=1), 1.0)
     # No request asked for log-probs.
     assert not any(r["body"].get("logprobs") for r in openai_like.requests
                    if r["body"].get("model") == "o4-mini")

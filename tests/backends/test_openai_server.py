@@ -295,8 +295,10 @@ def test_default_settings_few_shot_never_coin_flip(llama_server):
     endpoint="auto" finds that out once and scores with /v1/completions.
     """
     X_test, _, X_pool, y_pool = short_sms(20)
+    # The server evaluates one ~450-token prompt at a time: on a shared 2-core
+    # machine a request can wait longer than the default 30 s.
     backend = OpenAIBackend("smollm2", base_url=llama_server, api_key_env=None,
-                            max_concurrency=2)
+                            max_concurrency=2, timeout=180.0)
     clf = LLMClassifier(backend=backend, n_shots=8, calibration=None,
                         random_state=0).fit(X_pool, y_pool)
     proba = clf.predict_proba(X_test)  # on_error="raise": no failed row
