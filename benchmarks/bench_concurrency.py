@@ -1,20 +1,77 @@
-"""Throughput of OpenAIBackend versus ``max_concurrency``.
+"""Throughput of OpenAIBackend versus ``max_concurrency``, and rate-limited runs.
 
 Runs against the fault-injecting test server in fixed-latency mode (every request
 takes ``--latency`` seconds server-side) and prints, per concurrency level, the
-wall time and its ratio to the ideal ``n * latency / concurrency``.
+wall time and its ratio to the ideal ``n * latency / concurrency``. Then, with
+the server enforcing a request quota (``rate_limit=(n, 1 s)``, HTTP 429 beyond
+it) and the client set to the same ``max_requests_per_minute``, the most
+requests the server saw in any 1-second window of its own clock, and its 429s.
 
     python benchmarks/bench_concurrency.py [--n 1000] [--latency 0.05]
 
 Concurrency 1 uses ``n // 10`` texts (sequential requests; 1,000 would take
-50 s) and its wall time is reported both measured and scaled by 10.
+50 s) and its wall time is reported both measured and scaled by 10. The
+backend is pinned to ``endpoint="chat"`` and the server's vocabulary as
+``tokenizer`` so that only scoring requests are timed.
 """
 
 import argparse
+import os
 import time
 
 from sklearn_llmconf.backends import OpenAIBackend
 from sklearn_llmconf.utils import FaultServer
+from sklearn_llmconf.utils._fault_server import _tokenize
+
+LABELS = [" ham", " spam"]
+
+
+def _backend(server, **params):
+    return OpenAIBackend("bench", base_url=server.base_url, api_key_env=None,
+                         endpoint="chat", logit_bias=False, tokenizer=_tokenize,
+                         timeout=30.0, **params)
+
+
+def _max_in_window(times, window=1.0):
+    times = sorted(times)
+    return max(sum(1 for u in times if t <= u < t + window) for t in times)
+
+
+def concurrency_rows(server, n_texts, latency, levels):
+    backend = _backend(server)
+    backend.score_labels(["warm up"], LABELS)  # label spec, imports
+    server.latency = latency
+    rows = []
+    for conc in levels:
+        n = n_texts // 10 if conc == 1 else n_texts
+        texts = [f"benchmark text {conc}-{i}" for i in range(n)]
+        backend.set_params(max_concurrency=conc)
+        start = time.perf_counter()
+        res = backend.score_labels(texts, LABELS)
+        wall = time.perf_counter() - start
+        assert res.usage.calls == n
+        scale = n_texts / n
+        ideal = n_texts * latency / conc
+        rows.append((conc, n, wall, wall * scale, ideal, wall * scale / ideal))
+    return rows
+
+
+def rate_rows(server, latency, rpms, seconds=6):
+    rows = []
+    for rpm in rpms:
+        server.reset()
+        server.latency = latency
+        per_s = rpm // 60
+        server.rate_limit = (per_s, 1.0)
+        n = per_s * seconds
+        backend = _backend(server, max_concurrency=16, max_requests_per_minute=rpm)
+        start = time.perf_counter()
+        res = backend.score_labels([f"rated {rpm}-{i}" for i in range(n)], LABELS)
+        wall = time.perf_counter() - start
+        failed = sum(e is not None and "HTTP" in e for e in res.errors)
+        rows.append((rpm, n, wall, n / wall * 60, _max_in_window(server.arrivals),
+                     per_s, server.n_429, failed))
+    return rows
 
 
 def main():
@@ -22,39 +79,34 @@ def main():
     parser.add_argument("--n", type=int, default=1000)
     parser.add_argument("--latency", type=float, default=0.05)
     parser.add_argument("--levels", default="1,4,16,64")
+    parser.add_argument("--rpm", default="600,1200")
     args = parser.parse_args()
 
     server = FaultServer().start()
     try:
-        backend = OpenAIBackend(
-            "bench", base_url=server.base_url, logit_bias=False, timeout=30.0
-        )
-        backend.score_labels(["warm up"], [" ham", " spam"])  # label spec, imports
-        server.latency = args.latency
-        rows = []
-        for conc in (int(c) for c in args.levels.split(",")):
-            n = args.n // 10 if conc == 1 else args.n
-            texts = [f"benchmark text {conc}-{i}" for i in range(n)]
-            backend.set_params(max_concurrency=conc)
-            start = time.perf_counter()
-            res = backend.score_labels(texts, [" ham", " spam"])
-            wall = time.perf_counter() - start
-            assert res.usage.calls == n
-            scale = args.n / n
-            ideal = args.n * args.latency / conc
-            rows.append((conc, n, wall, wall * scale, ideal, wall * scale / ideal))
+        rows = concurrency_rows(server, args.n, args.latency,
+                                [int(c) for c in args.levels.split(",")])
+        rated = rate_rows(server, args.latency,
+                          [int(r) for r in args.rpm.split(",")])
     finally:
         server.stop()
 
-    print(f"n={args.n} texts, server latency {args.latency * 1000:.0f} ms/request")
-    print(
-        f"{'conc':>5} {'texts':>6} {'wall s':>8} {'wall s@n':>9} {'ideal s':>8} "
-        f"{'ratio':>6}"
-    )
+    print(f"n={args.n} texts, server latency {args.latency * 1000:.0f} ms/request; "
+          f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} at the end; "
+          "client and server in one process (asyncio client, threaded server)")
+    print(f"{'conc':>5} {'texts':>6} {'wall s':>8} {'wall s@n':>9} {'ideal s':>8} "
+          f"{'ratio':>6}")
     for conc, n, wall, scaled, ideal, ratio in rows:
-        print(
-            f"{conc:>5} {n:>6} {wall:>8.2f} {scaled:>9.2f} {ideal:>8.2f} {ratio:>6.2f}"
-        )
+        print(f"{conc:>5} {n:>6} {wall:>8.2f} {scaled:>9.2f} {ideal:>8.2f} "
+              f"{ratio:>6.2f}")
+    print()
+    print("rate-limited: server admits rpm/60 requests per 1 s window (429 beyond), "
+          "client max_requests_per_minute=rpm, max_concurrency=16")
+    print(f"{'rpm':>6} {'texts':>6} {'wall s':>7} {'sent/min':>9} {'max/1s':>7} "
+          f"{'limit':>6} {'429s':>5} {'failed':>7}")
+    for rpm, n, wall, rate, most, limit, n429, failed in rated:
+        print(f"{rpm:>6} {n:>6} {wall:>7.2f} {rate:>9.0f} {most:>7} {limit:>6} "
+              f"{n429:>5} {failed:>7}")
 
 
 if __name__ == "__main__":

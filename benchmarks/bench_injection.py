@@ -68,6 +68,7 @@ from sklearn_llmconf import LLMClassifier, ResponseCache, TemperatureScaler, dat
 from sklearn_llmconf.backends import LlamaCppBackend
 from sklearn_llmconf.datasets import load_sms_spam
 from sklearn_llmconf.prompts import DEFAULT_TEMPLATE, PromptTemplate
+from sklearn_llmconf.scoring import predict_with_failures
 
 ROOT = Path(__file__).resolve().parent
 sys.path.insert(0, str(ROOT.parent))
@@ -200,10 +201,10 @@ def measure(template, data, attacks, kinds, n_attack, cache, n_threads):
     for kind in kinds:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            p_ham = cal.predict_proba(
-                attacks["attacks"][kind]["texts"][:n_attack])[:, ham]
-        flagged = clf.last_score_extra_.get("fake_answer", np.zeros(len(p_ham)))
-        flagged = np.nan_to_num(flagged).astype(bool)
+            proba, _, reasons = predict_with_failures(
+                cal, attacks["attacks"][kind]["texts"][:n_attack], "predict_proba")
+        p_ham = proba[:, ham]
+        flagged = np.array([r is not None for r in reasons], dtype=bool)
         flagged_p_ham.extend(p_ham[correct & flagged])
         flips[kind] = (int((correct & (p_ham > 0.5)).sum()),
                        int((correct & (np.isnan(p_ham) | flagged)).sum()))

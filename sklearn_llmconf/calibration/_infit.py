@@ -91,6 +91,7 @@ def fit_calibration(log_probs, y_index, n_classes):
     and the raw scores.
     """
     ok = finite_rows(log_probs)
+    n_failed = int((~ok).sum())
     log_probs, y_index = log_probs[ok], np.asarray(y_index)[ok]
     n_used = len(y_index)
     binary = n_classes == 2
@@ -104,7 +105,13 @@ def fit_calibration(log_probs, y_index, n_classes):
             "are needed to fit a temperature and a bias). Falling back to the "
             "label-free prior correction of those texts"
             + (" (none: raw scores)" if n_used == 0 else "")
-            + ". Pass more labelled texts, or calibration=None."
+            + (
+                f". {n_failed} of {n_failed + n_used} calibration texts failed "
+                "to score (server errors or labels not observed: see the "
+                "warnings above and usage_.failed_rows); fix the backend and "
+                "fit again, or set calibration=None."
+                if n_failed else ". Pass more labelled texts, or calibration=None."
+            )
         )
         if n_used == 0:
             return 1.0, np.zeros(n_classes), 0

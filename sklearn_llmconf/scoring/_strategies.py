@@ -29,6 +29,7 @@ import re
 import numpy as np
 
 from ..backends._base import BackendCapabilities, Prompt, ScoreResult
+from ..utils._warn import warn_external
 
 __all__ = [
     "STRATEGIES",
@@ -128,6 +129,12 @@ def resolve_strategy(strategy: str, backend) -> str:
             raise ValueError(
                 f"{name} can neither return log-probabilities nor generate text: "
                 "no strategy can use it."
+            )
+        reason = getattr(backend, "no_logprobs_reason", None)
+        if reason and supported[0] != "logprobs":
+            warn_external(
+                f"strategy='auto': {reason}; using strategy={supported[0]!r} "
+                "(strategy_ says so). Pass strategy= to choose."
             )
         return supported[0]
     if strategy in supported:

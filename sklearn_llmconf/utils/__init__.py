@@ -4,10 +4,13 @@ loader guard for llama.cpp.
 :class:`KeywordBackend` is a deterministic in-process backend for fast tests;
 :class:`FaultServer` is a deterministic OpenAI-compatible HTTP server on
 127.0.0.1 that injects faults (HTTP errors, timeouts, dropped connections,
-malformed bodies) on request, and a fixed latency for benchmarks. Neither
-involves a language model. :func:`without_extra_buffer_types` is the context
-in which code that creates its own ``llama_cpp.Llama`` should do so (the
-package's backend and server already do).
+malformed bodies) on request, a fixed latency and a request quota for
+benchmarks. Neither involves a language model. :class:`OpenAILikeServer` and
+:class:`VLLMLikeServer` stand in for those providers on loopback, with every
+log-probability computed by the embedded model (:class:`EmbeddedModel`).
+:func:`without_extra_buffer_types` is the context in which code that creates
+its own ``llama_cpp.Llama`` should do so (the package's backend and server
+already do).
 
 The private modules hold what the rest of the package shares: ``_warn``
 (warnings attributed to the caller), ``_sklearn_compat`` (the one importer of
@@ -18,9 +21,13 @@ from any module does not import the backends.
 
 import importlib
 
-__all__ = ["FaultServer", "KeywordBackend", "without_extra_buffer_types"]
+__all__ = ["EmbeddedModel", "FaultServer", "KeywordBackend", "OpenAILikeServer",
+           "VLLMLikeServer", "without_extra_buffer_types"]
 
 _WHERE = {
+    "EmbeddedModel": "._provider_servers",
+    "OpenAILikeServer": "._provider_servers",
+    "VLLMLikeServer": "._provider_servers",
     "FaultServer": "._fault_server",
     "KeywordBackend": "._testing",
     "without_extra_buffer_types": "..backends.llamacpp",

@@ -13,6 +13,11 @@ connection without a response), ``malformed`` (200 with a broken JSON body),
 ``latency`` (seconds, server-wide) delays every request, for benchmarks;
 ``serial`` answers one request at a time (like the llama.cpp server);
 ``outage`` (an HTTP status) answers every request, tokenize included, with it.
+``rate_limit=(n, window_s)`` admits at most ``n`` requests in any ``window_s``
+seconds and answers the others HTTP 429 with ``retry-after`` (seconds), and
+every answer carries OpenAI's ``x-ratelimit-limit-requests`` /
+``-remaining-requests`` / ``-reset-requests`` headers; ``arrivals`` holds the
+arrival time of every request (``time.monotonic``), ``n_429`` the refusals.
 Faults ``401``/``403``/``404`` answer that status (never retried by the SDK).
 ``bias_in_logprobs=False`` applies ``logit_bias`` to the generated token only
 and reports unbiased log-probs plus that token, like llama-cpp-python.
@@ -153,7 +158,8 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_response(status)
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(data)))
-            for k, v in (headers or {}).items():
+            for k, v in {**getattr(self, "_limit_headers", {}),
+                         **(headers or {})}.items():
                 self.send_header(k, v)
             self.end_headers()
             self.wfile.write(data)
@@ -175,6 +181,14 @@ class _Handler(BaseHTTPRequestHandler):
                     "headers": {k.lower(): v for k, v in self.headers.items()},
                 }
             )
+            srv.arrivals.append(time.monotonic())
+        self._limit_headers = {}
+        if srv.rate_limit is not None:
+            headers, wait = srv.admit()
+            if wait is not None:
+                return self._send(429, {"error": {"message": "rate limited"}},
+                                  {**headers, "retry-after": f"{wait:.3f}"})
+            self._limit_headers = headers
         if srv.outage:
             return self._send(srv.outage, {"error": {"message": "outage"}})
         if srv.serial:
@@ -415,6 +429,28 @@ class FaultServer(LoopbackServer):
         self.bias_in_logprobs = True
         self.serial_lock = threading.Lock()
         self._thread = None
+        self.rate_limit = None
+        self.arrivals: list = []
+        self.admitted: list = []
+        self.n_429 = 0
+
+    def admit(self):
+        """(headers, None) for an admitted request, (headers, wait) otherwise."""
+        limit, window = self.rate_limit
+        with self.lock:
+            now = time.monotonic()
+            recent = [t for t in self.admitted if t > now - window]
+            if len(recent) >= limit:
+                self.n_429 += 1
+                wait = recent[0] + window - now
+                return {"x-ratelimit-limit-requests": str(limit),
+                        "x-ratelimit-remaining-requests": "0",
+                        "x-ratelimit-reset-requests": f"{wait:.3f}s"}, wait
+            self.admitted.append(now)
+            reset = (recent[0] if recent else now) + window - now
+            return {"x-ratelimit-limit-requests": str(limit),
+                    "x-ratelimit-remaining-requests": str(limit - len(recent) - 1),
+                    "x-ratelimit-reset-requests": f"{reset:.3f}s"}, None
 
     def reset(self):
         with self.lock:
@@ -425,3 +461,7 @@ class FaultServer(LoopbackServer):
         self.echo_misaligned = False
         self.honor_n, self.reply, self.serial = True, None, False
         self.outage, self.bias_in_logprobs = None, True
+        self.rate_limit, self.n_429 = None, 0
+        with self.lock:
+            self.arrivals.clear()
+            self.admitted.clear()

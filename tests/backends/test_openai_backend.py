@@ -50,6 +50,7 @@ def backend(fault_server, monkeypatch):
         "fake-model",
         base_url=fault_server.base_url,
         api_key_env="LLMCONF_TEST_KEY",
+        endpoint="chat",
         logit_bias=False,
         max_retries=2,
         timeout=5.0,
@@ -193,7 +194,8 @@ def test_logit_bias_true_without_tokenizer_raises(monkeypatch):
         return None, True  # no tokenizer, definitively
 
     monkeypatch.setattr(mod.ServerTokenizer, "resolve", none)
-    b = OpenAIBackend("m", base_url="http://127.0.0.1:9/v1", logit_bias=True)
+    b = OpenAIBackend("m", base_url="http://127.0.0.1:9/v1", logit_bias=True,
+                      endpoint="chat")
     with pytest.raises(ValueError, match="logit_bias=True needs token ids"):
         b.score_labels(["x"], LABELS)
 
@@ -344,7 +346,7 @@ def test_params_identity_capabilities(backend):
     caps = backend.capabilities()
     assert caps.logprobs and caps.sampling and caps.n_per_request
     assert caps.max_top_logprobs == 20
-    b = OpenAIBackend(base_url="http://user:pw@host:8000/v1")
+    b = OpenAIBackend(base_url="http://user:pw@host:8000/v1", endpoint="chat")
     assert b.cache_identity()["base_url"] == "http://host:8000/v1"
     with pytest.raises(ValueError):
         OpenAIBackend(endpoint="bogus").score_labels(["x"], LABELS)

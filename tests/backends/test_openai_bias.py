@@ -31,7 +31,8 @@ def test_default_settings_fail_rows_instead_of_coin_flips(fault_server):
     prompts = _labels_outside_top([f"message {i}" for i in range(40)], 3)[:6]
     assert len(prompts) == 6
     backend = OpenAIBackend("fake-model", base_url=fault_server.base_url,
-                            api_key_env=None, top_logprobs=3)  # chat, bias auto
+                            api_key_env=None, top_logprobs=3,
+                            endpoint="chat")  # bias auto
     res = backend.score_labels(prompts, LABELS)
     assert "logit_bias" in fault_server.requests[-1]["body"]
     assert np.isnan(res.log_probs).all()

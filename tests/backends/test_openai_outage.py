@@ -14,7 +14,7 @@ LABELS = [" ham", " spam"]
 
 def _backend(base_url, **params):
     params = {"api_key_env": None, "max_retries": 0, "timeout": 5.0,
-              "max_concurrency": 2, **params}
+              "max_concurrency": 2, "endpoint": "chat", **params}
     return OpenAIBackend("fake-model", base_url=base_url, **params)
 
 

@@ -12,8 +12,11 @@ from sklearn_llmconf.backends.llamacpp import _backend as _llamacpp
 
 def test_public_names():
     assert sorted(utils.__all__) == [
+        "EmbeddedModel",
         "FaultServer",
         "KeywordBackend",
+        "OpenAILikeServer",
+        "VLLMLikeServer",
         "without_extra_buffer_types",
     ]
     assert utils.without_extra_buffer_types is _llamacpp.without_extra_buffer_types

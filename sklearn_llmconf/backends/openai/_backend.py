@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import re
 from numbers import Integral, Real
 
 import numpy as np
@@ -17,7 +18,7 @@ from sklearn.base import BaseEstimator
 
 from ...utils._sklearn_compat import Interval, StrOptions
 from .._base import BackendCapabilities, BaseBackend, ScoreResult, Usage
-from . import _echo, _generation
+from . import _echo, _endpoint, _generation
 from ._breaker import CircuitBreaker
 from ._client import (
     _DroppedKeySource,
@@ -31,11 +32,16 @@ from ._client import (
     strip_url_credentials,
     wrap_base_url,
 )
+from ._groups import plan_groups, score_grouped
 from ._matching import FirstTokenMatch, match_first_token, parse_alternatives
-from ._state import learned_state
-from ._tokenizer import ServerTokenizer, build_label_spec
+from ._requests import first_token_body, send
+from ._state import learned_state, learned_state_identity
+from ._tokenizer import build_label_spec, resolve_tokenizer
 
 __all__ = ["OpenAIBackend"]
+
+# OpenAI's reasoning models: o1, o3, o4-mini, ..., and the gpt-5 family.
+_REASONING_MODEL = re.compile(r"(?:.*/)?(?:o\d(?:$|[-_.])|gpt-5)")
 
 
 class OpenAIBackend(BaseBackend):
@@ -65,10 +71,14 @@ class OpenAIBackend(BaseBackend):
         ``UserWarning`` (once per server and variable). A callable is dropped
         when the backend is pickled (it may hold the key): after unpickling,
         set it again or use a variable name.
-    endpoint : {"chat", "completions"}, default="chat"
+    endpoint : {"auto", "chat", "completions"}, default="auto"
         ``"chat"`` sends the prompt as the user message (chat template applied by
         the server) and reads the first answer token; the labels' leading spaces
         are irrelevant there. ``"completions"`` continues the raw prompt text.
+        ``"auto"`` finds out once per server and model which one ranks the
+        labels (see Notes) and keeps the answer: :attr:`endpoint_` and
+        ``ScoreResult.extra["endpoint"]`` show it, the cache identity holds it.
+        Text generation with ``"auto"`` uses the chat endpoint.
     scoring : {"auto", "first_token", "full_sequence"}, default="auto"
         ``"first_token"`` reads the label's first token from ``top_logprobs``.
         ``"full_sequence"`` sends prompt+label to ``/v1/completions`` with
@@ -114,6 +124,24 @@ class OpenAIBackend(BaseBackend):
         the OpenAI API lacks, e.g. ``{"repeat_penalty": 1.0}`` for the
         llama-cpp-python server (whose default of 1.1 changes what it
         generates) or ``{"top_k": 50}`` for vLLM. Part of the cache key.
+    tokenizer : {"auto", "server", "tiktoken"} or callable, default="auto"
+        Where label token ids (for ``logit_bias``) come from. ``"server"``: the
+        llama.cpp servers' tokenize endpoints. ``"tiktoken"``: tiktoken's
+        encoding for ``model`` (OpenAI models; ``pip install
+        'sklearn-llmconf[tiktoken]'``). A callable maps a string to its token
+        ids (no special tokens), e.g. a Hugging Face tokenizer's ``encode``
+        with ``add_special_tokens=False``. ``"auto"``: the server's endpoints
+        when ``base_url`` is set, else tiktoken when it is installed, else
+        none (no bias).
+    max_requests_per_minute : int, default=None
+        Client-side limit on requests sent (SDK retries included), shared by
+        all concurrent requests of a call; None: no limit.
+    max_tokens_per_minute : int, default=None
+        Client-side limit on prompt tokens sent per minute (estimated as
+        characters / 4 when the prompt's tokens are not known); None: no
+        limit. ``Retry-After`` and ``x-ratelimit-remaining-*`` /
+        ``x-ratelimit-reset-*`` response headers pause sending whatever these
+        are (see :mod:`._ratelimit`).
 
     Notes
     -----
@@ -152,8 +180,28 @@ class OpenAIBackend(BaseBackend):
 
     **Circuit breaker.** After ``CIRCUIT_BREAKER_THRESHOLD`` (5) consecutive
     failures of one kind (HTTP 401, 403, 404, connection refused, could not
-    connect) a call stops sending: the unsent rows fail with one message, and a
-    call in which no request succeeded raises ``RuntimeError``.
+    connect), or ``TRANSIENT_THRESHOLD`` consecutive HTTP 429/5xx *attempts*
+    (SDK retries counted, so an outage stops after a few requests) a call stops
+    sending: the unsent rows fail with one message, and a call in which no
+    request succeeded raises ``RuntimeError``.
+
+    **Many labels.** When the biased tokens of all labels (every merged
+    spelling) do not fit in ``top_logprobs`` alternatives, labels are scored
+    in groups that share one anchor label, one request per group, and the
+    groups are stitched onto one scale through the anchor (exact where the
+    server reports biased log-probabilities, as OpenAI does; see
+    :mod:`._groups`).
+
+    **Choosing the endpoint** (``endpoint="auto"``): without ``base_url``
+    (OpenAI) chat. Otherwise one ``/v1/completions`` request with log-probs;
+    where it fails definitively (404, 400, no log-probs) chat. Where it
+    answers and token ids are known, one chat request biased towards one
+    token shows whether chat reports biased log-probs (OpenAI does, so chat
+    then ranks every label); where it does not (llama-cpp-python applies the
+    bias to sampling only) completions, which continues the prompt text where
+    the labels are the likely next tokens. A transient failure of the probe
+    (5xx, 429, no connection) raises ``RuntimeError`` naming the settings
+    that skip it.
 
     ``ScoreResult.extra`` holds ``"uncovered_mass"`` (per row, ``1 - sum`` of the
     *observed* label probabilities, NaN for failed rows), ``"scoring"``,
@@ -169,7 +217,7 @@ class OpenAIBackend(BaseBackend):
         "model": [str],
         "base_url": [str, None],
         "api_key_env": [str, callable, None],
-        "endpoint": [StrOptions({"chat", "completions"})],
+        "endpoint": [StrOptions({"auto", "chat", "completions"})],
         "scoring": [StrOptions({"auto", "first_token", "full_sequence"})],
         "top_logprobs": [Interval(Integral, 1, None, closed="left")],
         "logit_bias": [StrOptions({"auto"}), "boolean"],
@@ -179,6 +227,11 @@ class OpenAIBackend(BaseBackend):
         "max_retries": [Interval(Integral, 0, None, closed="left")],
         "system_prompt": [str, None],
         "extra_body": [dict, None],
+        "tokenizer": [StrOptions({"auto", "server", "tiktoken"}), callable],
+        "max_requests_per_minute": [Interval(Integral, 1, None, closed="left"),
+                                    None],
+        "max_tokens_per_minute": [Interval(Integral, 1, None, closed="left"),
+                                  None],
     }
 
     def __init__(
@@ -187,7 +240,7 @@ class OpenAIBackend(BaseBackend):
         *,
         base_url=None,
         api_key_env="OPENAI_API_KEY",
-        endpoint="chat",
+        endpoint="auto",
         scoring="auto",
         top_logprobs=20,
         logit_bias="auto",
@@ -197,6 +250,9 @@ class OpenAIBackend(BaseBackend):
         max_retries=2,
         system_prompt=None,
         extra_body=None,
+        tokenizer="auto",
+        max_requests_per_minute=None,
+        max_tokens_per_minute=None,
     ):
         # Refused before it is stored: a key here would reach repr and pickles.
         check_key_source(api_key_env)
@@ -214,6 +270,9 @@ class OpenAIBackend(BaseBackend):
         self.max_retries = max_retries
         self.system_prompt = system_prompt
         self.extra_body = extra_body
+        self.tokenizer = tokenizer
+        self.max_requests_per_minute = max_requests_per_minute
+        self.max_tokens_per_minute = max_tokens_per_minute
 
     # -- estimator plumbing -------------------------------------------------
     def set_params(self, **params):
@@ -237,11 +296,15 @@ class OpenAIBackend(BaseBackend):
         return state
 
     def _cache_irrelevant_params(self) -> set:
-        return {"api_key_env", "max_concurrency", "timeout", "max_retries"}
+        return {"api_key_env", "max_concurrency", "timeout", "max_retries",
+                "max_requests_per_minute", "max_tokens_per_minute", "tokenizer"}
 
     def cache_identity(self) -> dict:
         """Everything that changes the scores; no key, no performance knobs."""
         identity = super().cache_identity()
+        if self.endpoint == "auto":
+            # The endpoint changes the scores: key on the one the probe chose.
+            identity["endpoint"] = self.resolve_endpoint()
         if identity.get("base_url"):
             # Credentials embedded in a URL ("http://user:pw@host") stay out.
             identity["base_url"] = strip_url_credentials(identity["base_url"])
@@ -261,20 +324,36 @@ class OpenAIBackend(BaseBackend):
         samples one request at a time.
         """
         return BackendCapabilities(
-            logprobs=True,
+            logprobs=self.no_logprobs_reason is None,
             full_sequence=self.scoring == "full_sequence",
             max_top_logprobs=self.top_logprobs,
             sampling=True,
             n_per_request=True,
         )
 
+    @property
+    def no_logprobs_reason(self):
+        """Why this model gives no log-probabilities, or None.
+
+        OpenAI's reasoning models (o1, o3, o4-mini, the gpt-5 family) refuse
+        ``logprobs``; known from the model name (no request). ``strategy="auto"``
+        then falls back to self-consistency, with one warning.
+        """
+        if _REASONING_MODEL.match(str(self.model)):
+            return (f"{self.model!r} is a reasoning model, which returns no "
+                    "log-probabilities")
+        return None
+
     def _api_key(self) -> str:
         check_key_source(self.api_key_env)  # also when assigned directly
         return resolve_api_key(self.api_key_env, self.base_url)
 
-    def _client(self, api_key):
+    def _client(self, api_key, breaker=None):
+        limiter = learned_state(self).limiter
+        limiter.configure(self.max_requests_per_minute, self.max_tokens_per_minute)
         return make_client(api_key, base_url=self.base_url, timeout=self.timeout,
-                           max_retries=self.max_retries)
+                           max_retries=self.max_retries, limiter=limiter,
+                           breaker=breaker)
 
     def _describe(self, exc) -> str:
         return describe(exc, timeout=self.timeout, max_retries=self.max_retries)
@@ -300,7 +379,7 @@ class OpenAIBackend(BaseBackend):
         ValueError
             Invalid parameters, or labels whose first tokens coincide.
         """
-        if self.scoring == "full_sequence" and self.endpoint != "completions":
+        if self.scoring == "full_sequence" and self.endpoint == "chat":
             raise ValueError(
                 "scoring='full_sequence' needs endpoint='completions' (prompt "
                 "log-probabilities exist only there)."
@@ -310,17 +389,27 @@ class OpenAIBackend(BaseBackend):
         return run_coroutine(lambda: self._ascore(texts, labels, api_key))
 
     async def _ascore(self, texts, labels, api_key):
-        async with self._client(api_key) as client:
+        breaker = CircuitBreaker()
+        async with self._client(api_key, breaker) as client:
             scoring, reason, spec = await self._learn(client, labels)
             sem = asyncio.Semaphore(self.max_concurrency)
-            breaker = CircuitBreaker()
             if scoring == "full_sequence":
                 log_probs, uncovered, errors, usage = await self._score_full(
                     client, sem, breaker, texts, labels
                 )
             else:
+                endpoint = await self._resolve_endpoint(client, learned_state(self))
+
+                def one(text, spec, labels):
+                    return self._one_first(client, sem, breaker, text, spec,
+                                           labels, endpoint)
+
+                plan = None
+                if spec.bias and spec.label_ids:
+                    plan = plan_groups(spec.label_ids, self.top_logprobs)
                 outs = await asyncio.gather(*(
-                    self._one_first(client, sem, breaker, text, spec, labels)
+                    one(text, spec, labels) if plan is None
+                    else score_grouped(one, text, spec, labels, plan)
                     for text in texts
                 ))
                 log_probs = np.array([m.row for m, _ in outs])
@@ -336,6 +425,7 @@ class OpenAIBackend(BaseBackend):
             "uncovered_mass": uncovered,
             "scoring": scoring,
             "scoring_reason": reason,
+            "endpoint": self.endpoint_,
         }
         if scoring == "first_token":
             extra["bounded"] = bounded
@@ -346,22 +436,83 @@ class OpenAIBackend(BaseBackend):
 
         Runs under the state's lock: a thread arriving while another learns
         waits (blocking its own event loop, which has nothing else to run yet)
-        and then reuses the answer.
+        and then reuses the answer. The chosen endpoint is kept in the state
+        (:attr:`endpoint_`).
         """
         state = learned_state(self)
         with state.lock:
-            scoring, reason = await self._resolve_scoring(client, state)
+            endpoint = await self._resolve_endpoint(client, state)
+            scoring, reason = await self._resolve_scoring(client, state, endpoint)
             spec = None
             if scoring == "first_token":
-                spec = await self._label_spec(client, state, labels)
+                spec = await self._label_spec(client, state, labels, endpoint)
         return scoring, reason, spec
 
-    async def _resolve_scoring(self, client, state):
+    async def _resolve_endpoint(self, client, state):
+        if self.endpoint != "auto":
+            return self.endpoint
+        if state.endpoint is None:
+            if self.scoring == "full_sequence":
+                state.endpoint = ("completions", "scoring='full_sequence'")
+            elif self.base_url is None:
+                state.endpoint = ("chat", _endpoint.OPENAI_REASON)
+            else:
+                state.endpoint = await _endpoint.probe_endpoint(
+                    client, self, lambda: self._tokenizer(client, state)
+                )
+        return state.endpoint[0]
+
+    def resolve_endpoint(self) -> str:
+        """The endpoint first-token scoring uses, probing the server if needed.
+
+        Returns ``endpoint`` unless it is ``"auto"``; then the probe's answer
+        (one or two small requests, once per server and model).
+
+        Returns
+        -------
+        endpoint : {"chat", "completions"}
+        """
+        if self.endpoint != "auto":
+            return self.endpoint
+        state = learned_state(self)
+        if state.endpoint is None and self.base_url is None:
+            state.endpoint = ("chat", _endpoint.OPENAI_REASON)
+        if state.endpoint is None:
+            api_key = self._api_key()
+
+            async def probe():
+                async with self._client(api_key) as client:
+                    with state.lock:
+                        return await self._resolve_endpoint(client, state)
+
+            run_coroutine(probe)
+        return state.endpoint[0]
+
+    @property
+    def endpoint_(self):
+        """The endpoint in use and why, e.g. ``("completions", "...")``.
+
+        None until the first scoring call (or :meth:`resolve_endpoint`) with
+        ``endpoint="auto"``; ``(endpoint, "requested")`` otherwise.
+        """
+        if self.endpoint != "auto":
+            return (self.endpoint, "requested")
+        state = getattr(self, "_learned", None)
+        if state is None or state.identity != learned_state_identity(self):
+            return None
+        return state.endpoint
+
+    async def _resolve_scoring(self, client, state, endpoint):
         if self.scoring == "first_token":
             return "first_token", "requested"
         if self.scoring == "full_sequence":
+            if endpoint != "completions":
+                raise ValueError(
+                    "scoring='full_sequence' needs endpoint='completions' (prompt "
+                    "log-probabilities exist only there)."
+                )
             return "full_sequence", "requested"
-        if self.endpoint == "chat":
+        if endpoint == "chat":
             return "first_token", "chat endpoint reports no prompt log-probabilities"
         if state.scoring is not None:
             return state.scoring
@@ -370,58 +521,46 @@ class OpenAIBackend(BaseBackend):
             state.scoring = answer
         return answer
 
-    async def _label_spec(self, client, state, labels):
-        strings = [lab.lstrip() if self.endpoint == "chat" else lab for lab in labels]
+    async def _tokenizer(self, client, state):
+        """The label tokenizer (None: no token ids), looked for once."""
+        if state.tokenizer_known:
+            return state.tokenizer
+        tok, definitive = await resolve_tokenizer(self, client)
+        if definitive:
+            state.tokenizer = tok
+        return tok
+
+    async def _label_spec(self, client, state, labels, endpoint):
+        strings = [lab.lstrip() if endpoint == "chat" else lab for lab in labels]
         use_bias = self.logit_bias in ("auto", True)
-        key = (tuple(strings), use_bias)
+        key = (tuple(strings), use_bias, endpoint)
         if key in state.label_specs:
             return state.label_specs[key]
-        if self.base_url is None:
-            tok = None
-        else:
-            if state.tokenizer_known:
-                tok = state.tokenizer
-            else:
-                tok, definitive = await ServerTokenizer.resolve(
-                    client, strip_url_credentials(str(self.base_url))
-                )
-                if definitive:
-                    state.tokenizer = tok
+        tok = await self._tokenizer(client, state)
         if self.logit_bias is True and tok is None:
             raise ValueError(
-                "logit_bias=True needs token ids, but no tokenizer endpoint was "
-                "found (only llama.cpp servers' /extras/tokenize or /tokenize are "
-                "supported). Use logit_bias='auto' or False."
+                "logit_bias=True needs token ids, but no tokenizer was found "
+                "(the llama.cpp servers' /extras/tokenize or /tokenize, "
+                "tokenizer='tiktoken' or a callable). Use logit_bias='auto' or "
+                "False, or pass tokenizer=."
             )
         spec = await build_label_spec(client, tok, labels, strings, use_bias)
-        if self.base_url is None or state.tokenizer_known:
+        if state.tokenizer_known:
             state.label_specs[key] = spec  # not after a transient failure
         return spec
 
-    async def _one_first(self, client, sem, breaker, text, spec, labels):
+    async def _one_first(self, client, sem, breaker, text, spec, labels, endpoint):
         """Score one prompt from its first token; never raises for a row failure."""
         usage = Usage()
-        kwargs = {"model": self.model, "max_tokens": 1, "temperature": 0,
-                  "extra_body": self.extra_body}
-        if spec.bias:
-            kwargs["logit_bias"] = spec.bias
-        if self.endpoint == "chat":
-            def request():
-                return client.chat.completions.create(
-                    messages=_generation.messages(text, self.system_prompt),
-                    logprobs=True,
-                    top_logprobs=self.top_logprobs,
-                    **kwargs,
-                )
-        else:
-            def request():
-                return client.completions.create(
-                    prompt=text, logprobs=self.top_logprobs, **kwargs
-                )
+        body = first_token_body(endpoint, model=self.model, text=text,
+                                top_logprobs=self.top_logprobs, bias=spec.bias,
+                                system_prompt=self.system_prompt)
         try:
-            resp = await breaker.send(sem, usage, request)
+            resp = await breaker.send(
+                sem, usage, lambda: send(client, endpoint, body, self.extra_body)
+            )
             add_usage(usage, resp)
-            top, chosen = parse_alternatives(resp, self.endpoint)
+            top, chosen = parse_alternatives(resp, endpoint)
         except Exception as exc:
             return FirstTokenMatch(
                 np.full(len(spec.keys), np.nan), math.nan, self._describe(exc)

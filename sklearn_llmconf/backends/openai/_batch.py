@@ -10,11 +10,11 @@ import numpy as np
 from ...utils._sklearn_compat import Interval, StrOptions
 from .._base import ScoreResult, Usage
 from . import OpenAIBackend
-from . import _generation as _openai_generation
 from ._batch_jobs import BatchStateFile, run_batch
 from ._client import add_usage, redact, run_coroutine
 from ._echo import _echoed_logprobs, echo_request
 from ._matching import match_first_token, parse_alternatives
+from ._requests import first_token_body
 
 __all__ = ["OpenAIBatchBackend"]
 
@@ -170,15 +170,10 @@ missing_label, max_concurrency, timeout, max_retries, system_prompt, extra_body
         return {**body, **(self.extra_body or {})}
 
     def _first_token_body(self, text, bias) -> dict:
-        body = {"model": self.model, "max_tokens": 1, "temperature": 0}
-        if bias:
-            body["logit_bias"] = bias
-        if self.endpoint == "chat":
-            body.update(
-                messages=_openai_generation.messages(text, self.system_prompt),
-                logprobs=True, top_logprobs=self.top_logprobs)
-        else:
-            body.update(prompt=text, logprobs=self.top_logprobs)
+        # The same request builder as the online backend.
+        body = first_token_body(self.endpoint, model=self.model, text=text,
+                                top_logprobs=self.top_logprobs, bias=bias,
+                                system_prompt=self.system_prompt)
         return self._with_extra_body(body)
 
     def _echo_body(self, prompt) -> dict:

@@ -16,6 +16,11 @@ from ._client import _RowError
 #: server fails this way.
 CIRCUIT_BREAKER_THRESHOLD = 5
 
+#: Consecutive HTTP 429 / 5xx *attempts* (SDK retries included, counted by the
+#: transport) without an answered one after which a call stops sending: a
+#: sustained outage or rate limit, not a blip that a retry would cover.
+TRANSIENT_THRESHOLD = 8
+
 
 class CircuitOpen(_RowError):
     """A row not sent because the breaker had opened."""
@@ -67,12 +72,14 @@ class CircuitBreaker:
         self.count = 0
         self.successes = 0
         self.opened_by = None
+        self.opened_after = threshold
+        self.transient = 0
 
     @property
     def message(self) -> str:
         """Why requests stopped (secret-free)."""
         return (
-            f"not sent: {self.threshold} consecutive requests failed with "
+            f"not sent: {self.opened_after} consecutive requests failed with "
             f"{self.opened_by}, so the remaining requests of this call were "
             "stopped (check base_url, model and the API key)"
         )
@@ -93,6 +100,17 @@ class CircuitBreaker:
         if self.count >= self.threshold and self.opened_by is None:
             self.opened_by = kind
 
+    def attempt(self, status: int) -> None:
+        """Record one HTTP attempt's status (called by the transport)."""
+        if status == 429 or status >= 500:
+            self.transient += 1
+            if self.transient >= TRANSIENT_THRESHOLD and self.opened_by is None:
+                self.opened_after = self.transient
+                kind = "rate limited" if status == 429 else "server error"
+                self.opened_by = f"HTTP {status} ({kind}, SDK retries included)"
+        elif status < 400:
+            self.transient = 0
+
     def success(self) -> None:
         """Record an answered request."""
         self.kind, self.count = None, 0
@@ -108,9 +126,12 @@ class CircuitBreaker:
         """
         if self.opened_by is not None and self.successes == 0:
             raise RuntimeError(
-                f"No request succeeded: {self.threshold} consecutive requests "
+                f"No request succeeded: {self.opened_after} consecutive requests "
                 f"failed with {self.opened_by} and the remaining ones were not "
-                "sent. Check base_url, model and the API key (api_key_env)."
+                "sent. Check base_url, model and the API key (api_key_env)"
+                + (", or wait for the server to recover (an outage or a rate "
+                   "limit: max_requests_per_minute / max_tokens_per_minute "
+                   "keep under a quota)." if self.transient else ".")
             )
 
     async def send(self, sem, usage, request):

@@ -190,14 +190,19 @@ def wrap_base_url(url):
     return url
 
 
-def make_client(api_key, *, base_url, timeout, max_retries):
+def make_client(api_key, *, base_url, timeout, max_retries, limiter=None,
+                breaker=None):
     """A fresh ``openai.AsyncOpenAI``; bound to the event loop that uses it.
 
     Credentials embedded in ``base_url`` are sent as an HTTP Basic
     ``Authorization`` header (what the HTTP client did with them before) and
     removed from the URL, so that the client's request logs never show them.
+    Every HTTP attempt passes a :class:`._transport.GatedTransport` (rate
+    limits, attempt counting for ``breaker``).
     """
     import openai
+
+    from ._transport import GatedTransport
 
     headers = None
     if base_url is not None:
@@ -207,9 +212,12 @@ def make_client(api_key, *, base_url, timeout, max_retries):
             token = base64.b64encode(pair.encode()).decode()
             headers = {"Authorization": f"Basic {token}"}
             base_url = strip_url_credentials(str(base_url))
+    http_client = openai.DefaultAsyncHttpxClient(
+        transport=GatedTransport(limiter, breaker)
+    )
     return openai.AsyncOpenAI(
         api_key=api_key, base_url=base_url, timeout=timeout,
-        max_retries=max_retries, default_headers=headers,
+        max_retries=max_retries, default_headers=headers, http_client=http_client,
     )
 
 
@@ -236,6 +244,8 @@ def describe(exc, *, timeout, max_retries) -> str:
 
     if isinstance(exc, _RowError):
         return str(exc)
+    if getattr(exc, "row_message", None):
+        return exc.row_message
     if isinstance(exc, openai.APITimeoutError):
         return f"timed out after {timeout} s ({max_retries} retries exhausted)"
     if isinstance(exc, openai.APIConnectionError):

@@ -6,25 +6,22 @@ import asyncio
 
 from .._base import GenerationResult, Usage
 from ._breaker import CircuitBreaker
-from ._client import _RowError, add_usage, make_client, redact
+from ._client import _RowError, add_usage, redact
+from ._requests import generation_body, messages, send
+
+__all__ = ["agenerate", "messages"]
 
 
-def messages(text, system_prompt):
-    """The chat messages for one prompt."""
-    out = [{"role": "user", "content": text}]
-    if system_prompt is not None:
-        out.insert(0, {"role": "system", "content": system_prompt})
-    return out
+def generation_endpoint(backend) -> str:
+    """The endpoint text generation uses: chat unless completions is asked."""
+    return "completions" if backend.endpoint == "completions" else "chat"
 
 
 async def agenerate(backend, state, texts, request, draws, n_samples, seed, api_key):
     """Generate for every text; see :meth:`OpenAIBackend._generate`."""
-    async with make_client(
-        api_key, base_url=backend.base_url, timeout=backend.timeout,
-        max_retries=backend.max_retries,
-    ) as client:
+    breaker = CircuitBreaker()
+    async with backend._client(api_key, breaker) as client:
         sem = asyncio.Semaphore(backend.max_concurrency)
-        breaker = CircuitBreaker()
         outs = await asyncio.gather(*(
             _one_generation(backend, state, client, (sem, breaker), text, request,
                             draws, seed)
@@ -71,19 +68,13 @@ async def _one_generation(backend, state, client, gate, text, request, draws, se
 
 
 async def _request_texts(backend, client, gate, text, request, n, seed, usage):
-    kwargs = dict(request)
-    if n > 1:
-        kwargs["n"] = n
-    if seed is not None:
-        kwargs["seed"] = int(seed)
+    endpoint = generation_endpoint(backend)
+    body = generation_body(endpoint, text=text, request=request, n=n, seed=seed,
+                           system_prompt=backend.system_prompt)
     sem, breaker = gate  # the call's semaphore and circuit breaker
 
     def request():
-        if backend.endpoint == "chat":
-            return client.chat.completions.create(
-                messages=messages(text, backend.system_prompt), **kwargs
-            )
-        return client.completions.create(prompt=text, **kwargs)
+        return send(client, endpoint, body, backend.extra_body)
 
     resp = await breaker.send(sem, usage, request)
     add_usage(usage, resp)
@@ -91,7 +82,7 @@ async def _request_texts(backend, client, gate, text, request, n, seed, usage):
     if not choices:
         raise _RowError("response has no choices")
     choices = sorted(choices, key=lambda c: getattr(c, "index", 0) or 0)
-    if backend.endpoint == "chat":
+    if endpoint == "chat":
         # A refusal or a reasoning model out of tokens has no content.
         return [(c.message.content or "") if c.message else "" for c in choices]
     return [c.text or "" for c in choices]

@@ -5,6 +5,8 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass, field
 
+from ._ratelimit import RateLimiter
+
 # Guards the creation of a backend's state object (two threads using a fresh
 # backend must end up sharing one state, hence one lock).
 _CREATION_LOCK = threading.Lock()
@@ -37,6 +39,11 @@ class LearnedState:
     honours_n : bool or None
         Whether the server answers ``n`` choices per request; None until a
         generation with ``n > 1`` has shown it.
+    endpoint : (str, str) or None
+        ``(endpoint, reason)`` chosen by the probe for ``endpoint="auto"``
+        (or the requested endpoint); None until learned.
+    limiter : RateLimiter
+        Spacing of requests and server-directed pauses, shared by every call.
     lock : threading.Lock
     """
 
@@ -45,6 +52,8 @@ class LearnedState:
     scoring: tuple | None = None
     label_specs: dict = field(default_factory=dict)
     honours_n: bool | None = None
+    endpoint: tuple | None = None
+    limiter: RateLimiter = field(default_factory=RateLimiter, repr=False)
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @property
@@ -53,11 +62,17 @@ class LearnedState:
         return self.tokenizer is not _UNKNOWN
 
 
+def learned_state_identity(backend) -> tuple:
+    """The parameters a backend's learned facts depend on."""
+    return (
+        backend.base_url, backend.model, backend.endpoint, repr(backend.extra_body),
+        repr(getattr(backend, "tokenizer", "auto")),
+    )
+
+
 def learned_state(backend, attribute="_learned") -> LearnedState:
     """Return ``backend``'s state for its current identity, creating it once."""
-    identity = (
-        backend.base_url, backend.model, backend.endpoint, repr(backend.extra_body)
-    )
+    identity = learned_state_identity(backend)
     state = getattr(backend, attribute, None)
     if state is not None and state.identity == identity:
         return state

@@ -111,6 +111,8 @@ def _says_no_endpoint(exc) -> bool:
     """Whether a failed tokenize request shows that the endpoint is missing."""
     import openai
 
+    if getattr(exc, "row_message", None):  # not sent: the breaker opened
+        return False
     if isinstance(exc, openai.APIStatusError):
         return exc.status_code < 500 and exc.status_code not in (401, 403, 408, 429)
     # A body that is not a token list (KeyError, JSON error): the server answered.
@@ -130,11 +132,14 @@ class LabelSpec:
     spellings : tuple of int or None
         Per label, how many single tokens matching merges into it (known only
         with a tokenizer); bounds an absent label's probability.
+    label_ids : tuple of tuple of int or None
+        Per label, the token ids of those spellings (known with a tokenizer).
     """
 
     keys: tuple
     bias: dict | None
     spellings: tuple | None = None
+    label_ids: tuple | None = None
 
 
 def _shared_first_token_error(first, second, key):
@@ -191,7 +196,7 @@ async def build_label_spec(client, tok, labels, strings, use_bias) -> LabelSpec:
         return LabelSpec(tuple(keys), None)
     # Every single-token spelling that matching merges: all are biased (or
     # ratios would shift), and their count bounds an absent label.
-    ids, counts = set(first_ids), []
+    ids, counts, per_label = set(first_ids), [], []
     for s, key, first in zip(strings, keys, first_ids, strict=True):
         core = s.strip()
         label_ids = {first}
@@ -202,5 +207,116 @@ async def build_label_spec(client, tok, labels, strings, use_bias) -> LabelSpec:
                     label_ids.add(vid[0])
         ids |= label_ids
         counts.append(len(label_ids))
+        per_label.append(tuple(sorted(label_ids)))
     bias = {str(i): LOGIT_BIAS_VALUE for i in sorted(ids)} if use_bias else None
-    return LabelSpec(tuple(keys), bias, tuple(counts))
+    return LabelSpec(tuple(keys), bias, tuple(counts), tuple(per_label))
+
+
+class CallableTokenizer:
+    """Token ids from a user callable ``text -> list of int`` (no server).
+
+    The text of a token (needed to recognise a label's first token among the
+    server's alternatives) is recovered from the callable itself: the longest
+    prefix of the text whose tokenization is exactly that one id.
+
+    Parameters
+    ----------
+    func : callable
+        Maps a string to its token ids, without special tokens.
+    """
+
+    def __init__(self, func):
+        self.func = func
+        self._pieces: dict = {}
+
+    async def tokenize(self, client, text: str) -> list[int]:
+        """Token ids of ``text``."""
+        ids = [int(i) for i in self.func(text)]
+        if ids:
+            self._remember_pieces(text, ids)
+        return ids
+
+    def _remember_pieces(self, text, ids):
+        for end in range(len(text), 0, -1):
+            if [int(i) for i in self.func(text[:end])] == [ids[0]]:
+                self._pieces.setdefault(ids[0], text[:end])
+                return
+
+    async def piece(self, client, token_id: int) -> str:
+        """The text of ``token_id``, known once a text starting with it was seen."""
+        if token_id not in self._pieces:
+            raise ValueError(
+                f"token id {token_id} was not seen at the start of a tokenized "
+                "text; the callable tokenizer cannot decode it"
+            )
+        return self._pieces[token_id]
+
+
+class TiktokenTokenizer:
+    """Token ids from tiktoken, for OpenAI models (no tokenize endpoint there).
+
+    Parameters
+    ----------
+    model : str
+        Model name; its encoding comes from ``tiktoken.encoding_for_model``
+        (``o200k_base`` when tiktoken does not know the name).
+    """
+
+    def __init__(self, model):
+        try:
+            import tiktoken
+        except ImportError as exc:  # pragma: no cover - depends on the extra
+            raise ImportError(
+                "tokenizer='tiktoken' needs tiktoken: pip install "
+                "'sklearn-llmconf[tiktoken]'"
+            ) from exc
+        try:
+            self.encoding = tiktoken.encoding_for_model(model)
+        except KeyError:
+            self.encoding = tiktoken.get_encoding("o200k_base")
+
+    async def tokenize(self, client, text: str) -> list[int]:
+        """Token ids of ``text``."""
+        return list(self.encoding.encode(text))
+
+    async def piece(self, client, token_id: int) -> str:
+        """The text of one token."""
+        return self.encoding.decode([token_id])
+
+
+async def resolve_tokenizer(backend, client):
+    """The label tokenizer a backend's ``tokenizer`` parameter asks for.
+
+    Returns
+    -------
+    tokenizer : object or None
+        Something with ``async tokenize(client, text)`` and
+        ``async piece(client, token_id)``; None: no token ids.
+    definitive : bool
+        False when the server's endpoints could not be asked (not to be
+        remembered).
+    """
+    choice = getattr(backend, "tokenizer", "auto")
+    if callable(choice):
+        return CallableTokenizer(choice), True
+    if choice == "tiktoken":
+        return TiktokenTokenizer(backend.model), True
+    if backend.base_url is not None:
+        from ._client import strip_url_credentials
+
+        tok, definitive = await ServerTokenizer.resolve(
+            client, strip_url_credentials(str(backend.base_url))
+        )
+        if tok is None and choice == "server" and definitive:
+            raise ValueError(
+                "tokenizer='server' but the server has no tokenize endpoint "
+                "(/extras/tokenize or /tokenize); pass tokenizer='tiktoken', a "
+                "callable, or 'auto'."
+            )
+        return tok, definitive
+    if choice == "auto":
+        try:
+            return TiktokenTokenizer(backend.model), True
+        except Exception:  # not installed, or its encoding file not available
+            return None, True
+    raise ValueError("tokenizer='server' needs base_url (a server to ask).")
