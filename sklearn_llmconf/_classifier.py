@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from dataclasses import replace
 from numbers import Integral, Real
 
 import numpy as np
@@ -26,7 +27,12 @@ from .calibration._priors import (
     warn_small_batch,
 )
 from .prompts._demos import DemoPool
-from .prompts._labels import check_label_words, label_words, labels_text
+from .prompts._labels import (
+    check_label_words,
+    choose_label_separator,
+    label_words,
+    labels_text,
+)
 from .prompts._template import DEFAULT_TEMPLATE, PromptTemplate, shorten
 from .scoring._engine import score_prompts
 from .scoring._failures import report_failed_rows
@@ -223,7 +229,8 @@ class LLMClassifier(ClassifierMixin, BaseEstimator):
     label_words_ : list of str
         Verbalization of each class, in ``classes_`` order.
     prompt_template_ : PromptTemplate
-        The validated template.
+        The validated template, with the ``label_separator`` it uses (chosen
+        from the label words when the template's is None).
     demos_ : list of (tuple of str, str)
         The fixed demonstrations (field values, label word); empty for
         ``"similar"`` selection, which picks them per text.
@@ -396,8 +403,11 @@ class LLMClassifier(ClassifierMixin, BaseEstimator):
                 "The classifier needs samples of at least 2 classes in the data, "
                 f"but the data contains only one class: {self.classes_[0]!r}."
             )
-        self.prompt_template_ = template
         self.label_words_ = label_words(self.verbalizer, self.classes_)
+        # label_separator=None: the fitted template says which one it chose.
+        template = replace(template, label_separator=choose_label_separator(
+            self.label_words_, template.label_separator))
+        self.prompt_template_ = template
         check_label_words(self.label_words_, template.label_separator)
         self._labels_text = labels_text(self.verbalizer, self.label_words_,
                                         self.classes_, template.label_separator)
