@@ -297,7 +297,11 @@ def _read_payload(path):
         raise ModelFileError(
             f"{path} is damaged or was altered ({type(exc).__name__}: {exc})."
         ) from None
-    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+    from ._routing import ConfidenceRouter
+
+    if (not isinstance(payload, dict) or payload.get("format") != FORMAT
+            or not isinstance(payload.get("description"), str)
+            or not isinstance(payload.get("router"), ConfidenceRouter)):
         raise ModelFileError(
             f"{path} is a skops file but not a sklearn-llmconf model file "
             f"(no {FORMAT!r} mark)."
