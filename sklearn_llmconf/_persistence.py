@@ -297,7 +297,7 @@ def _read_payload(path):
         raise ModelFileError(
             f"{path} is damaged or was altered ({type(exc).__name__}: {exc})."
         ) from None
-    from ._routing import ConfidenceRouter
+    from .routing._router import ConfidenceRouter
 
     if (not isinstance(payload, dict) or payload.get("format") != FORMAT
             or not isinstance(payload.get("description"), str)

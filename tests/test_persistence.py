@@ -98,7 +98,7 @@ def test_no_credential_in_the_file(tmp_path, monkeypatch):
 
 def test_a_gguf_with_one_byte_changed_is_refused(tmp_path):
     from sklearn_llmconf.backends import LlamaCppBackend
-    from sklearn_llmconf.backends._llamacpp import default_model_path
+    from sklearn_llmconf.backends.llamacpp import default_model_path
 
     try:
         original = default_model_path()

@@ -3,7 +3,7 @@
 import pytest
 
 from sklearn_llmconf import LLMClassifier, PromptTemplate
-from sklearn_llmconf._labels import choose_label_separator
+from sklearn_llmconf.prompts._labels import choose_label_separator
 from sklearn_llmconf.utils._testing import KeywordBackend
 
 TICKETS = ["refund my order please", "parcel is late again",
