@@ -44,7 +44,13 @@ def test_bundled_commands_refuse_bad_numbers_while_parsing(capsys, argv, message
     with pytest.raises(SystemExit) as exc:
         cli.main(argv)
     assert exc.value.code == 2
-    assert message in capsys.readouterr().err
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and message in err[0], err
+
+
+def test_a_test_part_smaller_than_the_classes_is_refused_before_loading():
+    with pytest.raises(SystemExit, match="cannot split 300 \\+ 1 texts"):
+        cli.main(["evaluate", "--n-test", "1"])
 
 
 def test_missing_column_names_the_columns_found(capsys, good, tmp_path):

@@ -31,13 +31,20 @@ __all__ = ["build_parser", "main"]
 _COMMANDS = ("evaluate", "route", "fit", "predict", "report")
 
 
+class _Parser(argparse.ArgumentParser):
+    """An argument parser whose errors are one line (``--help`` has the rest)."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The command's argument parser."""
     from ._fit import add_fit
     from ._predict import add_predict
     from ._report import add_report
 
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="sklearn-llmconf",
         description=(
             "A language model as a calibrated, certified classifier. With no "

@@ -42,13 +42,18 @@ def _split(X, y, n_train, n_test, seed):
             f"error: asked for {n_train + n_test} texts (labelled {n_train} + "
             f"test {n_test}) but the data set has {len(y)}."
         )
-    X_rest, X_test, y_rest, y_test = train_test_split(
-        X, y, test_size=n_test, stratify=y, random_state=seed
-    )
-    if n_train < len(y_rest):
-        X_rest, _, y_rest, _ = train_test_split(
-            X_rest, y_rest, train_size=n_train, stratify=y_rest, random_state=seed
+    try:
+        X_rest, X_test, y_rest, y_test = train_test_split(
+            X, y, test_size=n_test, stratify=y, random_state=seed
         )
+        if n_train < len(y_rest):
+            X_rest, _, y_rest, _ = train_test_split(
+                X_rest, y_rest, train_size=n_train, stratify=y_rest,
+                random_state=seed
+            )
+    except ValueError as exc:  # fewer texts than classes in a part
+        raise SystemExit(f"error: cannot split {n_train} + {n_test} texts "
+                         f"stratified by class: {exc}") from None
     return (X_rest, y_rest), (X_test, y_test)
 
 
@@ -149,9 +154,14 @@ def route(args) -> int:
     (X_lab, y_lab), (X_te, y_te) = _split(
         X, y, args.n_train + args.n_calib, args.n_test, args.seed
     )
-    X_tr, X_cal, y_tr, y_cal = train_test_split(
-        X_lab, y_lab, test_size=args.n_calib, stratify=y_lab, random_state=args.seed
-    )
+    try:
+        X_tr, X_cal, y_tr, y_cal = train_test_split(
+            X_lab, y_lab, test_size=args.n_calib, stratify=y_lab,
+            random_state=args.seed
+        )
+    except ValueError as exc:
+        raise SystemExit(f"error: cannot split --n-calib {args.n_calib} texts "
+                         f"stratified by class: {exc}") from None
     # The default classifier calibrates itself in fit on up to n_scale of its
     # labelled texts; the router certifies on labels it has never seen.
     clf = LLMClassifier(

@@ -165,11 +165,16 @@ def _fmt(v):
 
 def report(args) -> int:
     """Write the HTML report."""
+    import os
+
     from .._persistence import load_model
     from ._html import page
 
     if args.labelled is None and (args.gguf or args.base_url):
         raise CLIError("--gguf / --base-url matter only with LABELLED rows.")
+    out_dir = os.path.dirname(os.path.abspath(args.output))
+    if not os.path.isdir(out_dir):
+        raise CLIError(f"-o {args.output}: no directory {out_dir}.")
     router, desc, extras = load_model(args.model, check=False)
     measured = _measured(args, router, desc) if args.labelled else None
     html = page(f"sklearn-llmconf model report: {desc['data'].get('source')}",
