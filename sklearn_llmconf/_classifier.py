@@ -19,7 +19,12 @@ from .cache._credentials import wrap_secret_url
 from .calibration._infit import ScoreCorrection, calibration_rows, fit_calibration
 from .calibration._priors import CONTENT_FREE_INPUTS, estimate_prior
 from .prompts._demos import DemoPool
-from .prompts._labels import check_label_words, label_words, labels_text
+from .prompts._labels import (
+    check_label_words,
+    choose_label_separator,
+    label_words,
+    labels_text,
+)
 from .prompts._template import DEFAULT_TEMPLATE, PromptTemplate, shorten
 from .scoring._engine import place, score_rows
 from .scoring._failures import ScoredRows, apply_on_error, finite_rows
@@ -207,7 +212,8 @@ class LLMClassifier(ClassifierMixin, BaseEstimator):
     label_words_ : list of str
         Verbalization of each class, in ``classes_`` order.
     prompt_template_ : PromptTemplate
-        The validated template.
+        The validated template, with the ``label_separator`` it uses (chosen
+        from the label words when the template's is None).
     demos_ : list of (tuple of str, str)
         The fixed demonstrations (field values, label word); empty for
         ``"similar"`` selection, which picks them per text.
@@ -374,8 +380,11 @@ class LLMClassifier(ClassifierMixin, BaseEstimator):
                 "The classifier needs samples of at least 2 classes in the data, "
                 f"but the data contains only one class: {self.classes_[0]!r}."
             )
-        self.prompt_template_ = template
         self.label_words_ = label_words(self.verbalizer, self.classes_)
+        # label_separator=None: the fitted template says which one it chose.
+        template = replace(template, label_separator=choose_label_separator(
+            self.label_words_, template.label_separator))
+        self.prompt_template_ = template
         check_label_words(self.label_words_, template.label_separator)
         self._labels_text = labels_text(self.verbalizer, self.label_words_,
                                         self.classes_, template.label_separator)

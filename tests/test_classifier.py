@@ -407,8 +407,10 @@ def test_y_containing_none_gets_clear_error():
     ],
 )
 def test_label_words_that_would_corrupt_the_prompt_are_refused(verbalizer, message):
+    # An explicit separator is kept (the default chooses one the words lack).
+    prompt = PromptTemplate(DEFAULT_TEMPLATE, label_separator=", ")
     with pytest.raises(ValueError, match=re.escape(message)):
-        make_clf(verbalizer=verbalizer).fit(X_BIN, Y_BIN)
+        make_clf(prompt=prompt, verbalizer=verbalizer).fit(X_BIN, Y_BIN)
     # Classes (no verbalizer) are checked the same way.
     with pytest.raises(ValueError, match="contains a line break"):
         make_clf().fit(["a", "b"], ["ok", "not\nok"])

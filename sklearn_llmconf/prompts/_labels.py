@@ -17,8 +17,10 @@ probability of answering exactly that label.
 from __future__ import annotations
 
 __all__ = [
+    "LABEL_SEPARATORS",
     "LETTERS",
     "check_label_words",
+    "choose_label_separator",
     "has_prefix_pair",
     "label_words",
     "labels_text",
@@ -26,6 +28,35 @@ __all__ = [
 ]
 
 LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+
+#: What ``label_separator=None`` tries, in order: the first that no label word
+#: contains joins the ``{labels}`` list; one label per line when all are taken.
+LABEL_SEPARATORS = (", ", "; ", " | ", " / ", "\n")
+
+
+def choose_label_separator(words, separator=None) -> str:
+    """Return ``separator``, or the first :data:`LABEL_SEPARATORS` not in ``words``.
+
+    Parameters
+    ----------
+    words : sequence of str
+        The label words.
+    separator : str or None, default=None
+        The template's ``label_separator``; None chooses.
+
+    Returns
+    -------
+    separator : str
+        ``", "`` for labels without a comma and space; ``"; "`` for labels
+        such as ``"billing, refunds"``; ``"\n"`` (one label per line) when
+        every candidate occurs in some word.
+    """
+    if separator is not None:
+        return separator
+    for candidate in LABEL_SEPARATORS:
+        if not any(candidate in w for w in words):
+            return candidate
+    return LABEL_SEPARATORS[-1]  # label words hold no line break
 
 
 def label_words(verbalizer, classes) -> list[str]:

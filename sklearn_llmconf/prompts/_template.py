@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from ..backends._base import Prompt
 from ._injection import COMMON_MARKERS, find_fake_answers, neutralize
-from ._labels import scored_label_strings
+from ._labels import choose_label_separator, scored_label_strings
 
 __all__ = ["PromptTemplate", "DEFAULT_TEMPLATE", "escape_field", "shorten"]
 
@@ -103,8 +103,12 @@ class PromptTemplate:
         space when the template ends with a non-space character, else nothing.
     demo_separator : str, default="\\n\\n"
         Placed between the instructions, each demonstration and the query.
-    label_separator : str, default=", "
-        Joins the label words for ``{labels}``.
+    label_separator : str or None, default=None
+        Joins the label words for ``{labels}``. None chooses from the labels:
+        ``", "``, or the first of ``"; "``, ``" | "``, ``" / "`` that no label
+        word contains, else one label per line (``"\n"``);
+        :class:`~sklearn_llmconf.LLMClassifier` stores the choice in its
+        fitted ``prompt_template_``.
     escape_fields : bool, default=True
         Render every field value on one line (:func:`escape_field`: each line
         break becomes a space), in the demonstrations as in the query. The
@@ -157,7 +161,7 @@ class PromptTemplate:
     template: str
     answer_prefix: str | None = None
     demo_separator: str = "\n\n"
-    label_separator: str = ", "
+    label_separator: str | None = None
     escape_fields: bool = True
     reject_fake_answers: bool = True
     on_fake_answer: str = "neutralize"
@@ -381,7 +385,8 @@ class PromptTemplate:
         prompt : Prompt
         """
         if labels_text is None:
-            labels_text = self.label_separator.join(label_words)
+            separator = choose_label_separator(label_words, self.label_separator)
+            labels_text = separator.join(label_words)
         instructions, _ = self._split
         # Instructions may use {labels}; demonstrations are literal template text
         # for the model (they are not the user's text to be truncated).

@@ -1,21 +1,20 @@
-"""``sklearn-llmconf`` command: evaluate an LLM classifier raw and calibrated,
-or route its predictions to tiers at a certified precision."""
+"""``evaluate`` and ``route`` on the bundled data sets: an LLM classifier raw
+and calibrated, or its predictions routed to tiers at a certified precision."""
 
 from __future__ import annotations
 
-import argparse
 import math
-import os
 import sys
-import tempfile
 import time
 
-__all__ = ["main"]
+from ._args import fraction, non_negative_int, parse_tiers, positive_int
+
+__all__ = ["add_evaluate", "add_route", "evaluate", "route"]
 
 
 def _dataset_names() -> list[str]:
     """Names of the bundled data sets: the ``load_*`` functions of ``datasets``."""
-    from . import datasets
+    from .. import datasets
 
     return [name.removeprefix("load_") for name in datasets.__all__]
 
@@ -23,8 +22,8 @@ def _dataset_names() -> list[str]:
 def _string_options(param) -> list[str]:
     """The string values ``LLMClassifier`` accepts for ``param``, read from its
     parameter constraints so the command cannot drift from the estimator."""
-    from ._classifier import LLMClassifier
-    from .utils._sklearn_compat import StrOptions
+    from .._classifier import LLMClassifier
+    from ..utils._sklearn_compat import StrOptions
 
     (options,) = [
         c.options
@@ -43,13 +42,18 @@ def _split(X, y, n_train, n_test, seed):
             f"error: asked for {n_train + n_test} texts (labelled {n_train} + "
             f"test {n_test}) but the data set has {len(y)}."
         )
-    X_rest, X_test, y_rest, y_test = train_test_split(
-        X, y, test_size=n_test, stratify=y, random_state=seed
-    )
-    if n_train < len(y_rest):
-        X_rest, _, y_rest, _ = train_test_split(
-            X_rest, y_rest, train_size=n_train, stratify=y_rest, random_state=seed
+    try:
+        X_rest, X_test, y_rest, y_test = train_test_split(
+            X, y, test_size=n_test, stratify=y, random_state=seed
         )
+        if n_train < len(y_rest):
+            X_rest, _, y_rest, _ = train_test_split(
+                X_rest, y_rest, train_size=n_train, stratify=y_rest,
+                random_state=seed
+            )
+    except ValueError as exc:  # fewer texts than classes in a part
+        raise SystemExit(f"error: cannot split {n_train} + {n_test} texts "
+                         f"stratified by class: {exc}") from None
     return (X_rest, y_rest), (X_test, y_test)
 
 
@@ -75,10 +79,10 @@ def evaluate(args) -> int:
     from sklearn.calibration import CalibratedClassifierCV
     from sklearn.frozen import FrozenEstimator
 
-    from . import datasets
-    from ._classifier import LLMClassifier
-    from .calibration._scaler import TemperatureScaler
-    from .metrics import calibration_report
+    from .. import datasets
+    from .._classifier import LLMClassifier
+    from ..calibration._scaler import TemperatureScaler
+    from ..metrics import calibration_report
 
     X, y = getattr(datasets, f"load_{args.dataset}")(return_X_y=True)
     (X_tr, y_tr), (X_te, y_te) = _split(X, y, args.n_train, args.n_test, args.seed)
@@ -135,16 +139,6 @@ def evaluate(args) -> int:
     return 0
 
 
-def _parse_tiers(text):
-    """``"accept=0.99,review=0.9"`` -> ``[("accept", 0.99), ("review", 0.9)]``."""
-    try:
-        return [(name.strip(), float(target)) for name, target in
-                (part.split("=") for part in text.split(","))]
-    except ValueError as e:
-        raise argparse.ArgumentTypeError(
-            f"tiers must read like accept=0.99,review=0.9; got {text!r}") from e
-
-
 def route(args) -> int:
     """Calibrate, certify tier thresholds, print shares and bounds on a test split."""
     import warnings
@@ -152,17 +146,22 @@ def route(args) -> int:
     from sklearn.frozen import FrozenEstimator
     from sklearn.model_selection import train_test_split
 
-    from . import datasets
-    from ._classifier import LLMClassifier
-    from .routing import ConfidenceRouter
+    from .. import datasets
+    from .._classifier import LLMClassifier
+    from ..routing import ConfidenceRouter
 
     X, y = getattr(datasets, f"load_{args.dataset}")(return_X_y=True)
     (X_lab, y_lab), (X_te, y_te) = _split(
         X, y, args.n_train + args.n_calib, args.n_test, args.seed
     )
-    X_tr, X_cal, y_tr, y_cal = train_test_split(
-        X_lab, y_lab, test_size=args.n_calib, stratify=y_lab, random_state=args.seed
-    )
+    try:
+        X_tr, X_cal, y_tr, y_cal = train_test_split(
+            X_lab, y_lab, test_size=args.n_calib, stratify=y_lab,
+            random_state=args.seed
+        )
+    except ValueError as exc:
+        raise SystemExit(f"error: cannot split --n-calib {args.n_calib} texts "
+                         f"stratified by class: {exc}") from None
     # The default classifier calibrates itself in fit on up to n_scale of its
     # labelled texts; the router certifies on labels it has never seen.
     clf = LLMClassifier(
@@ -213,83 +212,56 @@ def route(args) -> int:
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="sklearn-llmconf",
-        description=(
-            "Evaluate a language model as a calibrated classifier. With no "
-            "arguments: the embedded model on SMS spam, raw vs calibrated."
-        ),
-    )
-    sub = parser.add_subparsers(dest="command")
-    ev = sub.add_parser("evaluate", help="held-out metrics, raw vs calibrated")
+def add_evaluate(sub):
+    """The ``evaluate`` sub-command's arguments."""
+    ev = sub.add_parser("evaluate", help="held-out metrics, raw vs calibrated "
+                        "(bundled data sets)")
     ev.add_argument("--dataset", choices=_dataset_names(), default="sms_spam")
-    ev.add_argument("--n-train", type=int, default=300,
+    ev.add_argument("--n-train", type=positive_int, default=300,
                     help="labelled texts (demonstrations and calibration)")
-    ev.add_argument("--n-calib", type=int, default=200,
+    ev.add_argument("--n-calib", type=positive_int, default=200,
                     help="most labelled texts that calibrate (the default's "
                          "max_calibration_samples; the explicit calibrators "
                          "use the same texts)")
-    ev.add_argument("--n-test", type=int, default=300, help="held-out texts")
-    ev.add_argument("--n-shots", type=int, default=None)
+    ev.add_argument("--n-test", type=positive_int, default=300,
+                    help="held-out texts")
+    ev.add_argument("--n-shots", type=non_negative_int, default=None)
     ev.add_argument("--demo-selection", default=None,
                     choices=_string_options("demo_selection"))
     ev.add_argument("--cache", default=None,
                     help="SQLite response cache; a rerun then costs no model call")
-    ev.add_argument("--n-bootstrap", type=int, default=200)
-    ev.add_argument("--seed", type=int, default=0)
+    ev.add_argument("--n-bootstrap", type=positive_int, default=200)
+    ev.add_argument("--seed", type=non_negative_int, default=0)
     ev.add_argument("--quiet", action="store_true", help="no progress bar")
+    return ev
+
+
+def add_route(sub):
+    """The ``route`` sub-command's arguments."""
     ro = sub.add_parser(
-        "route", help="tiers at a certified precision: thresholds, shares, bounds")
+        "route", help="tiers at a certified precision: thresholds, shares, bounds "
+        "(bundled data sets)")
     ro.add_argument("--dataset", choices=_dataset_names(), default="sms_spam")
-    ro.add_argument("--n-train", type=int, default=300,
+    ro.add_argument("--n-train", type=positive_int, default=300,
                     help="labelled texts of the classifier (demonstrations and "
                          "in-fit calibration)")
-    ro.add_argument("--n-scale", type=int, default=150,
+    ro.add_argument("--n-scale", type=positive_int, default=150,
                     help="most labelled texts the in-fit calibration uses")
-    ro.add_argument("--n-calib", type=int, default=400,
+    ro.add_argument("--n-calib", type=positive_int, default=400,
                     help="labelled texts certifying the tier thresholds")
-    ro.add_argument("--n-test", type=int, default=300, help="held-out texts")
-    ro.add_argument("--tiers", type=_parse_tiers,
+    ro.add_argument("--n-test", type=positive_int, default=300,
+                    help="held-out texts")
+    ro.add_argument("--tiers", type=parse_tiers,
                     default=[("accept", 0.99), ("review", 0.90)],
                     help="name=target precision, highest first "
                          "(default: accept=0.99,review=0.9)")
-    ro.add_argument("--delta", type=float, default=0.05,
+    ro.add_argument("--delta", type=fraction, default=0.05,
                     help="probability that some tier's guarantee fails")
-    ro.add_argument("--n-shots", type=int, default=None)
+    ro.add_argument("--n-shots", type=non_negative_int, default=None)
     ro.add_argument("--demo-selection", default=None,
                     choices=_string_options("demo_selection"))
     ro.add_argument("--cache", default=None,
                     help="SQLite response cache; a rerun then costs no model call")
-    ro.add_argument("--seed", type=int, default=0)
+    ro.add_argument("--seed", type=non_negative_int, default=0)
     ro.add_argument("--quiet", action="store_true", help="no progress bar")
-    return parser
-
-
-def main(argv=None) -> int:
-    """Entry point of the ``sklearn-llmconf`` command."""
-    from ._classifier import LLMClassifier
-
-    argv = list(sys.argv[1:] if argv is None else argv)
-    if not argv or argv[0].startswith("-") and argv[0] not in ("-h", "--help"):
-        argv = ["evaluate", *argv]
-    args = build_parser().parse_args(argv)
-    if args.command is None:
-        build_parser().print_help()
-        return 0
-    defaults = LLMClassifier().get_params()
-    if args.n_shots is None:
-        args.n_shots = defaults["n_shots"]
-    if args.demo_selection is None:
-        args.demo_selection = defaults["demo_selection"]
-    run = route if args.command == "route" else evaluate
-    if args.cache is None:
-        # Without a cache file the calibrators would score every text again.
-        with tempfile.TemporaryDirectory() as tmp:
-            args.cache = os.path.join(tmp, "responses.sqlite")
-            return run(args)
-    return run(args)
-
-
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+    return ro

@@ -1,0 +1,215 @@
+"""``sklearn-llmconf fit DATA``: fit and certify on the user's labelled rows.
+
+The labelled rows are split once, stratified by label and seeded:
+
+1. **certification** (``--certify-fraction``, default half of the rows): never
+   seen by the classifier; the router certifies each tier's threshold on them;
+2. the rest is the classifier's training part, of which ``--n-shots`` rows
+   are the prompt's **demonstrations** and up to ``--n-scale`` of the others
+   the **in-fit calibration** (temperature and per-class bias).
+"""
+
+from __future__ import annotations
+
+import datetime
+import os
+import sys
+import warnings
+
+import numpy as np
+
+from ._args import fraction, non_negative_int, parse_tiers, positive_int
+from ._common import (
+    add_backend_options,
+    add_input_options,
+    default_cache,
+    make_backend,
+    open_table,
+    versions,
+)
+from ._data import CLIError
+
+__all__ = ["add_fit", "fit"]
+
+SPLIT = ("certification: a stratified --certify-fraction of the rows, unseen by "
+         "the classifier; the rest trains it: --n-shots demonstrations and up to "
+         "--n-scale in-fit calibration rows")
+
+
+def add_fit(sub):
+    """The ``fit`` sub-command's arguments."""
+    p = sub.add_parser(
+        "fit", help="fit and certify on your labelled data; write one model file",
+        description=__doc__.split("\n\n", 1)[1], formatter_class=_raw())
+    p.add_argument("data", help="CSV, TSV, JSON Lines or Parquet file; - reads "
+                   "standard input")
+    p.add_argument("--text-column", action="append", required=True,
+                   dest="text_columns", metavar="COLUMN",
+                   help="column holding text to classify (repeat for several)")
+    p.add_argument("--label-column", required=True, metavar="COLUMN")
+    add_input_options(p)
+    add_backend_options(p)
+    p.add_argument("--prompt", default=None,
+                   help="prompt template; its placeholders are text column names "
+                        "and {labels} (default: the package's prompt)")
+    p.add_argument("--tiers", type=parse_tiers,
+                   default=[("accept", 0.99), ("review", 0.90)],
+                   help="name=target precision, highest first "
+                        "(default: accept=0.99,review=0.9)")
+    p.add_argument("--delta", type=fraction, default=0.05,
+                   help="probability that some tier's guarantee fails")
+    p.add_argument("--certify-fraction", type=fraction, default=0.5,
+                   help="share of the labelled rows that certifies (default 0.5)")
+    p.add_argument("--n-shots", type=non_negative_int, default=16)
+    p.add_argument("--n-scale", type=positive_int, default=200,
+                   help="most training rows of the in-fit calibration")
+    p.add_argument("--cache", default=None,
+                   help="SQLite response cache (default: MODEL.cache.sqlite)")
+    p.add_argument("--seed", type=non_negative_int, default=0)
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("-o", "--output", default="model.skops", metavar="MODEL",
+                   help="model file to write (default model.skops)")
+    return p
+
+
+def _raw():
+    import argparse
+
+    return argparse.RawDescriptionHelpFormatter
+
+
+def prompt_and_fields(text_columns, prompt):
+    """The prompt template and the columns filling its fields, in order.
+
+    One text column and no ``prompt``: the default prompt, 1-D texts (fields
+    None). Several: the default instructions and one ``name: {cN}`` line per
+    column. A given prompt's placeholders are column names.
+    """
+    from ..prompts import DEFAULT_TEMPLATE, PromptTemplate
+
+    if prompt is None:
+        if len(text_columns) == 1:
+            return None, None
+        for c in text_columns:
+            if "\n" in c or "\r" in c:
+                raise CLIError(f"column name {c!r} holds a line break.")
+        lines = "\n".join(
+            f"{c.replace('{', '{{').replace('}', '}}')}: {{c{i}}}"
+            for i, c in enumerate(text_columns)
+        )
+        return DEFAULT_TEMPLATE.replace("Text: {text}", lines), list(text_columns)
+    try:
+        fields = PromptTemplate(prompt).fields
+    except (ValueError, TypeError) as exc:
+        raise CLIError(f"--prompt: {exc}") from None
+    unknown = [f for f in fields if f not in text_columns]
+    if unknown or set(text_columns) != set(fields):
+        raise CLIError(
+            f"--prompt has placeholders {list(fields)} but the text columns are "
+            f"{list(text_columns)}; name each text column in the prompt."
+        )
+    return prompt, list(fields)
+
+
+def as_X(rows, fields):
+    """1-D texts (one column, default prompt) or 2-D rows in field order."""
+    if fields is None:
+        return [r[0] for r in rows]
+    return [tuple(r) for r in rows]
+
+
+def _split(y, fraction_, seed):
+    from sklearn.model_selection import train_test_split
+
+    classes, counts = np.unique(y, return_counts=True)
+    if len(classes) < 2:
+        raise CLIError(f"the label column holds one class only ({classes[0]!r}).")
+    idx = np.arange(len(y))
+    try:
+        return train_test_split(idx, test_size=fraction_, stratify=y,
+                                random_state=seed)
+    except ValueError as exc:
+        small = ", ".join(f"{c!r}: {n}" for c, n in zip(classes, counts) if n < 2)
+        raise CLIError(
+            f"cannot split {len(y)} labelled rows stratified by label ({exc})"
+            + (f"; classes with one row: {small}" if small else "") + "."
+        ) from None
+
+
+def fit(args) -> int:
+    """Validate everything, fit, certify, print the certificate, save."""
+    from sklearn.frozen import FrozenEstimator
+
+    from .._classifier import LLMClassifier
+    from .._persistence import calibration_hash, save_model
+    from ..routing import ConfidenceRouter
+    from ._report_text import print_certificate
+
+    table = open_table(args.data, args.format, args.encoding)
+    template, fields = prompt_and_fields(args.text_columns, args.prompt)
+    columns = [*args.text_columns, args.label_column]
+    data = table.read_all(columns)
+    y = np.array([r[-1] for r in data], dtype=object)
+    order = fields or args.text_columns
+    pos = [args.text_columns.index(c) for c in order]
+    rows = [tuple(r[i] for i in pos) for r in data]
+    train, cert = _split(y, args.certify_fraction, args.seed)
+    out_dir = os.path.dirname(os.path.abspath(args.output))
+    if not os.path.isdir(out_dir):
+        raise CLIError(f"-o {args.output}: no directory {out_dir}.")
+    backend = make_backend(args)  # may load nothing yet; checks the options
+    cache = args.cache or default_cache(args.output)
+
+    clf = LLMClassifier(
+        template, backend=backend, n_shots=args.n_shots,
+        max_calibration_samples=args.n_scale, on_error="nan", cache=cache,
+        progress=not args.quiet, random_state=args.seed,
+    )
+    X = as_X(rows, fields)
+    X_tr, X_cert = [X[i] for i in train], [X[i] for i in cert]
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", UserWarning)
+        clf.fit(X_tr, y[train])
+        proba = clf.predict_proba(X_cert)  # cached: router.fit pays nothing more
+        router = ConfidenceRouter(FrozenEstimator(clf), tiers=args.tiers,
+                                  delta=args.delta).fit(X_cert, y[cert])
+    n_demos = min(args.n_shots, len(train))
+    metadata = {
+        "data": {
+            "source": "standard input" if args.data == "-" else
+            os.path.basename(args.data),
+            "text_columns": list(args.text_columns),
+            "field_columns": fields,
+            "label_column": args.label_column,
+            "n_rows": len(y),
+            "n_train": len(train),
+            "n_demonstrations": n_demos,
+            "n_in_fit_calibration": len(clf.calibration_indices_),
+            "n_certification": len(cert),
+            "split": SPLIT,
+            "seed": args.seed,
+            "certification_sha256": calibration_hash(
+                [rows[i] for i in cert], y[cert]),
+            "train_sha256": calibration_hash([rows[i] for i in train], y[train]),
+        },
+        "usage": _usage(clf.usage_),
+        "versions": versions(),
+        "created": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+    }
+    description = save_model(args.output, router, certification_proba=proba,
+                             certification_y=y[cert], metadata=metadata)
+    print(f"{len(y)} labelled rows: {n_demos} demonstrations, "
+          f"{len(clf.calibration_indices_)} in-fit calibration, {len(cert)} "
+          f"certification; {description['identity'].get('backend')}.",
+          file=sys.stderr)
+    print_certificate(description)
+    for w in caught:
+        if "could be certified" not in str(w.message):
+            print(f"note: {w.message}", file=sys.stderr)
+    print(f"\nwrote {args.output} (cache: {cache})")
+    return 0
+
+
+def _usage(usage) -> dict:
+    return {k: int(getattr(usage, k)) for k in (
+        "calls", "cache_hits", "prompt_tokens", "completion_tokens", "failed_rows")}

@@ -1,0 +1,149 @@
+"""``sklearn-llmconf predict MODEL DATA -o decisions.csv``: one decision per row.
+
+The input is read and scored in chunks of ``--chunk-size`` rows, each chunk's
+decisions written before the next is read, so memory does not grow with the
+file. Every scored prompt goes to the response cache (``MODEL.cache.sqlite``
+by default) as soon as its batch returns: after a kill, the same command
+pays only for the rows not yet cached and writes the same file. The file is
+written as ``OUTPUT.partial`` and renamed when complete, so a decisions file
+that exists is whole.
+
+Columns: ``id`` (``--id-column``, else the row's 1-based number), ``label``
+(empty for a failed row), ``probability`` (of that label), one
+``proba_<class>`` column per class with ``--all-probabilities``, ``tier``,
+``failure_reason`` (empty for a scored row). Exit status 0 when every row was
+scored, 1 when some failed (their tier is the fallback), 2 for a usage error.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import sys
+
+from ._args import positive_int
+from ._common import (
+    add_backend_options,
+    add_input_options,
+    backend_overrides,
+    default_cache,
+    open_table,
+)
+from ._data import CLIError
+
+__all__ = ["add_predict", "predict", "score_chunk"]
+
+NOT_SCORED = "the backend could not score it (failed request or labels not observed)"
+
+
+def add_predict(sub):
+    """The ``predict`` sub-command's arguments."""
+    import argparse
+
+    p = sub.add_parser("predict", help="decisions for new rows: label, "
+                       "probability, tier, failure reason",
+                       description=__doc__.split("\n\n", 1)[1],
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("model", help="model file written by fit")
+    p.add_argument("data", help="CSV, TSV, JSON Lines or Parquet; - reads stdin")
+    p.add_argument("-o", "--output", required=True, metavar="CSV",
+                   help="decisions file to write")
+    p.add_argument("--id-column", default=None, metavar="COLUMN",
+                   help="column copied to the id column (default: row number)")
+    p.add_argument("--all-probabilities", action="store_true",
+                   help="one proba_<class> column per class")
+    add_input_options(p)
+    add_backend_options(p, override=True)
+    p.add_argument("--chunk-size", type=positive_int, default=1000,
+                   help="rows read, scored and written at a time (default 1000)")
+    p.add_argument("--cache", default=None,
+                   help="SQLite response cache (default: MODEL.cache.sqlite)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    return p
+
+
+def score_chunk(router, X):
+    """Probabilities, tier index, predicted class index and failure reasons.
+
+    The reasons come with the scores
+    (:func:`~sklearn_llmconf.scoring.predict_with_failures`); a failed row
+    without one gets :data:`NOT_SCORED`.
+    """
+    from ..scoring._failures import finite_rows, predict_with_failures
+
+    proba, failed, reasons = predict_with_failures(router.estimator_, X,
+                                                   "predict_proba")
+    failed = failed | ~finite_rows(proba)
+    tier, pred, ok = router._tier_index(proba, failed)
+    reasons = [r if r is not None or not f else NOT_SCORED
+               for r, f in zip(reasons, failed)]
+    return proba, tier, pred, ok, reasons
+
+
+def _progress(total, quiet):
+    if quiet:
+        return None
+    try:
+        from tqdm.auto import tqdm
+    except ImportError:
+        return None
+    return tqdm(total=total, unit="rows", file=sys.stderr)
+
+
+def predict(args) -> int:
+    """Check the model file and the input, then stream the decisions."""
+    from .._persistence import attach_backend, load_model
+    from ..backends._base import Usage
+    from ._fit import as_X
+
+    overrides = backend_overrides(args)
+    if os.path.isdir(args.output):
+        raise CLIError(f"-o {args.output} is a directory.")
+    router, desc, _ = load_model(args.model, check=False)
+    data = desc["data"]
+    order = data["field_columns"] or data["text_columns"]
+    columns = list(order) + ([args.id_column] if args.id_column else [])
+    table = open_table(args.data, args.format, args.encoding)
+    total = table.count(columns)  # every line decoded and checked first
+    attach_backend(router, desc, overrides)
+    clf = router.estimator_.estimator
+    clf.set_params(cache=args.cache or default_cache(args.model), progress=False)
+    clf.usage_ = Usage()  # this run only (fit's cost is in the model file)
+    classes = [str(c) for c in router.classes_]
+    tiers = [str(t) for t in router.tier_names_]
+    header = ["id", "label", "probability"]
+    header += [f"proba_{c}" for c in classes] if args.all_probabilities else []
+    header += ["tier", "failure_reason"]
+    partial = args.output + ".partial"
+    n_rows = n_failed = 0
+    counts = dict.fromkeys(tiers, 0)
+    bar = _progress(total, args.quiet)
+    with open(partial, "w", newline="", encoding="utf-8") as f:
+        out = csv.writer(f)
+        out.writerow(header)
+        for chunk in table.chunks(columns, args.chunk_size):
+            values = [v for _, v in chunk]
+            X = as_X([v[:len(order)] for v in values], data["field_columns"])
+            proba, tier, pred, ok, reasons = score_chunk(router, X)
+            for i, v in enumerate(values):
+                n_rows += 1
+                rid = v[-1] if args.id_column else str(n_rows)
+                row = [rid, classes[pred[i]] if ok[i] else "",
+                       repr(float(proba[i, pred[i]])) if ok[i] else ""]
+                if args.all_probabilities:
+                    row += [repr(float(p)) if ok[i] else "" for p in proba[i]]
+                row += [tiers[tier[i]], reasons[i] or ""]
+                out.writerow(row)
+                counts[tiers[tier[i]]] += 1
+            n_failed += int((~ok).sum())
+            f.flush()
+            if bar is not None:
+                bar.update(len(values))
+    if bar is not None:
+        bar.close()
+    os.replace(partial, args.output)
+    shares = ", ".join(f"{t} {n}" for t, n in counts.items())
+    u = clf.usage_
+    print(f"{n_rows} rows: {shares}; {n_failed} failed. {u.calls} model calls, "
+          f"{u.cache_hits} cache hits. Wrote {args.output}.", file=sys.stderr)
+    return 1 if n_failed else 0

@@ -1,0 +1,188 @@
+"""``sklearn-llmconf report MODEL [LABELLED] -o report.html``: the audit page.
+
+Without LABELLED no model is called: the page is built from the model file
+(certificate, the certification rows' probabilities, identity, prompt, cost).
+With LABELLED (rows not used in ``fit``, same text and label columns) it also
+routes them and shows each tier's measured precision with its one-sided
+95 % Clopper-Pearson lower bound.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import sys
+
+import numpy as np
+
+from ._common import (
+    add_backend_options,
+    add_input_options,
+    backend_overrides,
+    default_cache,
+    open_table,
+    versions,
+)
+from ._data import CLIError
+
+__all__ = ["add_report", "report"]
+
+
+def add_report(sub):
+    """The ``report`` sub-command's arguments."""
+    import argparse
+
+    p = sub.add_parser("report", help="one self-contained HTML audit page",
+                       description=__doc__.split("\n\n", 1)[1],
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("model", help="model file written by fit")
+    p.add_argument("labelled", nargs="?", default=None,
+                   help="labelled rows not used in fit (optional)")
+    p.add_argument("-o", "--output", default="report.html", metavar="HTML")
+    add_input_options(p)
+    add_backend_options(p, override=True)
+    p.add_argument("--cache", default=None,
+                   help="SQLite response cache (default: MODEL.cache.sqlite)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    return p
+
+
+def _tiers_of(proba, thresholds):
+    """Tier index of each row from its probabilities (failed rows: NaN)."""
+    ok = np.isfinite(proba).all(axis=1)
+    conf = np.where(ok, np.nanmax(np.where(ok[:, None], proba, 0), axis=1), -np.inf)
+    tier = np.full(len(proba), len(thresholds))
+    for t in range(len(thresholds))[::-1]:
+        thr = np.inf if thresholds[t] is None else thresholds[t]
+        tier[conf >= thr] = t
+    return tier, conf, ok
+
+
+def _measured(args, router, desc):
+    """Route the labelled rows: (y, labels, tiers) and the usage of the run."""
+    from .._persistence import attach_backend
+    from ..backends._base import Usage
+    from ._fit import as_X
+    from ._predict import score_chunk
+
+    data = desc["data"]
+    order = data["field_columns"] or data["text_columns"]
+    table = open_table(args.labelled, args.format, args.encoding)
+    columns = [*order, data["label_column"]]
+    table.count(columns)
+    attach_backend(router, desc, backend_overrides(args))
+    clf = router.estimator_.estimator
+    clf.set_params(cache=args.cache or default_cache(args.model),
+                   progress=not args.quiet)
+    clf.usage_ = Usage()
+    ys, labels, tiers = [], [], []
+    names = router.tier_names_
+    for chunk in table.chunks(columns, 1000):
+        values = [v for _, v in chunk]
+        X = as_X([v[:-1] for v in values], data["field_columns"])
+        _, tier, pred, ok, _ = score_chunk(router, X)
+        ys += [v[-1] for v in values]
+        labels += [str(router.classes_[p]) if o else None for p, o in zip(pred, ok)]
+        tiers += [str(names[t]) for t in tier]
+    return ys, labels, tiers, clf.usage_
+
+
+def _sections(desc, extras, measured):
+    from ..routing import routing_report
+    from . import _html
+    from ._report_text import COLUMNS, certificate_rows
+
+    cert, data, ident = desc["certificate"], desc["data"], desc["identity"]
+    sections = [("Certificate", _html.table(COLUMNS, certificate_rows(desc)) +
+                 f"<p>With probability at least {1 - cert['delta']:g} over the draw "
+                 f"of the {cert['n_calibration']} certification rows, every "
+                 "certified tier's precision on new rows like them is at least its "
+                 f"target (delta {cert['delta']:g}, {cert['delta_per_test']:.3g} "
+                 f"per tier, method {cert['method']}; "
+                 f"{cert['n_failed_calibration']} rows failed).</p>")]
+    proba, y = extras.get("certification_proba"), extras.get("certification_y")
+    if proba is not None and len(proba):
+        classes = np.array(desc["classes"])
+        tier, conf, ok = _tiers_of(proba, cert["thresholds"])
+        pred = classes[np.argmax(np.where(ok[:, None], proba, 0), axis=1)]
+        correct = (pred == y) & ok
+        level = 1 - cert["delta_per_test"]
+        figs = (f"<figure>{_html.reliability_svg(conf[ok], correct[ok], title='Reliability (certification rows)')}</figure>"  # noqa: E501
+                f"<figure>{_html.routing_svg(conf[ok], correct[ok], cert['targets'], cert['thresholds'], level)}</figure>")  # noqa: E501
+        names = [*cert["tiers"], cert["fallback_tier"]]
+        rep = routing_report(y, np.where(ok, pred, None), np.array(names)[tier],
+                             tier_names=names)
+        rows = [[n, str(rep[n]["n"]), f"{rep[n]['share']:.3f}",
+                 _fmt(rep[n]["precision"])] for n in names]
+        sections.append(("Routing on the certification rows", figs + _html.table(
+            ["tier", "rows", "share", "precision"], rows)))
+    if measured is not None:
+        ys, labels, tiers, usage = measured
+        names = [*cert["tiers"], cert["fallback_tier"]]
+        rep = routing_report(ys, labels, tiers, tier_names=names)
+        rows = [[n, str(rep[n]["n"]), f"{rep[n]['share']:.3f}",
+                 _fmt(rep[n]["precision"]), _fmt(rep[n]["precision_lower"]),
+                 _fmt(rep[n]["cumulative_precision"]),
+                 _fmt(rep[n]["cumulative_precision_lower"])] for n in names]
+        sections.append((f"Measured on {len(ys)} labelled rows", _html.table(
+            ["tier", "rows", "share", "precision", "95% lower",
+             "at or above", "95% lower (at or above)"], rows) +
+            f"<p>This run: {usage.calls} model calls, {usage.cache_hits} cache "
+            f"hits, {usage.prompt_tokens} prompt tokens.</p>"))
+    u = desc.get("usage", {})
+    sections.append(("Cost of fit", _html.table(
+        ["model calls", "cache hits", "prompt tokens", "completion tokens",
+         "failed rows"],
+        [[str(u.get(k, "-")) for k in ("calls", "cache_hits", "prompt_tokens",
+                                       "completion_tokens", "failed_rows")]])))
+    model = (f"GGUF {ident.get('model')} SHA-256 {ident.get('model_sha256')}"
+             if ident.get("backend") == "LlamaCppBackend" else
+             f"server {desc['backend']['params'].get('base_url')} model "
+             f"{ident.get('model')}" if ident.get("backend") == "OpenAIBackend"
+             else json.dumps(ident, sort_keys=True))
+    sections.append(("Model identity", _html.table(
+        ["backend", "model"], [[ident.get("backend"), model]]) +
+        _html.pre(json.dumps(ident, indent=1, sort_keys=True))))
+    sections.append(("Prompt and labels", _html.pre(desc["prompt"]["template"]) +
+                     _html.table(["class", "label word"],
+                                 list(zip(desc["classes"], desc["label_words"]))) +
+                     f"<p>Labels joined by {desc['prompt']['label_separator']!r}."
+                     "</p>"))
+    sections.append(("Data", _html.table(["field", "value"], [
+        [k, v if isinstance(v, str) else json.dumps(v)] for k, v in data.items()])))
+    now = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
+    sections.append(("Versions and dates", _html.table(
+        ["name", "value"], [*([k, str(v)] for k, v in desc["versions"].items()),
+                            ["model file written", desc["created"]],
+                            ["report written", now],
+                            ["report versions", json.dumps(versions())]])))
+    return sections
+
+
+def _fmt(v):
+    return "-" if v is None or not np.isfinite(v) else f"{v:.3f}"
+
+
+def report(args) -> int:
+    """Write the HTML report."""
+    import os
+
+    from .._persistence import load_model
+    from ._html import page
+
+    if args.labelled is None and (args.gguf or args.base_url):
+        raise CLIError("--gguf / --base-url matter only with LABELLED rows.")
+    out_dir = os.path.dirname(os.path.abspath(args.output))
+    if not os.path.isdir(out_dir):
+        raise CLIError(f"-o {args.output}: no directory {out_dir}.")
+    router, desc, extras = load_model(args.model, check=False)
+    measured = _measured(args, router, desc) if args.labelled else None
+    html = page(f"sklearn-llmconf model report: {desc['data'].get('source')}",
+                _sections(desc, extras, measured))
+    try:
+        with open(args.output, "w", encoding="utf-8") as f:
+            f.write(html)
+    except OSError as exc:
+        raise CLIError(f"-o {args.output}: {exc.strerror}.") from None
+    print(f"wrote {args.output}", file=sys.stderr)
+    return 0

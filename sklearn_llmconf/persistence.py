@@ -1,0 +1,16 @@
+"""Model files: a certified :class:`~sklearn_llmconf.routing.ConfidenceRouter`
+saved safely with ``skops.io``, its certificate and the model it holds for.
+
+See :func:`save_model` and :func:`load_model`.
+"""
+
+from ._persistence import (
+    TRUSTED_TYPES,
+    ModelFileError,
+    attach_backend,
+    load_model,
+    save_model,
+)
+
+__all__ = ["TRUSTED_TYPES", "ModelFileError", "attach_backend", "load_model",
+           "save_model"]
