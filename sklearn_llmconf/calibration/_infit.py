@@ -24,6 +24,7 @@ from scipy.special import log_softmax
 from ..cache._sqlite import ResponseCache
 from ..prompts._text import normalize_text
 from ..utils._warn import warn_external
+from ._matrix import apply_matrix, as_log_probs, choose_calibrator, fit_matrix
 from ._temperature import fit_temperature, label_free_offset
 
 __all__ = [
@@ -88,8 +89,8 @@ def calibration_rows(rows, y_index, demo_rows, max_samples, rng):
     return np.sort(np.concatenate(picked))
 
 
-def fit_calibration(log_probs, y_index, n_classes):
-    """Temperature and per-class bias from the calibration rows' scores.
+def fit_calibration(log_probs, y_index, n_classes, method="temperature"):
+    """Temperature and per-class bias (or a matrix) from the calibration rows.
 
     Parameters
     ----------
@@ -97,6 +98,13 @@ def fit_calibration(log_probs, y_index, n_classes):
         Scores of the calibration rows (NaN rows failed and are left out).
     y_index : ndarray of int of shape (n,)
     n_classes : int
+    method : {"temperature", "matrix", "auto"}, default="temperature"
+        ``"temperature"``: temperature + shrunk bias. ``"matrix"``: the
+        regularised matrix calibration of :mod:`sklearn_llmconf._matrix` (its
+        strength by cross-validation). ``"auto"``: whichever of the two has
+        the lower 5-fold log loss on these rows, the temperature unless the
+        matrix is more than 1 % lower (see
+        :func:`~sklearn_llmconf._matrix.choose_calibrator`).
 
     Returns
     -------
@@ -105,6 +113,10 @@ def fit_calibration(log_probs, y_index, n_classes):
         Calibrated scores are ``log_softmax(log_probs / temperature + bias)``.
     n_used : int
         Rows the fit used.
+    matrix : ndarray of shape (n_classes, n_classes) or None
+        The matrix calibration's ``W`` when chosen (``temperature`` is then 1):
+        calibrated scores are ``log_softmax(clip(log_softmax(log_probs)) @ W.T
+        + bias)``.
 
     Notes
     -----
@@ -130,21 +142,30 @@ def fit_calibration(log_probs, y_index, n_classes):
             + ". Pass more labelled texts, or calibration=None."
         )
         if n_used == 0:
-            return 1.0, np.zeros(n_classes), 0
+            return 1.0, np.zeros(n_classes), 0, None
         temperature, bias = 1.0, label_free_offset(logits)
     else:
+        chosen, strength = choose_calibrator(logits, y_index, method)
+        if chosen == "matrix":
+            matrix, bias = fit_matrix(as_log_probs(logits), y_index, strength)
+            return 1.0, bias, n_used, matrix
         temperature, bias = fit_temperature(logits, y_index, None, True,
                                             shrinkage="auto")
     if binary:
         bias = np.array([0.0, bias])
-    return temperature, np.asarray(bias, dtype=float), n_used
+    return temperature, np.asarray(bias, dtype=float), n_used, None
 
 
-def apply_calibration(log_probs, temperature, bias):
-    """``log_softmax(log_probs / T + bias)`` of finite rows; others unchanged."""
+def apply_calibration(log_probs, temperature, bias, matrix=None):
+    """``log_softmax(log_probs / T + bias)`` of finite rows; others unchanged.
+
+    With a ``matrix``: ``log_softmax(clip(log_softmax(log_probs)) @ W.T + bias)``.
+    """
     out = log_probs.copy()
     ok = np.isfinite(log_probs).all(axis=1)
-    if ok.any():
+    if ok.any() and matrix is not None:
+        out[ok] = apply_matrix(as_log_probs(log_probs[ok]), matrix, bias)
+    elif ok.any():
         out[ok] = log_softmax(log_softmax(log_probs[ok], axis=1) / temperature + bias,
                               axis=1)
     return out
