@@ -147,7 +147,7 @@ def fit_calibration(log_probs, y_index, n_classes, method="temperature"):
     else:
         chosen, strength = choose_calibrator(logits, y_index, method)
         if chosen == "matrix":
-            matrix, bias = fit_matrix(as_log_probs(logits), y_index, strength)
+            matrix, bias, _ = fit_matrix(as_log_probs(logits), y_index, strength)
             return 1.0, bias, n_used, matrix
         temperature, bias = fit_temperature(logits, y_index, None, True,
                                             shrinkage="auto")

@@ -36,7 +36,13 @@ from scipy.optimize import minimize
 from scipy.special import log_softmax, logsumexp
 from threadpoolctl import threadpool_limits
 
-from ._temperature import PROBA_EPS, _mean_log_loss, fit_temperature, label_free_offset
+from ._temperature import (
+    PROBA_EPS,
+    _fit_temperature,
+    _mean_log_loss,
+    choose_shrinkage,
+    label_free_offset,
+)
 
 __all__ = [
     "MATRIX_GRID",
@@ -93,7 +99,7 @@ def _objective(log_p, y_idx, w, offset, lam):
     return fun
 
 
-def fit_matrix(log_p, y_idx, strength, sample_weight=None):
+def fit_matrix(log_p, y_idx, strength, sample_weight=None, *, init=None):
     """Fit the regularised affine map of the log-probabilities.
 
     Parameters
@@ -104,12 +110,17 @@ def fit_matrix(log_p, y_idx, strength, sample_weight=None):
     strength : float
         Penalty strength in pseudo-rows (see the module docstring).
     sample_weight : ndarray of shape (n,) or None
+    init : ndarray or None, default=None
+        Starting parameters (the ``theta`` of an earlier fit), e.g. the fit at
+        the next stronger penalty; None starts from the identity map.
 
     Returns
     -------
     matrix : ndarray of shape (k, k)
         ``W``; the calibrated logits are ``log_p @ W.T + bias``.
     bias : ndarray of shape (k,)
+    theta : ndarray
+        The fitted parameters ``(a, V, d)``, for ``init``.
     """
     n, k = log_p.shape
     w = np.ones(n) if sample_weight is None else np.asarray(sample_weight, float)
@@ -117,15 +128,16 @@ def fit_matrix(log_p, y_idx, strength, sample_weight=None):
     w = w / n_eff
     offset = label_free_offset(log_p, w)
     fun = _objective(log_p, np.asarray(y_idx), w, offset, strength / n_eff)
-    theta0 = np.zeros(1 + k * k + k)
-    theta0[0] = 1.0
+    if init is None:
+        init = np.zeros(1 + k * k + k)
+        init[0] = 1.0
     with threadpool_limits(limits=1, user_api="blas"):
-        res = minimize(fun, theta0, jac=True, method="L-BFGS-B",
-                       options={"maxiter": 500})
+        res = minimize(fun, init, jac=True, method="L-BFGS-B",
+                       options={"maxiter": 300, "ftol": 1e-8, "gtol": 1e-6})
     a = res.x[0]
     V = res.x[1:1 + k * k].reshape(k, k)
     d = res.x[1 + k * k:]
-    return a * np.eye(k) + V, a * offset + d
+    return a * np.eye(k) + V, a * offset + d, res.x
 
 
 def apply_matrix(log_p, matrix, bias):
@@ -156,8 +168,10 @@ def cv_matrix_losses(log_p, y_idx, folds):
     losses = np.zeros(len(MATRIX_GRID))
     for f in np.unique(folds):
         train, test = folds != f, folds == f
-        for j, strength in enumerate(MATRIX_GRID):
-            W, c = fit_matrix(log_p[train], y_idx[train], strength)
+        theta = None  # strongest penalty first, each fit starting from the last
+        for j in np.argsort(MATRIX_GRID)[::-1]:
+            W, c, theta = fit_matrix(log_p[train], y_idx[train], MATRIX_GRID[j],
+                                     init=theta)
             q = apply_matrix(log_p[test], W, c)
             losses[j] += mean_log_loss(q, y_idx[test]) * test.sum()
     return losses / len(y_idx)
@@ -200,12 +214,17 @@ def choose_calibrator(logits, y_idx, method="auto", random_state=0):
     strength = float(np.asarray(MATRIX_GRID)[np.argmin(losses)])
     if method == "matrix":
         return "matrix", strength
-    temperature_loss = 0.0
-    for f in range(_N_FOLDS):
-        train, test = folds != f, folds == f
-        t, b = fit_temperature(logits[train], y_idx[train], None, True,
-                               shrinkage="auto")
-        temperature_loss += _mean_log_loss(logits[test], y_idx[test], t, b) * test.sum()
+    # The bias shrinkage is chosen once on all rows (as the final fit does):
+    # slightly optimistic for the temperature, which the tie rule favours too.
+    with threadpool_limits(limits=1, user_api="blas"):
+        shrinkage = choose_shrinkage(logits, y_idx)
+        temperature_loss = 0.0
+        for f in range(_N_FOLDS):
+            train, test = folds != f, folds == f
+            t, b = _fit_temperature(logits[train], y_idx[train], None, True,
+                                    shrinkage)
+            temperature_loss += (_mean_log_loss(logits[test], y_idx[test], t, b)
+                                 * test.sum())
     temperature_loss /= n
     if losses.min() < temperature_loss * (1 - MATRIX_MARGIN):
         return "matrix", strength
