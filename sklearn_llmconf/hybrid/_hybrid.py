@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import inspect
+
 from sklearn.base import BaseEstimator
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegressionCV
@@ -12,6 +14,17 @@ from ._embeddings import SentenceEmbedder, embeddings_available
 from ._scores import LLMScores
 
 __all__ = ["make_hybrid_classifier"]
+
+
+def logistic_cv(**params):
+    """``LogisticRegressionCV(**params)``, L2, without transition warnings.
+
+    scikit-learn 1.9 warns unless ``l1_ratios`` and ``use_legacy_attributes``
+    are given; 1.8 has neither transition.
+    """
+    if "use_legacy_attributes" in inspect.signature(LogisticRegressionCV).parameters:
+        params = {"l1_ratios": (0.0,), "use_legacy_attributes": False, **params}
+    return LogisticRegressionCV(**params)
 
 
 def make_hybrid_classifier(llm=None, *, embeddings="auto", Cs=10, cv=5,
@@ -75,6 +88,6 @@ def make_hybrid_classifier(llm=None, *, embeddings="auto", Cs=10, cv=5,
     blocks.append(("llm", make_pipeline(LLMScores(llm), StandardScaler())))
     return Pipeline([
         ("features", FeatureUnion(blocks)),
-        ("logisticregressioncv", LogisticRegressionCV(
+        ("logisticregressioncv", logistic_cv(
             Cs=Cs, cv=cv, scoring="neg_log_loss", max_iter=max_iter)),
     ])
