@@ -57,10 +57,10 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from sklearn_llmconf import LLMClassifier, ResponseCache, datasets
-from sklearn_llmconf._demos import DemoPool
 from sklearn_llmconf.backends import LlamaCppBackend
 from sklearn_llmconf.hybrid import LLMScores, SentenceEmbedder, make_hybrid_classifier
 from sklearn_llmconf.metrics import expected_calibration_error
+from sklearn_llmconf.prompts._demos import DemoPool
 
 BBC_CHARS = 300  # as bench_defaults.py: headline and lead
 N_TEST = 300
@@ -278,8 +278,8 @@ def main(argv=None):
     print(text)
     if args.out:
         with open(args.out, "w") as f:
-            f.write(f"# HF_HUB_OFFLINE=1 PYTHONPATH=. python benchmarks/bench_hybrid.py "
-                    f"{' '.join(argv or sys.argv[1:])}\n")
+            command = "HF_HUB_OFFLINE=1 PYTHONPATH=. python benchmarks/bench_hybrid.py"
+            f.write(f"# {command} {' '.join(argv or sys.argv[1:])}\n")
             f.write("# embedded SmolLM2-135M, LlamaCppBackend(n_threads=1) "
                     "(n_threads_batch=1), torch.set_num_threads(1); 300 test "
                     "texts per set; BBC texts cut to 300 characters.\n")

@@ -162,7 +162,7 @@ class LLMClassifier(ClassifierMixin, BaseEstimator):
         later score becomes ``log_softmax(log p / T + b)``. ``"matrix"``: the
         same rows fit a regularised full affine map of the log-probabilities
         (matrix / Dirichlet calibration, Kull et al. 2019,
-        :mod:`sklearn_llmconf._matrix`), ``log_softmax(log p @ W.T + b)``,
+        :mod:`sklearn_llmconf.calibration._matrix`), ``log_softmax(log p @ W.T + b)``,
         its penalty chosen by 5-fold cross-validation. ``"auto"``: the two
         are compared by 5-fold cross-validated log loss on those rows and the
         matrix is kept only when it is more than 1 % lower (else the

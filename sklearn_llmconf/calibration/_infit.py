@@ -100,11 +100,12 @@ def fit_calibration(log_probs, y_index, n_classes, method="temperature"):
     n_classes : int
     method : {"temperature", "matrix", "auto"}, default="temperature"
         ``"temperature"``: temperature + shrunk bias. ``"matrix"``: the
-        regularised matrix calibration of :mod:`sklearn_llmconf._matrix` (its
-        strength by cross-validation). ``"auto"``: whichever of the two has
+        regularised matrix calibration of
+        :mod:`sklearn_llmconf.calibration._matrix` (its strength by
+        cross-validation). ``"auto"``: whichever of the two has
         the lower 5-fold log loss on these rows, the temperature unless the
         matrix is more than 1 % lower (see
-        :func:`~sklearn_llmconf._matrix.choose_calibrator`).
+        :func:`~sklearn_llmconf.calibration._matrix.choose_calibrator`).
 
     Returns
     -------

@@ -10,7 +10,7 @@ labels, or under-use one label word's score. Matrix calibration (Kull et al.
 
 with ``log p`` the row's log-probabilities (clipped at ``log 1e-12``),
 ``offset`` the label-free batch prior correction of the calibration rows
-(as in :mod:`sklearn_llmconf._temperature`), ``a = 1 / T`` free and the
+(as in :mod:`sklearn_llmconf.calibration._temperature`), ``a = 1 / T`` free and the
 ``k x k`` matrix ``V`` and the bias ``d`` pulled toward zero by an L2 penalty
 ``strength / (2 n) * (||V||^2 + ||d||^2)``. ``strength`` counts pseudo-rows
 like ``bias_shrinkage``: a very large one leaves the temperature and the
@@ -19,8 +19,9 @@ returns the map folded into ``W = a I + V`` and ``c = a * offset + d``, so the
 calibrated log-probabilities are ``log_softmax(clip(log p) @ W.T + c)``.
 
 :func:`cv_matrix_losses` gives the K-fold log loss of every strength of
-:data:`MATRIX_GRID`, which in-fit calibration (:mod:`sklearn_llmconf._infit`)
-compares with temperature + shrunk bias on the same folds.
+:data:`MATRIX_GRID`, which in-fit calibration
+(:mod:`sklearn_llmconf.calibration._infit`) compares with temperature +
+shrunk bias on the same folds.
 
 References
 ----------

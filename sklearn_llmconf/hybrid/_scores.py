@@ -29,8 +29,8 @@ from sklearn.base import BaseEstimator, TransformerMixin, clone
 from sklearn.utils.validation import check_is_fitted
 
 from .._classifier import LLMClassifier
-from ..prompts._text import normalize_text
 from .._input import rows_from_X
+from ..prompts._text import normalize_text
 from ..utils._sklearn_compat import Interval, _fit_context, _safe_indexing
 
 __all__ = ["LLMScores"]

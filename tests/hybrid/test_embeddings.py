@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 
 from sklearn_llmconf import LLMClassifier
-from sklearn_llmconf._demos import DemoPool
 from sklearn_llmconf.hybrid import SentenceEmbedder, make_hybrid_classifier
 from sklearn_llmconf.hybrid._embeddings import embeddings_available
+from sklearn_llmconf.prompts._demos import DemoPool
 from sklearn_llmconf.utils._testing import KeywordBackend
 
 pytestmark = [

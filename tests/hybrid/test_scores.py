@@ -8,9 +8,9 @@ from sklearn.pipeline import make_pipeline, make_union
 from sklearn.preprocessing import FunctionTransformer
 
 from sklearn_llmconf import LLMClassifier, ResponseCache
-from sklearn_llmconf.prompts._text import normalize_text
 from sklearn_llmconf.backends._base import BaseBackend, ScoreResult, Usage
 from sklearn_llmconf.hybrid import LLMScores
+from sklearn_llmconf.prompts._text import normalize_text
 from sklearn_llmconf.utils._testing import KeywordBackend
 
 
