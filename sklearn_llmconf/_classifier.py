@@ -8,7 +8,7 @@ from numbers import Integral, Real
 
 import numpy as np
 from scipy.special import log_softmax, softmax
-from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.base import BaseEstimator, ClassifierMixin, clone
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
 
@@ -89,13 +89,13 @@ class LLMClassifier(ClassifierMixin, BaseEstimator):
         How demonstrations are chosen. ``"stratified"`` and ``"random"`` pick one
         set at fit time (seeded by ``random_state``), shared by every prompt so
         that its evaluation is reused. ``"similar"`` takes the training texts
-        nearest to each query (TF-IDF cosine); ``"similar_stratified"`` the
-        nearest of each class in turn. A training text equal to the query (after
-        normalising case, punctuation and spaces) is never its demonstration.
-        The nearest-neighbour selections share no prompt prefix between texts,
-        so each text costs its whole prompt. ``"stratified"`` is the default
-        by ``benchmarks/bench_defaults.py`` (figures in
-        :ref:`demonstrations`).
+        nearest to each query (TF-IDF cosine, or ``demo_embedder``'s);
+        ``"similar_stratified"`` the nearest of each class in turn. A
+        training text equal to the query (after normalising case, punctuation
+        and spaces) is never its demonstration. The nearest-neighbour
+        selections share no prompt prefix between texts, so each text costs
+        its whole prompt. ``"stratified"`` is the default by
+        ``benchmarks/bench_defaults.py`` (figures in :ref:`demonstrations`).
     demo_max_chars : int or None, default=300
         Each demonstration's text fields are cut to at most this many
         characters (at the last space before the limit), so that ``n_shots``
@@ -103,6 +103,13 @@ class LLMClassifier(ClassifierMixin, BaseEstimator):
         to the text to classify (prompt sizes in :ref:`demonstrations`). The
         texts to classify are never cut here (a backend truncates one that
         does not fit, with a warning). None: no limit.
+    demo_embedder : transformer or None, default=None
+        The similarity of ``"similar"`` / ``"similar_stratified"`` selection:
+        a transformer turning texts into vectors (cloned, fitted on the
+        training texts), compared by cosine similarity, e.g.
+        :class:`~sklearn_llmconf.hybrid.SentenceEmbedder` (extra
+        ``embeddings``). None: TF-IDF. See ``benchmarks/bench_hybrid.py`` for
+        the two compared.
     on_error : {"raise", "warn", "nan"}, default="raise"
         What happens to a row the backend could not score (failed request,
         labels not observed): raise a ``RuntimeError``; ``"warn"``: give it
@@ -138,12 +145,21 @@ class LLMClassifier(ClassifierMixin, BaseEstimator):
         bias with labels, shrunk toward the batch prior, and did better than
         the batch prior alone in ``benchmarks/bench_shrinkage.py`` (figures
         in :ref:`shrunk_bias`).
-    calibration : {"auto"} or None, default="auto"
-        ``"auto"``: ``fit`` scores the training texts that are not
+    calibration : {"auto", "temperature", "matrix"} or None, default="auto"
+        ``"temperature"``: ``fit`` scores the training texts that are not
         demonstrations (at most ``max_calibration_samples``, stratified by
         class, chosen with ``random_state``) with the fitted prompt, and fits
         on their labels a temperature ``T`` and a per-class bias ``b``; every
-        later score becomes ``log_softmax(log p / T + b)``. No text is scored
+        later score becomes ``log_softmax(log p / T + b)``. ``"matrix"``: the
+        same rows fit a regularised full affine map of the log-probabilities
+        (matrix / Dirichlet calibration, Kull et al. 2019,
+        :mod:`sklearn_llmconf.calibration._matrix`), ``log_softmax(log p @ W.T + b)``,
+        its penalty chosen by 5-fold cross-validation. ``"auto"``: the two
+        are compared by 5-fold cross-validated log loss on those rows and the
+        matrix is kept only when it is more than 1 % lower (else the
+        temperature, the simpler one); ``calibration_method_`` says which
+        (chosen by ``benchmarks/bench_hybrid.py``). What follows holds for
+        all three. No text is scored
         with itself as a demonstration (fixed demonstrations are left out of
         the calibration texts; ``"similar"`` selection never picks the query's
         own text). The bias is shrunk toward the label-free batch prior of
@@ -231,6 +247,11 @@ class LLMClassifier(ClassifierMixin, BaseEstimator):
         Fitted temperature ``T`` (``calibration="auto"`` only).
     calibration_bias_ : ndarray of shape (n_classes,)
         Fitted per-class bias ``b`` (``calibration="auto"`` only).
+    calibration_method_ : {"temperature", "matrix"}
+        The in-fit calibrator used (with ``calibration`` set).
+    calibration_matrix_ : ndarray of shape (n_classes, n_classes) or None
+        The matrix ``W`` of the matrix calibration, None for the temperature:
+        scores become ``log_softmax(clip(log p) @ W.T + b)`` (``T = 1``).
     content_free_prior_ : ndarray of shape (n_classes,)
         Mean label probabilities of the content-free inputs; only with
         ``prior_correction="contextual"``.
@@ -265,9 +286,10 @@ class LLMClassifier(ClassifierMixin, BaseEstimator):
             StrOptions({"stratified", "random", "similar", "similar_stratified"})
         ],
         "demo_max_chars": [Interval(Integral, 1, None, closed="left"), None],
+        "demo_embedder": [HasMethods(["fit_transform", "transform"]), None],
         "on_error": [StrOptions({"raise", "warn", "nan"})],
         "prior_correction": [StrOptions({"contextual", "batch"}), None],
-        "calibration": [StrOptions({"auto"}), None],
+        "calibration": [StrOptions({"auto", "temperature", "matrix"}), None],
         "max_calibration_samples": [Interval(Integral, 1, None, closed="left")],
         "cache": [str, os.PathLike, HasMethods(["get_many", "set_many"]), None],
         "batch_size": [Interval(Integral, 1, None, closed="left")],
@@ -290,6 +312,7 @@ class LLMClassifier(ClassifierMixin, BaseEstimator):
         n_shots=16,
         demo_selection="stratified",
         demo_max_chars=300,
+        demo_embedder=None,
         on_error="raise",
         prior_correction=None,
         calibration="auto",
@@ -311,6 +334,7 @@ class LLMClassifier(ClassifierMixin, BaseEstimator):
         self.n_shots = n_shots
         self.demo_selection = demo_selection
         self.demo_max_chars = demo_max_chars
+        self.demo_embedder = demo_embedder
         self.on_error = on_error
         self.prior_correction = prior_correction
         self.calibration = calibration
@@ -416,7 +440,8 @@ class LLMClassifier(ClassifierMixin, BaseEstimator):
 
     def _fit_calibration(self, rows, y_index) -> None:
         """``calibration="auto"``: T and bias from training texts that are not demos."""
-        for name in ("calibration_temperature_", "calibration_bias_"):
+        for name in ("calibration_temperature_", "calibration_bias_",
+                     "calibration_matrix_", "calibration_method_"):
             self.__dict__.pop(name, None)
         self._memory_cache = None
         self.calibration_indices_ = np.empty(0, dtype=int)
@@ -434,11 +459,15 @@ class LLMClassifier(ClassifierMixin, BaseEstimator):
             scores, _ = self._score_rows([rows[i] for i in idx])
             log_probs = self._correction.apply(scores.log_probs, scores.failed,
                                                len(self.classes_))
-        (self.calibration_temperature_, self.calibration_bias_,
-         _) = fit_calibration(log_probs, y_index[idx], len(self.classes_))
+        (self.calibration_temperature_, self.calibration_bias_, _,
+         self.calibration_matrix_) = fit_calibration(
+            log_probs, y_index[idx], len(self.classes_), self.calibration)
+        self.calibration_method_ = (
+            "temperature" if self.calibration_matrix_ is None else "matrix")
         self._correction = replace(self._correction,
                                    temperature=self.calibration_temperature_,
-                                   bias=self.calibration_bias_)
+                                   bias=self.calibration_bias_,
+                                   matrix=self.calibration_matrix_)
         self.calibration_indices_ = idx
         if self._memory_cache is not None:
             self._memory_cache.frozen = True
@@ -452,8 +481,10 @@ class LLMClassifier(ClassifierMixin, BaseEstimator):
         # A text rejected as a query (a fake answer) is no demonstration either.
         clean = [i for i, reason in enumerate(self._fake_answer_reasons(rows))
                  if reason is None]
+        embedder = self.demo_embedder
         pool = DemoPool([rows[i] for i in clean], np.asarray(y_index)[clean],
-                        len(self.classes_))
+                        len(self.classes_),
+                        embedder=None if embedder is None else clone(embedder))
         if self.demo_selection in ("stratified", "random"):
             rng = check_random_state(self.random_state)
             idx = pool.fixed(self.n_shots, self.demo_selection, rng)

@@ -27,6 +27,7 @@ from scipy.special import log_softmax
 from ..prompts._text import normalize_text
 from ..scoring._failures import finite_rows
 from ..utils._warn import warn_external
+from ._matrix import apply_matrix, as_log_probs, choose_calibrator, fit_matrix
 from ._priors import apply_prior, estimate_prior, warn_small_batch
 from ._temperature import fit_temperature, label_free_offset, scale_logits
 
@@ -65,8 +66,8 @@ def calibration_rows(rows, y_index, demo_rows, max_samples, rng):
     return np.sort(np.concatenate(picked))
 
 
-def fit_calibration(log_probs, y_index, n_classes):
-    """Temperature and per-class bias from the calibration rows' scores.
+def fit_calibration(log_probs, y_index, n_classes, method="temperature"):
+    """Temperature and per-class bias (or a matrix) from the calibration rows.
 
     Parameters
     ----------
@@ -74,6 +75,14 @@ def fit_calibration(log_probs, y_index, n_classes):
         Scores of the calibration rows (NaN rows failed and are left out).
     y_index : ndarray of int of shape (n,)
     n_classes : int
+    method : {"temperature", "matrix", "auto"}, default="temperature"
+        ``"temperature"``: temperature + shrunk bias. ``"matrix"``: the
+        regularised matrix calibration of
+        :mod:`sklearn_llmconf.calibration._matrix` (its strength by
+        cross-validation). ``"auto"``: whichever of the two has
+        the lower 5-fold log loss on these rows, the temperature unless the
+        matrix is more than 1 % lower (see
+        :func:`~sklearn_llmconf.calibration._matrix.choose_calibrator`).
 
     Returns
     -------
@@ -82,6 +91,10 @@ def fit_calibration(log_probs, y_index, n_classes):
         Calibrated scores are ``log_softmax(log_probs / temperature + bias)``.
     n_used : int
         Rows the fit used.
+    matrix : ndarray of shape (n_classes, n_classes) or None
+        The matrix calibration's ``W`` when chosen (``temperature`` is then 1):
+        calibrated scores are ``log_softmax(clip(log_softmax(log_probs)) @ W.T
+        + bias)``.
 
     Notes
     -----
@@ -114,14 +127,36 @@ def fit_calibration(log_probs, y_index, n_classes):
             )
         )
         if n_used == 0:
-            return 1.0, np.zeros(n_classes), 0
+            return 1.0, np.zeros(n_classes), 0, None
         temperature, bias = 1.0, label_free_offset(logits)
     else:
+        chosen, strength = choose_calibrator(logits, y_index, method)
+        if chosen == "matrix":
+            matrix, bias, _ = fit_matrix(as_log_probs(logits), y_index, strength)
+            return 1.0, bias, n_used, matrix
         temperature, bias = fit_temperature(logits, y_index, None, True,
                                             shrinkage="auto")
     if binary:
         bias = np.array([0.0, bias])
-    return temperature, np.asarray(bias, dtype=float), n_used
+    return temperature, np.asarray(bias, dtype=float), n_used, None
+
+
+def apply_calibration(log_probs, temperature, bias, matrix=None):
+    """``log_softmax(log_softmax(log_probs) / T + bias)`` of finite rows.
+
+    With a ``matrix``: ``log_softmax(clip(log_softmax(log_probs)) @ W.T + bias)``.
+    Rows that are not finite are left unchanged.
+    """
+    out = log_probs.copy()
+    ok = finite_rows(log_probs)
+    if ok.any() and matrix is not None:
+        out[ok] = apply_matrix(as_log_probs(log_probs[ok]), matrix, bias)
+    elif ok.any():
+        out[ok] = log_softmax(
+            scale_logits(log_softmax(log_probs[ok], axis=1), temperature, bias),
+            axis=1,
+        )
+    return out
 
 
 @dataclass(frozen=True)
@@ -130,14 +165,16 @@ class ScoreCorrection:
 
     First the label-free prior correction (``prior``: ``"batch"``, divided out
     of each call's own rows, or ``"contextual"``, the fitted
-    ``content_free_prior``), then the in-fit temperature and bias:
-    ``log_softmax(log_softmax(s) / T + b)``. Failed rows are left as they are.
+    ``content_free_prior``), then the in-fit calibration
+    (:func:`apply_calibration`: temperature and bias, or a matrix and bias).
+    Failed rows are left as they are.
     """
 
     prior: str | None = None
     content_free_prior: np.ndarray | None = None
     temperature: float | None = None
     bias: np.ndarray | None = None
+    matrix: np.ndarray | None = None
 
     def apply(self, log_probs, failed, n_classes):
         """The corrected scores of ``log_probs`` (NaN rows ``failed``).
@@ -161,14 +198,6 @@ class ScoreCorrection:
             else:
                 prior = self.content_free_prior
             log_probs[ok] = apply_prior(log_probs[ok], prior)
-        if self.temperature is None:
+        if self.temperature is None and self.matrix is None:
             return log_probs
-        out = log_probs.copy()
-        ok = finite_rows(log_probs)
-        if ok.any():
-            out[ok] = log_softmax(
-                scale_logits(log_softmax(log_probs[ok], axis=1), self.temperature,
-                             self.bias),
-                axis=1,
-            )
-        return out
+        return apply_calibration(log_probs, self.temperature, self.bias, self.matrix)

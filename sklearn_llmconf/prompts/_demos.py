@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import numpy as np
+import scipy.sparse as sp
 from sklearn.feature_extraction.text import TfidfVectorizer
+from sklearn.preprocessing import normalize
 
 # One duplicate rule for the bundled data and for demonstrations.
 from ._text import normalize_text
@@ -24,9 +26,14 @@ class DemoPool:
     y_index : ndarray of int
         Class index of each row.
     n_classes : int
+    embedder : transformer or None, default=None
+        Turns texts into vectors (``fit_transform`` on the pool, ``transform``
+        on queries), compared by cosine similarity for :meth:`nearest`; None
+        uses TF-IDF. For example
+        :class:`~sklearn_llmconf.hybrid.SentenceEmbedder`.
     """
 
-    def __init__(self, rows, y_index, n_classes):
+    def __init__(self, rows, y_index, n_classes, embedder=None):
         keys = [normalize_text(" ".join(r)) for r in rows]
         seen = set()
         keep = []
@@ -39,6 +46,7 @@ class DemoPool:
         self.keys = [keys[i] for i in keep]
         self.y_index = np.asarray(y_index)[keep]
         self.n_classes = n_classes
+        self.embedder = embedder
         self._vectorizer = None
 
     def __len__(self):
@@ -66,16 +74,17 @@ class DemoPool:
         return rng.permutation(np.asarray(picked, dtype=int))
 
     def fit_similarity(self) -> DemoPool:
-        """Fit the TF-IDF similarity of :meth:`nearest` (once, at fit time)."""
-        self._vectorizer = TfidfVectorizer(sublinear_tf=True)
-        self._pool_matrix = self._vectorizer.fit_transform(
+        """Fit the similarity of :meth:`nearest` (once, at fit time)."""
+        self._vectorizer = (TfidfVectorizer(sublinear_tf=True)
+                            if self.embedder is None else self.embedder)
+        self._pool_matrix = normalize(self._vectorizer.fit_transform(
             [" ".join(r) for r in self.rows]
-        )
+        ))
         self._key_index = {k: i for i, k in enumerate(self.keys)}
         return self
 
     def nearest(self, queries, n_shots, *, stratified) -> list[np.ndarray]:
-        """Indices of the most similar pool rows for each query (TF-IDF cosine).
+        """Indices of the most similar pool rows for each query (cosine).
 
         Rows that duplicate the query are skipped. The most similar
         demonstration comes last, right before the query. With
@@ -84,8 +93,10 @@ class DemoPool:
         """
         if self._vectorizer is None:
             self.fit_similarity()
-        query_matrix = self._vectorizer.transform([" ".join(q) for q in queries])
-        sims = (query_matrix @ self._pool_matrix.T).toarray()
+        query_matrix = normalize(
+            self._vectorizer.transform([" ".join(q) for q in queries]))
+        sims = query_matrix @ self._pool_matrix.T
+        sims = sims.toarray() if sp.issparse(sims) else np.asarray(sims)
         for qi, q in enumerate(queries):
             dup = self._key_index.get(normalize_text(" ".join(q)))
             if dup is not None:

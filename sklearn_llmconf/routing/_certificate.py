@@ -44,7 +44,8 @@ def _llm_part(clf):
     params = {k: v for k, v in clf.get_params(deep=False).items()
               if k not in _LLM_IRRELEVANT}
     calibration = {name: getattr(clf, name) for name in (
-        "calibration_temperature_", "calibration_bias_", "content_free_prior_")
+        "calibration_temperature_", "calibration_bias_", "calibration_matrix_",
+        "content_free_prior_")
         if hasattr(clf, name)}
     return {
         "model": backend.cache_identity(),
@@ -124,7 +125,9 @@ def certificate_of(estimator):
     """
     llms, leaves = [], []
     _walk(estimator, type(estimator).__name__, llms, leaves, set())
-    parts = [_llm_part(clf) for clf in llms]
+    # an unfitted classifier (a parameter of a meta-estimator, fitted in a
+    # clone) scores nothing: only the fitted ones are certified
+    parts = [_llm_part(clf) for clf in llms if hasattr(clf, "classes_")]
     classes = getattr(estimator, "classes_", None)
     return {
         "model": [part["model"] for part in parts],

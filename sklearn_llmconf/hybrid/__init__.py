@@ -1,0 +1,14 @@
+"""The LLM and the labels together: LLM scores as features, a hybrid classifier.
+
+- :class:`LLMScores`: an LLM's per-class log-scores as a feature block, with
+  out-of-prompt scores for the training texts.
+- :func:`make_hybrid_classifier`: TF-IDF (+ sentence embeddings) + LLM scores
+  into a cross-validated logistic regression.
+- :class:`SentenceEmbedder`: sentence embeddings (extra ``embeddings``).
+"""
+
+from ._embeddings import SentenceEmbedder
+from ._hybrid import make_hybrid_classifier
+from ._scores import LLMScores
+
+__all__ = ["LLMScores", "SentenceEmbedder", "make_hybrid_classifier"]
