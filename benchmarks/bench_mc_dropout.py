@@ -31,9 +31,9 @@ from scipy.special import log_softmax, softmax
 from sklearn.metrics import log_loss, roc_auc_score
 
 from sklearn_llmconf import LLMClassifier
-from sklearn_llmconf._infit import apply_calibration, fit_calibration
 from sklearn_llmconf.backends import TransformersBackend
 from sklearn_llmconf.backends.transformers._dropout import combine_passes
+from sklearn_llmconf.calibration._infit import apply_calibration, fit_calibration
 from sklearn_llmconf.datasets import load_question_types, load_sms_spam
 from sklearn_llmconf.metrics import expected_calibration_error
 

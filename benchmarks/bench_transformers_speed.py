@@ -36,8 +36,11 @@ import time
 import numpy as np
 
 from sklearn_llmconf import LLMClassifier
-from sklearn_llmconf.backends import LlamaCppBackend, TransformersBackend
-from sklearn_llmconf.backends._llamacpp import default_model_path
+from sklearn_llmconf.backends import (
+    LlamaCppBackend,
+    TransformersBackend,
+    default_model_path,
+)
 from sklearn_llmconf.datasets import load_question_types, load_sms_spam
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
