@@ -57,6 +57,8 @@ folder, name = os.path.split(job["gguf"])
 tok = AutoTokenizer.from_pretrained(folder, gguf_file=name, local_files_only=True)
 model = AutoModelForCausalLM.from_pretrained(folder, gguf_file=name,
     dtype=torch.float32, local_files_only=True).eval()
+# A GGUF-loaded config has no architectures list; CAPPr reads it.
+model.config.architectures = [type(model).__name__]
 out = {}
 for task, (prefix, rests, labels) in job["tasks"].items():
     start = time.perf_counter()
