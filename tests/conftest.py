@@ -1,5 +1,11 @@
 """Shared fixtures (OpenAI backend: fault-injecting HTTP server)."""
 
+import os
+
+# Models load from installed packages only (sentence embeddings, transformers):
+# a hub download would fail on a machine without internet.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
 import pytest
 
 from sklearn_llmconf.utils._fault_server import FaultServer

@@ -11,6 +11,7 @@ from ._base import (
 from .llamacpp import LlamaCppBackend, default_model_path
 from .openai import OpenAIBackend
 from .openai._batch import OpenAIBatchBackend
+from .transformers import TransformersBackend
 
 __all__ = [
     "BackendCapabilities",
@@ -21,6 +22,7 @@ __all__ = [
     "OpenAIBatchBackend",
     "Prompt",
     "ScoreResult",
+    "TransformersBackend",
     "Usage",
     "default_model_path",
 ]
