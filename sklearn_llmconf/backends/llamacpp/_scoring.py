@@ -39,6 +39,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.special import log_softmax
 
+from .._label_tree import label_entries
+
 __all__ = [
     "BatchBuffer",
     "LabelTrie",
@@ -133,15 +135,8 @@ class LabelTrie:
                     tokens.append(toks[d - 1])
         self.node_tokens = np.asarray(tokens, dtype=np.intc)
         self.node_depth = np.asarray(depth, dtype=np.intp)
-        rows, toks_out, labs = [], [], []
-        for j, toks in enumerate(label_tokens):
-            for d, tok in enumerate(toks):
-                rows.append(0 if d == 0 else 1 + index[tuple(toks[:d])])
-                toks_out.append(tok)
-                labs.append(j)
-        self.entry_row = np.asarray(rows, dtype=np.intp)
-        self.entry_token = np.asarray(toks_out, dtype=np.intp)
-        self.entry_label = np.asarray(labs, dtype=np.intp)
+        self.entry_row, self.entry_token, self.entry_label = label_entries(
+            label_tokens, index)
         self.n_labels = len(label_tokens)
         self.groups = self._group_paths(parent, max_paths)
 

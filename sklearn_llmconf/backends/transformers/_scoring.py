@@ -23,6 +23,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from .._label_tree import label_entries
+
 __all__ = [
     "LabelTree",
     "common_prefix_length",
@@ -73,15 +75,8 @@ class LabelTree:
             while p >= 0:
                 self.visible[i, p] = True
                 p = parent[p]
-        rows, toks_out, labs = [], [], []
-        for j, toks in enumerate(label_tokens):
-            for d, tok in enumerate(toks):
-                rows.append(0 if d == 0 else 1 + index[tuple(toks[:d])])
-                toks_out.append(tok)
-                labs.append(j)
-        self.entry_row = np.asarray(rows, dtype=np.intp)
-        self.entry_token = np.asarray(toks_out, dtype=np.intp)
-        self.entry_label = np.asarray(labs, dtype=np.intp)
+        self.entry_row, self.entry_token, self.entry_label = label_entries(
+            label_tokens, index)
         self.n_labels = len(label_tokens)
 
     @property
