@@ -20,6 +20,7 @@ import asyncio
 import math
 
 import numpy as np
+from scipy.special import logsumexp
 
 from ._matching import FirstTokenMatch
 from ._tokenizer import LabelSpec
@@ -120,5 +121,11 @@ async def score_grouped(one, text, spec, labels, plan):
         if scale is None:
             scale = match.row[0]
         row[m] = match.row - match.row[0] + scale
+    # Only the ratios are known: on the first group's (biased) scale the labels
+    # of the other groups can add up to more than 1, so the row is renormalised
+    # over the labels then (valid log-probabilities, same ratios).
+    total = float(logsumexp(row))
+    if total > 0:
+        row -= total
     uncovered = min(1.0, max(0.0, 1.0 - float(np.exp(row).sum())))
     return FirstTokenMatch(row, uncovered), usage
