@@ -199,60 +199,20 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _handle(self, srv, body):
         if srv.latency:
-            # Count overlapping requests: tests assert the client's bound on it.
-            with srv.lock:
-                srv.in_flight += 1
-                srv.max_in_flight = max(srv.max_in_flight, srv.in_flight)
-            time.sleep(srv.latency)
-            with srv.lock:
-                srv.in_flight -= 1
-        if self.path == "/extras/tokenize":
-            text = body.get("input", "")
-            ids = [BOS_ID] + _tokenize(text)
-            return self._send(200, {"tokens": ids})
-        if self.path == "/extras/detokenize":
-            text = "".join(VOCAB[i] for i in body.get("tokens", []) if i != BOS_ID)
-            return self._send(200, {"text": text})
+            self._wait_latency(srv)
+        if self.path.startswith("/extras/"):
+            return self._tokenizer_route(body)
         if self.path == "/v1/chat/completions":
             prompt = body["messages"][-1]["content"]
         elif self.path == "/v1/completions":
             prompt = body["prompt"]
         else:
             return self._send(404, {"error": {"message": "not found"}})
-
-        fault, times = self.headers.get("X-Fault"), None
-        match = _FAULT_RE.search(prompt)
-        if match:
-            fault, times = match.group(1), match.group(2)
-        if fault and times is not None:
-            with srv.lock:
-                key = (fault, prompt)
-                srv.attempts[key] = srv.attempts.get(key, 0) + 1
-                if srv.attempts[key] > int(times):
-                    fault = None
-        elif fault:
-            with srv.lock:
-                key = (fault, prompt)
-                srv.attempts[key] = srv.attempts.get(key, 0) + 1
-        if fault == "429":
-            return self._send(
-                429, {"error": {"message": "rate limited"}}, {"Retry-After": "1"}
-            )
-        if fault in ("401", "403", "404"):
-            return self._send(int(fault), {"error": {"message": "denied"}})
-        if fault in ("500", "503"):
-            return self._send(
-                int(fault), {"error": {"message": "boom"}}, {"retry-after-ms": "10"}
-            )
+        fault = self._fault_of(srv, prompt)
+        if fault in _FAULT_RESPONSES or fault in ("drop", "malformed"):
+            return self._send_fault(fault)
         if fault == "slow":
             time.sleep(srv.slow_s)
-        if fault == "drop":
-            self.close_connection = True
-            self.connection.shutdown(2)
-            return None
-        if fault == "malformed":
-            return self._send(200, b'{"id": "x", "choices": [{"logprobs": ')
-
         bias = body.get("logit_bias")
         dist = next_token_logprobs(prompt, bias)
         ranked = sorted(dist.items(), key=lambda kv: -kv[1])
@@ -266,63 +226,65 @@ class _Handler(BaseHTTPRequestHandler):
         n_choices = int(body.get("n") or 1) if srv.honor_n else 1
         if body.get("max_tokens", 1) > 1 or n_choices > 1:
             return self._generation(body, prompt, n_choices)
+        unbiased_top = bool(bias) and not srv.bias_in_logprobs
         if self.path == "/v1/chat/completions":
-            k = int(body.get("top_logprobs") or 0) if body.get("logprobs") else 0
-            k = 2 if fault == "few" else k
-            shown = ranked[:k]
-            if bias and not srv.bias_in_logprobs and chosen not in dict(shown):
-                shown = shown + [(chosen, chosen_lp)]
-            top = [{"token": t, "logprob": v, "bytes": None} for t, v in shown]
-            logprobs = {
-                "content": [
-                    {
-                        "token": chosen,
-                        "logprob": chosen_lp,
-                        "bytes": None,
-                        "top_logprobs": top,
-                    }
-                ]
-            }
-            choice = {
-                "index": 0,
-                "message": {"role": "assistant", "content": chosen},
-                "finish_reason": "length",
-                "logprobs": None if fault == "nologprobs" else logprobs,
-            }
+            choice = _chat_choice(body, fault, ranked, chosen, chosen_lp,
+                                  unbiased_top)
+        elif body.get("echo"):
+            if not srv.echo_capable:
+                return self._send(400, {"error": {"message": "echo is not supported"}})
+            choice = _echo_choice(prompt, fault, chosen, chosen_lp,
+                                  srv.echo_misaligned)
         else:
-            if body.get("echo"):
-                if not srv.echo_capable:
-                    return self._send(
-                        400, {"error": {"message": "echo is not supported"}}
-                    )
-                toks = echo_tokens(prompt, srv.echo_misaligned)
-                toks.append((chosen, len(prompt), chosen_lp))
-                logprobs = {
-                    "tokens": [t for t, _, _ in toks],
-                    "text_offset": [o for _, o, _ in toks],
-                    "token_logprobs": [v for _, _, v in toks],
-                    "top_logprobs": [None] + [{t: v} for t, _, v in toks[1:]],
-                }
-                text = prompt + chosen
-            else:
-                k = int(body.get("logprobs") or 0)
-                k = 2 if fault == "few" else k
-                logprobs = {
-                    "tokens": [chosen],
-                    "text_offset": [len(prompt)],
-                    "token_logprobs": [chosen_lp],
-                    "top_logprobs": [{**dict(ranked[:k]), chosen: chosen_lp}
-                                     if bias and not srv.bias_in_logprobs
-                                     else dict(ranked[:k])],
-                }
-                text = chosen
-            choice = {
-                "index": 0,
-                "text": text,
-                "finish_reason": "length",
-                "logprobs": None if fault == "nologprobs" else logprobs,
-            }
+            choice = _completion_choice(body, prompt, fault, ranked, chosen,
+                                        chosen_lp, unbiased_top)
         return self._send_completion(body, prompt, [choice])
+
+    def _wait_latency(self, srv):
+        """Sleep the fixed latency, counting overlapping requests."""
+        # Tests assert the client's bound on the overlap.
+        with srv.lock:
+            srv.in_flight += 1
+            srv.max_in_flight = max(srv.max_in_flight, srv.in_flight)
+        time.sleep(srv.latency)
+        with srv.lock:
+            srv.in_flight -= 1
+
+    def _tokenizer_route(self, body):
+        """llama.cpp server's /extras/tokenize and /extras/detokenize."""
+        if self.path == "/extras/tokenize":
+            ids = [BOS_ID] + _tokenize(body.get("input", ""))
+            return self._send(200, {"tokens": ids})
+        if self.path == "/extras/detokenize":
+            text = "".join(VOCAB[i] for i in body.get("tokens", []) if i != BOS_ID)
+            return self._send(200, {"text": text})
+        return self._send(404, {"error": {"message": "not found"}})
+
+    def _fault_of(self, srv, prompt):
+        """The fault asked for (header or ``FAULT:kind[:times]`` in the prompt)."""
+        fault, times = self.headers.get("X-Fault"), None
+        match = _FAULT_RE.search(prompt)
+        if match:
+            fault, times = match.group(1), match.group(2)
+        if not fault:
+            return None
+        with srv.lock:
+            key = (fault, prompt)
+            srv.attempts[key] = srv.attempts.get(key, 0) + 1
+            if times is not None and srv.attempts[key] > int(times):
+                return None
+        return fault
+
+    def _send_fault(self, fault):
+        """An HTTP error, a dropped connection or a malformed body."""
+        if fault == "drop":
+            self.close_connection = True
+            self.connection.shutdown(2)
+            return None
+        if fault == "malformed":
+            return self._send(200, b'{"id": "x", "choices": [{"logprobs": ')
+        status, message, headers = _FAULT_RESPONSES[fault]
+        return self._send(status, {"error": {"message": message}}, headers)
 
     def _send_completion(self, body, prompt, choices):
         """A 200 response; every choice counts one completion token."""
@@ -465,3 +427,60 @@ class FaultServer(LoopbackServer):
         with self.lock:
             self.arrivals.clear()
             self.admitted.clear()
+
+
+#: Faults answered with an HTTP error: status, message, headers.
+_FAULT_RESPONSES = {
+    "429": (429, "rate limited", {"Retry-After": "1"}),
+    "401": (401, "denied", None),
+    "403": (403, "denied", None),
+    "404": (404, "denied", None),
+    "500": (500, "boom", {"retry-after-ms": "10"}),
+    "503": (503, "boom", {"retry-after-ms": "10"}),
+}
+
+
+def _chat_choice(body, fault, ranked, chosen, chosen_lp, unbiased_top):
+    """One chat choice with the requested top log-probs of its one token."""
+    k = int(body.get("top_logprobs") or 0) if body.get("logprobs") else 0
+    k = 2 if fault == "few" else k
+    shown = ranked[:k]
+    if unbiased_top and chosen not in dict(shown):
+        shown = shown + [(chosen, chosen_lp)]
+    top = [{"token": t, "logprob": v, "bytes": None} for t, v in shown]
+    logprobs = {"content": [{"token": chosen, "logprob": chosen_lp, "bytes": None,
+                             "top_logprobs": top}]}
+    return {
+        "index": 0,
+        "message": {"role": "assistant", "content": chosen},
+        "finish_reason": "length",
+        "logprobs": None if fault == "nologprobs" else logprobs,
+    }
+
+
+def _echo_choice(prompt, fault, chosen, chosen_lp, misaligned):
+    """A completions choice echoing the prompt with its tokens' log-probs."""
+    toks = echo_tokens(prompt, misaligned)
+    toks.append((chosen, len(prompt), chosen_lp))
+    logprobs = {
+        "tokens": [t for t, _, _ in toks],
+        "text_offset": [o for _, o, _ in toks],
+        "token_logprobs": [v for _, _, v in toks],
+        "top_logprobs": [None] + [{t: v} for t, _, v in toks[1:]],
+    }
+    return {"index": 0, "text": prompt + chosen, "finish_reason": "length",
+            "logprobs": None if fault == "nologprobs" else logprobs}
+
+
+def _completion_choice(body, prompt, fault, ranked, chosen, chosen_lp,
+                       unbiased_top):
+    """A completions choice with the requested top log-probs of its token."""
+    k = int(body.get("logprobs") or 0)
+    k = 2 if fault == "few" else k
+    top = dict(ranked[:k])
+    if unbiased_top:
+        top = {**top, chosen: chosen_lp}
+    logprobs = {"tokens": [chosen], "text_offset": [len(prompt)],
+                "token_logprobs": [chosen_lp], "top_logprobs": [top]}
+    return {"index": 0, "text": chosen, "finish_reason": "length",
+            "logprobs": None if fault == "nologprobs" else logprobs}
