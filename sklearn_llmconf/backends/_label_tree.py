@@ -4,7 +4,34 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["label_entries"]
+__all__ = ["label_entries", "label_nodes"]
+
+
+def label_nodes(label_tokens):
+    """The nodes of the token tree of the labels' proper prefixes.
+
+    Parameters
+    ----------
+    label_tokens : list of list of int
+
+    Returns
+    -------
+    index : dict
+        Node number of each proper prefix (tuple of ids).
+    parent, depth, tokens : list of int
+        Per node: its parent node (-1 for a child of the prompt), its depth
+        and its token id, in breadth-first order.
+    """
+    index: dict[tuple, int] = {}
+    parent, depth, tokens = [], [], []
+    for d in range(1, max(len(t) for t in label_tokens)):
+        for toks in label_tokens:
+            if len(toks) > d and tuple(toks[:d]) not in index:
+                index[tuple(toks[:d])] = len(tokens)
+                parent.append(index.get(tuple(toks[: d - 1]), -1))
+                depth.append(d)
+                tokens.append(toks[d - 1])
+    return index, parent, depth, tokens
 
 
 def label_entries(label_tokens, index):

@@ -39,7 +39,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.special import log_softmax
 
-from .._label_tree import label_entries
+from .._label_tree import label_entries, label_nodes
 
 __all__ = [
     "BatchBuffer",
@@ -124,15 +124,7 @@ class LabelTrie:
     """
 
     def __init__(self, label_tokens, max_paths=255):
-        index: dict[tuple, int] = {}
-        parent, depth, tokens = [], [], []
-        for d in range(1, max(len(t) for t in label_tokens)):
-            for toks in label_tokens:
-                if len(toks) > d and tuple(toks[:d]) not in index:
-                    index[tuple(toks[:d])] = len(tokens)
-                    parent.append(index.get(tuple(toks[: d - 1]), -1))
-                    depth.append(d)
-                    tokens.append(toks[d - 1])
+        index, parent, depth, tokens = label_nodes(label_tokens)
         self.node_tokens = np.asarray(tokens, dtype=np.intc)
         self.node_depth = np.asarray(depth, dtype=np.intp)
         self.entry_row, self.entry_token, self.entry_label = label_entries(

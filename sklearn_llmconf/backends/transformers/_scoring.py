@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .._label_tree import label_entries
+from .._label_tree import label_entries, label_nodes
 
 __all__ = [
     "LabelTree",
@@ -57,15 +57,7 @@ class LabelTree:
     """
 
     def __init__(self, label_tokens):
-        index: dict[tuple, int] = {}
-        parent, depth, tokens = [], [], []
-        for d in range(1, max(len(t) for t in label_tokens)):
-            for toks in label_tokens:
-                if len(toks) > d and tuple(toks[:d]) not in index:
-                    index[tuple(toks[:d])] = len(tokens)
-                    parent.append(index.get(tuple(toks[: d - 1]), -1))
-                    depth.append(d)
-                    tokens.append(toks[d - 1])
+        index, parent, depth, tokens = label_nodes(label_tokens)
         n = len(tokens)
         self.node_tokens = np.asarray(tokens, dtype=np.int64)
         self.node_depth = np.asarray(depth, dtype=np.int64)
