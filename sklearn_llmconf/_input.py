@@ -108,7 +108,9 @@ def rows_from_X(estimator, X, fields, *, reset: bool) -> list[tuple[str, ...]]:
             "1-D X fills the {text} placeholder, but the prompt's fields "
             f"are {list(fields)}. Pass 2-D X (a DataFrame) with these columns."
         )
-    if np.ndim(X) != 1:
+    # np.ndim of a list of str would build a fixed-width copy of every text
+    # (4 bytes a character of the longest one): a list is 1-D here already.
+    if not isinstance(X, (list, tuple)) and np.ndim(X) != 1:
         raise ValueError(f"X must be 1-D or 2-D, got {np.ndim(X)}-D.")
     rows = [(check_cell(v, f"row {i}", numbers_ok=False),) for i, v in enumerate(X)]
     if reset and not rows:

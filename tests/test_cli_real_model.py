@@ -46,7 +46,7 @@ def user_files(tmp_path_factory):
     X, y = load_sms_spam(return_X_y=True)
     verdict = {"ham": "keep", "spam": "junk"}
     lab = write_csv(tmp / "inbox_labelled.csv", ["msg_id", "sms_body", "verdict"],
-                    [[f"m{i}", X[i], verdict[y[i]]] for i in range(40)])
+                    [[f"m{i}", X[i], verdict[y[i]]] for i in range(80)])
     new = write_csv(tmp / "inbox_new.csv", ["msg_id", "sms_body", "verdict"],
                     [[f"n{i}", X[i], verdict[y[i]]] for i in range(2000, 2024)])
     return tmp, lab, new
@@ -58,8 +58,8 @@ def embedded_model(user_files):
     tmp, lab, _ = user_files
     model = str(tmp / "inbox.skops")
     done = sklearn_llmconf("fit", lab, "--text-column", "sms_body",
-                           "--label-column", "verdict", "--n-shots", "4",
-                           "--n-scale", "10", "--tiers", "auto=0.9,check=0.7",
+                           "--label-column", "verdict", "--n-shots", "8",
+                           "--n-scale", "30", "--tiers", "auto=0.9,check=0.7",
                            "--quiet", "-o", model)
     return model, done
 
@@ -69,7 +69,7 @@ def test_fit_predict_report_on_the_embedded_model(user_files, embedded_model):
     model, fit = embedded_model
     lines = fit.stdout.splitlines()
     assert [ln.split()[0] for ln in lines[2:5]] == ["auto", "check", "escalate"]
-    assert "40 labelled rows: 4 demonstrations, 10 in-fit calibration, 20 " \
+    assert "80 labelled rows: 8 demonstrations, 30 in-fit calibration, 40 " \
         "certification; LlamaCppBackend" in fit.stderr
     out = str(tmp / "decisions.csv")
     done = sklearn_llmconf("predict", model, new, "-o", out, "--id-column",

@@ -1,6 +1,6 @@
 """Tests for ReliabilityDisplay (Agg backend)."""
 
-import builtins
+import sys
 
 import numpy as np
 import pytest
@@ -100,13 +100,7 @@ def test_errors(fitted):
 
 
 def test_missing_matplotlib_names_the_extra(monkeypatch):
-    real_import = builtins.__import__
-
-    def fake_import(name, *args, **kwargs):
-        if name == "matplotlib" or name.startswith("matplotlib."):
-            raise ImportError("No module named 'matplotlib'")
-        return real_import(name, *args, **kwargs)
-
-    monkeypatch.setattr(builtins, "__import__", fake_import)
+    # None in sys.modules makes the import fail as if it were not installed.
+    monkeypatch.setitem(sys.modules, "matplotlib", None)
     with pytest.raises(ImportError, match=r"sklearn-llmconf\[plot\]"):
         ReliabilityDisplay.from_predictions([0, 1], [0.2, 0.8])

@@ -122,7 +122,7 @@ def score_prompts(backend, prompts, labels, *, strategy, cache=None,
 
 #: Distinct rows rendered at a time by :func:`score_rows` (a multiple of the
 #: default batch size): memory stays flat in the number of texts.
-RENDER_CHUNK = 4096
+RENDER_CHUNK = 1024
 
 
 def score_rows(backend, rows, render, labels, *, strategy, cache=None,
@@ -159,10 +159,10 @@ def score_rows(backend, rows, render, labels, *, strategy, cache=None,
     try:
         with open_cache(cache) as opened:
             for start in range(0, len(unique), chunk_size):
-                prompts = render(unique[start:start + chunk_size])
                 parts.append(_score_distinct_texts(
-                    backend, prompts, labels, strategy=strategy, cache=opened,
-                    batch_size=batch_size, bar=bar, usage=usage, n_jobs=n_jobs,
+                    backend, render(unique[start:start + chunk_size]), labels,
+                    strategy=strategy, cache=opened, batch_size=batch_size,
+                    bar=bar, usage=usage, n_jobs=n_jobs,
                 ))
     finally:
         bar.close()

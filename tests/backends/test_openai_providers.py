@@ -164,6 +164,7 @@ def test_openai_like_refuses_what_openai_refuses(model, openai_like):
 
 
 def test_reasoning_model_falls_back_once_to_consistency(model, openai_like):
+    openai_like.requests.clear()  # the server is shared by this module's tests
     backend = OpenAIBackend("o4-mini", base_url=openai_like.base_url,
                             api_key_env=None, timeout=TIMEOUT)
     X = ["free prize call now", "lunch at noon?", "claim your reward",
