@@ -127,7 +127,7 @@ class SentenceEmbedder(TransformerMixin, BaseEstimator):
 
         Returns
         -------
-        embeddings : ndarray of shape (n_samples, n_features_out_)
+        embeddings : ndarray of shape (n_samples, n_features_out)
         """
         if isinstance(X, str):
             raise ValueError("SentenceEmbedder expects a sequence of texts, "

@@ -171,7 +171,7 @@ class LLMScores(TransformerMixin, BaseEstimator):
 
         Returns
         -------
-        features : ndarray of shape (n_samples, n_features_out_)
+        features : ndarray of shape (n_samples, n_features_out)
         """
         self.fit(X, y)
         mask = self.demo_mask_
@@ -192,7 +192,7 @@ class LLMScores(TransformerMixin, BaseEstimator):
 
         Returns
         -------
-        features : ndarray of shape (n_samples, n_features_out_)
+        features : ndarray of shape (n_samples, n_features_out)
         """
         check_is_fitted(self)
         return self._features(self.estimator_, X)

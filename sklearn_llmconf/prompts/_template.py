@@ -106,7 +106,7 @@ class PromptTemplate:
     label_separator : str or None, default=None
         Joins the label words for ``{labels}``. None chooses from the labels:
         ``", "``, or the first of ``"; "``, ``" | "``, ``" / "`` that no label
-        word contains, else one label per line (``"\n"``);
+        word contains, else one label per line (``"\\n"``);
         :class:`~sklearn_llmconf.LLMClassifier` stores the choice in its
         fitted ``prompt_template_``.
     escape_fields : bool, default=True

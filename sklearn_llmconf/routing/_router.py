@@ -197,7 +197,7 @@ class ConfidenceRouter(MetaEstimatorMixin, BaseEstimator):
         calibration rows and labels). Scoring compares the first four with the
         estimator's current ones; see ``on_uncertified``.
 
-    calibration_confidence_ : ndarray of shape (n_calibration_,)
+    calibration_confidence_ : ndarray of shape (n_calibration,)
         Confidence of each scored calibration row: the reference of a
         :class:`~sklearn_llmconf.routing.DriftMonitor`.
 
