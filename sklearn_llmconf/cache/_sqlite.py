@@ -32,6 +32,8 @@ __all__ = ["ResponseCache"]
 
 # SQLite's historical limit on bound parameters per statement is 999.
 _CHUNK = 900
+# Reads of a file being set up by another writer (0.05 s apart).
+_SETUP_RETRIES = 20
 _SCHEMA_VERSION = 1
 
 
@@ -227,7 +229,7 @@ class ResponseCache:
         while True:
             try:
                 # Read-only checks first: a foreign file is left as it was.
-                needs_stamp = check_file(conn, self.path)
+                needs_stamp = self._check_file(conn)
                 conn.execute("PRAGMA journal_mode = WAL")
                 conn.execute("PRAGMA synchronous = NORMAL")
                 conn.execute(
@@ -247,6 +249,20 @@ class ResponseCache:
                 conn.close()
                 raise
         return conn
+
+    def _check_file(self, conn) -> bool:
+        """:func:`check_file`, read again while another writer sets the file up.
+
+        A new file is created, then stamped, by its first writer; a second
+        writer reading it in between sees a table without the application id.
+        """
+        for attempt in range(_SETUP_RETRIES):
+            try:
+                return check_file(conn, self.path)
+            except ValueError:
+                if attempt == _SETUP_RETRIES - 1:
+                    raise
+                time.sleep(0.05)
 
     def close(self) -> None:
         """Close this thread's connection (others close when their thread ends)."""
