@@ -521,7 +521,7 @@ class LLMClassifier(ClassifierMixin, BaseEstimator):
             return self.backend
         backend = getattr(self, "_default_backend", None)
         if backend is None:
-            from .backends.llamacpp import LlamaCppBackend
+            from .backends.llamacpp._backend import LlamaCppBackend
 
             backend = LlamaCppBackend()
             if not hasattr(self, "classes_"):  # fit keeps it; predict changes nothing
