@@ -24,11 +24,13 @@ def test_importing_the_package_does_not_import_torch():
     subprocess.run([sys.executable, "-c", code], check=True)
 
 
-def test_missing_torch_names_the_extra(monkeypatch):
+def test_missing_torch_names_the_extra(monkeypatch, tmp_path):
     monkeypatch.setitem(sys.modules, "torch", None)  # import now fails
+    # a model folder of one's own: the default model's package may be absent too
     with pytest.raises(ImportError,
                        match=r'pip install "sklearn-llmconf\[transformers\]"'):
-        TransformersBackend(device="cpu").score_labels(["Text: hi"], [" a", " b"])
+        TransformersBackend(model=str(tmp_path), device="cpu").score_labels(
+            ["Text: hi"], [" a", " b"])
 
 
 def test_parameters_are_plain_and_pickle_drops_the_model():
