@@ -112,7 +112,9 @@ class LLMClassifier(ClassifierMixin, BaseEstimator):
         the two compared.
     on_error : {"raise", "warn", "nan"}, default="raise"
         What happens to a row the backend could not score (failed request,
-        labels not observed): raise a ``RuntimeError``; ``"warn"``: give it
+        labels not observed): raise a ``RuntimeError`` (no request is sent
+        after the batch of ``batch_size`` rows that held the failed row; the
+        batches answered before it are cached); ``"warn"``: give it
         uniform probabilities and warn with the count; ``"nan"``: give it NaN
         probabilities (``predict`` then refuses those rows). Failed rows are
         counted in ``usage_.failed_rows`` and never cached.
@@ -558,10 +560,11 @@ class LLMClassifier(ClassifierMixin, BaseEstimator):
             for row, demos in zip(rows, demo_sets)
         ]
 
-    def _score_rows(self, rows):
+    def _score_rows(self, rows, stop_on_failure=False):
         """Raw scores of validated rows through the engine (NaN rows failed).
 
-        The only place that counts failed rows in ``usage_``.
+        The only place that counts failed rows in ``usage_``. With
+        ``stop_on_failure`` nothing more is sent once a batch has a failed row.
         """
         reasons = self._fake_answer_reasons(rows)
         neutral = self.prompt_template_.on_fake_answer == "neutralize"
@@ -577,6 +580,7 @@ class LLMClassifier(ClassifierMixin, BaseEstimator):
             else getattr(self, "_memory_cache", None),
             batch_size=self.batch_size,
             progress=self.progress, usage=self.usage_, n_jobs=self.n_jobs,
+            stop_on_failure=stop_on_failure,
         )
         if neutral:
             self._warn_fake_answers(reasons)
@@ -640,9 +644,13 @@ class LLMClassifier(ClassifierMixin, BaseEstimator):
             unknown, e.g. ``"uncovered_mass"``; rows answered from the cache
             have NaN).
         """
+        return self._details(X)
+
+    def _details(self, X, stop_on_failure=False) -> ScoredRows:
+        """:meth:`score_details`, optionally sending nothing after a failed row."""
         check_is_fitted(self)
         rows = self._validate_rows(X, reset=False)
-        scores, suspicions = self._score_rows(rows)
+        scores, suspicions = self._score_rows(rows, stop_on_failure)
         failed = scores.failed
         log_probs = self._correction.apply(scores.log_probs, failed,
                                            len(self.classes_))
@@ -658,7 +666,9 @@ class LLMClassifier(ClassifierMixin, BaseEstimator):
 
     def _score(self, X):
         """Log-scores after the ``on_error`` policy, and the failed rows' details."""
-        details = self.score_details(X)
+        # Under "raise" the rows after a failed one would be paid for and
+        # thrown away (e.g. every batch of a server outage).
+        details = self._details(X, stop_on_failure=self._on_error == "raise")
         return apply_on_error(details, self._on_error), details
 
     def _predict_with_failures(self, X, method):

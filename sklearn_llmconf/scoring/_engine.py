@@ -24,6 +24,7 @@ import numpy as np
 from ..backends._base import ScoreResult, Usage
 from ..cache import key_function, open_cache
 from ..cache._file import check_rows
+from ._failures import NOT_SENT
 from ._parallel import score_in_parallel, score_with
 
 __all__ = ["concat", "place", "score_prompts", "score_rows", "score_unique", "take"]
@@ -82,7 +83,7 @@ def concat(parts, n_labels: int) -> ScoreResult:
 
 def score_prompts(backend, prompts, labels, *, strategy, cache=None,
                   batch_size=64, progress=False, usage=None,
-                  n_jobs=None) -> ScoreResult:
+                  n_jobs=None, stop_on_failure=False) -> ScoreResult:
     """Score every prompt, calling the backend once per distinct prompt text.
 
     Parameters
@@ -108,6 +109,11 @@ def score_prompts(backend, prompts, labels, *, strategy, cache=None,
         joblib workers scoring chunks of the prompts missing from the cache
         (see :func:`~sklearn_llmconf.scoring._parallel.score_in_parallel`); the cache,
         the usage and the progress bar stay in this process.
+    stop_on_failure : bool, default=False
+        Send nothing more once a batch came back with a failed row (for an
+        ``on_error="raise"`` caller, which would discard the rest anyway): the
+        prompts not sent are failed rows whose reason says so; the batches
+        answered before are in the cache.
 
     Returns
     -------
@@ -117,7 +123,8 @@ def score_prompts(backend, prompts, labels, *, strategy, cache=None,
     with open_cache(cache) as opened:
         return _score_distinct_texts(backend, prompts, labels, strategy=strategy,
                                      cache=opened, batch_size=batch_size,
-                                     progress=progress, usage=usage, n_jobs=n_jobs)
+                                     progress=progress, usage=usage, n_jobs=n_jobs,
+                                     stop_on_failure=stop_on_failure)
 
 
 #: Distinct rows rendered at a time by :func:`score_rows` (a multiple of the
@@ -127,7 +134,7 @@ RENDER_CHUNK = 1024
 
 def score_rows(backend, rows, render, labels, *, strategy, cache=None,
                batch_size=64, progress=False, usage=None, n_jobs=None,
-               chunk_size=RENDER_CHUNK) -> ScoreResult:
+               chunk_size=RENDER_CHUNK, stop_on_failure=False) -> ScoreResult:
     """Score rows of prompt fields, rendering at most ``chunk_size`` at a time.
 
     Equal rows render equal prompts, so rows are de-duplicated before they are
@@ -141,7 +148,7 @@ def score_rows(backend, rows, render, labels, *, strategy, cache=None,
         Field values of each row.
     render : callable
         ``render(rows) -> list of Prompt``, one prompt per row.
-    labels, strategy, cache, batch_size, progress, usage, n_jobs
+    labels, strategy, cache, batch_size, progress, usage, n_jobs, stop_on_failure
         As in :func:`score_prompts`.
     chunk_size : int, default=RENDER_CHUNK
         Distinct rows rendered at a time.
@@ -163,10 +170,19 @@ def score_rows(backend, rows, render, labels, *, strategy, cache=None,
                     backend, render(unique[start:start + chunk_size]), labels,
                     strategy=strategy, cache=opened, batch_size=batch_size,
                     bar=bar, usage=usage, n_jobs=n_jobs,
+                    stop_on_failure=stop_on_failure,
                 ))
+                if stop_on_failure and parts[-1].failed.any():
+                    done = start + len(parts[-1].errors)
+                    parts.append(_not_sent(len(unique) - done, len(labels)))
+                    break
     finally:
         bar.close()
     return take(concat(parts, len(labels)), inverse)
+
+
+def _not_sent(n: int, n_labels: int) -> ScoreResult:
+    return ScoreResult(np.full((n, n_labels), np.nan), [NOT_SENT] * n)
 
 
 def _score_distinct_texts(backend, prompts, labels, **params) -> ScoreResult:
@@ -183,7 +199,7 @@ def _score_distinct_texts(backend, prompts, labels, **params) -> ScoreResult:
 
 def score_unique(backend, prompts, labels, *, strategy, cache=None,
                  batch_size=64, progress=False, usage=None, n_jobs=None,
-                 bar=None) -> ScoreResult:
+                 bar=None, stop_on_failure=False) -> ScoreResult:
     """Score distinct prompts in batches, through the cache when there is one.
 
     Parameters are those of :func:`score_prompts`, with ``cache`` an open cache
@@ -195,7 +211,8 @@ def score_unique(backend, prompts, labels, *, strategy, cache=None,
     scores : ScoreResult
     """
     n, k = len(prompts), len(labels)
-    scores = ScoreResult(np.full((n, k), np.nan), [None] * n)
+    scores = ScoreResult(np.full((n, k), np.nan),
+                         [NOT_SENT if stop_on_failure else None] * n)
     accounts = [scores.usage] + ([] if usage is None else [usage])
     todo = np.arange(n)
     keys = None
@@ -208,6 +225,7 @@ def score_unique(backend, prompts, labels, *, strategy, cache=None,
         hit = np.array([key in hits for key in keys], dtype=bool)
         for i in np.flatnonzero(hit):
             scores.log_probs[i] = hits[keys[i]]
+            scores.errors[i] = None
         for account in accounts:
             account += Usage(cache_hits=int(hit.sum()))
         todo = np.flatnonzero(~hit)
@@ -218,8 +236,9 @@ def score_unique(backend, prompts, labels, *, strategy, cache=None,
         bar = _progress(len(todo), enabled=progress)
     try:
         score = partial(score_with, strategy, backend, labels)
-        for chunk, result in score_in_parallel(score, prompts, todo, n_jobs=n_jobs,
-                                               batch_size=batch_size):
+        batches = score_in_parallel(score, prompts, todo, n_jobs=n_jobs,
+                                    batch_size=batch_size)
+        for chunk, result in batches:
             for account in accounts:
                 account += result.usage
             _store(scores, chunk, result)
@@ -230,6 +249,9 @@ def score_unique(backend, prompts, labels, *, strategy, cache=None,
                 if done:
                     cache.set_many(done)
             bar.update(len(chunk))
+            if stop_on_failure and scores.failed[chunk].any():
+                batches.close()  # joblib cancels the chunks not yet started
+                break
     finally:
         if own_bar:
             bar.close()

@@ -29,7 +29,12 @@ from sklearn.pipeline import Pipeline
 
 from ..utils._warn import warn_external
 
-__all__ = ["ScoredRows", "apply_on_error", "finite_rows", "predict_with_failures"]
+__all__ = ["NOT_SENT", "ScoredRows", "apply_on_error", "finite_rows",
+           "predict_with_failures"]
+
+#: Reason of a row whose prompt was not sent because an earlier row had failed
+#: and the caller would raise anyway (``on_error="raise"``).
+NOT_SENT = "not sent: an earlier row failed and on_error='raise' stops at the first"
 
 
 @dataclass
@@ -75,10 +80,14 @@ def apply_on_error(rows: ScoredRows, on_error: str) -> np.ndarray:
     if not failed.any():
         return rows.log_proba
     n_failed = int(failed.sum())
-    first = next(r for r, f in zip(rows.reasons, failed) if f)
+    n_not_sent = sum(r == NOT_SENT for r, f in zip(rows.reasons, failed) if f)
+    first = next((r for r, f in zip(rows.reasons, failed) if f and r != NOT_SENT),
+                 NOT_SENT)
     message = (
-        f"{n_failed} of {len(failed)} rows could not be scored "
-        f"(first reason: {first})."
+        f"{n_failed - n_not_sent} of {len(failed)} rows could not be scored "
+        f"(first reason: {first})"
+        + (f"; {n_not_sent} more were not sent after it" if n_not_sent else "")
+        + "."
     )
     if on_error == "raise":
         raise RuntimeError(

@@ -83,3 +83,19 @@ def test_other_failures_reset_the_count(fault_server):
     res = backend.score_labels(prompts, LABELS)
     assert res.usage.calls == 12
     assert res.errors[0::2] == ["HTTP 401 (AuthenticationError)"] * 6
+
+
+def test_on_error_raise_stops_sending_after_a_failed_row(fault_server):
+    """Before: a failing row's call still sent every batch, then raised."""
+    clf = LLMClassifier(backend=_backend(fault_server.base_url, logit_bias=False),
+                        n_shots=0, calibration=None, batch_size=8)
+    clf.fit(["a b", "c d"], ["ham", "spam"])
+    X = [f"message {i}" + (" FAULT=404" if i == 3 else "") for i in range(64)]
+    fault_server.requests.clear()
+    with pytest.raises(RuntimeError, match=(
+        # (a second row of the first batch may have no label in the top-k)
+        r"[12] of 64 rows could not be scored \(first reason: HTTP 404 "
+        r"\(NotFoundError\)\); 56 more were not sent after it"
+    )):
+        clf.predict_proba(X)
+    assert len(_row_requests(fault_server)) == 8

@@ -13,6 +13,7 @@ from sklearn_llmconf.scoring._engine import (
     score_rows,
     score_unique,
 )
+from sklearn_llmconf.scoring._failures import NOT_SENT
 from sklearn_llmconf.scoring._strategies import make_strategy
 from sklearn_llmconf.utils._testing import KeywordBackend
 from tests._data import X_BIN, Y_BIN
@@ -109,6 +110,73 @@ def test_failed_rows_travel_with_the_details_and_never_raise():
     assert np.isnan(details.log_proba[[0, 2]]).all()
     with pytest.raises(RuntimeError, match="2 of 3 rows could not be scored"):
         clf.predict_proba(texts)  # on_error="raise" (the default)
+
+
+def _sent(backend):
+    """Prompts the backend received (and forget them)."""
+    return sum(map(len, backend.__dict__.pop("calls_", [])))
+
+
+@pytest.mark.parametrize("chunk_size", [8, 1024])
+def test_stop_on_failure_sends_nothing_after_a_failed_batch(tmp_path, chunk_size):
+    rows = [(f"text {i}" + (" FAIL" if i == 5 else ""),) for i in range(40)]
+    backend = KeywordBackend(fail_on="FAIL")
+    cache = ResponseCache(tmp_path / "c.sqlite")
+
+    def score(**params):
+        return score_rows(backend, rows, lambda rs: prompts_of([r[0] for r in rs]),
+                          LABELS, strategy=LOGPROBS, cache=cache, batch_size=4,
+                          **params)
+
+    scores = score(chunk_size=chunk_size, stop_on_failure=True)
+    # Batches [0-3] and [4-7] were sent; nothing after the failed row's batch.
+    assert _sent(backend) == scores.usage.calls == 8
+    np.testing.assert_array_equal(np.flatnonzero(scores.failed),
+                                  [5] + list(range(8, 40)))
+    assert scores.errors[5] == "injected failure"
+    assert set(scores.errors[8:]) == {NOT_SENT}
+    assert all(e is None for e in scores.errors[:5] + scores.errors[6:8])
+    # The answered rows are cached: the next call sends only what is left.
+    again = score()
+    assert (again.usage.cache_hits, again.usage.calls) == (7, 33)
+    np.testing.assert_array_equal(again.log_probs[:5], scores.log_probs[:5])
+
+
+def test_on_error_raise_stops_sending_at_the_first_failed_batch():
+    X = [f"message {i}" + (" FAIL" if i == 5 else "") for i in range(40)]
+    backend = KeywordBackend(fail_on="FAIL")
+    clf = LLMClassifier(backend=backend, n_shots=0, calibration=None,
+                        batch_size=4).fit(X_BIN, Y_BIN)
+    _sent(backend)
+    with pytest.raises(RuntimeError, match=(
+        r"^1 of 40 rows could not be scored \(first reason: injected failure\); "
+        r"32 more were not sent after it\."
+    )):
+        clf.predict_proba(X)
+    assert _sent(backend) == 8
+    # The other policies keep every row: all 40 are sent.
+    clf.set_params(on_error="warn").fit(X_BIN, Y_BIN)
+    _sent(backend)
+    with pytest.warns(UserWarning, match="1 of 40 rows could not be scored"):
+        clf.predict_proba(X)
+    assert _sent(backend) == 40
+    # score_details never stops (it reports every row).
+    assert not any(r == NOT_SENT for r in clf.score_details(X).reasons)
+
+
+def test_stop_on_failure_in_parallel_workers():
+    from joblib import parallel_config
+
+    texts = [f"text {i}" + (" FAIL" if i == 0 else "") for i in range(64)]
+    with parallel_config(backend="threading"):
+        scores = score_prompts(KeywordBackend(fail_on="FAIL"), prompts_of(texts),
+                               LABELS, strategy=LOGPROBS, batch_size=4, n_jobs=2,
+                               stop_on_failure=True)
+    assert scores.errors[0] == "injected failure"
+    assert scores.usage.calls < 64
+    assert all(e in (None, NOT_SENT) for e in scores.errors[1:])
+    np.testing.assert_array_equal(scores.failed[1:],
+                                  [e == NOT_SENT for e in scores.errors[1:]])
 
 
 def test_score_rows_renders_distinct_rows_in_bounded_chunks():
