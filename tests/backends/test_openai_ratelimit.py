@@ -67,6 +67,36 @@ def test_limiter_waits_for_answers_a_window_back():
     assert delay == pytest.approx(1.0, abs=0.02)  # one window after answer 1
 
 
+def _quota(remaining, reset="1s"):
+    return {"x-ratelimit-remaining-requests": str(remaining),
+            "x-ratelimit-reset-requests": reset}
+
+
+def test_quota_counts_the_requests_sent_after_the_answered_one():
+    lim = RateLimiter()
+    tickets = [lim.reserve(1)[1] for _ in range(3)]
+    # Answer to the first: 3 left on its arrival, but two more were sent since.
+    lim.answered(tickets[0], 200, _quota(3))
+    delay, t3 = lim.reserve(1)
+    assert delay == pytest.approx(0.0, abs=1e-3)  # the one request left
+    delay, probe = lim.reserve(1)
+    assert delay == pytest.approx(1.0, abs=0.02)  # none left: after the reset
+    assert lim.reserve(1) == (None, None)  # the others wait for the probe's count
+    # An answer older than the one that set the count changes nothing.
+    lim.answered(tickets[1], 200, _quota(5))
+    assert lim.reserve(1) == (None, None)
+    lim.answered(probe, 200, _quota(2, "0.5s"))
+    assert [lim.reserve(1)[0] for _ in range(2)] == pytest.approx([0, 0], abs=1e-3)
+    assert lim.reserve(1)[0] == pytest.approx(0.5, abs=0.02)
+
+
+def test_a_quota_period_that_ends_with_requests_to_spare_lifts_the_count():
+    lim = RateLimiter()
+    first = lim.reserve(1)[1]
+    lim.answered(first, 200, _quota(5, "0s"))
+    assert [lim.reserve(1)[0] for _ in range(8)] == pytest.approx([0] * 8, abs=1e-3)
+
+
 def test_requests_per_minute_is_never_exceeded_and_sees_no_429(fault_server):
     # The server admits 10 requests per second; the client is set to the
     # same 600/min: in no 1-second window of the server's clock are there

@@ -557,7 +557,8 @@ class OpenAIBackend(BaseBackend):
                                 system_prompt=self.system_prompt)
         try:
             resp = await breaker.send(
-                sem, usage, lambda: send(client, endpoint, body, self.extra_body)
+                sem, usage,
+                lambda: send(client, endpoint, body, self.extra_body, parse=False)
             )
             add_usage(usage, resp)
             top, chosen = parse_alternatives(resp, endpoint)

@@ -232,10 +232,12 @@ def strip_url_credentials(url: str) -> str:
 
 def add_usage(usage, resp):
     """Add a response's token counts to ``usage``."""
-    u = getattr(resp, "usage", None)
+    from ._matching import field
+
+    u = field(resp, "usage")
     if u is not None:
-        usage.prompt_tokens += int(getattr(u, "prompt_tokens", 0) or 0)
-        usage.completion_tokens += int(getattr(u, "completion_tokens", 0) or 0)
+        usage.prompt_tokens += int(field(u, "prompt_tokens") or 0)
+        usage.completion_tokens += int(field(u, "completion_tokens") or 0)
 
 
 def describe(exc, *, timeout, max_retries) -> str:

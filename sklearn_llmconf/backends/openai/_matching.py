@@ -39,8 +39,22 @@ def spellings(label: str) -> int:
     return 2 * len({core, core.lower(), core.capitalize(), core.upper()})
 
 
+def field(obj, name):
+    """``obj[name]`` of a parsed JSON answer, or ``obj.name`` of an SDK object."""
+    if isinstance(obj, dict):
+        return obj.get(name)
+    return getattr(obj, name, None)
+
+
 def parse_alternatives(resp, endpoint):
     """The ranked alternatives and the generated token of the first position.
+
+    Parameters
+    ----------
+    resp : dict or SDK response
+        The answer as parsed JSON (what scoring requests return) or as the
+        SDK's ``ChatCompletion`` / ``Completion``.
+    endpoint : {"chat", "completions"}
 
     Returns
     -------
@@ -54,20 +68,25 @@ def parse_alternatives(resp, endpoint):
     _RowError
         The response has no choices or no log-probabilities.
     """
-    if not getattr(resp, "choices", None):
+    choices = field(resp, "choices")
+    if not choices:
         raise _RowError("response has no choices")
-    lp = resp.choices[0].logprobs
+    lp = field(choices[0], "logprobs")
     if endpoint == "chat":
-        if lp is None or not lp.content:
+        content = field(lp, "content") if lp is not None else None
+        if not content:
             raise _RowError("response has no logprobs")
-        first = lp.content[0]
-        top = [(a.token, a.logprob) for a in (first.top_logprobs or [])]
-        chosen = (first.token, first.logprob)
+        first = content[0]
+        top = [(field(a, "token"), field(a, "logprob"))
+               for a in (field(first, "top_logprobs") or [])]
+        chosen = (field(first, "token"), field(first, "logprob"))
     else:
-        if lp is None or not lp.top_logprobs or not lp.top_logprobs[0]:
+        top_lists = field(lp, "top_logprobs") if lp is not None else None
+        if not top_lists or not top_lists[0]:
             raise _RowError("response has no logprobs")
-        top = list(lp.top_logprobs[0].items())
-        chosen = (lp.tokens[0], lp.token_logprobs[0]) if lp.tokens else None
+        top = list(top_lists[0].items())
+        tokens = field(lp, "tokens")
+        chosen = (tokens[0], field(lp, "token_logprobs")[0]) if tokens else None
     top = _clean(top)
     chosen = (_clean([chosen]) or [None])[0] if chosen is not None else None
     if not top and chosen is None:

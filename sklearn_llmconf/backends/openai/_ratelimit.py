@@ -11,10 +11,13 @@ request when the server says so:
   on any answer, until ``x-ratelimit-reset-requests`` /
   ``x-ratelimit-reset-tokens`` (OpenAI's documented rate-limit headers, whose
   reset values read like ``"1s"``, ``"6m0s"`` or ``"20ms"``);
-- and it keeps the server's request quota: with ``x-ratelimit-remaining-requests``
-  = r it sends at most r more requests until the reported reset, then at most
-  ``x-ratelimit-limit-requests`` per reset period, so that senders released
-  together by a pause do not all hit the limit again.
+- and it keeps the server's request quota: an answer saying
+  ``x-ratelimit-remaining-requests`` = r was counted on arrival of its request,
+  so the requests sent after that one have already taken from the r; at most
+  ``r - (requests sent since)`` more go until the reported reset. Once the
+  quota ran out, the first request after the reset goes alone and the others
+  wait for its answer's fresh count, so senders released together by a pause
+  do not all hit the limit again.
 
 Requests are spaced by ``60 s / max_requests_per_minute`` and, so that the
 network's delays cannot bunch them at the server, request ``j`` is sent no
@@ -113,11 +116,14 @@ class RateLimiter:
         self.configure(requests_per_minute, tokens_per_minute)
         self.next_request = self.next_tokens = self.paused_until = 0.0
         self.pauses = 0
-        # The server's request quota: requests left until ``quota_until``,
-        # the limit per period, and the longest reset period seen.
-        self.quota = self.quota_limit = None
-        self.quota_until = self.quota_period = 0.0
-        self.tickets: deque = deque()  # [answer time or None] of recent sends
+        self.sent = 0  # tickets booked so far: a ticket is [answer time, number]
+        # The server's request quota: requests left until ``quota_until``, as
+        # told by the answer to ticket number ``quota_of``; ``probe``: the
+        # ticket sent alone after the quota ran out, until it is answered.
+        self.quota = None
+        self.quota_until, self.quota_of = 0.0, -1
+        self.probe = None
+        self.tickets: deque = deque()  # tickets of recent sends, for the window
         self.floor = -math.inf  # latest answer of the sends that left the log
 
     def configure(self, requests_per_minute, tokens_per_minute) -> None:
@@ -142,8 +148,9 @@ class RateLimiter:
         """
         with self.lock:
             now = time.monotonic()
+            if self.probe is not None and self.probe[0] is None:
+                return None, None  # the quota's fresh count is on its way
             start = max(now, self.paused_until)
-            ticket = None
             if self.rpm:
                 n, window = self._window()
                 while len(self.tickets) >= n:
@@ -153,40 +160,50 @@ class RateLimiter:
                     self.floor = max(self.floor, done)
                     self.tickets.popleft()
                 start = max(start, self.floor + window)
-                ticket = [None]
-                self.tickets.append(ticket)
-            if self.rpm:
                 start = max(start, self.next_request)
                 self.next_request = start + _MARGIN * 60.0 / self.rpm
             if self.tpm:
                 start = max(start, self.next_tokens)
                 self.next_tokens = start + _MARGIN * 60.0 * tokens / self.tpm
-            start = self._take_quota(start)
+            ticket = [None, self.sent]
+            self.sent += 1
+            start = self._take_quota(start, ticket)
+            if self.rpm:
+                self.tickets.append(ticket)
             return start - now, ticket
 
-    def answered(self, ticket) -> None:
-        """Record that the request booked with ``ticket`` was answered."""
+    def answered(self, ticket, status=None, headers=None) -> None:
+        """Record that the request booked with ``ticket`` was answered.
+
+        Parameters
+        ----------
+        ticket : list or None
+            From :meth:`reserve`.
+        status : int or None
+            The answer's HTTP status (None: no answer, e.g. a network error).
+        headers : mapping or None
+            The answer's headers, read as :meth:`observe` does.
+        """
         if ticket is not None:
             with self.lock:
                 ticket[0] = time.monotonic()
+        if headers is not None:
+            self.observe(status, headers, ticket)
 
-    def _take_quota(self, start):
+    def _take_quota(self, start, ticket):
         """The slot at or after ``start`` within the server's request quota."""
         if self.quota is None:
             return start
-        if start >= self.quota_until:
-            if not self.quota_limit or not self.quota_period:
-                self.quota = None
-                return start
-            # A new period: the full limit again.
-            self.quota = self.quota_limit
-            self.quota_until = start + self.quota_period
-        if self.quota <= 0:
-            start = self.quota_until
-            self.quota = self.quota_limit or 1
-            self.quota_until = start + self.quota_period
-        self.quota -= 1
-        return start
+        if start >= self.quota_until and self.quota > 0:
+            self.quota = None  # the period ended with requests to spare
+            return start
+        if self.quota > 0:
+            self.quota -= 1
+            return start
+        # Ran out: this request goes after the reset, alone; the next ones
+        # wait for its answer to say how many may follow.
+        self.quota, self.probe = None, ticket
+        return max(start, self.quota_until)
 
     def waiting(self) -> float:
         """Seconds left in a server-directed pause (0 when none)."""
@@ -201,13 +218,21 @@ class RateLimiter:
                 self.paused_until = until
                 self.pauses += 1
 
-    def observe(self, status: int, headers) -> None:
-        """Pause as a response's headers ask."""
+    def observe(self, status, headers, ticket=None) -> None:
+        """Pause as a response's headers ask.
+
+        Parameters
+        ----------
+        status : int or None
+        headers : mapping
+        ticket : list or None
+            The ticket of the answered request (its number dates the quota).
+        """
         if status in (429, 503):
             wait = retry_after(headers)
             if wait:
                 self.pause(wait)
-        self._observe_quota(headers)
+        self._observe_quota(headers, ticket)
         for kind in ("requests", "tokens"):
             remaining = headers.get(f"x-ratelimit-remaining-{kind}")
             if remaining is None:
@@ -221,21 +246,19 @@ class RateLimiter:
                 if wait:
                     self.pause(wait)
 
-    def _observe_quota(self, headers):
+    def _observe_quota(self, headers, ticket):
         try:
             remaining = int(float(headers["x-ratelimit-remaining-requests"]))
             reset = parse_duration(headers.get("x-ratelimit-reset-requests"))
-            limit = int(float(headers.get("x-ratelimit-limit-requests") or 0))
         except (KeyError, ValueError, TypeError):
             return
         if reset is None:
             return
         with self.lock:
+            number = self.sent - 1 if ticket is None else ticket[1]
             now = time.monotonic()
-            self.quota_limit = limit or self.quota_limit
-            self.quota_period = max(self.quota_period, reset)
-            if self.quota is None or now >= self.quota_until:
-                self.quota, self.quota_until = remaining, now + reset
-            else:
-                # Answers arrive out of order: keep the smaller count.
-                self.quota = min(self.quota, remaining)
+            if number < self.quota_of and now < self.quota_until:
+                return  # an answer out of order: a later one has told more
+            # Every request sent after this one took from ``remaining``.
+            self.quota = remaining - (self.sent - 1 - number)
+            self.quota_until, self.quota_of = now + reset, number

@@ -89,11 +89,13 @@ class GatedTransport(httpx2.AsyncBaseTransport):
         for resend in range(MAX_RATE_LIMIT_RESENDS + 1):
             try:
                 response = await self._inner.handle_async_request(request)
-            finally:
+            except BaseException:
                 if self.limiter is not None:
                     self.limiter.answered(ticket)
+                raise
             if self.limiter is not None:
-                self.limiter.observe(response.status_code, response.headers)
+                self.limiter.answered(ticket, response.status_code,
+                                      response.headers)
             if self.breaker is not None:
                 self.breaker.attempt(response.status_code)
             wait = retry_after(response.headers)
