@@ -56,7 +56,9 @@ class GatedTransport(httpx2.AsyncBaseTransport):
         """Wait for a slot; returns the limiter's ticket."""
         if self.limiter is None:
             return None
-        tokens = estimate_tokens(request.content)
+        # Parsing the body costs more than the rest of the gate: only for a
+        # tokens-per-minute limit.
+        tokens = estimate_tokens(request.content) if self.limiter.tpm else 0
         while True:
             delay, ticket = self.limiter.reserve(tokens)
             if delay is not None:
