@@ -666,6 +666,7 @@ class LLMClassifier(ClassifierMixin, BaseEstimator):
 
     def _score(self, X):
         """Log-scores after the ``on_error`` policy, and the failed rows' details."""
+        check_is_fitted(self)
         # Under "raise" the rows after a failed one would be paid for and
         # thrown away (e.g. every batch of a server outage).
         details = self._details(X, stop_on_failure=self._on_error == "raise")
