@@ -18,7 +18,7 @@ from ._certificate import (
     differences,
     language_models,
 )
-from ._report import routing_report
+from ._report import label_or_tier, routing_report
 from ._stats import (
     accepted_counts,
     binomial_p_values,
@@ -400,11 +400,9 @@ class ConfidenceCascade(MetaEstimatorMixin, BaseEstimator):
         y_pred : ndarray of shape (n_samples,)
         """
         d = self.decide(X)
-        out = np.where(d.stage < len(self.stage_names_), d.label, self.final_tier)
-        out = out.astype(object)
-        if all(isinstance(c, str) for c in self.classes_):
-            return out.astype(str)
-        return out
+        return label_or_tier(d.stage < len(self.stage_names_), d.label,
+                             np.full(len(d.label), self.final_tier, dtype=object),
+                             self.classes_)
 
     def predict_proba(self, X):
         """Probabilities of the last stage each row reached.

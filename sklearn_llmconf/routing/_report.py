@@ -81,3 +81,15 @@ def routing_report(y_true, y_pred, tiers, *, tier_names=None, confidence_level=0
                 entry["n"] = n
         report[name] = entry
     return report
+
+
+def label_or_tier(answered, labels, tiers, classes) -> np.ndarray:
+    """Per row the label where ``answered``, else the row's tier name.
+
+    A string array when the classes are strings; otherwise an object array
+    mixing labels and tier names (what ``predict`` of the routers returns).
+    """
+    out = np.where(answered, labels, np.asarray(tiers, dtype=object))
+    if all(isinstance(c, str) for c in classes):
+        return out.astype(str)
+    return out.astype(object)

@@ -27,7 +27,7 @@ from ._certificate import (
     data_fingerprint,
     differences,
 )
-from ._report import routing_report
+from ._report import label_or_tier, routing_report
 from ._stats import (
     N_STARTS,
     accepted_counts,
@@ -557,11 +557,8 @@ class ConfidenceRouter(MetaEstimatorMixin, BaseEstimator):
         """
         check_is_fitted(self)
         labels, tiers = self._labels_and_tiers(X)
-        top = tiers == self.tier_names_[0]
-        out = np.where(top, labels, tiers.astype(object))
-        if all(isinstance(c, str) for c in self.classes_):
-            return out.astype(str)
-        return out
+        return label_or_tier(tiers == self.tier_names_[0], labels, tiers,
+                             self.classes_)
 
     def predict_proba(self, X):
         """The wrapped estimator's probabilities (NaN rows kept).
