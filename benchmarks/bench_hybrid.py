@@ -58,7 +58,12 @@ from sklearn.preprocessing import StandardScaler
 
 from sklearn_llmconf import LLMClassifier, ResponseCache, datasets
 from sklearn_llmconf.backends import LlamaCppBackend
-from sklearn_llmconf.hybrid import LLMScores, SentenceEmbedder, make_hybrid_classifier
+from sklearn_llmconf.hybrid import (
+    BlockStackingClassifier,
+    LLMScores,
+    SentenceEmbedder,
+    make_hybrid_classifier,
+)
 from sklearn_llmconf.metrics import expected_calibration_error
 from sklearn_llmconf.prompts._demos import DemoPool
 
@@ -147,10 +152,14 @@ def _llm_usage(est):
 
     if isinstance(est, LLMClassifier):
         return len(est.calibration_indices_), 1
+    if isinstance(est, BlockStackingClassifier):
+        est = Pipeline(est.transformers_)  # the blocks, for the walk below
     if isinstance(est, Pipeline):
         for step in est.named_steps.values():
             inner = getattr(step, "transformer_list", None)
-            steps = [s for _, s in inner] if inner else [step]
+            steps = ([s for _, s in inner] if inner else
+                     [s for _, s in step.steps] if isinstance(step, Pipeline)
+                     else [step])
             for s in steps:
                 s = s.steps[0][1] if isinstance(s, Pipeline) else s
                 if isinstance(s, LLMScores):
@@ -171,6 +180,9 @@ def run_split(name, n_labels, cache, args):
                 proba = est.fit(X_tr, y_tr).predict_proba(X_te)
         except BudgetExceeded as exc:
             rows.append((name, n_labels, label, None, str(exc)))
+            continue
+        except ValueError as exc:  # e.g. LLMScores: a class with one text
+            rows.append((name, n_labels, label, None, str(exc).split(";")[0]))
             continue
         ece = expected_calibration_error(
             y_te, proba, labels=classes, debias=True, n_bootstrap=200,
