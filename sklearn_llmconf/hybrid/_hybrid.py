@@ -26,12 +26,13 @@ def make_hybrid_classifier(llm=None, *, embeddings="auto", Cs=10, cv=5,
             llm: LLMScores(llm) -> StandardScaler()))
 
     that is, a logistic regression per block with its own ``C`` (chosen by
-    ``cv``-fold log loss), one more on all blocks side by side (``"joint"``),
-    and a regularised multinomial logistic regression on their out-of-fold
-    log-probabilities; of these (and of each block's model alone) the one
-    with the best cross-validated log loss is kept. The joint regression
-    alone (the hybrid before) let the large TF-IDF block set the
-    regularisation of the others: on BBC News at 200 labels it had log loss
+    ``cv``-fold log loss), and a regularised multinomial logistic regression
+    on their out-of-fold log-probabilities; of this stack and each block's
+    model alone (as it is, or recalibrated) the one with the best
+    cross-validated log loss is kept. One regression on all blocks side by
+    side (the hybrid before; ``set_params(joint=True)`` adds it as a
+    candidate) let the large TF-IDF block set the regularisation of the
+    others: on BBC News at 200 labels it had log loss
     0.260 against 0.140 for embeddings + LR alone. The probabilities are
     calibrated by the same cross-validated fits that combine the blocks (the
     LLM block's training features are out-of-prompt, see

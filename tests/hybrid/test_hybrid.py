@@ -36,7 +36,7 @@ def test_structure_and_probabilities():
     assert isinstance(model, BlockStackingClassifier)
     names = [name for name, _ in model.transformers_]
     assert names == ["tfidf", "llm"]
-    assert set(model.block_cv_log_loss_) == {"tfidf", "llm", "joint"}
+    assert set(model.block_cv_log_loss_) == {"tfidf", "llm"}
     scores = model.transformers_[1][1].steps[0][1]
     assert isinstance(scores, LLMScores) and scores.demo_mask_.sum() == 4
     X_test, y_test = _data(40, seed=1)

@@ -77,11 +77,19 @@ def test_classes_order_and_probabilities():
     assert model.decision_function(X[:5]).shape == (5, 4)
 
 
-def test_binary_decision_function_is_1d():
+@pytest.mark.parametrize("joint", [False, True])
+def test_binary_decision_function_is_1d(joint):
     X, y = _synthetic(120, 2)
-    model = _stack().fit(X, y)
+    model = _stack(joint=joint).fit(X, y)
     assert model.decision_function(X[:7]).shape == (7,)
-    assert set(model.final_blocks_) <= {"good", "noise", "joint"}
+    assert set(model.block_cv_log_loss_) == {"good", "noise"} | (
+        {"joint"} if joint else set())
+    assert set(model.final_blocks_) <= set(model.block_cv_log_loss_)
+    proba = model.predict_proba(X[:7])
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0)
+    # the joint block alone, kept as it is: its model sees both blocks side by side
+    model.final_blocks_, model.final_estimator_ = ["joint"] if joint else ["good"], None
+    np.testing.assert_allclose(model.predict_proba(X[:7]).sum(axis=1), 1.0)
 
 
 def test_clone_params_grid_search_and_cross_val_score():
