@@ -16,7 +16,9 @@ seed 0) is given to:
   by cross-validated log loss);
 - ``llmscores+lr``: ``LLMScores`` -> ``StandardScaler`` -> ``LogisticRegressionCV``;
 - ``hybrid tfidf+llm`` / ``hybrid``: ``make_hybrid_classifier`` without / with
-  the embeddings block.
+  the embeddings block (a logistic regression per block and a joint one,
+  stacked on their out-of-fold log-probabilities: ``BlockStackingClassifier``);
+  the note says which candidate its cross-validation kept.
 
 Columns: accuracy, log loss, debiased ECE (top-label, 15 bins) with a 95 %
 bootstrap interval (200 resamples), ``fit calls`` (texts ``fit`` scored) and
@@ -34,10 +36,16 @@ text and per training text together. ``--max-new-calls`` bounds the model
 calls a split may make: a split whose scores are not yet cached is reported
 as not run (warm the cache first, e.g. with a run without the bound).
 
-Usage::
+Usage (one BLAS thread: on a shared 2-core machine a multi-threaded BLAS
+made each logistic regression ~10 times slower)::
 
-    HF_HUB_OFFLINE=1 PYTHONPATH=. python benchmarks/bench_hybrid.py \\
+    OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 HF_HUB_OFFLINE=1 PYTHONPATH=. \\
+        python benchmarks/bench_hybrid.py --labels 100 200 500 \\
         --cache /tmp/bench25/scores.sqlite --out benchmarks/results/bench_hybrid.txt
+
+A split where ``LLMScores`` cannot fit (TREC at 100 labels: one text of
+``ABBR``, shown as a demonstration, leaves none to score it by another
+prompt) reports its LLMScores rows as not run.
 """
 
 from __future__ import annotations
@@ -58,7 +66,12 @@ from sklearn.preprocessing import StandardScaler
 
 from sklearn_llmconf import LLMClassifier, ResponseCache, datasets
 from sklearn_llmconf.backends import LlamaCppBackend
-from sklearn_llmconf.hybrid import LLMScores, SentenceEmbedder, make_hybrid_classifier
+from sklearn_llmconf.hybrid import (
+    BlockStackingClassifier,
+    LLMScores,
+    SentenceEmbedder,
+    make_hybrid_classifier,
+)
 from sklearn_llmconf.metrics import expected_calibration_error
 from sklearn_llmconf.prompts._demos import DemoPool
 
@@ -147,10 +160,14 @@ def _llm_usage(est):
 
     if isinstance(est, LLMClassifier):
         return len(est.calibration_indices_), 1
+    if isinstance(est, BlockStackingClassifier):
+        est = Pipeline(est.transformers_)  # the blocks, for the walk below
     if isinstance(est, Pipeline):
         for step in est.named_steps.values():
             inner = getattr(step, "transformer_list", None)
-            steps = [s for _, s in inner] if inner else [step]
+            steps = ([s for _, s in inner] if inner else
+                     [s for _, s in step.steps] if isinstance(step, Pipeline)
+                     else [step])
             for s in steps:
                 s = s.steps[0][1] if isinstance(s, Pipeline) else s
                 if isinstance(s, LLMScores):
@@ -172,11 +189,17 @@ def run_split(name, n_labels, cache, args):
         except BudgetExceeded as exc:
             rows.append((name, n_labels, label, None, str(exc)))
             continue
+        except ValueError as exc:  # e.g. LLMScores: a class with one text
+            rows.append((name, n_labels, label, None, str(exc).split(";")[0]))
+            continue
         ece = expected_calibration_error(
             y_te, proba, labels=classes, debias=True, n_bootstrap=200,
             random_state=0)
         fit_calls, per_text = _llm_usage(est)
         extra = getattr(est, "calibration_method_", "")
+        if isinstance(est, BlockStackingClassifier):
+            extra = "+".join(est.final_blocks_) + (
+                " as is" if est.final_estimator_ is None else " stacked")
         rows.append((name, n_labels, label, dict(
             acc=accuracy_score(y_te, classes[np.argmax(proba, axis=1)]),
             ll=log_loss(y_te, proba, labels=classes), ece=ece,
@@ -225,14 +248,20 @@ def summary(rows):
             by.setdefault((name, n), {})[label] = m["ll"]
     lines = ["", "hybrid vs the best of its parts (tfidf+lr, emb+lr, llm auto), "
              "log loss:"]
+    ratios = {}
     for (name, n), lls in by.items():
         parts = {k: lls[k] for k in ("tfidf+lr", "emb+lr", "llm auto") if k in lls}
         if "hybrid" not in lls or len(parts) < 3:
             continue
         best = min(parts, key=parts.get)
         ratio = lls["hybrid"] / parts[best]
+        ratios.setdefault(n, []).append(ratio)
         lines.append(f"  {name:<16} {n:>4}: hybrid {lls['hybrid']:.3f}, best part "
                      f"{best} {parts[best]:.3f} ({100 * (ratio - 1):+.1f} %)")
+    for n, r in ratios.items():
+        r = np.array(r)
+        lines.append(f"  {n} labels: hybrid <= best part on {np.sum(r <= 1)} of "
+                     f"{len(r)} sets, at most {100 * (r.max() - 1):+.1f} % above it")
     lines.append("")
     lines.append("in-fit calibrators, log loss (auto - temperature):")
     for (name, n), lls in by.items():

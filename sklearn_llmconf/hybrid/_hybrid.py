@@ -1,59 +1,55 @@
-"""The hybrid: classical text features and the LLM's scores in one linear model."""
+"""The hybrid: classical text features and the LLM's scores, stacked."""
 
 from __future__ import annotations
 
-import inspect
-
 from sklearn.base import BaseEstimator
 from sklearn.feature_extraction.text import TfidfVectorizer
-from sklearn.linear_model import LogisticRegressionCV
-from sklearn.pipeline import FeatureUnion, Pipeline, make_pipeline
+from sklearn.pipeline import FeatureUnion, make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from ._embeddings import SentenceEmbedder, embeddings_available
 from ._scores import LLMScores
+from ._stacking import BlockStackingClassifier
 
 __all__ = ["make_hybrid_classifier"]
 
 
-def logistic_cv(**params):
-    """``LogisticRegressionCV(**params)``, L2, without transition warnings.
-
-    scikit-learn 1.9 warns unless ``l1_ratios`` and ``use_legacy_attributes``
-    are given; 1.8 has neither transition.
-    """
-    if "use_legacy_attributes" in inspect.signature(LogisticRegressionCV).parameters:
-        params = {"l1_ratios": (0.0,), "use_legacy_attributes": False, **params}
-    return LogisticRegressionCV(**params)
-
-
 def make_hybrid_classifier(llm=None, *, embeddings="auto", Cs=10, cv=5,
                            max_iter=2000):
-    """TF-IDF (+ sentence embeddings) + LLM scores -> logistic regression.
+    """TF-IDF (+ sentence embeddings) + LLM scores, one model per block, stacked.
 
-    The returned :class:`~sklearn.pipeline.Pipeline` is::
+    The returned :class:`BlockStackingClassifier` is::
 
-        FeatureUnion(tfidf: TfidfVectorizer(sublinear_tf=True),
-                     embeddings: SentenceEmbedder()        # when enabled
-                     llm: LLMScores(llm) -> StandardScaler())
-        -> LogisticRegressionCV(Cs, cv, scoring="neg_log_loss")
+        BlockStackingClassifier(FeatureUnion(
+            tfidf: TfidfVectorizer(sublinear_tf=True),
+            embeddings: SentenceEmbedder(),        # when enabled
+            llm: LLMScores(llm) -> StandardScaler()))
 
-    The regularisation ``C`` is chosen by ``cv``-fold cross-validated log
-    loss on the training texts, so the probabilities are calibrated by the
-    same fit that combines the blocks (the LLM block's training features are
-    out-of-prompt, see :class:`LLMScores`; no separate calibration split is
-    needed). It is a plain classifier: ``predict_proba``, ``classes_``,
+    that is, a logistic regression per block with its own ``C`` (chosen by
+    ``cv``-fold log loss), and a regularised multinomial logistic regression
+    on their out-of-fold log-probabilities; of this stack and each block's
+    model alone (as it is, or recalibrated) the one with the best
+    cross-validated log loss is kept. One regression on all blocks side by
+    side (the hybrid before; ``set_params(joint=True)`` adds it as a
+    candidate) let the large TF-IDF block set the regularisation of the
+    others: on BBC News at 200 labels it had log loss
+    0.260 against 0.140 for embeddings + LR alone. The probabilities are
+    calibrated by the same cross-validated fits that combine the blocks (the
+    LLM block's training features are out-of-prompt, see
+    :class:`LLMScores`; no separate calibration split is needed). It is a
+    plain classifier: ``predict_proba``, ``classes_``,
     :class:`~sklearn_llmconf.routing.ConfidenceRouter`,
-    :class:`~sklearn.model_selection.GridSearchCV` (e.g. over
-    ``logisticregressioncv__Cs`` or ``features__llm__llmscores__estimator__n_shots``)
-    and :func:`~sklearn.model_selection.cross_val_score` work as with any
-    other. 1-D text input only (for several columns build the same model
-    with a :class:`~sklearn.compose.ColumnTransformer`).
+    :class:`~sklearn.model_selection.GridSearchCV` (e.g. over ``Cs`` or
+    ``features__llm__llmscores__estimator__n_shots``) and
+    :func:`~sklearn.model_selection.cross_val_score` work as with any other.
+    1-D text input only (for several columns build the blocks with a
+    :class:`~sklearn.compose.ColumnTransformer` each).
 
     Cost: ``fit`` scores every training text once (model calls, through the
-    LLM's ``cache``), ``predict*`` every new text once; each refit on other
-    texts (cross-validation folds) has other demonstrations, hence other
-    prompts. See :ref:`hybrid` for when it beats the LLM or TF-IDF alone.
+    LLM's ``cache``; the stacking folds reuse those scores), ``predict*``
+    every new text once; each refit on other texts (outer cross-validation
+    folds) has other demonstrations, hence other prompts. See :ref:`hybrid`
+    for when it beats the LLM or TF-IDF alone.
 
     Parameters
     ----------
@@ -66,14 +62,15 @@ def make_hybrid_classifier(llm=None, *, embeddings="auto", Cs=10, cv=5,
         when the ``embeddings`` extra is installed; True: require it; a
         transformer: use that one.
     Cs : int or list of float, default=10
-        Candidate inverse regularisation strengths (``LogisticRegressionCV``).
+        Candidate inverse regularisation strengths (``LogisticRegressionCV``),
+        of each block's model and of the final one.
     cv : int or cross-validation generator, default=5
-        Folds choosing ``C``.
+        Folds choosing each ``C`` and giving the out-of-fold probabilities.
     max_iter : int, default=2000
 
     Returns
     -------
-    model : Pipeline
+    model : BlockStackingClassifier
     """
     blocks = [("tfidf", TfidfVectorizer(sublinear_tf=True))]
     if isinstance(embeddings, BaseEstimator):
@@ -86,8 +83,5 @@ def make_hybrid_classifier(llm=None, *, embeddings="auto", Cs=10, cv=5,
             f"{embeddings!r}."
         )
     blocks.append(("llm", make_pipeline(LLMScores(llm), StandardScaler())))
-    return Pipeline([
-        ("features", FeatureUnion(blocks)),
-        ("logisticregressioncv", logistic_cv(
-            Cs=Cs, cv=cv, scoring="neg_log_loss", max_iter=max_iter)),
-    ])
+    return BlockStackingClassifier(FeatureUnion(blocks), Cs=Cs, final_Cs=Cs,
+                                   cv=cv, max_iter=max_iter)

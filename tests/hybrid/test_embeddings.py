@@ -81,7 +81,7 @@ def test_classifier_uses_the_embedder_for_similar_selection(embedder):
 def test_hybrid_with_the_embeddings_block(embedder):
     llm = LLMClassifier(backend=KeywordBackend(), n_shots=2, random_state=0)
     model = make_hybrid_classifier(llm, embeddings=True, Cs=3, cv=2)
-    names = [n for n, _ in model.named_steps["features"].transformer_list]
+    names = [n for n, _ in model.features.transformer_list]
     assert names == ["tfidf", "embeddings", "llm"]
     X = POOL * 4
     y = np.tile(LABELS, 4)

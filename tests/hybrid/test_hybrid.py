@@ -3,10 +3,13 @@
 import numpy as np
 import pytest
 from sklearn.model_selection import GridSearchCV, cross_val_score
-from sklearn.pipeline import Pipeline
 
 from sklearn_llmconf import LLMClassifier
-from sklearn_llmconf.hybrid import LLMScores, make_hybrid_classifier
+from sklearn_llmconf.hybrid import (
+    BlockStackingClassifier,
+    LLMScores,
+    make_hybrid_classifier,
+)
 from sklearn_llmconf.routing import ConfidenceRouter
 from sklearn_llmconf.utils._testing import KeywordBackend
 
@@ -30,10 +33,11 @@ def _hybrid(**kw):
 def test_structure_and_probabilities():
     X, y = _data()
     model = _hybrid().fit(X, y)
-    assert isinstance(model, Pipeline)
-    names = [name for name, _ in model.named_steps["features"].transformer_list]
+    assert isinstance(model, BlockStackingClassifier)
+    names = [name for name, _ in model.transformers_]
     assert names == ["tfidf", "llm"]
-    scores = model.named_steps["features"].transformer_list[1][1].steps[0][1]
+    assert set(model.block_cv_log_loss_) == {"tfidf", "llm"}
+    scores = model.transformers_[1][1].steps[0][1]
     assert isinstance(scores, LLMScores) and scores.demo_mask_.sum() == 4
     X_test, y_test = _data(40, seed=1)
     proba = model.predict_proba(X_test)

@@ -1,0 +1,312 @@
+"""Stacking of per-block logistic regressions on features computed once.
+
+The flow of :class:`BlockStackingClassifier` (``fit`` on labelled texts)::
+
+    texts --block b: fit_transform once--> F_b   (LLMScores: out-of-prompt)
+    [F_1, ..., F_B] side by side: one more block, "joint" (joint=True)
+    F_b --LogisticRegressionCV--> C_b, block model on all texts
+    F_b --cross_val_predict(LR(C_b))--> out-of-fold probabilities P_b
+    [log P_1, ..., log P_B] --LogisticRegressionCV--> final model
+        (also on each log P_b alone; or no final model, block b's as it
+         is: the candidate with the best cross-validated log loss is kept)
+
+so each block has its own regularisation (a large TF-IDF block no longer
+sets the ``C`` of the LLM's few columns), and the final model sees only
+probabilities of texts its block model was not fitted on. The features are
+computed once on all training texts: the folds only refit the (cheap)
+logistic regressions, never a block's transformer, so an
+:class:`~sklearn_llmconf.hybrid.LLMScores` block makes no model call beyond
+its one ``fit_transform``. (scikit-learn's
+:class:`~sklearn.ensemble.StackingClassifier` refits every base pipeline per
+fold, i.e. re-prompts the LLM with other demonstrations per fold, and stacks
+probabilities rather than log-probabilities.) The unsupervised part of a
+block fitted on all texts (TF-IDF's vocabulary and idf) is shared by the
+folds; the supervised parts (the LLM's scores, the regressions) are not.
+"""
+
+from __future__ import annotations
+
+from numbers import Integral
+
+import numpy as np
+import scipy.sparse as sp
+from sklearn.base import BaseEstimator, ClassifierMixin, clone
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import log_loss
+from sklearn.model_selection import check_cv, cross_val_predict
+from sklearn.pipeline import FeatureUnion
+from sklearn.preprocessing import LabelEncoder
+from sklearn.utils.multiclass import check_classification_targets
+from sklearn.utils.validation import check_is_fitted
+
+from ..utils._sklearn_compat import Interval, _fit_context, _num_samples
+from ._logistic import logistic_cv
+
+__all__ = ["BlockStackingClassifier"]
+
+_EPS = 1e-12
+JOINT = "joint"
+
+
+def _hstack(blocks):
+    """Columns of several feature blocks side by side (sparse if one is)."""
+    if any(sp.issparse(b) for b in blocks):
+        return sp.hstack([sp.csr_matrix(b) for b in blocks], format="csr")
+    return np.hstack([np.asarray(b) for b in blocks])
+
+
+def _log_features(proba: np.ndarray) -> np.ndarray:
+    """Stacking features of one block: binary log-odds, else centred log-probs."""
+    logp = np.log(np.clip(proba, _EPS, 1.0))
+    if logp.shape[1] == 2:
+        return logp[:, 1:] - logp[:, :1]
+    return logp - logp.mean(axis=1, keepdims=True)
+
+
+def _best_cv_score(model) -> float:
+    """Mean over folds of the best ``C``'s score of a fitted LogisticRegressionCV."""
+    scores = model.scores_
+    if isinstance(scores, dict):  # scikit-learn < 1.9: one entry per class
+        scores = next(iter(scores.values()))
+    scores = np.asarray(scores)
+    return float(scores.reshape(scores.shape[0], -1).mean(axis=0).max())
+
+
+class BlockStackingClassifier(ClassifierMixin, BaseEstimator):
+    """Per-block logistic regressions stacked by a regularised multinomial one.
+
+    Each block of ``features`` (a :class:`~sklearn.pipeline.FeatureUnion`)
+    is fitted and transformed once on the training texts; a
+    :class:`~sklearn.linear_model.LogisticRegressionCV` on each block's
+    features chooses that block's ``C`` by ``cv``-fold log loss; the
+    out-of-fold probabilities of each block (``cross_val_predict`` with that
+    ``C``, on the same fixed features) become log-probability features of a
+    final :class:`~sklearn.linear_model.LogisticRegressionCV` (``final_Cs``).
+    The candidates are each block's model as it is (its out-of-fold log
+    loss), the final model on each block's log-probabilities alone, and the
+    final model on all of them; the one with the best cross-validated log
+    loss is kept (``final_blocks_``, ``final_estimator_``; a tie keeps the
+    simpler), so a noisy block costs at most the selection's noise. See
+    :mod:`sklearn_llmconf.hybrid._stacking` for why the features
+    are not recomputed per fold.
+
+    A plain classifier: ``predict_proba`` (columns in ``classes_`` order),
+    :func:`~sklearn.base.clone`, ``get_params``/``set_params`` (nested, e.g.
+    ``features__llm__llmscores__estimator__n_shots``),
+    :class:`~sklearn.model_selection.GridSearchCV`,
+    :func:`~sklearn.model_selection.cross_val_score`,
+    :class:`~sklearn_llmconf.routing.ConfidenceRouter`.
+
+    Parameters
+    ----------
+    features : FeatureUnion
+        The blocks; each ``(name, transformer)`` of its ``transformer_list``
+        is one block (``"drop"`` skips it; ``transformer_weights`` are
+        ignored: each block has its own regularisation).
+    joint : bool, default=False
+        Also a block ``"joint"``: one regression on all blocks' features side
+        by side, with one ``C`` (what :func:`make_hybrid_classifier` was
+        before); it is a candidate and a stacking input like the others.
+        Off by default: in ``benchmarks/bench_hybrid.py`` it tied or lost
+        (Rotten Tomatoes, 200 labels: log loss 0.545 with it, 0.522 without).
+    Cs : int or list of float, default=10
+        Candidate inverse regularisation strengths of each block's model.
+    final_Cs : int or list of float, default=10
+        Candidate strengths of the final model.
+    cv : int or cross-validation generator, default=5
+        Folds for every ``C`` choice and for the out-of-fold probabilities
+        (an int: :class:`~sklearn.model_selection.StratifiedKFold`).
+    max_iter : int, default=2000
+        Iterations of each logistic regression.
+
+    Attributes
+    ----------
+    classes_ : ndarray of shape (n_classes,)
+    transformers_ : list of (str, transformer)
+        The fitted blocks.
+    block_estimators_ : list of (str, LogisticRegressionCV)
+        Each block's model (and the ``"joint"`` one), fitted on all training
+        texts.
+    block_cv_log_loss_ : dict of str to float
+        Out-of-fold log loss of each block's model.
+    final_blocks_ : list of str
+        The blocks whose log-probabilities the final model uses.
+    final_estimator_ : LogisticRegressionCV or None
+        None when the kept candidate is one block's model as it is.
+    final_cv_log_loss_ : float
+        Cross-validated log loss of the kept candidate.
+
+    Examples
+    --------
+    >>> from sklearn.feature_extraction.text import TfidfVectorizer
+    >>> from sklearn.pipeline import make_union
+    >>> from sklearn_llmconf.hybrid import BlockStackingClassifier, LLMScores
+    >>> model = BlockStackingClassifier(
+    ...     make_union(TfidfVectorizer(), LLMScores()))  # doctest: +SKIP
+    >>> model.fit(X_train, y_train).predict_proba(X_test)  # doctest: +SKIP
+    """
+
+    _parameter_constraints: dict = {
+        "features": [FeatureUnion],
+        "joint": ["boolean"],
+        "Cs": [Interval(Integral, 1, None, closed="left"), "array-like"],
+        "final_Cs": [Interval(Integral, 1, None, closed="left"), "array-like"],
+        "cv": ["cv_object"],
+        "max_iter": [Interval(Integral, 1, None, closed="left")],
+    }
+
+    def __init__(self, features, *, joint=False, Cs=10, final_Cs=10, cv=5,
+                 max_iter=2000):
+        self.features = features
+        self.joint = joint
+        self.Cs = Cs
+        self.final_Cs = final_Cs
+        self.cv = cv
+        self.max_iter = max_iter
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.string = True
+        tags.input_tags.two_d_array = True
+        return tags
+
+    def _lr_cv(self, Cs, cv):
+        return logistic_cv(Cs=Cs, cv=cv, scoring="neg_log_loss",
+                           max_iter=self.max_iter)
+
+    @_fit_context(prefer_skip_nested_validation=False)
+    def fit(self, X, y):
+        """Fit the blocks once, their models, and the stacking model.
+
+        Parameters
+        ----------
+        X : sequence of str or array-like of shape (n_samples, n_columns)
+        y : array-like of shape (n_samples,)
+
+        Returns
+        -------
+        self : BlockStackingClassifier
+        """
+        y = np.asarray(y)
+        check_classification_targets(y)
+        if _num_samples(X) != len(y):
+            raise ValueError(f"X has {_num_samples(X)} rows but y has {len(y)}.")
+        encoder = LabelEncoder().fit(y)
+        self.classes_ = encoder.classes_
+        if len(self.classes_) < 2:
+            raise ValueError("BlockStackingClassifier needs at least two classes.")
+        y_idx = encoder.transform(y)
+        cv = check_cv(self.cv, y_idx, classifier=True)
+        blocks = [(name, clone(t)) for name, t in self.features.transformer_list
+                  if not (isinstance(t, str) and t == "drop")]
+        if not blocks:
+            raise ValueError("features has no block (all are 'drop').")
+        self.transformers_, self.block_estimators_ = [], []
+        self.block_cv_log_loss_ = {}
+        stacked = {}
+        labels = np.arange(len(self.classes_))
+        features = {}
+        for name, transformer in blocks:
+            features[name] = transformer.fit_transform(X, y)
+            self.transformers_.append((name, transformer))
+        if self.joint and len(features) > 1:
+            if JOINT in features:
+                raise ValueError(f"with joint=True no block may be named {JOINT!r}.")
+            features[JOINT] = _hstack(list(features.values()))
+        for name, F in features.items():
+            model = self._lr_cv(self.Cs, cv).fit(F, y_idx)
+            C = float(np.ravel(model.C_)[0])
+            oof = cross_val_predict(
+                LogisticRegression(C=C, max_iter=self.max_iter), F, y_idx,
+                cv=cv, method="predict_proba")
+            self.block_estimators_.append((name, model))
+            self.block_cv_log_loss_[name] = float(log_loss(y_idx, oof, labels=labels))
+            stacked[name] = _log_features(oof)
+        # candidates, simplest first (a tie keeps the simpler): each block's
+        # model as it is, each block's log-probabilities recalibrated, all
+        best_name = min(self.block_cv_log_loss_, key=self.block_cv_log_loss_.get)
+        best = (-self.block_cv_log_loss_[best_name], [best_name], None)
+        singles = [[n] for n in stacked] if len(stacked) > 1 else []
+        candidates = singles + [list(stacked)]
+        for names in candidates:
+            Z = np.hstack([stacked[n] for n in names])
+            final = self._lr_cv(self.final_Cs, cv).fit(Z, y_idx)
+            score = _best_cv_score(final)
+            if score > best[0]:
+                best = (score, names, final)
+        score, self.final_blocks_, self.final_estimator_ = best
+        self.final_cv_log_loss_ = -score
+        return self
+
+    def _final(self, X, method):
+        check_is_fitted(self)
+        needed = set(self.final_blocks_)
+        if JOINT in needed:
+            needed.update(name for name, _ in self.transformers_)
+        features = {name: transformer.transform(X)
+                    for name, transformer in self.transformers_ if name in needed}
+        if JOINT in needed:
+            features[JOINT] = _hstack([features[n] for n, _ in self.transformers_])
+        models = dict(self.block_estimators_)
+        if self.final_estimator_ is None:  # one block's model as it is
+            name = self.final_blocks_[0]
+            if method == "decision_function":
+                logp = models[name].predict_log_proba(features[name])
+                return logp[:, 1] - logp[:, 0] if logp.shape[1] == 2 else logp
+            return getattr(models[name], method)(features[name])
+        Z = np.hstack([_log_features(models[name].predict_proba(features[name]))
+                       for name in self.final_blocks_])
+        return getattr(self.final_estimator_, method)(Z)
+
+    def predict_proba(self, X):
+        """Class probabilities, columns in ``classes_`` order.
+
+        Parameters
+        ----------
+        X : sequence of str or array-like of shape (n_samples, n_columns)
+
+        Returns
+        -------
+        proba : ndarray of shape (n_samples, n_classes)
+        """
+        return self._final(X, "predict_proba")
+
+    def predict_log_proba(self, X):
+        """Log of :meth:`predict_proba`.
+
+        Parameters
+        ----------
+        X : sequence of str or array-like of shape (n_samples, n_columns)
+
+        Returns
+        -------
+        log_proba : ndarray of shape (n_samples, n_classes)
+        """
+        return self._final(X, "predict_log_proba")
+
+    def decision_function(self, X):
+        """Log-odds of ``classes_[1]`` (binary, 1-D), else log-probabilities or
+        the final model's decision function.
+
+        Parameters
+        ----------
+        X : sequence of str or array-like of shape (n_samples, n_columns)
+
+        Returns
+        -------
+        scores : ndarray of shape (n_samples,) or (n_samples, n_classes)
+        """
+        return self._final(X, "decision_function")
+
+    def predict(self, X):
+        """The most probable class of each text.
+
+        Parameters
+        ----------
+        X : sequence of str or array-like of shape (n_samples, n_columns)
+
+        Returns
+        -------
+        y_pred : ndarray of shape (n_samples,)
+        """
+        return self.classes_[np.argmax(self.predict_proba(X), axis=1)]
