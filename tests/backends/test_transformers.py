@@ -35,12 +35,13 @@ PROMPTS = [
     Prompt(("Classify the text.\nText: ", "How far is the moon ?", "\nAnswer:")),
     Prompt(("Classify the text.\nText: ", "Who wrote Hamlet ?", "\nAnswer:")),
 ]
-# float32: two mathematically equal evaluations of the same label (one
-# forward pass per label prefix, or one pass over prompt + label reading every
-# position) already differ by up to 1.5e-5 nats on these prompts (measured),
-# through the summation order of differently shaped matrix products; the
-# batched scorer stays within this bound of the sequential oracle.
-FLOAT32_ATOL = 5e-5
+# float32: the batched tree and the sequential oracle run the model's body in
+# float32 on differently shaped matrices (summation order); the output
+# projection and log_softmax are float64 in both. Measured max |difference|:
+# 7.9e-6 nats on the 2- and 6-label sets (1.4e-5 before the float64 head) and
+# 1.9e-5 on the 30 question types (deep multi-token tree; eager attention
+# gives the same), which this test does not cover.
+FLOAT32_ATOL = 1e-5
 
 
 @pytest.fixture(scope="module")

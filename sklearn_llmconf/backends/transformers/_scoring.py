@@ -91,11 +91,33 @@ def common_prefix_length(sequences) -> int:
     return n
 
 
-def _log_softmax64(logits):
-    """``log_softmax`` in float64 of a (..., vocab) tensor, as an ndarray."""
+def _head_log_softmax64(model, hidden):
+    """Next-token log-probabilities in float64 from final hidden states.
+
+    The output projection and the ``log_softmax`` are computed in float64 on
+    the positions read only (``hidden`` of shape (..., d_model), in the
+    model's dtype): in float32 the projection's rounding alone moved a label's
+    log-probability by ~1e-5 between two shapes of the same evaluation.
+
+    Returns
+    -------
+    log_probs : ndarray of shape (..., vocab)
+    """
     import torch
 
-    return torch.log_softmax(logits.double(), dim=-1).cpu().numpy()
+    head = model.get_output_embeddings()
+    weight = head.weight.double()
+    bias = None if getattr(head, "bias", None) is None else head.bias.double()
+    logits = torch.nn.functional.linear(hidden.double(), weight, bias)
+    cap = getattr(model.config, "final_logit_softcapping", None)
+    if cap:
+        logits = torch.tanh(logits / cap) * cap
+    return torch.log_softmax(logits, dim=-1).cpu().numpy()
+
+
+def _hidden(model, **kwargs):
+    """Final hidden states (after the last norm) of a causal LM's body."""
+    return model.base_model(**kwargs).last_hidden_state
 
 
 def _row_layout(suffixes, tree, n_prefix, first_token_only):
@@ -198,23 +220,23 @@ def score_rows(model, prefix_kv, n_prefix, suffixes, tree, first_tokens=None):
     first_only = first_tokens is not None
     ids, pos, allowed, lengths = _row_layout(suffixes, tree, n_prefix, first_only)
     n_rows = len(suffixes)
-    out = model(
+    hidden = _hidden(
+        model,
         input_ids=torch.from_numpy(ids).to(device),
         position_ids=torch.from_numpy(pos).to(device),
         attention_mask=_additive_mask(allowed, model.dtype, device),
         cache=_prefix_cache(prefix_kv, n_rows),
         use_cache=prefix_kv is not None,
     )
-    logits = out.logits
     last = torch.as_tensor(np.asarray(lengths) - 1, device=device)
     rows = torch.arange(n_rows, device=device)
     if first_only:
-        logp = _log_softmax64(logits[rows, last])
+        logp = _head_log_softmax64(model, hidden[rows, last])
         return logp[:, first_tokens], 0
     n_nodes = tree.n_nodes
     # Row 0: the prompt's last position; rows 1..n_nodes: the trie nodes.
     at = last[:, None] + torch.arange(n_nodes + 1, device=device)[None]
-    logp = _log_softmax64(logits[rows[:, None], at])
+    logp = _head_log_softmax64(model, hidden[rows[:, None], at])
     entries = logp[:, tree.entry_row, tree.entry_token]
     scores = np.zeros((n_rows, tree.n_labels))
     for e, label in enumerate(tree.entry_label):  # token by token, in order
@@ -251,8 +273,8 @@ def score_one_reference(model, tokens, label_tokens):
             if prefix not in memo:
                 full = list(tokens) + list(prefix)
                 ids = torch.tensor([full], device=model.device)
-                logits = model(input_ids=ids).logits[0, -1]
-                memo[prefix] = _log_softmax64(logits)
+                memo[prefix] = _head_log_softmax64(
+                    model, _hidden(model, input_ids=ids)[0, -1])
             total += memo[prefix][tok]
         scores[j] = total
     return scores
