@@ -18,6 +18,7 @@ request handling would compete with the client for one interpreter lock.
 """
 
 import argparse
+import asyncio
 import multiprocessing
 import os
 import time
@@ -108,6 +109,39 @@ def concurrency_rows(server, n_texts, latency, levels):
     return rows
 
 
+async def _bare_sdk(base_url, n, conc):
+    """``n`` chat requests through a bare ``AsyncOpenAI``, ``conc`` at a time."""
+    import openai
+
+    client = openai.AsyncOpenAI(api_key="unused", base_url=base_url, max_retries=0)
+    sem = asyncio.Semaphore(conc)
+
+    async def one(i):
+        async with sem:
+            await client.chat.completions.create(
+                model="bench", messages=[{"role": "user", "content": f"bare {i}"}],
+                max_tokens=1, temperature=0, logprobs=True, top_logprobs=20)
+
+    await asyncio.gather(*(one(i) for i in range(n)))
+    await client.close()
+
+
+def sdk_floor_rows(server, n_texts, latency, conc, repeats=3):
+    """Wall / ideal of a bare SDK loop and of the backend, alternated."""
+    backend = _backend(server, max_concurrency=conc)
+    server.set(latency=latency)
+    ideal = n_texts * latency / conc
+    rows = []
+    for rep in range(repeats):
+        start = time.perf_counter()
+        asyncio.run(_bare_sdk(server.base_url, n_texts, conc))
+        bare = time.perf_counter() - start
+        start = time.perf_counter()
+        backend.score_labels([f"floor {rep}-{i}" for i in range(n_texts)], LABELS)
+        rows.append((bare / ideal, (time.perf_counter() - start) / ideal))
+    return rows
+
+
 def rate_rows(server, latency, rpms, seconds=6):
     rows = []
     for rpm in rpms:
@@ -132,6 +166,9 @@ def main():
     parser.add_argument("--latency", type=float, default=0.05)
     parser.add_argument("--levels", default="1,4,16,64")
     parser.add_argument("--rpm", default="600,1200")
+    parser.add_argument("--sdk-floor", action="store_true",
+                        help="also time a bare AsyncOpenAI loop at concurrency 16, "
+                             "alternating with the backend")
     args = parser.parse_args()
 
     server = ServerProcess()
@@ -140,6 +177,9 @@ def main():
                                 [int(c) for c in args.levels.split(",")])
         rated = rate_rows(server, args.latency,
                           [int(r) for r in args.rpm.split(",")])
+        server.reset()
+        floor = (sdk_floor_rows(server, args.n, args.latency, 16)
+                 if args.sdk_floor else [])
     finally:
         server.stop()
 
@@ -166,6 +206,12 @@ def main():
     for rpm, n, wall, rate, most, limit, n429, failed in rated:
         print(f"{rpm:>6} {n:>6} {wall:>7.2f} {rate:>9.0f} {most:>7} {limit:>6} "
               f"{n429:>5} {failed:>7}")
+    if floor:
+        print()
+        print("concurrency 16, wall / ideal, alternated: a bare AsyncOpenAI loop "
+              "(chat.completions.create) vs OpenAIBackend.score_labels")
+        for bare, backend in floor:
+            print(f"  bare SDK {bare:.2f}   backend {backend:.2f}")
 
 
 if __name__ == "__main__":
