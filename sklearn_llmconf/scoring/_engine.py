@@ -249,7 +249,7 @@ def score_unique(backend, prompts, labels, *, strategy, cache=None,
                 if done:
                     cache.set_many(done)
             bar.update(len(chunk))
-            if stop_on_failure and scores.failed[chunk].any():
+            if stop_on_failure and result.failed.any():
                 batches.close()  # joblib cancels the chunks not yet started
                 break
     finally:

@@ -200,7 +200,8 @@ missing_label, max_concurrency, timeout, max_retries, system_prompt, extra_body
                 errors[i] = outcome.errors.get(cid, "no answer in the batch output")
                 continue
             try:
-                resp = self._response(outcome.bodies[cid])
+                # The answer's JSON as it is: no SDK model to build for these reads.
+                resp = outcome.bodies[cid]
                 add_usage(usage, resp)
                 alts = parse_alternatives(resp, self.endpoint)
             except Exception as exc:
