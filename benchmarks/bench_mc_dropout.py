@@ -1,8 +1,9 @@
 """Does Monte-Carlo dropout give better probabilities than deterministic scores?
 
 SmolLM2-135M (trained without dropout) through ``TransformersBackend``
-(float32, CPU), attention dropout at several rates, ``n`` stochastic passes
-averaged, against the deterministic scores of the same prompts. For each rate
+(``dtype="auto"``: bfloat16 on a CPU with AVX512-BF16, else float32),
+attention dropout at several rates, ``n`` stochastic passes averaged,
+against the deterministic scores of the same prompts. For each rate
 the 20 passes are drawn once; ``n = 5, 10`` use their first 5 and 10 (each
 pass is an independent draw). Metrics on held-out texts, raw and after the
 package's default calibration (``calibration="auto"``: a temperature and a
@@ -17,7 +18,8 @@ SMS spam (2 labels, single tokens) and the 30 question types (full-sequence
 scoring of multi-word names), 4-shot prompts of ``LLMClassifier``, texts
 de-duplicated before the split. Run::
 
-    python benchmarks/bench_mc_dropout.py [--n-cal 60] [--n-test 100] [--threads 2]
+    python benchmarks/bench_mc_dropout.py [--n-cal 30] [--n-test 60] \\
+        [--threads 1] [--dtype auto]
 
 Results: ``benchmarks/results/bench_mc_dropout.txt``.
 """
@@ -77,8 +79,10 @@ def metrics(scores, y_idx, k):
 def evaluate(scores, y_idx, k, n_cal, spread=None):
     cal, test = slice(0, n_cal), slice(n_cal, None)
     raw = metrics(scores[test], y_idx[test], k)
-    t, b, _ = fit_calibration(log_softmax(scores[cal], axis=1), y_idx[cal], k)
-    calibrated = metrics(apply_calibration(scores[test], t, b), y_idx[test], k)
+    t, b, _, matrix = fit_calibration(log_softmax(scores[cal], axis=1),
+                                      y_idx[cal], k)
+    calibrated = metrics(apply_calibration(scores[test], t, b, matrix),
+                         y_idx[test], k)
     wrong = scores[test].argmax(axis=1) != y_idx[test]
     if spread is None:
         spread = -softmax(scores, axis=1).max(axis=1)
@@ -89,7 +93,7 @@ def evaluate(scores, y_idx, k, n_cal, spread=None):
 
 def run(task, args, out):
     rng = np.random.default_rng(0)
-    kw = dict(dtype="float32", device="cpu", n_threads=args.threads,
+    kw = dict(dtype=args.dtype, device="cpu", n_threads=args.threads,
               batch_size=20)
     det = TransformersBackend(**kw)
     prompts, labels, y_idx = prompts_for(task, det, args.n_cal, args.n_test, rng)
@@ -108,7 +112,8 @@ def run(task, args, out):
             rows.append((f"p={rate}", n, evaluate(
                 mean, y_idx, k, args.n_cal, extra["mc_mutual_information"])))
     out.append(f"\n{task}: {k} labels, calibration {args.n_cal} / test "
-               f"{args.n_test} texts, torch threads {args.threads}")
+               f"{args.n_test} texts, {det._resolved()[0]}, torch threads "
+               f"{args.threads}")
     out.append(f"{'scores':<14}{'n':>3} | {'raw: logloss':>12}{'ECE':>7}{'AUC':>7}"
                f" | {'cal: logloss':>12}{'ECE':>7}{'AUC':>7} | {'err-AUC':>7}")
     for name, n, m in rows:
@@ -120,9 +125,10 @@ def run(task, args, out):
 
 def main():
     parser = argparse.ArgumentParser()
-    parser.add_argument("--n-cal", type=int, default=60)
-    parser.add_argument("--n-test", type=int, default=100)
-    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--n-cal", type=int, default=30)
+    parser.add_argument("--n-test", type=int, default=60)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--dtype", default="auto")
     parser.add_argument("--tasks", default="sms,qt")
     parser.add_argument("--out", default="benchmarks/results/bench_mc_dropout.txt")
     args = parser.parse_args()
