@@ -36,12 +36,15 @@ PROMPTS = [
     Prompt(("Classify the text.\nText: ", "Who wrote Hamlet ?", "\nAnswer:")),
 ]
 # float32: the batched tree and the sequential oracle run the model's body in
-# float32 on differently shaped matrices (summation order); the output
-# projection and log_softmax are float64 in both. Measured max |difference|:
-# 7.9e-6 nats on the 2- and 6-label sets (1.4e-5 before the float64 head) and
-# 1.9e-5 on the 30 question types (deep multi-token tree; eager attention
-# gives the same), which this test does not cover.
-FLOAT32_ATOL = 1e-5
+# float32 on differently shaped matrices (summation order; eager attention
+# gives the same); the output projection and log_softmax are float64 in both.
+# Exactness itself is the float64 test's (1e-9). Measured max |difference|
+# on the 6-label set: 7.9e-6 nats on one CPU, 1.8e-5 on another (the same
+# code: the CPU's kernels), 1.9e-5 on the 30 question types; the oracle
+# against itself on a longer input, 4.7e-6. 5e-5 bounds float32 rounding on
+# these CPUs, far below what a scoring bug moves (a wrong position or mask:
+# tenths of a nat and more).
+FLOAT32_ATOL = 5e-5
 
 
 @pytest.fixture(scope="module")
