@@ -14,7 +14,12 @@ the 30 question types, multi-word names) scored by:
   ``torch.set_num_threads(1)``. CAPPr 0.9.6 does not import with transformers
   5 (``DynamicCache.from_legacy_cache`` is gone), so it runs in a worker
   process of a virtual environment with transformers 4.57.6 (``--cappr-python``),
-  started by this script in the same run, on the same prompts.
+  started by this script in the same run, on the same prompts and tokens
+  (transformers 4.57's GGUF tokenizer would add a BOS token; it is turned
+  off). ``max|d|`` for CAPPr is its cached path's own deviation: on these
+  tokens CAPPr without the prefix cache equals a plain forward pass to 3e-5,
+  and the cached path moved a 30-label prompt's scores by up to 0.78 nats
+  (measured on 1 prompt, same argmax) -- a CAPPr matter, not timed here.
 
 Times per text exclude model loading; each method scores all prompts of a
 task in one call, in two rounds (second round in reverse method order), and
@@ -57,6 +62,10 @@ folder, name = os.path.split(job["gguf"])
 tok = AutoTokenizer.from_pretrained(folder, gguf_file=name, local_files_only=True)
 model = AutoModelForCausalLM.from_pretrained(folder, gguf_file=name,
     dtype=torch.float32, local_files_only=True).eval()
+# transformers 4.57 reads this GGUF tokenizer as Llama's and adds a BOS token
+# that transformers 5 and llama.cpp do not: the same tokens for all methods.
+tok.add_bos_token = False
+tok.update_post_processor()
 # A GGUF-loaded config has no architectures list; CAPPr reads it.
 model.config.architectures = [type(model).__name__]
 out = {}
@@ -88,7 +97,9 @@ def task_prompts(task, n):
 
 def shared_prefix(texts):
     prefix = os.path.commonprefix(texts)
-    return prefix[:prefix.rfind("\n") + 1]  # cut at a line: same tokens
+    # Cut before the whitespace ending the last shared line: byte-level BPE
+    # merges a run of newlines, so prefix + rest tokenize as the whole prompt.
+    return prefix[:prefix.rfind("\n") + 1].rstrip()
 
 
 def main():
