@@ -19,14 +19,17 @@ the 30 question types, multi-word names) scored by:
   off). ``max|d|`` for CAPPr is its cached path's own deviation: on these
   tokens CAPPr without the prefix cache equals a plain forward pass to 3e-5,
   and the cached path moved a 30-label prompt's scores by up to 0.78 nats
-  (measured on 1 prompt, same argmax) -- a CAPPr matter, not timed here.
+  (measured on 1 prompt, same argmax) -- a CAPPr matter, not investigated here.
 
 Times per text exclude model loading; each method scores all prompts of a
 task in one call, in two rounds (second round in reverse method order), and
 the table gives seconds per text and the ratio to **ours f32**. Run::
 
     python benchmarks/bench_transformers_speed.py [--n 8] \\
-        [--cappr-python /tmp/venv-cappr/bin/python]
+        [--cappr-python /tmp/venv-cappr/bin/python] [--cuda]
+
+``--cuda`` adds the backend on ``device="cuda"`` (float32, bfloat16) to the
+same run, with the GPU's name in the header.
 
 Results: ``benchmarks/results/bench_transformers_speed.txt``.
 """
@@ -106,6 +109,8 @@ def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--n", type=int, default=8)
     parser.add_argument("--cappr-python", default="/tmp/venv-cappr/bin/python")
+    parser.add_argument("--cuda", action="store_true",
+                        help="also time the backend on device='cuda'")
     parser.add_argument("--out",
                         default="benchmarks/results/bench_transformers_speed.txt")
     args = parser.parse_args()
@@ -116,6 +121,14 @@ def main():
                                          n_threads=1),
         "llama.cpp": LlamaCppBackend(n_threads=1, n_threads_batch=1),
     }
+    gpu = ""
+    if args.cuda:  # scores come back as numpy arrays: the timing is synchronous
+        import torch
+
+        gpu = f"; cuda: {torch.cuda.get_device_name()}"
+        for dtype in ("float32", "bfloat16"):
+            methods[f"cuda {dtype[:4]}"] = TransformersBackend(dtype=dtype,
+                                                               device="cuda")
     for backend in methods.values():  # load outside the timing
         backend.score_labels(["warm up"], [" a", " b"])
     seconds = {(m, t): 0.0 for m in methods for t in tasks}
@@ -141,7 +154,7 @@ def main():
     names = list(methods) + (["cappr"] if ("cappr", "sms") in seconds else [])
     lines = [__doc__.split("\n")[0],
              f"{args.n} texts per task, 1 thread each (torch.set_num_threads(1); "
-             "llama.cpp n_threads=n_threads_batch=1)",
+             f"llama.cpp n_threads=n_threads_batch=1){gpu}",
              f"{'method':<11}" + "".join(f"{t + ' s/text':>13}{'ratio':>7}"
                                          f"{'max|d| f32':>11}" for t in tasks)]
     for name in names:
