@@ -16,10 +16,9 @@ the 30 question types, multi-word names) scored by:
   process of a virtual environment with transformers 4.57.6 (``--cappr-python``),
   started by this script in the same run, on the same prompts and tokens
   (transformers 4.57's GGUF tokenizer would add a BOS token; it is turned
-  off). ``max|d|`` for CAPPr is its cached path's own deviation: on these
-  tokens CAPPr without the prefix cache equals a plain forward pass to 3e-5,
-  and the cached path moved a 30-label prompt's scores by up to 0.78 nats
-  (measured on 1 prompt, same argmax) -- a CAPPr matter, not investigated here.
+  off). CAPPr's ``max|d|`` is its prefix-cached path's own deviation: in a
+  one-prompt check outside this script, CAPPr without the cache gave the
+  plain forward pass's scores on the same tokens; not investigated further.
 
 Times per text exclude model loading; each method scores all prompts of a
 task in one call, in two rounds (second round in reverse method order), and
@@ -126,9 +125,8 @@ def main():
         import torch
 
         gpu = f"; cuda: {torch.cuda.get_device_name()}"
-        for dtype in ("float32", "bfloat16"):
-            methods[f"cuda {dtype[:4]}"] = TransformersBackend(dtype=dtype,
-                                                               device="cuda")
+        methods["cuda f32"] = TransformersBackend(dtype="float32", device="cuda")
+        methods["cuda bf16"] = TransformersBackend(dtype="bfloat16", device="cuda")
     for backend in methods.values():  # load outside the timing
         backend.score_labels(["warm up"], [" a", " b"])
     seconds = {(m, t): 0.0 for m in methods for t in tasks}
@@ -139,9 +137,10 @@ def main():
                 start = time.perf_counter()
                 scores[name, task] = backend.score_labels(prompts, labels).log_probs
                 seconds[name, task] += (time.perf_counter() - start) / 2
-    job = {"gguf": str(default_model_path()), "tasks": {
-        t: (shared_prefix(p), [x[len(shared_prefix(p)):] for x in p], labels)
-        for t, (p, labels) in tasks.items()}}
+    job = {"gguf": str(default_model_path()), "tasks": {}}
+    for task, (prompts, labels) in tasks.items():
+        prefix = shared_prefix(prompts)
+        job["tasks"][task] = (prefix, [p[len(prefix):] for p in prompts], labels)
     proc = subprocess.run([args.cappr_python, "-c", CAPPR_WORKER],
                           input=json.dumps(job), capture_output=True, text=True)
     if proc.returncode == 0:
