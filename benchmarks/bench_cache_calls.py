@@ -20,7 +20,7 @@ from sklearn.model_selection import GridSearchCV, train_test_split
 
 from sklearn_llmconf import LLMClassifier
 from sklearn_llmconf.datasets import load_sms_spam
-from sklearn_llmconf.utils import KeywordBackend
+from sklearn_llmconf.testing import KeywordBackend
 
 
 class CountingBackend(KeywordBackend):

@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from sklearn_llmconf import LLMClassifier, ResponseCache
-from sklearn_llmconf.utils._testing import KeywordBackend
+from sklearn_llmconf.testing import KeywordBackend
 
 
 class SlowKeywordBackend(KeywordBackend):

@@ -24,8 +24,8 @@ import os
 import time
 
 from sklearn_llmconf.backends import OpenAIBackend
-from sklearn_llmconf.utils import FaultServer
-from sklearn_llmconf.utils._fault_server import _tokenize
+from sklearn_llmconf.testing import FaultServer
+from sklearn_llmconf.testing._fault_server import _tokenize
 
 LABELS = [" ham", " spam"]
 

@@ -5,7 +5,7 @@ records its resident set size (RSS) and samples it every 5 ms while
 
 - ``lib N``: ``LLMClassifier().predict_proba`` of N distinct texts, at default
   settings (16 stratified shots, in-fit calibration, no cache) with the
-  model-free :class:`~sklearn_llmconf.utils._testing.KeywordBackend` (so the
+  model-free :class:`~sklearn_llmconf.testing.KeywordBackend` (so the
   figures are the package's own memory, not a model's);
 - ``cli N``: ``sklearn-llmconf predict MODEL DATA -o decisions.csv`` on an
   N-row CSV (default chunk of 1,000 rows, default cache file), for a model
@@ -51,7 +51,7 @@ def forget_calls():
     220 MB at 100k texts); without this the figures would measure it, not the
     package.
     """
-    from sklearn_llmconf.utils._testing import KeywordBackend
+    from sklearn_llmconf.testing import KeywordBackend
 
     score = KeywordBackend._score_labels
 
@@ -75,7 +75,7 @@ def texts(n):
 def fitted(**kw):
     from sklearn_llmconf import LLMClassifier
     from sklearn_llmconf.datasets import load_sms_spam
-    from sklearn_llmconf.utils._testing import KeywordBackend
+    from sklearn_llmconf.testing import KeywordBackend
 
     X, y = load_sms_spam(return_X_y=True)
     return LLMClassifier(backend=KeywordBackend(), random_state=0, **kw).fit(

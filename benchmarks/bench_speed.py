@@ -9,7 +9,7 @@ compare the ratios, not the seconds):
    every prompt, then the next-token logits): the speed-up comes from
    evaluating the shared instructions and demonstrations once. The prompts are
    those the classifier sends its backend, recorded by running the same
-   classifier on :class:`~sklearn_llmconf.utils.KeywordBackend`.
+   classifier on :class:`~sklearn_llmconf.testing.KeywordBackend`.
 2. The cost of scoring k labels (multi-token words included) relative to one
    label, on the same prompts: labels reuse the prompt's evaluation.
 
@@ -26,8 +26,9 @@ import numpy as np
 
 from sklearn_llmconf import LLMClassifier
 from sklearn_llmconf.backends import LlamaCppBackend, default_model_path
+from sklearn_llmconf.backends.llamacpp import without_extra_buffer_types
 from sklearn_llmconf.datasets import load_sms_spam
-from sklearn_llmconf.utils import KeywordBackend, without_extra_buffer_types
+from sklearn_llmconf.testing import KeywordBackend
 
 LABEL_SETS = {
     1: ["spam"],

@@ -51,6 +51,8 @@ TRUSTED_TYPES = (
     "sklearn_llmconf.routing._router.ConfidenceRouter",
     "sklearn_llmconf.prompts._template.PromptTemplate",
     "sklearn_llmconf.prompts._demos.DemoPool",
+    "sklearn_llmconf._types.Usage",
+    # Where Usage lived before sklearn_llmconf._types: files written then.
     "sklearn_llmconf.backends._base.Usage",
     "sklearn_llmconf.calibration._infit.ScoreCorrection",
     "sklearn_llmconf.scoring._strategies._LogprobStrategy",
@@ -64,7 +66,7 @@ _BACKENDS = {
     "LlamaCppBackend": "sklearn_llmconf.backends.llamacpp._backend",
     "OpenAIBackend": "sklearn_llmconf.backends.openai._backend",
     # Model-free: the plumbing tests and bench_memory.py.
-    "KeywordBackend": "sklearn_llmconf.utils._testing",
+    "KeywordBackend": "sklearn_llmconf.testing._keyword_backend",
 }
 
 # Fitted-classifier attributes that are live state, not the model: the loaded

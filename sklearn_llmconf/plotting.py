@@ -8,7 +8,8 @@ import numpy as np
 from sklearn.utils.validation import check_is_fitted
 
 from sklearn_llmconf.metrics import expected_calibration_error, reliability_curve
-from sklearn_llmconf.routing._display import RoutingDisplay, _check_matplotlib_support
+from sklearn_llmconf.routing._display import RoutingDisplay
+from sklearn_llmconf.utils._optional import check_matplotlib_support
 
 __all__ = ["ReliabilityDisplay", "RoutingDisplay"]
 
@@ -125,7 +126,7 @@ class ReliabilityDisplay:
         display : ReliabilityDisplay
             The object, with the matplotlib artists stored as attributes.
         """
-        _check_matplotlib_support(f"{type(self).__name__}.plot")
+        check_matplotlib_support(f"{type(self).__name__}.plot")
         import matplotlib.pyplot as plt
 
         self.hist_ax_ = None
@@ -255,7 +256,7 @@ class ReliabilityDisplay:
         -------
         display : ReliabilityDisplay
         """
-        _check_matplotlib_support(f"{cls.__name__}.from_predictions")
+        check_matplotlib_support(f"{cls.__name__}.from_predictions")
         accuracy, confidence, counts, edges = reliability_curve(
             y_true, y_prob, labels=labels, n_bins=n_bins, strategy=strategy
         )
@@ -318,7 +319,7 @@ class ReliabilityDisplay:
         -------
         display : ReliabilityDisplay
         """
-        _check_matplotlib_support(f"{cls.__name__}.from_estimator")
+        check_matplotlib_support(f"{cls.__name__}.from_estimator")
         check_is_fitted(estimator)
         if not hasattr(estimator, "predict_proba"):
             raise ValueError(

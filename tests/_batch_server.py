@@ -35,7 +35,7 @@ import urllib.error
 import urllib.request
 from http.server import BaseHTTPRequestHandler
 
-from sklearn_llmconf.utils._fault_server import LoopbackServer
+from sklearn_llmconf.testing._fault_server import LoopbackServer
 
 _ids = itertools.count(1)
 

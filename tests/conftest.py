@@ -8,7 +8,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import pytest
 
-from sklearn_llmconf.utils._fault_server import FaultServer
+from sklearn_llmconf.testing._fault_server import FaultServer
 
 
 @pytest.fixture(scope="session")
@@ -20,7 +20,7 @@ def _fault_server_session():
 
 @pytest.fixture
 def fault_server(_fault_server_session):
-    """A running :class:`sklearn_llmconf.utils.FaultServer`, reset for each test."""
+    """A running :class:`sklearn_llmconf.testing.FaultServer`, reset for each test."""
     _fault_server_session.reset()
     yield _fault_server_session
     _fault_server_session.reset()

@@ -14,7 +14,7 @@ from sklearn.preprocessing import FunctionTransformer
 from sklearn_llmconf import LLMClassifier, PromptTemplate
 from sklearn_llmconf.backends import ScoreResult
 from sklearn_llmconf.prompts import DEFAULT_TEMPLATE
-from sklearn_llmconf.utils._testing import KeywordBackend
+from sklearn_llmconf.testing import KeywordBackend
 from tests._data import X_BIN, Y_BIN
 
 

@@ -5,7 +5,7 @@ import pytest
 
 from sklearn_llmconf import cli, datasets
 from sklearn_llmconf.backends.llamacpp import _backend as _llamacpp
-from sklearn_llmconf.utils._testing import KeywordBackend
+from sklearn_llmconf.testing import KeywordBackend
 
 
 def _choices(parser, option):

@@ -16,7 +16,7 @@ RUNNER = """
 import sys, time
 from sklearn_llmconf import cli
 from sklearn_llmconf.cli import _common
-from sklearn_llmconf.utils._testing import KeywordBackend
+from sklearn_llmconf.testing import KeywordBackend
 score = KeywordBackend._score_labels
 def slow(self, prompts, labels):
     time.sleep(float(sys.argv[1]))

@@ -14,7 +14,7 @@ from sklearn_llmconf import cli
 from sklearn_llmconf.cli import _common
 from sklearn_llmconf.datasets import load_sms_spam
 from sklearn_llmconf.persistence import load_model
-from sklearn_llmconf.utils._testing import KeywordBackend
+from sklearn_llmconf.testing import KeywordBackend
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ from sklearn.model_selection import GridSearchCV
 from sklearn_llmconf import LLMClassifier, PostgresResponseCache, ResponseCache
 from sklearn_llmconf.backends import OpenAIBackend
 from sklearn_llmconf.backends.openai import _client
-from sklearn_llmconf.utils._testing import KeywordBackend
+from sklearn_llmconf.testing import KeywordBackend
 
 KEY = "sk-proj-OPENAI0123456789abcdefXYZ"
 LABELS = [" ham", " spam"]

@@ -9,7 +9,7 @@ from sklearn.frozen import FrozenEstimator
 from sklearn_llmconf import LLMClassifier, TemperatureScaler
 from sklearn_llmconf.backends._base import BaseBackend, ScoreResult
 from sklearn_llmconf.routing import ConfidenceRouter
-from sklearn_llmconf.utils._testing import KeywordBackend
+from sklearn_llmconf.testing import KeywordBackend
 
 X = ["win cash now", "see you at 6"] * 10
 Y = ["spam", "ham"] * 10

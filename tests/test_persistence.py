@@ -14,7 +14,7 @@ from sklearn_llmconf import LLMClassifier
 from sklearn_llmconf.backends import OpenAIBackend
 from sklearn_llmconf.persistence import ModelFileError, load_model, save_model
 from sklearn_llmconf.routing import ConfidenceRouter
-from sklearn_llmconf.utils._testing import KeywordBackend
+from sklearn_llmconf.testing import KeywordBackend
 from tests._data import X_BIN, Y_BIN
 
 X = [f"{t} {y if i % 3 else ''}"

@@ -25,7 +25,7 @@ from sklearn_llmconf.prompts._injection import (  # noqa: E402
     neutralize,
     normalize,
 )
-from sklearn_llmconf.utils._testing import KeywordBackend  # noqa: E402
+from sklearn_llmconf.testing import KeywordBackend  # noqa: E402
 
 BOUNDED = settings(max_examples=25, deadline=None, derandomize=True,
                    suppress_health_check=[HealthCheck.too_slow])

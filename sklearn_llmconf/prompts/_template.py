@@ -6,7 +6,7 @@ import re
 import string
 from dataclasses import dataclass
 
-from ..backends._base import Prompt
+from .._types import Prompt
 from ._injection import COMMON_MARKERS, find_fake_answers, neutralize
 from ._labels import choose_label_separator, scored_label_strings
 

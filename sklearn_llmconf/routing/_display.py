@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from sklearn.utils.validation import check_is_fitted
 
-from ..utils._optional import import_optional
+from ..utils._optional import check_matplotlib_support
 from ._stats import (
     accepted_counts,
     default_thresholds,
@@ -14,14 +14,6 @@ from ._stats import (
 )
 
 __all__ = ["RoutingDisplay"]
-
-
-def _check_matplotlib_support(caller_name):
-    """Raise an ImportError naming the package extra if matplotlib is missing.
-
-    Shared by every Display of the package (``plotting`` imports it from here).
-    """
-    import_optional("matplotlib", extra="plot", needed_by=caller_name)
 
 
 class RoutingDisplay:
@@ -111,7 +103,7 @@ class RoutingDisplay:
         -------
         display : RoutingDisplay
         """
-        _check_matplotlib_support(f"{type(self).__name__}.plot")
+        check_matplotlib_support(f"{type(self).__name__}.plot")
         import matplotlib.pyplot as plt
 
         if ax is None:
@@ -175,7 +167,7 @@ class RoutingDisplay:
         -------
         display : RoutingDisplay
         """
-        _check_matplotlib_support(f"{cls.__name__}.from_predictions")
+        check_matplotlib_support(f"{cls.__name__}.from_predictions")
         y_true = np.asarray(y_true)
         proba = np.asarray(y_prob, dtype=float)
         labels = np.unique(y_true) if labels is None else np.asarray(labels)
@@ -224,7 +216,7 @@ class RoutingDisplay:
         -------
         display : RoutingDisplay
         """
-        _check_matplotlib_support(f"{cls.__name__}.from_estimator")
+        check_matplotlib_support(f"{cls.__name__}.from_estimator")
         check_is_fitted(estimator)
         chosen, thresholds = None, None
         if hasattr(estimator, "thresholds_") and hasattr(estimator, "targets_"):

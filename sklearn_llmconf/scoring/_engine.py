@@ -21,7 +21,7 @@ from functools import partial
 
 import numpy as np
 
-from ..backends._base import ScoreResult, Usage
+from .._types import ScoreResult, Usage
 from ..cache import key_function, open_cache
 from ..cache._file import check_rows
 from ._failures import NOT_SENT

@@ -20,47 +20,16 @@ this works the same in threads and in worker processes.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 import numpy as np
 from sklearn.ensemble import VotingClassifier
 from sklearn.frozen import FrozenEstimator
 from sklearn.pipeline import Pipeline
 
+from .._types import NOT_SENT, ScoredRows, finite_rows
 from ..utils._warn import warn_external
 
 __all__ = ["NOT_SENT", "ScoredRows", "apply_on_error", "finite_rows",
            "predict_with_failures"]
-
-#: Reason of a row whose prompt was not sent because an earlier row had failed
-#: and the caller would raise anyway (``on_error="raise"``).
-NOT_SENT = "not sent: an earlier row failed and on_error='raise' stops at the first"
-
-
-@dataclass
-class ScoredRows:
-    """Log-probabilities of some rows with the rows that failed and why.
-
-    Attributes
-    ----------
-    log_proba : ndarray of shape (n_rows, n_classes)
-        Corrected log-scores; NaN rows failed.
-    failed : ndarray of shape (n_rows,), dtype=bool
-    reasons : list of (str or None)
-        Why each failed row failed; for a row that was scored but should not
-        be trusted blindly (a text holding a fake answer, scored with it
-        removed) why it is suspect; None for the others.
-    extra : dict
-        Per-row diagnostics reported by the backend, each an ndarray of shape
-        (n_rows,) with NaN where unknown (e.g. answered from the cache), such
-        as ``"uncovered_mass"``: ``1 - sum_k P(label_k | prompt)``.
-    """
-
-    log_proba: np.ndarray
-    failed: np.ndarray
-    reasons: list
-    extra: dict = field(default_factory=dict)
-
 
 def apply_on_error(rows: ScoredRows, on_error: str) -> np.ndarray:
     """The log-scores with the ``on_error`` policy applied to the failed rows.
@@ -100,21 +69,6 @@ def apply_on_error(rows: ScoredRows, on_error: str) -> np.ndarray:
     else:
         log_scores[failed] = np.nan
     return log_scores
-
-
-def finite_rows(values) -> np.ndarray:
-    """Boolean mask of the rows whose every value is finite.
-
-    Parameters
-    ----------
-    values : ndarray of shape (n_rows,) or (n_rows, n_columns)
-
-    Returns
-    -------
-    mask : ndarray of shape (n_rows,), dtype=bool
-    """
-    finite = np.isfinite(np.asarray(values, dtype=float))
-    return finite if finite.ndim == 1 else finite.all(axis=1)
 
 
 def predict_with_failures(estimator, X, method):

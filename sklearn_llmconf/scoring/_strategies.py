@@ -28,7 +28,7 @@ import re
 
 import numpy as np
 
-from ..backends._base import BackendCapabilities, Prompt, ScoreResult
+from .._types import BackendCapabilities, Prompt, ScoreResult
 from ..utils._warn import warn_external
 
 __all__ = [

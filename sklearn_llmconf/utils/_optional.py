@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import importlib
 
-__all__ = ["import_optional"]
+__all__ = ["check_matplotlib_support", "import_optional"]
 
 
 def import_optional(module: str, *, extra: str, needed_by: str):
@@ -30,3 +30,11 @@ def import_optional(module: str, *, extra: str, needed_by: str):
             f"{needed_by} needs {module.split('.')[0]}, which is not installed. "
             f'Install it with: pip install "sklearn-llmconf[{extra}]"'
         ) from exc
+
+
+def check_matplotlib_support(caller_name: str) -> None:
+    """Raise an ImportError naming the ``plot`` extra if matplotlib is missing.
+
+    Shared by every Display of the package.
+    """
+    import_optional("matplotlib", extra="plot", needed_by=caller_name)

@@ -162,7 +162,7 @@ def test_label_trie_paths_get_their_own_sequences_in_groups():
 def test_pickling_keeps_the_live_attributes_of_the_original():
     import pickle
 
-    from sklearn_llmconf.utils._testing import KeywordBackend
+    from sklearn_llmconf.testing import KeywordBackend
 
     backend = KeywordBackend()
     backend._live_attributes = ("_model",)

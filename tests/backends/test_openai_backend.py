@@ -13,7 +13,11 @@ from sklearn.base import clone
 
 from sklearn_llmconf.backends import OpenAIBackend, Prompt
 from sklearn_llmconf.cache._sqlite import ResponseCache
-from sklearn_llmconf.utils._fault_server import VOCAB, echo_tokens, next_token_logprobs
+from sklearn_llmconf.testing._fault_server import (
+    VOCAB,
+    echo_tokens,
+    next_token_logprobs,
+)
 
 SECRET = "sk-test-SECRET-0123456789abcdef"
 LABELS = [" ham", " spam"]

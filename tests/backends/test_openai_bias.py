@@ -4,7 +4,7 @@ import numpy as np
 
 from sklearn_llmconf import LLMClassifier
 from sklearn_llmconf.backends import OpenAIBackend
-from sklearn_llmconf.utils._fault_server import next_token_logprobs
+from sklearn_llmconf.testing._fault_server import next_token_logprobs
 
 LABELS = [" ham", " spam"]
 SPELLINGS = {" ham", "ham", "Ham", " spam", "spam", "Spam"}

@@ -8,7 +8,7 @@ from sklearn.frozen import FrozenEstimator
 
 from sklearn_llmconf import LLMClassifier, TemperatureScaler
 from sklearn_llmconf.backends import OpenAIBackend
-from sklearn_llmconf.utils._fault_server import sample_token
+from sklearn_llmconf.testing._fault_server import sample_token
 
 X = np.array([f"message number {i} about the weather" for i in range(12)])
 Y = np.array(["ham", "spam"] * 6)

@@ -2,7 +2,7 @@
 
 The OpenAI-like and vLLM-like servers of ``sklearn_llmconf.utils`` compute every
 log-probability with SmolLM2 (the embedded model), and behave as their
-provider documents (see ``sklearn_llmconf/utils/_provider_servers.py``). The
+provider documents (see ``sklearn_llmconf/testing/_provider_servers.py``). The
 expected values come from the embedded model's full next-token distribution
 of the same prompt text.
 """
@@ -40,7 +40,7 @@ QUESTION_TYPES = (
 @pytest.fixture(scope="module")
 def model():
     pytest.importorskip("llama_cpp")
-    from sklearn_llmconf.utils._provider_servers import EmbeddedModel
+    from sklearn_llmconf.testing._provider_servers import EmbeddedModel
 
     try:
         return EmbeddedModel()
@@ -50,7 +50,7 @@ def model():
 
 @pytest.fixture(scope="module")
 def openai_like(model):
-    from sklearn_llmconf.utils._provider_servers import OpenAILikeServer
+    from sklearn_llmconf.testing._provider_servers import OpenAILikeServer
 
     server = OpenAILikeServer(model).start()
     yield server
@@ -59,7 +59,7 @@ def openai_like(model):
 
 @pytest.fixture(scope="module")
 def vllm_like(model):
-    from sklearn_llmconf.utils._provider_servers import VLLMLikeServer
+    from sklearn_llmconf.testing._provider_servers import VLLMLikeServer
 
     server = VLLMLikeServer(model).start()
     yield server

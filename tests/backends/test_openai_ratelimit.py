@@ -11,7 +11,7 @@ from sklearn_llmconf.backends.openai._ratelimit import (
     estimate_tokens,
     parse_duration,
 )
-from sklearn_llmconf.utils._fault_server import _tokenize
+from sklearn_llmconf.testing._fault_server import _tokenize
 
 LABELS = [" ham", " spam"]
 

@@ -184,7 +184,7 @@ def test_lone_surrogate_text_with_cache_names_the_row(tmp_path):
     # UnicodeEncodeError naming no row. The text is rejected up front, with
     # its row, before anything is scored.
     from sklearn_llmconf import LLMClassifier
-    from sklearn_llmconf.utils._testing import KeywordBackend
+    from sklearn_llmconf.testing import KeywordBackend
 
     clf = LLMClassifier(backend=KeywordBackend(), n_shots=0,
                         cache=tmp_path / "c.sqlite").fit(["a", "b"], ["ham", "spam"])

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from sklearn_llmconf import LLMClassifier, ResponseCache
-from sklearn_llmconf.utils._testing import KeywordBackend
+from sklearn_llmconf.testing import KeywordBackend
 
 APPLICATION_ID = 0x4C4C4D43  # "LLMC": the file format, spelled out
 

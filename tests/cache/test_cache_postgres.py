@@ -18,7 +18,7 @@ import pytest
 from sklearn.base import clone
 
 from sklearn_llmconf import LLMClassifier, PostgresResponseCache, ResponseCache
-from sklearn_llmconf.utils._testing import KeywordBackend
+from sklearn_llmconf.testing import KeywordBackend
 from tests._postgres_server import PostgresServer, PostgresUnavailable
 
 psycopg = pytest.importorskip("psycopg", reason="the postgres extra is not installed")

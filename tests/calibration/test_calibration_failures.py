@@ -8,7 +8,7 @@ from sklearn.calibration import CalibratedClassifierCV
 from sklearn.frozen import FrozenEstimator
 
 from sklearn_llmconf import LLMClassifier, TemperatureScaler
-from sklearn_llmconf.utils._testing import KeywordBackend
+from sklearn_llmconf.testing import KeywordBackend
 
 # KeywordBackend scores a label by counting its word in the text; the ham rows
 # outnumber the spam rows, so the fitted bias is far from 0.

@@ -10,7 +10,7 @@ from sklearn.metrics import log_loss
 from sklearn.model_selection import GridSearchCV, StratifiedKFold, cross_val_score
 
 from sklearn_llmconf import LLMClassifier, ResponseCache, TemperatureScaler
-from sklearn_llmconf.utils._testing import KeywordBackend
+from sklearn_llmconf.testing import KeywordBackend
 
 
 def _data(n=60, seed=0):

@@ -15,7 +15,7 @@ from sklearn_llmconf.calibration._matrix import (
     fit_matrix,
     mean_log_loss,
 )
-from sklearn_llmconf.utils._testing import KeywordBackend
+from sklearn_llmconf.testing import KeywordBackend
 
 
 def _confused_scores(n, k=6, seed=0):

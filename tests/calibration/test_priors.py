@@ -15,8 +15,8 @@ from sklearn_llmconf.calibration._priors import (
     estimate_prior,
     min_batch_size,
 )
+from sklearn_llmconf.testing import KeywordBackend
 from sklearn_llmconf.utils._sklearn_compat import InvalidParameterError
-from sklearn_llmconf.utils._testing import KeywordBackend
 from tests._data import X_BIN, Y_BIN
 
 X_MANY = [f"message number {i} " + ("spam" if i % 3 else "ham") for i in range(30)]

@@ -13,7 +13,7 @@ from sklearn_llmconf import LLMClassifier
 from sklearn_llmconf.hybrid import SentenceEmbedder, make_hybrid_classifier
 from sklearn_llmconf.hybrid._embeddings import embeddings_available
 from sklearn_llmconf.prompts._demos import DemoPool
-from sklearn_llmconf.utils._testing import KeywordBackend
+from sklearn_llmconf.testing import KeywordBackend
 
 pytestmark = [
     pytest.mark.slow,

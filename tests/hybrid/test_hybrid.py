@@ -11,7 +11,7 @@ from sklearn_llmconf.hybrid import (
     make_hybrid_classifier,
 )
 from sklearn_llmconf.routing import ConfidenceRouter
-from sklearn_llmconf.utils._testing import KeywordBackend
+from sklearn_llmconf.testing import KeywordBackend
 
 
 def _data(n=80, seed=0):

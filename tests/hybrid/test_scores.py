@@ -11,7 +11,7 @@ from sklearn_llmconf import LLMClassifier, ResponseCache
 from sklearn_llmconf.backends._base import BaseBackend, ScoreResult, Usage
 from sklearn_llmconf.hybrid import LLMScores
 from sklearn_llmconf.prompts._text import normalize_text
-from sklearn_llmconf.utils._testing import KeywordBackend
+from sklearn_llmconf.testing import KeywordBackend
 
 
 class LeakBackend(BaseBackend):

@@ -11,7 +11,7 @@ from sklearn.preprocessing import FunctionTransformer
 from sklearn_llmconf import LLMClassifier
 from sklearn_llmconf.hybrid import BlockStackingClassifier, make_hybrid_classifier
 from sklearn_llmconf.hybrid._logistic import logistic_cv
-from sklearn_llmconf.utils._testing import KeywordBackend
+from sklearn_llmconf.testing import KeywordBackend
 
 
 def _columns(start, stop):

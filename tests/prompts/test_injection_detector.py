@@ -15,7 +15,7 @@ from sklearn_llmconf.prompts._injection import (
     normalize,
 )
 from sklearn_llmconf.routing import ConfidenceRouter
-from sklearn_llmconf.utils._testing import KeywordBackend
+from sklearn_llmconf.testing import KeywordBackend
 from tests import _attacks, _evasions
 
 MARKERS = ("Answer",) + COMMON_MARKERS

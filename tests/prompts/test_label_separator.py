@@ -4,7 +4,7 @@ import pytest
 
 from sklearn_llmconf import LLMClassifier, PromptTemplate
 from sklearn_llmconf.prompts._labels import choose_label_separator
-from sklearn_llmconf.utils._testing import KeywordBackend
+from sklearn_llmconf.testing import KeywordBackend
 
 TICKETS = ["refund my order please", "parcel is late again",
            "charged twice, want refund", "where is my delivery"] * 3

@@ -10,7 +10,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn_llmconf import LLMClassifier, TemperatureScaler
 from sklearn_llmconf.routing import ConfidenceRouter, UncertifiedWarning
 from sklearn_llmconf.routing._certificate import certificate_of
-from sklearn_llmconf.utils._testing import KeywordBackend
+from sklearn_llmconf.testing import KeywordBackend
 
 # Keyword texts: "spam"/"ham" words decide the class, the rest varies the score.
 WORDS = ["offer", "lunch", "friend", "prize", "today", "home", "call", "soon"]

@@ -16,7 +16,7 @@ from sklearn_llmconf.routing import (
     routing_report,
 )
 from sklearn_llmconf.routing._stats import ltt_threshold, plugin_threshold
-from sklearn_llmconf.utils._testing import KeywordBackend
+from sklearn_llmconf.testing import KeywordBackend
 
 # --- the guarantee, on a perfectly calibrated synthetic model ----------------
 #

@@ -6,7 +6,7 @@ import pytest
 
 from sklearn_llmconf import cli
 from sklearn_llmconf.backends.llamacpp import _backend as _llamacpp
-from sklearn_llmconf.utils._testing import KeywordBackend
+from sklearn_llmconf.testing import KeywordBackend
 
 
 def test_route_prints_tiers_shares_and_bounds(monkeypatch, capsys):

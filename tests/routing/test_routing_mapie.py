@@ -8,7 +8,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import train_test_split
 
 from sklearn_llmconf import LLMClassifier, TemperatureScaler
-from sklearn_llmconf.utils._testing import KeywordBackend
+from sklearn_llmconf.testing import KeywordBackend
 
 mapie_classification = pytest.importorskip("mapie.classification")
 SplitConformalClassifier = mapie_classification.SplitConformalClassifier

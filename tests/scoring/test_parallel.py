@@ -154,7 +154,7 @@ def _keyword_data(n=40):
 
 def _fitted(**params):
     from sklearn_llmconf import LLMClassifier
-    from sklearn_llmconf.utils._testing import KeywordBackend
+    from sklearn_llmconf.testing import KeywordBackend
 
     X, y = _keyword_data()
     params.setdefault("n_shots", 0)

@@ -15,7 +15,7 @@ from sklearn_llmconf.scoring._engine import (
 )
 from sklearn_llmconf.scoring._failures import NOT_SENT
 from sklearn_llmconf.scoring._strategies import make_strategy
-from sklearn_llmconf.utils._testing import KeywordBackend
+from sklearn_llmconf.testing import KeywordBackend
 from tests._data import X_BIN, Y_BIN
 
 LABELS = [" ham", " spam"]

@@ -25,7 +25,7 @@ from sklearn_llmconf.scoring._strategies import (
     resolve_strategy,
     verbalized_log_scores,
 )
-from sklearn_llmconf.utils._testing import KeywordBackend
+from sklearn_llmconf.testing import KeywordBackend
 from tests._data import short_sms
 
 ALIASES = [["ham"], ["spam"]]

@@ -316,7 +316,7 @@ def score_prompt(llama, buf, tokens, trie, first_tokens=None):
 
 
 # -- the sequential scorer: the oracle of the tests --------------------------
-def _eval_to(llama, tokens: np.ndarray) -> tuple[np.ndarray, int]:
+def eval_to(llama, tokens: np.ndarray) -> tuple[np.ndarray, int]:
     reuse = keep_reusable_prefix(llama, tokens)
     llama.eval(tokens[reuse:])
     logits = np.ctypeslib.as_array(llama._ctx.get_logits(), shape=(llama.n_vocab(),))
@@ -331,7 +331,7 @@ def score_one_reference(llama, tokens, label_tokens):
     kept as the exactness oracle of the tests and the baseline of
     ``benchmarks/bench_labels.py``.
     """
-    first, n_prompt = _eval_to(llama, tokens)
+    first, n_prompt = eval_to(llama, tokens)
     memo = {(): first}
     n_label = 0
     scores = np.empty(len(label_tokens))
@@ -341,7 +341,7 @@ def score_one_reference(llama, tokens, label_tokens):
             prefix = tuple(seq[:depth])
             if prefix not in memo:
                 full = np.concatenate([tokens, np.asarray(prefix, dtype=np.intc)])
-                memo[prefix], n = _eval_to(llama, full)
+                memo[prefix], n = eval_to(llama, full)
                 n_label += n
             total += memo[prefix][tok]
         scores[j] = total

@@ -230,10 +230,15 @@ def strip_url_credentials(url: str) -> str:
     return urlunsplit(parts._replace(netloc=netloc))
 
 
+def field(obj, name):
+    """``obj[name]`` of a parsed JSON answer, or ``obj.name`` of an SDK object."""
+    if isinstance(obj, dict):
+        return obj.get(name)
+    return getattr(obj, name, None)
+
+
 def add_usage(usage, resp):
     """Add a response's token counts to ``usage``."""
-    from ._matching import field
-
     u = field(resp, "usage")
     if u is not None:
         usage.prompt_tokens += int(field(u, "prompt_tokens") or 0)

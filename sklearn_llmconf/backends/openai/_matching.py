@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ._client import _RowError
+from ._client import _RowError, field
 
 
 def norm(token: str) -> str:
@@ -37,13 +37,6 @@ def spellings(label: str) -> int:
     """
     core = label.strip()
     return 2 * len({core, core.lower(), core.capitalize(), core.upper()})
-
-
-def field(obj, name):
-    """``obj[name]`` of a parsed JSON answer, or ``obj.name`` of an SDK object."""
-    if isinstance(obj, dict):
-        return obj.get(name)
-    return getattr(obj, name, None)
 
 
 def parse_alternatives(resp, endpoint):

@@ -1,4 +1,4 @@
-"""The public utilities: test doubles and the llama.cpp loader guard."""
+"""The test doubles of sklearn_llmconf.testing."""
 
 import json
 import urllib.error
@@ -6,24 +6,21 @@ import urllib.request
 
 import pytest
 
-import sklearn_llmconf.utils as utils
-from sklearn_llmconf.backends.llamacpp import _backend as _llamacpp
+import sklearn_llmconf.testing as testing
 
 
 def test_public_names():
-    assert sorted(utils.__all__) == [
+    assert sorted(testing.__all__) == [
         "EmbeddedModel",
         "FaultServer",
         "KeywordBackend",
         "OpenAILikeServer",
         "VLLMLikeServer",
-        "without_extra_buffer_types",
     ]
-    assert utils.without_extra_buffer_types is _llamacpp.without_extra_buffer_types
 
 
 def test_fault_server_answers_on_loopback():
-    server = utils.FaultServer().start()
+    server = testing.FaultServer().start()
     try:
         assert server.base_url.startswith("http://127.0.0.1:")
         request = urllib.request.Request(

@@ -102,11 +102,11 @@ class EmbeddedModel:
 
     def logprobs_ids(self, ids) -> np.ndarray:
         """``log P(token | ids)`` (``ids`` with the special tokens it needs)."""
-        from ..backends.llamacpp._scoring import _eval_to
+        from ..backends.llamacpp._scoring import eval_to
 
         tokens = np.asarray(ids, dtype=np.intc)
         with self._model.lock:
-            return _eval_to(self._model.llama, tokens)[0]
+            return eval_to(self._model.llama, tokens)[0]
 
     def prompt_logprobs(self, ids, n_special) -> list:
         """``log P(ids[j] | ids[:j])`` for every ``j >= n_special + 1``.
@@ -114,13 +114,13 @@ class EmbeddedModel:
         One pass under the model's lock, one token per step on the cached
         prefix (concurrent requests would otherwise evict it).
         """
-        from ..backends.llamacpp._scoring import _eval_to
+        from ..backends.llamacpp._scoring import eval_to
 
         out = []
         with self._model.lock:
             for j in range(n_special + 1, len(ids)):
                 tokens = np.asarray(ids[:j], dtype=np.intc)
-                out.append(float(_eval_to(self._model.llama, tokens)[0][ids[j]]))
+                out.append(float(eval_to(self._model.llama, tokens)[0][ids[j]]))
         return out
 
     def greedy(self, text: str, max_tokens: int) -> str:
