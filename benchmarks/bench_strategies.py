@@ -46,7 +46,7 @@ from sklearn.frozen import FrozenEstimator
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import accuracy_score, log_loss, roc_auc_score
 
-from sklearn_llmconf import LLMClassifier, ResponseCache
+from sklearn_llmconf import LLMClassifier, ResponseCache, SelfConsistency
 from sklearn_llmconf.backends import (
     BaseBackend,
     GenerationResult,
@@ -197,8 +197,8 @@ def main(argv=None):
     runs = [
         ("log-probs", dict()),
         ("verbalized", dict(strategy="verbalized")),
-        ("consistency n=10", dict(strategy="consistency", n_samples=10)),
-        ("consistency n=5", dict(strategy="consistency", n_samples=5)),
+        ("consistency n=10", dict(strategy=SelfConsistency(n_samples=10))),
+        ("consistency n=5", dict(strategy=SelfConsistency(n_samples=5))),
     ]
     rows, fitted = [], {}
     for name, params in runs:

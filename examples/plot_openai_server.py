@@ -25,7 +25,7 @@ import urllib.request
 import numpy as np
 from sklearn.metrics import accuracy_score, log_loss, roc_auc_score
 
-from sklearn_llmconf import LLMClassifier
+from sklearn_llmconf import LLMClassifier, SelfConsistency
 from sklearn_llmconf.backends import OpenAIBackend, default_model_path
 from sklearn_llmconf.datasets import load_sms_spam
 
@@ -92,8 +92,9 @@ try:
     labels = clf.prompt_template_.label_strings(clf.label_words_)
     result = backend.score_labels([prompt], labels)
     # Self-consistency: the same texts, scored without any log-probability.
-    voter = LLMClassifier(backend=backend, strategy="consistency", n_samples=5,
-                          sampling_temperature=0.7, n_shots=4, on_error="warn",
+    voter = LLMClassifier(backend=backend,
+                          strategy=SelfConsistency(n_samples=5, temperature=0.7),
+                          n_shots=4, on_error="warn",
                           calibration=None, random_state=0).fit(X_pool, y_pool)
     start = time.perf_counter()
     proba_votes = voter.predict_proba(X_test)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import replace
-from numbers import Integral, Real
+from numbers import Integral
 
 import numpy as np
 from scipy.special import log_softmax, softmax
@@ -16,9 +16,14 @@ from ._input import check_targets, rows_from_X
 from .backends._base import Usage
 from .cache import MemoryCache
 from .cache._credentials import wrap_secret_url
-from .calibration._infit import ScoreCorrection, calibration_rows, fit_calibration
+from .calibration._infit import (
+    InFitCalibration,
+    ScoreCorrection,
+    calibration_rows,
+    fit_calibration,
+)
 from .calibration._priors import CONTENT_FREE_INPUTS, estimate_prior
-from .prompts._demos import DemoPool
+from .prompts._demos import DemoPool, SimilarDemos
 from .prompts._labels import (
     check_label_words,
     choose_label_separator,
@@ -28,11 +33,88 @@ from .prompts._labels import (
 from .prompts._template import DEFAULT_TEMPLATE, PromptTemplate, shorten
 from .scoring._engine import place, score_rows
 from .scoring._failures import ScoredRows, apply_on_error, finite_rows
-from .scoring._strategies import make_strategy, resolve_strategy
+from .scoring._strategies import (
+    STRATEGY_CLASSES,
+    LogProbs,
+    SelfConsistency,
+    Verbalized,
+    make_strategy,
+    resolve_strategy,
+)
 from .utils._sklearn_compat import HasMethods, Interval, StrOptions, _fit_context
 from .utils._warn import warn_external
 
 __all__ = ["LLMClassifier"]
+
+# Parameters that left the signature, and where each lives now (kept for one
+# release: _put_moved_parameters puts a value given the old way there).
+_MOVED = {
+    "verbalizer": "prompt=PromptTemplate(..., verbalizer=...)",
+    "demo_max_chars": "prompt=PromptTemplate(..., demo_max_chars=...)",
+    "demo_embedder": "demo_selection=SimilarDemos(embedder=...)",
+    "prior_correction": "calibration=InFitCalibration(prior_correction=...)",
+    "max_calibration_samples": "calibration=InFitCalibration(max_samples=...)",
+    "n_samples": "strategy=SelfConsistency(n_samples=...)",
+    "sampling_temperature": "strategy=SelfConsistency(temperature=...)",
+    "smoothing": "strategy=SelfConsistency(smoothing=...)",
+    "max_new_tokens": "strategy=SelfConsistency(max_new_tokens=...) or "
+                      "Verbalized(max_new_tokens=...)",
+}
+
+
+def _put_moved_parameters(clf, moved):
+    """Put values of the parameters that moved where they live now, with a warning.
+
+    A value that did nothing under the old signature (``n_samples`` with
+    ``strategy="logprobs"``, ``demo_embedder`` with a fixed selection) is
+    dropped, as it was ignored before.
+    """
+    unknown = sorted(set(moved) - set(_MOVED))
+    if unknown:
+        raise TypeError(f"LLMClassifier.__init__() got an unexpected keyword "
+                        f"argument {unknown[0]!r}")
+    warn_external(
+        "These LLMClassifier parameters moved and will be removed in the next "
+        "release: " + "; ".join(f"{name} -> {_MOVED[name]}" for name in moved)
+        + ".", FutureWarning)
+    prompt_moved = {k: moved[k] for k in ("verbalizer", "demo_max_chars") if k in moved}
+    if prompt_moved:
+        template = (clf.prompt if isinstance(clf.prompt, PromptTemplate) else
+                    PromptTemplate(DEFAULT_TEMPLATE if clf.prompt is None
+                                   else clf.prompt))
+        clf.prompt = replace(template, **prompt_moved)
+    embedder = moved.get("demo_embedder")
+    if embedder is not None and clf.demo_selection in ("similar", "similar_stratified"):
+        clf.demo_selection = SimilarDemos(
+            embedder=embedder, stratified=clf.demo_selection == "similar_stratified")
+    if "prior_correction" in moved or "max_calibration_samples" in moved:
+        if isinstance(clf.calibration, str) and clf.calibration in ("contextual",
+                                                                    "batch"):
+            raise ValueError("calibration names a prior correction already; "
+                             "pass calibration=InFitCalibration(...) alone.")
+        calibration = (clf.calibration if isinstance(clf.calibration, InFitCalibration)
+                       else InFitCalibration(method=clf.calibration))
+        clf.calibration = clone(calibration).set_params(**{
+            new: moved[old] for old, new in (("prior_correction", "prior_correction"),
+                                             ("max_calibration_samples", "max_samples"))
+            if old in moved})
+    sampling = {new: moved[old] for old, new in (
+        ("n_samples", "n_samples"), ("sampling_temperature", "temperature"),
+        ("smoothing", "smoothing"), ("max_new_tokens", "max_new_tokens"))
+        if moved.get(old) is not None}
+    if not sampling:
+        return
+    strategy = clf.strategy
+    if strategy == "auto":
+        raise ValueError(
+            "strategy='auto' with " + ", ".join(sorted(sampling)) + ": pass the "
+            "strategy object instead, e.g. strategy=SelfConsistency(n_samples=20).")
+    if strategy in ("consistency", "verbalized"):
+        strategy = STRATEGY_CLASSES[strategy]()
+    if isinstance(strategy, (SelfConsistency, Verbalized)):
+        known = strategy.get_params()
+        clf.strategy = clone(strategy).set_params(
+            **{k: v for k, v in sampling.items() if k in known})
 
 
 class LLMClassifier(ClassifierMixin, BaseEstimator):
@@ -48,17 +130,18 @@ class LLMClassifier(ClassifierMixin, BaseEstimator):
     ``fit`` records the classes, validates the prompt against them, keeps
     ``n_shots`` labelled training texts as demonstrations and, by default
     (``calibration="auto"``), puts the other labelled texts to work: it scores
-    up to ``max_calibration_samples`` of them (model calls, cached) and fits a
+    up to 200 of them (model calls, cached) and fits a
     temperature and a per-class bias on their labels, which correct the
     model's preference for some label words. The probabilities, and the logits
     of ``decision_function``, then include that calibration; the raw scores
     are what ``calibration=None`` gives. ``fit`` decides how rows are scored,
-    corrected and what a failed row becomes (``strategy``, ``calibration``,
-    ``prior_correction``, ``on_error``); changing those parameters takes
-    effect at the next ``fit``. ``predict*`` changes no attribute but the
-    counters of ``usage_``. With
-    ``calibration=None`` and no ``prior_correction="contextual"`` (3 calls),
-    ``fit`` makes no model call.
+    corrected and what a failed row becomes (``prompt``, ``n_shots``,
+    ``demo_selection``, ``strategy``, ``calibration``, ``on_error``):
+    changing those takes effect at the next ``fit``. ``backend``, ``cache``,
+    ``batch_size``, ``n_jobs`` and ``progress`` are read at every scoring call.
+    ``predict*`` changes no attribute but the counters of ``usage_``. With
+    ``calibration=None`` (or ``"batch"``), ``fit`` makes no model call;
+    ``"contextual"`` makes 3.
 
     Parameters
     ----------
@@ -70,13 +153,6 @@ class LLMClassifier(ClassifierMixin, BaseEstimator):
         Anything with ``score_labels(prompts, labels)`` (see
         :class:`~sklearn_llmconf.backends.BaseBackend`). None uses the embedded
         :class:`~sklearn_llmconf.backends.LlamaCppBackend` with its default model.
-    verbalizer : dict, list of str, "letters" or None, default=None
-        The word the model should produce for each class. None uses
-        ``str(class)``; a dict maps every class to its word; a list gives the
-        words in ``classes_`` order (sorted classes), which keeps the words when
-        a meta-estimator such as ``VotingClassifier`` or ``StackingClassifier``
-        fits its members on label-encoded y (0, 1, ...); ``"letters"`` uses
-        A, B, C, ... and shows ``"A: <class>"`` pairs for ``{labels}``.
     n_shots : int, default=16
         Number of labelled demonstrations shown in each prompt. 0 makes a
         zero-shot classifier, whose ``fit`` needs no more than the classes.
@@ -84,32 +160,19 @@ class LLMClassifier(ClassifierMixin, BaseEstimator):
         the embedded backend evaluates once, so more shots add little cost per
         text. The default was chosen by ``benchmarks/bench_defaults.py``
         (figures in :ref:`demonstrations`).
-    demo_selection : {"stratified", "random", "similar", "similar_stratified"}, \
-            default="stratified"
+    demo_selection : {"stratified", "random", "similar", "similar_stratified"} \
+            or SimilarDemos, default="stratified"
         How demonstrations are chosen. ``"stratified"`` and ``"random"`` pick one
         set at fit time (seeded by ``random_state``), shared by every prompt so
         that its evaluation is reused. ``"similar"`` takes the training texts
-        nearest to each query (TF-IDF cosine, or ``demo_embedder``'s);
-        ``"similar_stratified"`` the nearest of each class in turn. A
-        training text equal to the query (after normalising case, punctuation
-        and spaces) is never its demonstration. The nearest-neighbour
-        selections share no prompt prefix between texts, so each text costs
-        its whole prompt. ``"stratified"`` is the default by
+        nearest to each query (TF-IDF cosine); ``"similar_stratified"`` the
+        nearest of each class in turn; a
+        :class:`~sklearn_llmconf.prompts.SimilarDemos` sets the similarity
+        (e.g. sentence embeddings). A training text equal to the query (after
+        normalising case, punctuation and spaces) is never its demonstration.
+        The nearest-neighbour selections share no prompt prefix between texts,
+        so each text costs its whole prompt. ``"stratified"`` is the default by
         ``benchmarks/bench_defaults.py`` (figures in :ref:`demonstrations`).
-    demo_max_chars : int or None, default=300
-        Each demonstration's text fields are cut to at most this many
-        characters (at the last space before the limit), so that ``n_shots``
-        long texts (news articles, e-mails) still fit the model's context next
-        to the text to classify (prompt sizes in :ref:`demonstrations`). The
-        texts to classify are never cut here (a backend truncates one that
-        does not fit, with a warning). None: no limit.
-    demo_embedder : transformer or None, default=None
-        The similarity of ``"similar"`` / ``"similar_stratified"`` selection:
-        a transformer turning texts into vectors (cloned, fitted on the
-        training texts), compared by cosine similarity, e.g.
-        :class:`~sklearn_llmconf.hybrid.SentenceEmbedder` (extra
-        ``embeddings``). None: TF-IDF. See ``benchmarks/bench_hybrid.py`` for
-        the two compared.
     on_error : {"raise", "warn", "nan"}, default="raise"
         What happens to a row the backend could not score (failed request,
         labels not observed): raise a ``RuntimeError`` (no request is sent
@@ -118,38 +181,14 @@ class LLMClassifier(ClassifierMixin, BaseEstimator):
         uniform probabilities and warn with the count; ``"nan"``: give it NaN
         probabilities (``predict`` then refuses those rows). Failed rows are
         counted in ``usage_.failed_rows`` and never cached.
-    prior_correction : {"contextual", "batch"} or None, default=None
-        Label-free correction of the model's bias towards some label words
-        (see :mod:`sklearn_llmconf.calibration._priors`): every row's label
-        probabilities are divided by an estimated prior and renormalised,
-        ``log q = log p - log prior``. Applied before the ``on_error`` policy,
-        to the rows that could be scored.
-
-        - ``"contextual"`` (Zhao et al. 2021): the prior is the mean
-          probability of the content-free inputs ``"N/A"``, ``""`` and
-          ``"[MASK]"`` under the same prompt and demonstrations, scored in
-          ``fit`` (3 model calls, counted in ``usage_``) and stored in
-          ``content_free_prior_``. Needs one fixed demonstration set: with
-          ``demo_selection="similar"`` or ``"similar_stratified"`` (and
-          ``n_shots > 0``) every text has its own demonstrations, hence its
-          own prior, so ``fit`` raises a ``ValueError``; use ``"batch"``
-          there.
-        - ``"batch"`` (Zhou et al. 2024): the prior is the mean predicted
-          probability over the rows of each ``predict*`` /
-          ``decision_function`` call. No extra model call, but the result for
-          a text depends on the other texts of the call: pass whole,
-          representative batches (a single text comes out uniform). A batch
-          of fewer than ``10 * n_classes`` rows triggers a warning.
-
-        Neither uses labels, so neither can fix the scale of the
-        probabilities: combine with :class:`TemperatureScaler` for that.
-        None is the default because ``calibration="auto"`` corrects the same
-        bias with labels, shrunk toward the batch prior, and did better than
-        the batch prior alone in ``benchmarks/bench_shrinkage.py`` (figures
-        in :ref:`shrunk_bias`).
-    calibration : {"auto", "temperature", "matrix"} or None, default="auto"
+    calibration : {"auto", "temperature", "matrix", "contextual", "batch"}, \
+            InFitCalibration or None, default="auto"
+        How ``fit`` corrects the raw label scores; an
+        :class:`~sklearn_llmconf.calibration.InFitCalibration` combines a
+        label-free prior correction with a labelled calibrator and sets how
+        many texts calibrate (``"auto"`` is ``InFitCalibration()``).
         ``"temperature"``: ``fit`` scores the training texts that are not
-        demonstrations (at most ``max_calibration_samples``, stratified by
+        demonstrations (at most ``max_samples``, 200, stratified by
         class, chosen with ``random_state``) with the fitted prompt, and fits
         on their labels a temperature ``T`` and a per-class bias ``b``; every
         later score becomes ``log_softmax(log p / T + b)``. ``"matrix"``: the
@@ -175,19 +214,21 @@ class LLMClassifier(ClassifierMixin, BaseEstimator):
         ``n_shots`` as large as the training set): a warning, ``T = 1`` and
         the label-free batch prior of those texts; none: a warning and the
         raw scores. Failed calibration rows are left out (counted in
-        ``usage_.failed_rows``). Applied after ``prior_correction`` and
+        ``usage_.failed_rows``). Applied after the prior correction and
         before the ``on_error`` policy, so failed rows stay uniform / NaN.
+        ``"contextual"`` and ``"batch"``: a label-free prior correction only
+        (see :class:`~sklearn_llmconf.calibration.InFitCalibration`).
         ``None``: the raw label scores. ``"auto"`` is the default by
         ``benchmarks/bench_defaults.py`` (figures in :ref:`default_calibration`).
-    max_calibration_samples : int, default=200
-        Most training texts ``calibration="auto"`` scores in ``fit``.
     cache : str, path-like, ResponseCache or None, default=None
         Persistent response cache (an SQLite file). Scores are stored per
         (backend identity, rendered prompt, labels), so cross-validation,
         grid search and calibration never pay twice for the same prompt, and an
-        interrupted run resumes where it stopped.
+        interrupted run resumes where it stopped. Read at every scoring call
+        (``fit`` and ``predict*``): it can be changed after ``fit``.
     batch_size : int, default=64
         Prompts sent to the backend per call; the cache is written after each.
+        Read at every scoring call.
     n_jobs : int or None, default=None
         Parallel workers (joblib) scoring chunks of the prompts that the cache
         does not hold: None is 1 unless inside ``joblib.parallel_config``, -1
@@ -195,33 +236,36 @@ class LLMClassifier(ClassifierMixin, BaseEstimator):
         ``parallel_config(backend="dask")``). Each worker loads the embedded
         model once, with ``cores // n_jobs`` threads by default; the parent
         writes the cache and sums ``usage_``. Results are identical to
-        ``n_jobs=1``. See :ref:`scaling`.
+        ``n_jobs=1``. Read at every scoring call. See :ref:`scaling`.
     progress : bool, default=False
-        Show a progress bar while scoring (tqdm when installed).
+        Show a progress bar while scoring (tqdm when installed). Read at every
+        scoring call.
     random_state : int, RandomState instance or None, default=None
         Seeds demonstration sampling, and the samples of the ``"verbalized"``
         and ``"consistency"`` strategies (None: unseeded).
-    strategy : {"logprobs", "verbalized", "consistency", "auto"}, \
-            default="logprobs"
-        Where the log-scores come from. ``"logprobs"``: the labels'
-        log-probabilities. ``"verbalized"``: the model states its label and the
-        probability that it is correct in JSON; a row whose answer cannot be
-        parsed is a failed row (``on_error``). ``"consistency"``: ``n_samples``
-        answers sampled at ``sampling_temperature`` vote, with additive
-        smoothing; answers naming no label are counted in
-        ``usage_.unmatched_answers``. ``"auto"``: log-probs when the backend
-        exposes them, else consistency when it can sample, else verbalized. See
-        :mod:`sklearn_llmconf.scoring._strategies` for the exact formulas.
-    n_samples : int, default=10
-        Answers sampled per text by ``strategy="consistency"``.
-    sampling_temperature : float, default=0.7
-        Sampling temperature of ``strategy="consistency"``.
-    smoothing : float, default=1.0
-        Additive (Laplace) smoothing of the consistency vote counts:
-        ``P(j) = (count_j + smoothing) / (n_matched + n_classes * smoothing)``.
-    max_new_tokens : int or None, default=None
-        Tokens generated per answer by the generation strategies; None uses 32
-        for ``"verbalized"`` and 8 for ``"consistency"``.
+    strategy : {"logprobs", "verbalized", "consistency", "auto"}, LogProbs, \
+            Verbalized or SelfConsistency, default="logprobs"
+        Where the log-scores come from, an object owning its settings:
+        :class:`~sklearn_llmconf.scoring.LogProbs` (``"logprobs"``): the labels'
+        log-probabilities. :class:`~sklearn_llmconf.scoring.Verbalized`
+        (``"verbalized"``): the model states its label and the probability that
+        it is correct in JSON; a row whose answer cannot be parsed is a failed
+        row (``on_error``). :class:`~sklearn_llmconf.scoring.SelfConsistency`
+        (``"consistency"``): sampled answers vote, with additive smoothing;
+        answers naming no label are counted in ``usage_.unmatched_answers``.
+        A name stands for the object with its default settings. ``"auto"``:
+        log-probs when the backend exposes them, else consistency when it can
+        sample, else verbalized. See :mod:`sklearn_llmconf.scoring._strategies`
+        for the exact formulas.
+
+    Parameters that moved (``verbalizer`` and ``demo_max_chars`` to
+    :class:`~sklearn_llmconf.PromptTemplate`; ``demo_embedder`` to
+    :class:`~sklearn_llmconf.prompts.SimilarDemos`; ``prior_correction`` and
+    ``max_calibration_samples`` to
+    :class:`~sklearn_llmconf.calibration.InFitCalibration`; ``n_samples``,
+    ``sampling_temperature``, ``smoothing`` and ``max_new_tokens`` to the
+    strategy objects) are still accepted as keywords for one release, with a
+    ``FutureWarning``, and put where they now live.
 
     Attributes
     ----------
@@ -255,8 +299,8 @@ class LLMClassifier(ClassifierMixin, BaseEstimator):
         The matrix ``W`` of the matrix calibration, None for the temperature:
         scores become ``log_softmax(clip(log p) @ W.T + b)`` (``T = 1``).
     content_free_prior_ : ndarray of shape (n_classes,)
-        Mean label probabilities of the content-free inputs; only with
-        ``prior_correction="contextual"``.
+        Mean label probabilities of the content-free inputs; only with the
+        ``"contextual"`` prior correction.
     strategy_ : str
         The strategy used: ``strategy``, or what ``"auto"`` chose.
     n_features_in_ : int
@@ -282,27 +326,25 @@ class LLMClassifier(ClassifierMixin, BaseEstimator):
     _parameter_constraints: dict = {
         "prompt": [str, PromptTemplate, None],
         "backend": [HasMethods(["score_labels"]), HasMethods(["generate"]), None],
-        "verbalizer": [dict, list, tuple, StrOptions({"letters"}), None],
         "n_shots": [Interval(Integral, 0, None, closed="left")],
         "demo_selection": [
-            StrOptions({"stratified", "random", "similar", "similar_stratified"})
+            StrOptions({"stratified", "random", "similar", "similar_stratified"}),
+            SimilarDemos,
         ],
-        "demo_max_chars": [Interval(Integral, 1, None, closed="left"), None],
-        "demo_embedder": [HasMethods(["fit_transform", "transform"]), None],
+        "strategy": [
+            StrOptions({"logprobs", "verbalized", "consistency", "auto"}),
+            LogProbs, Verbalized, SelfConsistency,
+        ],
+        "calibration": [
+            StrOptions({"auto", "temperature", "matrix", "contextual", "batch"}),
+            InFitCalibration, None,
+        ],
         "on_error": [StrOptions({"raise", "warn", "nan"})],
-        "prior_correction": [StrOptions({"contextual", "batch"}), None],
-        "calibration": [StrOptions({"auto", "temperature", "matrix"}), None],
-        "max_calibration_samples": [Interval(Integral, 1, None, closed="left")],
         "cache": [str, os.PathLike, HasMethods(["get_many", "set_many"]), None],
         "batch_size": [Interval(Integral, 1, None, closed="left")],
         "n_jobs": [Integral, None],
         "progress": ["boolean"],
         "random_state": ["random_state"],
-        "strategy": [StrOptions({"logprobs", "verbalized", "consistency", "auto"})],
-        "n_samples": [Interval(Integral, 1, None, closed="left")],
-        "sampling_temperature": [Interval(Real, 0, None, closed="left")],
-        "smoothing": [Interval(Real, 0, None, closed="neither")],
-        "max_new_tokens": [Interval(Integral, 1, None, closed="left"), None],
     }
 
     def __init__(
@@ -310,47 +352,32 @@ class LLMClassifier(ClassifierMixin, BaseEstimator):
         prompt=None,
         *,
         backend=None,
-        verbalizer=None,
         n_shots=16,
         demo_selection="stratified",
-        demo_max_chars=300,
-        demo_embedder=None,
-        on_error="raise",
-        prior_correction=None,
+        strategy="logprobs",
         calibration="auto",
-        max_calibration_samples=200,
+        on_error="raise",
         cache=None,
         batch_size=64,
         n_jobs=None,
         progress=False,
         random_state=None,
-        strategy="logprobs",
-        n_samples=10,
-        sampling_temperature=0.7,
-        smoothing=1.0,
-        max_new_tokens=None,
+        **moved,
     ):
         self.prompt = prompt
         self.backend = backend
-        self.verbalizer = verbalizer
         self.n_shots = n_shots
         self.demo_selection = demo_selection
-        self.demo_max_chars = demo_max_chars
-        self.demo_embedder = demo_embedder
-        self.on_error = on_error
-        self.prior_correction = prior_correction
+        self.strategy = strategy
         self.calibration = calibration
-        self.max_calibration_samples = max_calibration_samples
+        self.on_error = on_error
         self.cache = wrap_secret_url(cache)  # a password is masked, not pickled
         self.batch_size = batch_size
         self.n_jobs = n_jobs
         self.progress = progress
         self.random_state = random_state
-        self.strategy = strategy
-        self.n_samples = n_samples
-        self.sampling_temperature = sampling_temperature
-        self.smoothing = smoothing
-        self.max_new_tokens = max_new_tokens
+        if moved:
+            _put_moved_parameters(self, moved)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -375,10 +402,11 @@ class LLMClassifier(ClassifierMixin, BaseEstimator):
     def fit(self, X, y):
         """Record the classes, validate the prompt, keep demonstrations.
 
-        With ``calibration="auto"`` (the default) scores up to
-        ``max_calibration_samples`` training texts that are not demonstrations
-        and fits the calibration on their labels (one model call each, cached);
-        ``prior_correction="contextual"`` adds 3 calls. Otherwise no model call.
+        With ``calibration="auto"`` (the default) scores up to 200
+        (``InFitCalibration.max_samples``) training texts that are not
+        demonstrations and fits the calibration on their labels (one model
+        call each, cached); the ``"contextual"`` prior correction adds 3
+        calls. Otherwise no model call.
 
         Parameters
         ----------
@@ -406,16 +434,23 @@ class LLMClassifier(ClassifierMixin, BaseEstimator):
                 "The classifier needs samples of at least 2 classes in the data, "
                 f"but the data contains only one class: {self.classes_[0]!r}."
             )
-        self.label_words_ = label_words(self.verbalizer, self.classes_)
+        self.label_words_ = label_words(template.verbalizer, self.classes_)
         # label_separator=None: the fitted template says which one it chose.
         template = replace(template, label_separator=choose_label_separator(
             self.label_words_, template.label_separator))
         self.prompt_template_ = template
         check_label_words(self.label_words_, template.label_separator)
-        self._labels_text = labels_text(self.verbalizer, self.label_words_,
+        self._labels_text = labels_text(template.verbalizer, self.label_words_,
                                         self.classes_, template.label_separator)
         self._fit_demos(rows, y_index)
-        self.strategy_ = resolve_strategy(self.strategy, self._get_backend())
+        spec = self.strategy
+        name = spec if isinstance(spec, str) else spec.name
+        self.strategy_ = resolve_strategy(name, self._get_backend())
+        if isinstance(spec, str) or spec.name != self.strategy_:
+            spec = STRATEGY_CLASSES[self.strategy_]()
+        calibration = InFitCalibration.from_param(self.calibration)
+        for owner in (spec, calibration):
+            owner._validate_params()
         rs = self.random_state
         # An int seeds sampling as given, so cached samples are reusable.
         seed = (
@@ -424,37 +459,35 @@ class LLMClassifier(ClassifierMixin, BaseEstimator):
         )
         # fit decides how rows are scored and corrected; predict* only reads.
         self._strategy = make_strategy(
-            self.strategy_, label_words=self.label_words_, classes=self.classes_,
-            n_samples=self.n_samples, sampling_temperature=self.sampling_temperature,
-            smoothing=self.smoothing, max_new_tokens=self.max_new_tokens, seed=seed,
-        )
+            spec, label_words=self.label_words_, classes=self.classes_, seed=seed)
         self._on_error = self.on_error
         self.usage_ = Usage()
-        self._correction = ScoreCorrection(prior=self.prior_correction)
+        prior = calibration.prior_correction
+        self._correction = ScoreCorrection(prior=prior)
         self.__dict__.pop("content_free_prior_", None)
-        if self.prior_correction == "contextual":
+        if prior == "contextual":
             self.content_free_prior_ = self._content_free_prior()
             self._correction = ScoreCorrection(
                 prior="contextual", content_free_prior=self.content_free_prior_
             )
-        self._fit_calibration(rows, y_index)
+        self._fit_calibration(rows, y_index, calibration)
         return self
 
-    def _fit_calibration(self, rows, y_index) -> None:
+    def _fit_calibration(self, rows, y_index, calibration) -> None:
         """``calibration="auto"``: T and bias from training texts that are not demos."""
         for name in ("calibration_temperature_", "calibration_bias_",
                      "calibration_matrix_", "calibration_method_"):
             self.__dict__.pop(name, None)
         self._memory_cache = None
         self.calibration_indices_ = np.empty(0, dtype=int)
-        if self.calibration is None:
+        if calibration.method is None:
             return
         # fit's scores stay in memory when there is no response cache
         if self.cache is None:
             self._memory_cache = MemoryCache()
         idx = calibration_rows(
             rows, y_index, [demo for demo, _ in self.demos_],
-            self.max_calibration_samples, check_random_state(self.random_state),
+            calibration.max_samples, check_random_state(self.random_state),
         )
         log_probs = np.empty((0, len(self.classes_)))
         if len(idx):
@@ -463,7 +496,7 @@ class LLMClassifier(ClassifierMixin, BaseEstimator):
                                                len(self.classes_))
         (self.calibration_temperature_, self.calibration_bias_, _,
          self.calibration_matrix_) = fit_calibration(
-            log_probs, y_index[idx], len(self.classes_), self.calibration)
+            log_probs, y_index[idx], len(self.classes_), calibration.method)
         self.calibration_method_ = (
             "temperature" if self.calibration_matrix_ is None else "matrix")
         self._correction = replace(self._correction,
@@ -483,13 +516,14 @@ class LLMClassifier(ClassifierMixin, BaseEstimator):
         # A text rejected as a query (a fake answer) is no demonstration either.
         clean = [i for i, reason in enumerate(self._fake_answer_reasons(rows))
                  if reason is None]
-        embedder = self.demo_embedder
+        selection = self.demo_selection
+        embedder = getattr(selection, "embedder", None)
         pool = DemoPool([rows[i] for i in clean], np.asarray(y_index)[clean],
                         len(self.classes_),
                         embedder=None if embedder is None else clone(embedder))
-        if self.demo_selection in ("stratified", "random"):
+        if selection in ("stratified", "random"):
             rng = check_random_state(self.random_state)
-            idx = pool.fixed(self.n_shots, self.demo_selection, rng)
+            idx = pool.fixed(self.n_shots, selection, rng)
             self.demos_ = [
                 (pool.rows[i], self.label_words_[pool.y_index[i]]) for i in idx
             ]
@@ -536,13 +570,15 @@ class LLMClassifier(ClassifierMixin, BaseEstimator):
         fields = template.fields
 
         def as_fields(demos):  # cut to demo_max_chars once per demonstration set
-            return [({f: shorten(v, self.demo_max_chars) for f, v in zip(fields, d)}, w)
+            return [({f: shorten(v, template.demo_max_chars)
+                      for f, v in zip(fields, d)}, w)
                     for d, w in demos]
 
         if self._demo_pool is not None:
             picks = self._demo_pool.nearest(
                 rows, self.n_shots,
-                stratified=self.demo_selection == "similar_stratified",
+                stratified=(self.demo_selection == "similar_stratified"
+                            or getattr(self.demo_selection, "stratified", False)),
             )
             pool = self._demo_pool
             demo_sets = [

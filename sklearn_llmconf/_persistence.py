@@ -51,6 +51,11 @@ TRUSTED_TYPES = (
     "sklearn_llmconf.routing._router.ConfidenceRouter",
     "sklearn_llmconf.prompts._template.PromptTemplate",
     "sklearn_llmconf.prompts._demos.DemoPool",
+    "sklearn_llmconf.prompts._demos.SimilarDemos",
+    "sklearn_llmconf.calibration._infit.InFitCalibration",
+    "sklearn_llmconf.scoring._strategies.LogProbs",
+    "sklearn_llmconf.scoring._strategies.Verbalized",
+    "sklearn_llmconf.scoring._strategies.SelfConsistency",
     "sklearn_llmconf._types.Usage",
     # Where Usage lived before sklearn_llmconf._types: files written then.
     "sklearn_llmconf.backends._base.Usage",

@@ -11,7 +11,7 @@ from sklearn.model_selection import GridSearchCV, cross_val_score
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import FunctionTransformer
 
-from sklearn_llmconf import LLMClassifier, PromptTemplate
+from sklearn_llmconf import InFitCalibration, LLMClassifier, PromptTemplate
 from sklearn_llmconf.backends import ScoreResult
 from sklearn_llmconf.prompts import DEFAULT_TEMPLATE
 from sklearn_llmconf.testing import KeywordBackend
@@ -56,7 +56,7 @@ def test_multiclass_decision_function_and_integer_classes():
     X = ["one thing", "two things", "three things", "one more", "two more", "three"]
     y = [3, 1, 2, 3, 1, 2]
     words = {1: "two", 2: "three", 3: "one"}
-    clf = make_clf(verbalizer=words).fit(X, y)
+    clf = make_clf(prompt=PromptTemplate(DEFAULT_TEMPLATE, verbalizer=words)).fit(X, y)
     assert list(clf.classes_) == [1, 2, 3]
     assert clf.label_words_ == ["two", "three", "one"]
     scores = clf.decision_function(X)
@@ -66,7 +66,8 @@ def test_multiclass_decision_function_and_integer_classes():
 
 
 def test_letters_verbalizer_shows_the_mapping():
-    clf = make_clf(verbalizer="letters").fit(X_BIN, Y_BIN)
+    letters = PromptTemplate(DEFAULT_TEMPLATE, verbalizer="letters")
+    clf = make_clf(prompt=letters).fit(X_BIN, Y_BIN)
     assert clf.label_words_ == ["A", "B"]
     text = clf._render([("hi",)])[0].text
     assert "A: ham, B: spam" in text
@@ -158,9 +159,12 @@ def test_prompt_validation():
     with pytest.raises(ValueError, match=r"fields are \['subject', 'body'\]"):
         make_clf(prompt="{subject}\n{body}").fit(X_BIN, Y_BIN)
     with pytest.raises(ValueError, match="no word for classes"):
-        make_clf(verbalizer={"ham": "no"}).fit(X_BIN, Y_BIN)
+        make_clf(prompt=PromptTemplate(DEFAULT_TEMPLATE, verbalizer={"ham": "no"})
+                 ).fit(X_BIN, Y_BIN)
     with pytest.raises(ValueError, match="distinct"):
-        make_clf(verbalizer={"ham": "x", "spam": "x"}).fit(X_BIN, Y_BIN)
+        make_clf(prompt=PromptTemplate(DEFAULT_TEMPLATE,
+                                       verbalizer={"ham": "x", "spam": "x"})
+                 ).fit(X_BIN, Y_BIN)
 
 
 def test_dataframe_columns_fill_named_placeholders():
@@ -408,9 +412,10 @@ def test_y_containing_none_gets_clear_error():
 )
 def test_label_words_that_would_corrupt_the_prompt_are_refused(verbalizer, message):
     # An explicit separator is kept (the default chooses one the words lack).
-    prompt = PromptTemplate(DEFAULT_TEMPLATE, label_separator=", ")
+    prompt = PromptTemplate(DEFAULT_TEMPLATE, label_separator=", ",
+                            verbalizer=verbalizer)
     with pytest.raises(ValueError, match=re.escape(message)):
-        make_clf(prompt=prompt, verbalizer=verbalizer).fit(X_BIN, Y_BIN)
+        make_clf(prompt=prompt).fit(X_BIN, Y_BIN)
     # Classes (no verbalizer) are checked the same way.
     with pytest.raises(ValueError, match="contains a line break"):
         make_clf().fit(["a", "b"], ["ok", "not\nok"])
@@ -419,17 +424,20 @@ def test_label_words_that_would_corrupt_the_prompt_are_refused(verbalizer, messa
 def test_long_demonstrations_are_cut_and_the_query_is_not():
     long_texts = [f"{'word ' * 100}{label}" for label in ("ham", "spam")] * 3
     y = ["ham", "spam"] * 3
-    clf = make_clf(n_shots=2, demo_max_chars=40).fit(long_texts, y)
+    clf = make_clf(n_shots=2, prompt=PromptTemplate(DEFAULT_TEMPLATE, demo_max_chars=40)
+                   ).fit(long_texts, y)
     prompt = clf._render([(long_texts[0],)])[0]
     demo_lines = [ln for ln in prompt.text.split("\n")[:-2] if ln.startswith("Text: ")]
     assert len(demo_lines) == 2
     # Cut at the last space before 40 characters: 7 words of 5 characters.
     assert all(ln == "Text: " + "word " * 7 + "word" for ln in demo_lines)
     assert prompt.fields == (long_texts[0],)  # the query is whole
-    whole = make_clf(n_shots=2, demo_max_chars=None).fit(long_texts, y)
+    whole = make_clf(n_shots=2,
+                     prompt=PromptTemplate(DEFAULT_TEMPLATE, demo_max_chars=None)
+                     ).fit(long_texts, y)
     assert whole._render([("x",)])[0].text.count("word") == 200
-    with pytest.raises(ValueError, match="demo_max_chars"):
-        make_clf(demo_max_chars=0).fit(long_texts, y)
+    with pytest.raises(ValueError, match="demo_max_chars must be an int >= 1"):
+        PromptTemplate(DEFAULT_TEMPLATE, demo_max_chars=0)
 
 
 def _state(estimator):
@@ -441,8 +449,9 @@ def _state(estimator):
 
 @pytest.mark.parametrize("params", [
     {"n_shots": 4},
-    {"n_shots": 4, "demo_selection": "similar", "prior_correction": "batch"},
-    {"n_shots": 0, "prior_correction": "contextual"},
+    {"n_shots": 4, "demo_selection": "similar",
+     "calibration": InFitCalibration(prior_correction="batch")},
+    {"n_shots": 0, "calibration": InFitCalibration(prior_correction="contextual")},
     {"n_shots": 2, "on_error": "nan", "calibration": None},
 ])
 def test_predict_changes_no_attribute_but_the_usage_counters(params):

@@ -6,6 +6,7 @@
 - ``_infit``: the temperature and shrunk bias that ``LLMClassifier.fit`` learns.
 """
 
+from ._infit import InFitCalibration
 from ._scaler import TemperatureScaler
 
-__all__ = ["TemperatureScaler"]
+__all__ = ["InFitCalibration", "TemperatureScaler"]

@@ -20,12 +20,15 @@ estimator.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from numbers import Integral
 
 import numpy as np
 from scipy.special import log_softmax
+from sklearn.base import BaseEstimator
 
 from ..prompts._text import normalize_text
 from ..scoring._failures import finite_rows
+from ..utils._sklearn_compat import Interval, StrOptions
 from ..utils._warn import warn_external
 from ._matrix import apply_matrix, as_log_probs, choose_calibrator, fit_matrix
 from ._priors import apply_prior, estimate_prior, warn_small_batch
@@ -33,6 +36,7 @@ from ._temperature import fit_temperature, label_free_offset, scale_logits
 
 __all__ = [
     "MIN_CALIBRATION_ROWS",
+    "InFitCalibration",
     "ScoreCorrection",
     "calibration_rows",
     "fit_calibration",
@@ -41,6 +45,73 @@ __all__ = [
 #: Fewer scored calibration rows than this: no temperature is fitted, only the
 #: label-free batch prior of the rows there are (see :func:`fit_calibration`).
 MIN_CALIBRATION_ROWS = 10
+
+
+class InFitCalibration(BaseEstimator):
+    """How :class:`~sklearn_llmconf.LLMClassifier` corrects its raw scores in ``fit``.
+
+    The ``calibration`` parameter of the classifier, when a string does not
+    say enough: ``calibration="auto"`` is ``InFitCalibration()``,
+    ``"temperature"`` / ``"matrix"`` set ``method``, ``"contextual"`` /
+    ``"batch"`` are ``InFitCalibration(method=None, prior_correction=...)``.
+
+    Parameters
+    ----------
+    method : {"auto", "temperature", "matrix"} or None, default="auto"
+        The calibrator fitted on labelled training texts that are not
+        demonstrations. ``"temperature"``: a temperature ``T`` and a per-class
+        bias ``b`` shrunk toward the label-free batch prior (strength by 5-fold
+        cross-validation); scores become ``log_softmax(log p / T + b)``.
+        ``"matrix"``: a regularised full affine map of the log-probabilities
+        (matrix / Dirichlet calibration, Kull et al. 2019),
+        ``log_softmax(log p @ W.T + b)``. ``"auto"``: the two compared by
+        5-fold cross-validated log loss, the matrix kept only when more than
+        1 % lower (two classes: the temperature). None: no labelled
+        calibration (``fit`` makes no model call for it).
+    prior_correction : {"contextual", "batch"} or None, default=None
+        A label-free correction applied before the calibrator: the label
+        probabilities are divided by an estimated prior and renormalised.
+        ``"contextual"`` (Zhao et al. 2021): the mean probability of the
+        content-free inputs ``"N/A"``, ``""`` and ``"[MASK]"`` under the same
+        prompt (3 model calls in ``fit``; needs one fixed demonstration set).
+        ``"batch"`` (Zhou et al. 2024): the mean predicted probability over the
+        rows of each ``predict*`` call, so a text's result depends on the
+        other texts of the call. None: the labelled calibrator corrects the
+        same bias with labels, which did better in
+        ``benchmarks/bench_shrinkage.py``.
+    max_samples : int, default=200
+        Most training texts scored to fit the calibrator (stratified by class;
+        one model call each, cached).
+    """
+
+    _parameter_constraints: dict = {
+        "method": [StrOptions({"auto", "temperature", "matrix"}), None],
+        "prior_correction": [StrOptions({"contextual", "batch"}), None],
+        "max_samples": [Interval(Integral, 1, None, closed="left")],
+    }
+
+    def __init__(self, method="auto", prior_correction=None, max_samples=200):
+        self.method = method
+        self.prior_correction = prior_correction
+        self.max_samples = max_samples
+
+    @classmethod
+    def from_param(cls, calibration) -> InFitCalibration:
+        """The object a ``calibration`` parameter value stands for.
+
+        Parameters
+        ----------
+        calibration : str, InFitCalibration or None
+
+        Returns
+        -------
+        calibration : InFitCalibration
+        """
+        if isinstance(calibration, cls):
+            return calibration
+        if calibration in ("contextual", "batch"):
+            return cls(method=None, prior_correction=calibration)
+        return cls(method=calibration)
 
 
 def calibration_rows(rows, y_index, demo_rows, max_samples, rng):

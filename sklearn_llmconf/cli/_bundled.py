@@ -81,6 +81,7 @@ def evaluate(args) -> int:
 
     from .. import datasets
     from .._classifier import LLMClassifier
+    from ..calibration import InFitCalibration
     from ..calibration._scaler import TemperatureScaler
     from ..metrics import calibration_report
 
@@ -90,7 +91,8 @@ def evaluate(args) -> int:
                   cache=args.cache, progress=not args.quiet,
                   random_state=args.seed)
     start = time.perf_counter()
-    clf = LLMClassifier(max_calibration_samples=args.n_calib, **params)
+    clf = LLMClassifier(calibration=InFitCalibration(max_samples=args.n_calib),
+                        **params)
     clf.fit(X_tr, y_tr)
     fit_calls = clf.usage_.calls
     cal = clf.calibration_indices_
@@ -148,6 +150,7 @@ def route(args) -> int:
 
     from .. import datasets
     from .._classifier import LLMClassifier
+    from ..calibration import InFitCalibration
     from ..routing import ConfidenceRouter
 
     X, y = getattr(datasets, f"load_{args.dataset}")(return_X_y=True)
@@ -167,7 +170,7 @@ def route(args) -> int:
     clf = LLMClassifier(
         n_shots=args.n_shots, demo_selection=args.demo_selection, cache=args.cache,
         progress=not args.quiet, random_state=args.seed,
-        max_calibration_samples=args.n_scale,
+        calibration=InFitCalibration(max_samples=args.n_scale),
     ).fit(X_tr, y_tr)
     print(
         f"{args.dataset}: in-fit calibration on at most {args.n_scale} texts, "

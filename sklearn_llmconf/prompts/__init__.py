@@ -7,6 +7,8 @@
 - ``_text``: the duplicate key of a text and de-duplication of records.
 """
 
+from ._demos import SimilarDemos
 from ._template import DEFAULT_TEMPLATE, PromptTemplate, escape_field, shorten
 
-__all__ = ["DEFAULT_TEMPLATE", "PromptTemplate", "escape_field", "shorten"]
+__all__ = ["DEFAULT_TEMPLATE", "PromptTemplate", "SimilarDemos", "escape_field",
+           "shorten"]

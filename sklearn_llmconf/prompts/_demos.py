@@ -4,13 +4,48 @@ from __future__ import annotations
 
 import numpy as np
 import scipy.sparse as sp
+from sklearn.base import BaseEstimator
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.preprocessing import normalize
+
+from ..utils._sklearn_compat import HasMethods
 
 # One duplicate rule for the bundled data and for demonstrations.
 from ._text import normalize_text
 
-__all__ = ["DemoPool"]
+__all__ = ["DemoPool", "SimilarDemos"]
+
+
+class SimilarDemos(BaseEstimator):
+    """Demonstrations chosen per text: the labelled texts nearest to it.
+
+    The ``demo_selection`` of :class:`~sklearn_llmconf.LLMClassifier` that
+    needs a setting; ``demo_selection="similar"`` is ``SimilarDemos()`` and
+    ``"similar_stratified"`` is ``SimilarDemos(stratified=True)``. A training
+    text equal to the query (after normalising case, punctuation and spaces)
+    is never its demonstration. Every text has its own demonstrations, so no
+    prompt prefix is shared between texts: each costs its whole prompt.
+
+    Parameters
+    ----------
+    embedder : transformer or None, default=None
+        Turns texts into vectors (cloned, fitted on the training texts),
+        compared by cosine similarity, e.g.
+        :class:`~sklearn_llmconf.hybrid.SentenceEmbedder` (extra
+        ``embeddings``). None: TF-IDF.
+    stratified : bool, default=False
+        Take the nearest text of each class in turn instead of the nearest
+        texts overall.
+    """
+
+    _parameter_constraints: dict = {
+        "embedder": [HasMethods(["fit_transform", "transform"]), None],
+        "stratified": ["boolean"],
+    }
+
+    def __init__(self, embedder=None, stratified=False):
+        self.embedder = embedder
+        self.stratified = stratified
 
 
 class DemoPool:

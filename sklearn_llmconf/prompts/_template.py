@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import re
 import string
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from numbers import Integral
 
 from .._types import Prompt
 from ._injection import COMMON_MARKERS, find_fake_answers, neutralize
@@ -140,6 +141,20 @@ class PromptTemplate:
         model and the row fails (``on_error``, which raises by default).
         ``benchmarks/bench_injection.py`` compares the neutralised score with
         a uniform row.
+    verbalizer : dict, list of str, "letters" or None, default=None
+        The word the model should produce for each class. None uses
+        ``str(class)``; a dict maps every class to its word; a list gives the
+        words in ``classes_`` order (sorted classes), which keeps the words when
+        a meta-estimator such as ``VotingClassifier`` or ``StackingClassifier``
+        fits its members on label-encoded y (0, 1, ...); ``"letters"`` uses
+        A, B, C, ... and shows ``"A: <class>"`` pairs for ``{labels}``.
+    demo_max_chars : int or None, default=300
+        Each demonstration's text fields are cut to at most this many
+        characters (at the last space before the limit), so that many long
+        demonstrations (news articles, e-mails) still fit the model's context
+        next to the text to classify. The texts to classify are never cut here
+        (a backend truncates one that does not fit, with a warning). None: no
+        limit.
 
     Examples
     --------
@@ -165,8 +180,25 @@ class PromptTemplate:
     escape_fields: bool = True
     reject_fake_answers: bool = True
     on_fake_answer: str = "neutralize"
+    # A dict or list is not hashable: the template's hash leaves it out.
+    verbalizer: dict | list | tuple | str | None = field(default=None, hash=False)
+    demo_max_chars: int | None = 300
 
     def __post_init__(self):
+        if not (self.verbalizer is None or self.verbalizer == "letters"
+                or isinstance(self.verbalizer, (dict, list, tuple))):
+            raise ValueError(
+                "verbalizer must be a dict, a list of str, 'letters' or None, "
+                f"got {self.verbalizer!r}."
+            )
+        if self.demo_max_chars is not None and not (
+                isinstance(self.demo_max_chars, Integral)
+                and not isinstance(self.demo_max_chars, bool)
+                and self.demo_max_chars >= 1):
+            raise ValueError(
+                "demo_max_chars must be an int >= 1 or None, got "
+                f"{self.demo_max_chars!r}."
+            )
         if self.on_fake_answer not in _FAKE_ANSWER_POLICIES:
             raise ValueError(
                 f"on_fake_answer must be one of {_FAKE_ANSWER_POLICIES}, got "

@@ -10,5 +10,7 @@
 """
 
 from ._failures import ScoredRows, predict_with_failures
+from ._strategies import LogProbs, SelfConsistency, Verbalized
 
-__all__ = ["ScoredRows", "predict_with_failures"]
+__all__ = ["LogProbs", "ScoredRows", "SelfConsistency", "Verbalized",
+           "predict_with_failures"]

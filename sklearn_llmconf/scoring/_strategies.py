@@ -25,14 +25,20 @@ from __future__ import annotations
 import ast
 import json
 import re
+from numbers import Integral, Real
 
 import numpy as np
+from sklearn.base import BaseEstimator
 
 from .._types import BackendCapabilities, Prompt, ScoreResult
+from ..utils._sklearn_compat import Interval
 from ..utils._warn import warn_external
 
 __all__ = [
     "STRATEGIES",
+    "LogProbs",
+    "SelfConsistency",
+    "Verbalized",
     "consistency_log_scores",
     "make_strategy",
     "match_label",
@@ -60,7 +66,85 @@ VERBALIZED_PREFILL = '{"label": "'
 # Generation stops at the end of the object (the stop string is not returned).
 VERBALIZED_STOP = ["}", "\n\n"]
 CONSISTENCY_STOP = ["\n\n"]
-DEFAULT_MAX_NEW_TOKENS = {"verbalized": 32, "consistency": 8}
+
+
+# -- the strategy parameter ------------------------------------------------------
+class LogProbs(BaseEstimator):
+    """Score each label by its log-probability under the model (the default).
+
+    ``log P(label | prompt)`` from the backend's ``score_labels``: exact for
+    local backends, the first label token for top-k APIs. Needs a backend that
+    exposes log-probabilities. Pass as ``LLMClassifier(strategy=LogProbs())``
+    (the same as ``strategy="logprobs"``); it has no setting.
+    """
+
+    name = "logprobs"
+    _parameter_constraints: dict = {}
+
+
+class Verbalized(BaseEstimator):
+    """Ask the model for its label and the probability that it is right, in JSON.
+
+    The stated probability ``p`` of label ``j`` becomes the scores
+    ``log p`` for ``j`` and ``log((1 - p) / (k - 1))`` for the others (clipped
+    to ``[1e-3, 1 - 1e-3]``); an answer that cannot be parsed is a failed row.
+    Needs only text generation (models or APIs that hide log-probabilities).
+
+    Parameters
+    ----------
+    max_new_tokens : int, default=32
+        Tokens generated per answer.
+    """
+
+    name = "verbalized"
+    _parameter_constraints: dict = {
+        "max_new_tokens": [Interval(Integral, 1, None, closed="left")],
+    }
+
+    def __init__(self, max_new_tokens=32):
+        self.max_new_tokens = max_new_tokens
+
+
+class SelfConsistency(BaseEstimator):
+    """Sample several answers and let them vote (self-consistency).
+
+    Each of ``n_samples`` answers sampled at ``temperature`` counts for the
+    first label it names; ``P(j) = (count_j + smoothing) / (n_matched +
+    n_classes * smoothing)``. Answers naming no label are counted in
+    ``usage_.unmatched_answers``; a text whose answers name none is a failed
+    row. Needs only text generation.
+
+    Parameters
+    ----------
+    n_samples : int, default=10
+        Answers sampled per text (one request with ``n=`` where the backend
+        supports it).
+    temperature : float, default=0.7
+        Sampling temperature of the answers.
+    smoothing : float, default=1.0
+        Additive (Laplace) smoothing of the vote counts.
+    max_new_tokens : int, default=8
+        Tokens generated per answer.
+    """
+
+    name = "consistency"
+    _parameter_constraints: dict = {
+        "n_samples": [Interval(Integral, 1, None, closed="left")],
+        "temperature": [Interval(Real, 0, None, closed="left")],
+        "smoothing": [Interval(Real, 0, None, closed="neither")],
+        "max_new_tokens": [Interval(Integral, 1, None, closed="left")],
+    }
+
+    def __init__(self, n_samples=10, temperature=0.7, smoothing=1.0,
+                 max_new_tokens=8):
+        self.n_samples = n_samples
+        self.temperature = temperature
+        self.smoothing = smoothing
+        self.max_new_tokens = max_new_tokens
+
+
+#: The strategy objects by name, for the ``strategy="name"`` shorthand.
+STRATEGY_CLASSES = {cls.name: cls for cls in (LogProbs, Verbalized, SelfConsistency)}
 
 
 # -- choosing a strategy ---------------------------------------------------------
@@ -442,7 +526,7 @@ class _GenerationStrategy:
             list(dict.fromkeys([w, str(c)]))
             for w, c in zip(label_words, classes, strict=True)
         ]
-        self.max_new_tokens = int(max_new_tokens or DEFAULT_MAX_NEW_TOKENS[self.name])
+        self.max_new_tokens = int(max_new_tokens)
         self.seed = seed
 
 
@@ -543,20 +627,19 @@ class _ConsistencyStrategy(_GenerationStrategy):
         return ScoreResult(out, errors=errors, usage=usage)
 
 
-def make_strategy(name, *, label_words, classes, n_samples=10,
-                  sampling_temperature=0.7, smoothing=1.0, max_new_tokens=None,
-                  seed=None):
-    """Build the object that scores prompts with strategy ``name``.
+def make_strategy(spec, *, label_words, classes, seed=None):
+    """Build the object that scores prompts with the strategy ``spec``.
 
     Parameters
     ----------
-    name : {"logprobs", "verbalized", "consistency"}
+    spec : LogProbs, Verbalized or SelfConsistency
+        The strategy and its settings (validated).
     label_words : list of str
         Verbalization of each class, in class order.
     classes : array-like
         The classes; an answer naming a class is accepted too.
-    n_samples, sampling_temperature, smoothing, max_new_tokens, seed
-        See :class:`~sklearn_llmconf.LLMClassifier`.
+    seed : int or None
+        Seed of the generation strategies' samples.
 
     Returns
     -------
@@ -564,14 +647,15 @@ def make_strategy(name, *, label_words, classes, n_samples=10,
         With ``name``, ``cache_extra`` (dict or None, part of the response-cache
         key) and ``score(backend, prompts, labels) -> ScoreResult``.
     """
-    if name == "logprobs":
+    if isinstance(spec, LogProbs):
         return _LogprobStrategy()
     common = dict(label_words=label_words, classes=classes,
-                  max_new_tokens=max_new_tokens, seed=seed)
-    if name == "verbalized":
+                  max_new_tokens=spec.max_new_tokens, seed=seed)
+    if isinstance(spec, Verbalized):
         return _VerbalizedStrategy(**common)
-    if name == "consistency":
-        return _ConsistencyStrategy(n_samples=n_samples,
-                                    temperature=sampling_temperature,
-                                    smoothing=smoothing, **common)
-    raise ValueError(f"Unknown strategy {name!r}; expected one of {STRATEGIES}.")
+    if isinstance(spec, SelfConsistency):
+        return _ConsistencyStrategy(n_samples=spec.n_samples,
+                                    temperature=spec.temperature,
+                                    smoothing=spec.smoothing, **common)
+    raise TypeError(f"Unknown strategy {spec!r}; expected one of "
+                    f"{[cls.__name__ for cls in STRATEGY_CLASSES.values()]}.")

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from sklearn.frozen import FrozenEstimator
 
-from sklearn_llmconf import LLMClassifier, TemperatureScaler
+from sklearn_llmconf import LLMClassifier, SelfConsistency, TemperatureScaler
 from sklearn_llmconf.backends import OpenAIBackend
 from sklearn_llmconf.testing._fault_server import sample_token
 
@@ -106,9 +106,10 @@ def test_consistency_strategy_over_http_counts_the_votes(backend, fault_server):
         return " spam" if token in (" spam", "spam", "Spam", " no") else " ham"
 
     fault_server.reply = reply
-    clf = LLMClassifier(backend=backend, strategy="consistency", n_samples=6,
-                        calibration=None,
-                        sampling_temperature=1.0, smoothing=1.0, random_state=5,
+    clf = LLMClassifier(backend=backend,
+                        strategy=SelfConsistency(n_samples=6, temperature=1.0,
+                                                 smoothing=1.0),
+                        calibration=None, random_state=5,
                         n_shots=0).fit(X, Y)
     proba = clf.predict_proba(X[:4])
     assert proba.shape == (4, 2) and list(clf.classes_) == ["ham", "spam"]

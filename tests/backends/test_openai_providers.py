@@ -173,8 +173,7 @@ def test_reasoning_model_falls_back_once_to_consistency(model, openai_like):
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         clf = LLMClassifier(backend=backend, strategy="auto", n_shots=0,
-                            n_samples=2,
-                            max_new_tokens=3, calibration=None,
+                            calibration=None,
                             on_error="nan").fit(X, y)
     fallback = [w for w in caught if "reasoning model" in str(w.message)]
     assert len(fallback) == 1

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from sklearn_llmconf import LLMClassifier
+from sklearn_llmconf import LLMClassifier, SelfConsistency, Verbalized
 from sklearn_llmconf.backends import OpenAIBackend
 from tests._data import short_sms
 
@@ -241,8 +241,9 @@ def test_generation_strategies_on_real_server(llama_server, endpoint):
     X_test, y_test, X_pool, y_pool = short_sms(12)
     backend = OpenAIBackend("smollm2", base_url=llama_server, endpoint=endpoint,
                             max_concurrency=2)
-    cons = LLMClassifier(backend=backend, strategy="consistency", n_samples=3,
-                         max_new_tokens=4, on_error="warn", random_state=0,
+    cons = LLMClassifier(backend=backend,
+                         strategy=SelfConsistency(n_samples=3, max_new_tokens=4),
+                         on_error="warn", random_state=0,
                          calibration=None)
     cons.fit(X_pool, y_pool)
     with warnings.catch_warnings():
@@ -257,7 +258,7 @@ def test_generation_strategies_on_real_server(llama_server, endpoint):
     assert cons.usage_.calls == 12 * 3
     assert backend.capabilities().n_per_request is True  # stable
 
-    verb = LLMClassifier(backend=backend, strategy="verbalized", max_new_tokens=24,
+    verb = LLMClassifier(backend=backend, strategy=Verbalized(max_new_tokens=24),
                          on_error="nan", calibration=None).fit(X_pool, y_pool)
     proba_v = verb.predict_proba(X_test)
     scored = ~np.isnan(proba_v).any(axis=1)

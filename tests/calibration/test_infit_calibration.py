@@ -9,7 +9,12 @@ from sklearn.frozen import FrozenEstimator
 from sklearn.metrics import log_loss
 from sklearn.model_selection import GridSearchCV, StratifiedKFold, cross_val_score
 
-from sklearn_llmconf import LLMClassifier, ResponseCache, TemperatureScaler
+from sklearn_llmconf import (
+    InFitCalibration,
+    LLMClassifier,
+    ResponseCache,
+    TemperatureScaler,
+)
 from sklearn_llmconf.testing import KeywordBackend
 
 
@@ -53,7 +58,7 @@ def test_max_calibration_samples_caps_fit_calls_and_is_stratified(tmp_path):
     backend = KeywordBackend()
     cache = ResponseCache(tmp_path / "c.sqlite")
     clf = LLMClassifier(backend=backend, n_shots=2, random_state=0, cache=cache,
-                        max_calibration_samples=50).fit(X, y)
+                        calibration=InFitCalibration(max_samples=50)).fit(X, y)
     assert len(clf.calibration_indices_) == 50 == _calls(backend)
     share = np.mean(y[clf.calibration_indices_] == "spam")
     assert abs(share - np.mean(y == "spam")) < 0.03

@@ -66,7 +66,7 @@ def test_estimate_prior_averages_probabilities_of_finite_rows():
 def test_contextual_fit_makes_three_content_free_calls():
     backend = KeywordBackend()
     clf = LLMClassifier(
-        n_shots=0, calibration=None, backend=backend, prior_correction="contextual"
+        n_shots=0, backend=backend, calibration="contextual"
     )
     clf.fit(X_BIN, Y_BIN)
     assert len(backend.calls_) == 1
@@ -83,7 +83,7 @@ def test_zero_shot_fit_without_correction_makes_no_call():
     for correction in (None, "batch"):
         backend = KeywordBackend()
         clf = LLMClassifier(
-            n_shots=0, calibration=None, backend=backend, prior_correction=correction
+            n_shots=0, backend=backend, calibration=correction
         )
         clf.fit(X_BIN, Y_BIN)
         assert not hasattr(backend, "calls_")
@@ -93,10 +93,9 @@ def test_zero_shot_fit_without_correction_makes_no_call():
 def test_contextual_content_free_prompts_share_the_demonstrations():
     backend = KeywordBackend()
     clf = LLMClassifier(
-        calibration=None,
         backend=backend,
         n_shots=2,
-        prior_correction="contextual",
+        calibration="contextual",
         random_state=0,
     ).fit(X_BIN, Y_BIN)
     cf_prompt = backend.calls_[0][0]
@@ -109,7 +108,7 @@ def test_contextual_content_free_prompts_share_the_demonstrations():
 def test_contextual_correction_is_exact():
     backend = BiasedBackend(bias=(3.0, 0.0))
     clf = LLMClassifier(
-        n_shots=0, calibration=None, backend=backend, prior_correction="contextual"
+        n_shots=0, backend=backend, calibration="contextual"
     ).fit(X_BIN, Y_BIN)
     plain = LLMClassifier(n_shots=0, calibration=None, backend=backend).fit(
         X_BIN, Y_BIN
@@ -133,7 +132,7 @@ def test_contextual_correction_removes_a_label_bias():
     raw = LLMClassifier(n_shots=0, calibration=None, backend=backend).fit(X_BIN, Y_BIN)
     assert (raw.predict(X_BIN) == "ham").all()
     clf = LLMClassifier(
-        n_shots=0, calibration=None, backend=backend, prior_correction="contextual"
+        n_shots=0, backend=backend, calibration="contextual"
     )
     clf.fit(X_BIN, Y_BIN)
     assert clf.content_free_prior_[0] > 0.9
@@ -144,9 +143,8 @@ def test_contextual_fills_every_field_of_a_2d_prompt():
     backend = KeywordBackend()
     clf = LLMClassifier(
         "Subject: {subject}\nBody: {body}\nAnswer:",
-        calibration=None,
         backend=backend,
-        prior_correction="contextual",
+        calibration="contextual",
     )
     X = [[x, x] for x in X_BIN]
     clf.fit(X, Y_BIN)
@@ -158,11 +156,10 @@ def test_contextual_fills_every_field_of_a_2d_prompt():
 def test_contextual_with_per_text_demonstrations_raises(selection):
     backend = KeywordBackend()
     clf = LLMClassifier(
-        calibration=None,
         backend=backend,
         n_shots=2,
         demo_selection=selection,
-        prior_correction="contextual",
+        calibration="contextual",
     )
     with pytest.raises(ValueError, match="fixed set of\\s+demonstrations"):
         clf.fit(X_BIN, Y_BIN)
@@ -177,7 +174,7 @@ def test_contextual_set_after_fit_takes_effect_at_the_next_fit():
         X_BIN, Y_BIN
     )
     before = clf.predict_proba(X_BIN)
-    clf.set_params(prior_correction="contextual")
+    clf.set_params(calibration="contextual")
     np.testing.assert_array_equal(clf.predict_proba(X_BIN), before)
     assert not hasattr(clf, "content_free_prior_")
     clf.fit(X_BIN, Y_BIN)
@@ -187,13 +184,12 @@ def test_contextual_set_after_fit_takes_effect_at_the_next_fit():
 
 def test_refit_without_correction_drops_the_prior():
     clf = LLMClassifier(
-        calibration=None,
         n_shots=0,
         backend=KeywordBackend(),
-        prior_correction="contextual",
+        calibration="contextual",
     )
     clf.fit(X_BIN, Y_BIN)
-    clf.set_params(prior_correction=None).fit(X_BIN, Y_BIN)
+    clf.set_params(calibration=None).fit(X_BIN, Y_BIN)
     assert not hasattr(clf, "content_free_prior_")
 
 
@@ -202,9 +198,8 @@ def test_contextual_failures_of_content_free_inputs():
     backend = KeywordBackend(fail_on="[MASK]")
     clf = LLMClassifier(
         n_shots=0,
-        calibration=None,
         backend=backend,
-        prior_correction="contextual",
+        calibration="contextual",
     )
     clf.fit(X_BIN, Y_BIN)
     assert clf.usage_.failed_rows == 1
@@ -218,7 +213,7 @@ def test_contextual_failures_of_content_free_inputs():
     # All fail: a clear error naming the reason.
     backend = KeywordBackend(fail_on="Answer:")
     clf = LLMClassifier(
-        n_shots=0, calibration=None, backend=backend, prior_correction="contextual"
+        n_shots=0, backend=backend, calibration="contextual"
     )
     with pytest.raises(RuntimeError, match="injected failure"):
         clf.fit(X_BIN, Y_BIN)
@@ -226,22 +221,21 @@ def test_contextual_failures_of_content_free_inputs():
 
 def test_contextual_survives_pickle_and_clone():
     clf = LLMClassifier(
-        calibration=None,
         n_shots=0,
         backend=KeywordBackend(),
-        prior_correction="contextual",
+        calibration="contextual",
     )
     clf.fit(X_BIN, Y_BIN)
     restored = pickle.loads(pickle.dumps(clf))
     np.testing.assert_allclose(restored.predict_proba(X_BIN), clf.predict_proba(X_BIN))
-    assert clone(clf).get_params()["prior_correction"] == "contextual"
+    assert clone(clf).get_params()["calibration"] == "contextual"
 
 
 # -- batch calibration -------------------------------------------------------------
 def test_batch_correction_is_exact_and_stateless():
     backend = BiasedBackend(bias=(2.0, 0.0))
     clf = LLMClassifier(
-        calibration=None, n_shots=0, backend=backend, prior_correction="batch"
+        n_shots=0, backend=backend, calibration="batch"
     ).fit(X_BIN, Y_BIN)
     assert not hasattr(backend, "calls_")  # fit makes no call
     plain = LLMClassifier(n_shots=0, calibration=None, backend=backend).fit(
@@ -262,7 +256,7 @@ def test_batch_correction_is_exact_and_stateless():
 
 def test_batch_correction_warns_for_small_batches():
     clf = LLMClassifier(
-        n_shots=0, calibration=None, backend=KeywordBackend(), prior_correction="batch"
+        n_shots=0, backend=KeywordBackend(), calibration="batch"
     )
     clf.fit(X_BIN, Y_BIN)
     assert min_batch_size(2) == 20
@@ -282,10 +276,9 @@ def test_batch_correction_ignores_failed_rows():
     backend = KeywordBackend(fail_on="number 3 ")
     X = X_MANY[:25]
     nan_clf = LLMClassifier(
-        calibration=None,
         n_shots=0,
         backend=backend,
-        prior_correction="batch",
+        calibration="batch",
         on_error="nan",
     ).fit(X_BIN, Y_BIN)
     proba = nan_clf.predict_proba(X)
@@ -309,10 +302,9 @@ def test_batch_correction_ignores_failed_rows():
 
 def test_invalid_prior_correction_is_rejected():
     clf = LLMClassifier(
-        calibration=None,
         n_shots=0,
         backend=KeywordBackend(),
-        prior_correction="label-free",
+        calibration="label-free",
     )
-    with pytest.raises(InvalidParameterError, match="prior_correction"):
+    with pytest.raises(InvalidParameterError, match="calibration"):
         clf.fit(X_BIN, Y_BIN)

@@ -16,7 +16,12 @@ from sklearn.model_selection import train_test_split
 
 pytest.importorskip("llama_cpp")
 
-from sklearn_llmconf import LLMClassifier, ResponseCache, TemperatureScaler  # noqa: E402
+from sklearn_llmconf import (  # noqa: E402
+    InFitCalibration,
+    LLMClassifier,
+    ResponseCache,
+    TemperatureScaler,
+)
 from sklearn_llmconf.backends import LlamaCppBackend  # noqa: E402
 from sklearn_llmconf.calibration._priors import CONTENT_FREE_INPUTS  # noqa: E402
 from sklearn_llmconf.datasets import load_sms_spam  # noqa: E402
@@ -71,7 +76,8 @@ def test_calibration_fitted_on_one_split_helps_on_another(sms):
 
 def test_prior_corrections_on_the_real_model(sms):
     clf, (X_pool, y_pool), (X, y), log_probs = sms
-    ctx = clone(clf).set_params(prior_correction="contextual")
+    ctx = clone(clf).set_params(
+        calibration=InFitCalibration(method=None, prior_correction="contextual"))
     ctx.fit(X_pool, y_pool)
     # fit scores exactly the 3 content-free inputs; predictions hit the cache
     # (clone deep-copies the in-memory cache with its scores)
@@ -82,7 +88,7 @@ def test_prior_corrections_on_the_real_model(sms):
     )
     p_ctx = ctx.predict_proba(X)
     assert ctx.usage_.calls == 3
-    batch = clone(clf).set_params(prior_correction="batch")
+    batch = clone(clf).set_params(calibration="batch")
     p_batch = batch.fit(X_pool, y_pool).predict_proba(X)
     assert batch.usage_.calls == 0
     p_raw = softmax(log_probs, axis=1)

@@ -9,7 +9,7 @@ import pickle
 import numpy as np
 import pytest
 
-from sklearn_llmconf import LLMClassifier
+from sklearn_llmconf import LLMClassifier, SimilarDemos
 from sklearn_llmconf.hybrid import SentenceEmbedder, make_hybrid_classifier
 from sklearn_llmconf.hybrid._embeddings import embeddings_available
 from sklearn_llmconf.prompts._demos import DemoPool
@@ -69,8 +69,9 @@ def test_similar_demonstrations_by_meaning_and_never_the_query(embedder):
 
 
 def test_classifier_uses_the_embedder_for_similar_selection(embedder):
-    clf = LLMClassifier(backend=KeywordBackend(), n_shots=2, demo_selection="similar",
-                        demo_embedder=embedder, calibration=None).fit(POOL, LABELS)
+    clf = LLMClassifier(backend=KeywordBackend(), n_shots=2,
+                        demo_selection=SimilarDemos(embedder=embedder),
+                        calibration=None).fit(POOL, LABELS)
     assert clf._demo_pool.embedder is not embedder  # cloned
     proba = clf.predict_proba(["you won money, call to collect the award"])
     assert proba.shape == (1, 2)

@@ -7,7 +7,8 @@ import pytest
 from sklearn.frozen import FrozenEstimator
 from sklearn.linear_model import LogisticRegression
 
-from sklearn_llmconf import LLMClassifier, TemperatureScaler
+from sklearn_llmconf import LLMClassifier, PromptTemplate, TemperatureScaler
+from sklearn_llmconf.prompts import DEFAULT_TEMPLATE
 from sklearn_llmconf.routing import ConfidenceRouter, UncertifiedWarning
 from sklearn_llmconf.routing._certificate import certificate_of
 from sklearn_llmconf.testing import KeywordBackend
@@ -72,7 +73,8 @@ def test_another_prompt_or_label_set_is_detected(router):
     X, y = _texts(10, 3)
     router.estimator_.set_params(prompt="Spam or ham? {text}\nIt is").fit(X, y)
     assert router.check_certificate() == ["prompt"]
-    router.estimator_.set_params(verbalizer={"ham": "good", "spam": "bad"}).fit(X, y)
+    words = PromptTemplate(DEFAULT_TEMPLATE, verbalizer={"ham": "good", "spam": "bad"})
+    router.estimator_.set_params(prompt=words).fit(X, y)
     assert "labels" in router.check_certificate()
 
 

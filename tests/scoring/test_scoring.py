@@ -14,12 +14,12 @@ from sklearn_llmconf.scoring._engine import (
     score_unique,
 )
 from sklearn_llmconf.scoring._failures import NOT_SENT
-from sklearn_llmconf.scoring._strategies import make_strategy
+from sklearn_llmconf.scoring._strategies import LogProbs, make_strategy
 from sklearn_llmconf.testing import KeywordBackend
 from tests._data import X_BIN, Y_BIN
 
 LABELS = [" ham", " spam"]
-LOGPROBS = make_strategy("logprobs", label_words=["ham", "spam"],
+LOGPROBS = make_strategy(LogProbs(), label_words=["ham", "spam"],
                          classes=np.array(["ham", "spam"]))
 
 
@@ -207,7 +207,7 @@ def test_scoring_warnings_point_at_the_callers_line(method):
         getattr(clf, method)(X)
     assert [w.filename for w in record] == [__file__]
     # fit decides the policy and the correction: they take effect at fit
-    clf.set_params(on_error="raise", prior_correction="batch", calibration=None)
+    clf.set_params(on_error="raise", calibration="batch")
     clf.fit(X, ["spam", "ham", "spam"])
     with pytest.warns(UserWarning, match="prior_correction='batch'") as record:
         getattr(clf, method)(X[:2])
@@ -220,7 +220,7 @@ def test_parameters_changed_after_fit_take_effect_at_the_next_fit():
     texts = X_BIN[:3] + ["FAIL spam"]
     with pytest.warns(UserWarning, match="uniform probabilities"):
         before = clf.predict_proba(texts)
-    clf.set_params(on_error="raise", prior_correction="batch")
+    clf.set_params(on_error="raise", calibration="batch")
     with pytest.warns(UserWarning, match="uniform probabilities"):
         np.testing.assert_array_equal(clf.predict_proba(texts), before)
     with pytest.raises(RuntimeError, match="1 of 4 rows could not be scored"):

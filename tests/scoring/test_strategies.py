@@ -10,13 +10,20 @@ from sklearn.ensemble import StackingClassifier, VotingClassifier
 from sklearn.frozen import FrozenEstimator
 from sklearn.linear_model import LogisticRegression
 
-from sklearn_llmconf import LLMClassifier, ResponseCache
+from sklearn_llmconf import (
+    LLMClassifier,
+    PromptTemplate,
+    ResponseCache,
+    SelfConsistency,
+    Verbalized,
+)
 from sklearn_llmconf.backends import (
     BackendCapabilities,
     BaseBackend,
     GenerationResult,
     Usage,
 )
+from sklearn_llmconf.prompts import DEFAULT_TEMPLATE
 from sklearn_llmconf.scoring._strategies import (
     VERBALIZED_EPS,
     consistency_log_scores,
@@ -205,12 +212,18 @@ def test_unsupported_signal_errors_name_alternatives():
         KeywordBackend().generate([])
 
 
-@pytest.mark.parametrize("params", [{"n_samples": 0}, {"smoothing": 0.0},
-                                    {"sampling_temperature": -1},
-                                    {"strategy": "vote"}, {"max_new_tokens": 0}])
-def test_parameter_validation(params):
-    clf = LLMClassifier(backend=ScriptedBackend(vote_answer), **params)
-    with pytest.raises(ValueError):
+@pytest.mark.parametrize("strategy, message", [
+    (SelfConsistency(n_samples=0), "'n_samples' parameter of SelfConsistency"),
+    (SelfConsistency(smoothing=0.0), "'smoothing' parameter of SelfConsistency"),
+    (SelfConsistency(temperature=-1), "'temperature' parameter of SelfConsistency"),
+    (SelfConsistency(max_new_tokens=0), "'max_new_tokens' parameter of "
+                                         "SelfConsistency"),
+    (Verbalized(max_new_tokens=0), "'max_new_tokens' parameter of Verbalized"),
+    ("vote", "'strategy' parameter of LLMClassifier"),
+])
+def test_parameter_validation(strategy, message):
+    clf = LLMClassifier(backend=ScriptedBackend(vote_answer), strategy=strategy)
+    with pytest.raises(ValueError, match=message):
         clf.fit(X, Y)
 
 
@@ -255,8 +268,10 @@ def test_unparseable_rows_follow_on_error(on_error):
 
 def test_consistency_votes_smoothing_and_unmatched():
     backend = ScriptedBackend(vote_answer)
-    clf = LLMClassifier(backend=backend, strategy="consistency", n_samples=10,
-                        smoothing=1.0, sampling_temperature=0.9, random_state=3,
+    clf = LLMClassifier(backend=backend,
+                        strategy=SelfConsistency(n_samples=10, smoothing=1.0,
+                                                 temperature=0.9),
+                        random_state=3,
                         on_error="nan").fit(X, Y)
     proba = clf.predict_proba(X + ["nolabel"])
     # 9 samples name a label: 7 spam + 2 ham, or 2 spam ("Ham." ends with a dot)
@@ -278,12 +293,12 @@ def test_cache_keys_distinct_per_strategy_and_parameters(tmp_path):
     cache = ResponseCache(tmp_path / "cache.sqlite")
     backend = ScriptedBackend(vote_answer, logprobs=True)
     variants = [
-        dict(strategy="consistency", n_samples=5),
-        dict(strategy="consistency", n_samples=10),
-        dict(strategy="consistency", n_samples=10, sampling_temperature=1.0),
-        dict(strategy="consistency", n_samples=10, smoothing=0.5),
-        dict(strategy="consistency", n_samples=10, random_state=1),
-        dict(strategy="consistency", n_samples=10, max_new_tokens=4),
+        dict(strategy=SelfConsistency(n_samples=5)),
+        dict(strategy=SelfConsistency(n_samples=10)),
+        dict(strategy=SelfConsistency(n_samples=10, temperature=1.0)),
+        dict(strategy=SelfConsistency(n_samples=10, smoothing=0.5)),
+        dict(strategy=SelfConsistency(n_samples=10), random_state=1),
+        dict(strategy=SelfConsistency(n_samples=10, max_new_tokens=4)),
     ]
     for i, params in enumerate(variants, 1):
         clf = LLMClassifier(backend=backend, cache=cache, random_state=0)
@@ -371,15 +386,16 @@ def test_unfrozen_members_see_encoded_labels():
     assert list(vote.estimators_[0].classes_) == [0, 1]
     assert vote.estimators_[0].label_words_ == ["0", "1"]
     words = sorted(set(Y_TRAIN))
-    member = LLMClassifier(backend=KeywordBackend(), verbalizer=words)
+    member = LLMClassifier(PromptTemplate(DEFAULT_TEMPLATE, verbalizer=words),
+                           backend=KeywordBackend())
     vote = VotingClassifier([("a", member)], voting="soft").fit(X_TRAIN, Y_TRAIN)
     assert vote.estimators_[0].label_words_ == words
     assert list(vote.classes_) == words
     stack = StackingClassifier([("a", member)], cv=2).fit(X_TRAIN, Y_TRAIN)
     assert stack.estimators_[0].label_words_ == words
     with pytest.raises(ValueError, match="lists 3 words but there are 2 classes"):
-        LLMClassifier(backend=KeywordBackend(), verbalizer=["a", "b", "c"]).fit(
-            X_TRAIN, Y_TRAIN)
+        LLMClassifier(PromptTemplate(DEFAULT_TEMPLATE, verbalizer=["a", "b", "c"]),
+                      backend=KeywordBackend()).fit(X_TRAIN, Y_TRAIN)
 
 
 def test_generation_strategy_members_clone_and_vote():
@@ -439,16 +455,14 @@ def test_llamacpp_generate_is_seeded_and_coexists_with_prefix_reuse():
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("strategy, params", [
-    ("verbalized", {}),
-    ("consistency", {"n_samples": 3}),
+@pytest.mark.parametrize("strategy, spec", [
+    ("verbalized", Verbalized(max_new_tokens=20)),
+    ("consistency", SelfConsistency(n_samples=3, max_new_tokens=4)),
 ])
-def test_real_model_strategies_give_valid_probabilities(strategy, params):
+def test_real_model_strategies_give_valid_probabilities(strategy, spec):
     X_test, _, X_pool, y_pool = short_sms(20)
-    clf = LLMClassifier(backend=_real_backend(), strategy=strategy,
-                        max_new_tokens=20 if strategy == "verbalized" else 4,
-                        on_error="warn", random_state=0, calibration=None,
-                        **params)
+    clf = LLMClassifier(backend=_real_backend(), strategy=spec,
+                        on_error="warn", random_state=0, calibration=None)
     clf.fit(X_pool, y_pool)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
@@ -458,7 +472,7 @@ def test_real_model_strategies_give_valid_probabilities(strategy, params):
     np.testing.assert_allclose(proba.sum(axis=1), 1.0)
     assert clf.usage_.completion_tokens > 0
     # One greedy completion per text, or one seeded sample per text and draw.
-    assert clf.usage_.calls == 20 * params.get("n_samples", 1)
+    assert clf.usage_.calls == 20 * getattr(spec, "n_samples", 1)
     if strategy == "consistency":
         # Vote shares with n=3 and Laplace smoothing: (c + 1) / (m + 2), m <= 3.
         allowed = {(c + 1) / (m + 2) for m in range(1, 4) for c in range(m + 1)}
@@ -472,8 +486,9 @@ def test_real_model_consistency_composes_with_calibrated_cv(tmp_path):
 
     X_test, y_test, _, _ = short_sms(18, seed=1)
     cache = ResponseCache(tmp_path / "cache.sqlite")
-    base = LLMClassifier(backend=_real_backend(), strategy="consistency", n_samples=2,
-                         max_new_tokens=4, on_error="warn", cache=cache,
+    base = LLMClassifier(backend=_real_backend(),
+                         strategy=SelfConsistency(n_samples=2, max_new_tokens=4),
+                         on_error="warn", cache=cache,
                          random_state=0, calibration=None)
     cal = CalibratedClassifierCV(base, method="sigmoid", cv=3)
     with warnings.catch_warnings():
