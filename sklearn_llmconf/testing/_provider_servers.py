@@ -67,14 +67,14 @@ class EmbeddedModel:
     Parameters
     ----------
     backend : LlamaCppBackend, default=None
-        The embedded backend to evaluate with (default: SmolLM2, 2 threads).
+        The embedded backend to evaluate with (default: SmolLM2, first-token
+        scoring, the package's thread default).
     """
 
     def __init__(self, backend=None):
         from ..backends import LlamaCppBackend
 
-        self.backend = backend or LlamaCppBackend(n_threads=2, n_threads_batch=2,
-                                                  scoring="first_token")
+        self.backend = backend or LlamaCppBackend(scoring="first_token")
         self._model = self.backend._get_model()
         self._pieces = None
 

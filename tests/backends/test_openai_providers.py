@@ -93,8 +93,7 @@ def test_vllm_like_defaults_equal_the_embedded_model(model, vllm_like):
     assert res.errors == [None] * len(PROMPTS)
     assert backend.endpoint_[0] == "completions"
     assert res.extra["scoring"] == "full_sequence"
-    own = LlamaCppBackend(n_threads=2, n_threads_batch=2,
-                          scoring="first_token").score_labels(PROMPTS, LABELS)
+    own = LlamaCppBackend(scoring="first_token").score_labels(PROMPTS, LABELS)
     np.testing.assert_allclose(softmax(res.log_probs, axis=1),
                                softmax(own.log_probs, axis=1), atol=1e-6, rtol=0)
     np.testing.assert_allclose(res.log_probs, own.log_probs, atol=1e-6, rtol=0)

@@ -16,6 +16,7 @@ import pytest
 
 from sklearn_llmconf import LLMClassifier, SelfConsistency, Verbalized
 from sklearn_llmconf.backends import OpenAIBackend
+from sklearn_llmconf.utils._threads import default_n_threads
 from tests._data import short_sms
 
 pytestmark = [pytest.mark.slow, pytest.mark.server]
@@ -63,7 +64,11 @@ def llama_server():
     cmd = [sys.executable, "-m", "sklearn_llmconf.backends.llama_server"]
     cmd += ["--model", str(gguf)]
     cmd += ["--model_alias", "smollm2", "--host", "127.0.0.1", "--port", str(port)]
-    cmd += ["--n_ctx", "2048", "--n_threads", "2", "--logits_all", "true"]
+    # The package's own thread default (one per xdist worker, see conftest):
+    # two spinning llama.cpp pools on two cores slow each other down 10x.
+    threads = str(default_n_threads())
+    cmd += ["--n_ctx", "2048", "--n_threads", threads, "--n_threads_batch", threads,
+            "--logits_all", "true"]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 120
@@ -106,7 +111,8 @@ def embedded_logprobs():
 
     with without_extra_buffer_types():  # as the server under test loads it
         llm = llama_cpp.Llama(
-            model_path=str(_gguf()), n_ctx=2048, n_threads=2, verbose=False
+            model_path=str(_gguf()), n_ctx=2048, n_threads=default_n_threads(),
+            n_threads_batch=default_n_threads(), verbose=False,
         )
     out = {}
     for prompt in PROMPTS:
@@ -224,8 +230,8 @@ def test_greedy_generation_matches_embedded(llama_server):
     http = OpenAIBackend("smollm2", base_url=llama_server, endpoint="completions",
                          max_concurrency=1, extra_body={"repeat_penalty": 1.0})
     remote = http.generate(prompts, n_samples=2, max_tokens=10, temperature=0.0)
-    local = LlamaCppBackend(n_threads=2).generate(prompts, n_samples=2,
-                                                  max_tokens=10, temperature=0.0)
+    local = LlamaCppBackend().generate(prompts, n_samples=2, max_tokens=10,
+                                       temperature=0.0)
     assert remote.errors == [None] * len(PROMPTS)
     assert remote.texts == local.texts
     assert remote.usage.calls == len(PROMPTS)  # greedy: one request per prompt
@@ -243,7 +249,7 @@ def test_generation_strategies_on_real_server(llama_server, endpoint):
                             max_concurrency=2)
     cons = LLMClassifier(backend=backend,
                          strategy=SelfConsistency(n_samples=3, max_new_tokens=4),
-                         on_error="warn", random_state=0,
+                         n_shots=4, on_error="warn", random_state=0,
                          calibration=None)
     cons.fit(X_pool, y_pool)
     with warnings.catch_warnings():
@@ -259,7 +265,8 @@ def test_generation_strategies_on_real_server(llama_server, endpoint):
     assert backend.capabilities().n_per_request is True  # stable
 
     verb = LLMClassifier(backend=backend, strategy=Verbalized(max_new_tokens=24),
-                         on_error="nan", calibration=None).fit(X_pool, y_pool)
+                         n_shots=4, on_error="nan", calibration=None
+                         ).fit(X_pool, y_pool)
     proba_v = verb.predict_proba(X_test)
     scored = ~np.isnan(proba_v).any(axis=1)
     assert verb.usage_.calls == 12 and verb.usage_.failed_rows == (~scored).sum()

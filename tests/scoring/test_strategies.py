@@ -420,7 +420,7 @@ def _real_backend():
         default_model_path()
     except ImportError as exc:
         pytest.skip(str(exc))
-    return LlamaCppBackend(n_threads=2)
+    return LlamaCppBackend()
 
 
 @pytest.mark.slow
@@ -461,7 +461,8 @@ def test_llamacpp_generate_is_seeded_and_coexists_with_prefix_reuse():
 ])
 def test_real_model_strategies_give_valid_probabilities(strategy, spec):
     X_test, _, X_pool, y_pool = short_sms(20)
-    clf = LLMClassifier(backend=_real_backend(), strategy=spec,
+    # 4 demonstrations: the test is about the strategies, not the shots.
+    clf = LLMClassifier(backend=_real_backend(), strategy=spec, n_shots=4,
                         on_error="warn", random_state=0, calibration=None)
     clf.fit(X_pool, y_pool)
     with warnings.catch_warnings():
@@ -488,7 +489,7 @@ def test_real_model_consistency_composes_with_calibrated_cv(tmp_path):
     cache = ResponseCache(tmp_path / "cache.sqlite")
     base = LLMClassifier(backend=_real_backend(),
                          strategy=SelfConsistency(n_samples=2, max_new_tokens=4),
-                         on_error="warn", cache=cache,
+                         n_shots=4, on_error="warn", cache=cache,
                          random_state=0, calibration=None)
     cal = CalibratedClassifierCV(base, method="sigmoid", cv=3)
     with warnings.catch_warnings():
@@ -513,7 +514,7 @@ def test_real_model_soft_voting_over_three_prompts(tmp_path):
     backend, cache = _real_backend(), ResponseCache(tmp_path / "cache.sqlite")
     members = [
         (f"p{i}", FrozenEstimator(LLMClassifier(p, backend=backend, cache=cache,
-                                                calibration=None)
+                                                n_shots=4, calibration=None)
                                   .fit(X_pool, y_pool)))
         for i, p in enumerate(PROMPTS)
     ]
