@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 from sklearn.model_selection import train_test_split
 
-from sklearn_llmconf import LLMClassifier, ResponseCache
+from sklearn_llmconf import LLMClassifier, PromptTemplate, ResponseCache
 from sklearn_llmconf.datasets import load_bbc_news, load_sms_spam, load_trec
 
 CACHE_DIR = Path(__file__).parent / "_cache"
@@ -118,10 +118,9 @@ def make_classifier(name, n_threads=1, **params):
     from sklearn_llmconf.backends import LlamaCppBackend
 
     spec = DATASETS[name]
+    params = {"calibration": None, **params}  # raw scores: what is compared
     return LLMClassifier(
-        spec["prompt"],
-        calibration=None,  # raw scores: the calibrators are what is compared
-        verbalizer=spec["verbalizer"],
+        PromptTemplate(spec["prompt"], verbalizer=spec["verbalizer"]),
         n_shots=spec["n_shots"],
         demo_selection="stratified",
         cache=ResponseCache(CACHE_DIR / f"{name}.sqlite"),

@@ -89,7 +89,7 @@ def evaluate(name, n_bootstrap=200):
     """Rows of the result table for one data set, and the test probabilities."""
     (X_pool, y_pool), (X_cal, y_cal), (X_test, y_test) = splits(name)
     fitted = {
-        correction: make_classifier(name, prior_correction=correction).fit(
+        correction: make_classifier(name, calibration=correction).fit(
             X_pool, y_pool
         )
         for correction in (None, "contextual", "batch")

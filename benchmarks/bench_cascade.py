@@ -2,7 +2,7 @@
 
 SMS spam (de-duplicated, texts under 160 characters). Two stages on the
 embedded SmolLM2-135M, each an ``LLMClassifier`` with its in-fit calibration
-(``calibration="auto"``, ``max_calibration_samples`` training texts):
+(``calibration=InFitCalibration(max_samples=...)`` training texts):
 
 - stage 1: zero-shot (short prompt, no demonstrations),
 - stage 2: 16 stratified demonstrations (a prompt of several hundred tokens).
@@ -36,7 +36,12 @@ import warnings
 import numpy as np
 from sklearn.model_selection import train_test_split
 
-from sklearn_llmconf import LLMClassifier, ResponseCache
+from sklearn_llmconf import (
+    InFitCalibration,
+    LLMClassifier,
+    PromptTemplate,
+    ResponseCache,
+)
 from sklearn_llmconf.backends import LlamaCppBackend
 from sklearn_llmconf.datasets import load_sms_spam
 from sklearn_llmconf.routing import ConfidenceCascade, ConfidenceRouter
@@ -60,8 +65,9 @@ def _data(n_pool, n_cal, n_test, seed=0):
 
 def _stage(n_shots, threads, n_calib):
     backend = LlamaCppBackend(n_threads=threads, n_threads_batch=threads)
-    return LLMClassifier(PROMPT, backend=backend, n_shots=n_shots,
-                         demo_max_chars=120, max_calibration_samples=n_calib,
+    return LLMClassifier(PromptTemplate(PROMPT, demo_max_chars=120),
+                         backend=backend, n_shots=n_shots,
+                         calibration=InFitCalibration(max_samples=n_calib),
                          random_state=0)
 
 

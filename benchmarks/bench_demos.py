@@ -25,16 +25,18 @@ from sklearn.frozen import FrozenEstimator
 from sklearn.metrics import accuracy_score, log_loss, roc_auc_score
 from sklearn.model_selection import train_test_split
 
-from sklearn_llmconf import LLMClassifier, TemperatureScaler
+from sklearn_llmconf import LLMClassifier, PromptTemplate, TemperatureScaler
 from sklearn_llmconf.backends import LlamaCppBackend
 from sklearn_llmconf.datasets import load_sms_spam
+from sklearn_llmconf.prompts import DEFAULT_TEMPLATE
 
+LETTERS = PromptTemplate(DEFAULT_TEMPLATE, verbalizer="letters")
 SETTINGS = [
     ("zero-shot", dict(n_shots=0)),
-    ("zero-shot, letters A/B", dict(n_shots=0, verbalizer="letters")),
+    ("zero-shot, letters A/B", dict(n_shots=0, prompt=LETTERS)),
     ("4 random", dict(n_shots=4, demo_selection="random")),
     ("4 stratified", dict(n_shots=4)),
-    ("4 stratified, letters", dict(n_shots=4, verbalizer="letters")),
+    ("4 stratified, letters", dict(n_shots=4, prompt=LETTERS)),
     ("8 stratified", dict(n_shots=8)),
     ("16 stratified", dict(n_shots=16)),
     ("4 similar", dict(n_shots=4, demo_selection="similar")),

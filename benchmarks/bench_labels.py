@@ -60,7 +60,7 @@ import numpy as np
 from scipy.special import softmax
 from sklearn.metrics import accuracy_score, log_loss, roc_auc_score
 
-from sklearn_llmconf import LLMClassifier
+from sklearn_llmconf import LLMClassifier, PromptTemplate
 from sklearn_llmconf.backends import LlamaCppBackend
 from sklearn_llmconf.backends.llamacpp._scoring import (
     LabelTrie,
@@ -69,6 +69,7 @@ from sklearn_llmconf.backends.llamacpp._scoring import (
     score_one_reference,
 )
 from sklearn_llmconf.datasets import load_question_types, load_sms_spam, load_trec
+from sklearn_llmconf.prompts import DEFAULT_TEMPLATE
 
 TREC_WORDS = {"ABBR": "abbreviation", "DESC": "description", "ENTY": "entity",
               "HUM": "human being", "LOC": "location", "NUM": "numeric value"}
@@ -179,8 +180,9 @@ def default_prompts(k, backend, n, rng):
     """The default prompts of ``n`` texts of label set ``k``, its label strings
     and their tokens."""
     X, y, verbalizer = load_task(k, rng)
-    clf = LLMClassifier(backend=backend, verbalizer=verbalizer,
-                        calibration=None, random_state=0).fit(X[200:], y[200:])
+    clf = LLMClassifier(PromptTemplate(DEFAULT_TEMPLATE, verbalizer=verbalizer),
+                        backend=backend, calibration=None,
+                        random_state=0).fit(X[200:], y[200:])
     prompts = clf._render([(t,) for t in X[:n]])
     labels = clf.prompt_template_.label_strings(clf.label_words_)
     return prompts, labels, [backend.tokenize(lab, add_bos=False) for lab in labels]
@@ -269,8 +271,8 @@ def quality(k, backends, n_quality, rng):
     X, y, verbalizer = load_task(k, rng)
     rows = {}
     for name in ("new", "first"):
-        clf = LLMClassifier(backend=backends[name], verbalizer=verbalizer,
-                            calibration=None,
+        clf = LLMClassifier(PromptTemplate(DEFAULT_TEMPLATE, verbalizer=verbalizer),
+                            backend=backends[name], calibration=None,
                             random_state=0).fit(X[n_quality:], y[n_quality:])
         scores = clf.decision_function(X[:n_quality])
         proba = softmax(scores, axis=1)

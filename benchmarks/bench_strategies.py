@@ -46,7 +46,12 @@ from sklearn.frozen import FrozenEstimator
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import accuracy_score, log_loss, roc_auc_score
 
-from sklearn_llmconf import LLMClassifier, ResponseCache, SelfConsistency
+from sklearn_llmconf import (
+    LLMClassifier,
+    PromptTemplate,
+    ResponseCache,
+    SelfConsistency,
+)
 from sklearn_llmconf.backends import (
     BaseBackend,
     GenerationResult,
@@ -189,7 +194,8 @@ def main(argv=None):
     cache = ResponseCache(args.cache or Path(tmp.name) / "responses.sqlite")
 
     def make(prompt=None, **params):
-        clf = LLMClassifier(prompt, backend=backend, verbalizer=spec["verbalizer"],
+        clf = LLMClassifier(PromptTemplate(prompt, verbalizer=spec["verbalizer"]),
+                            backend=backend,
                             n_shots=4, on_error="nan", cache=cache,
                             calibration=None, random_state=0, **params)
         return clf.fit(X[pool], y[pool])

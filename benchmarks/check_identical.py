@@ -57,14 +57,21 @@ import numpy as np
 from sklearn.frozen import FrozenEstimator
 
 import sklearn_llmconf
-from sklearn_llmconf import LLMClassifier, ResponseCache
+from sklearn_llmconf import (
+    InFitCalibration,
+    LLMClassifier,
+    PromptTemplate,
+    ResponseCache,
+)
 from sklearn_llmconf.backends import LlamaCppBackend
 from sklearn_llmconf.datasets import load_question_types, load_sms_spam, load_trec
+from sklearn_llmconf.prompts import DEFAULT_TEMPLATE
 from sklearn_llmconf.routing import ConfidenceRouter
 
 THREADS = 1
 TREC_WORDS = {"ABBR": "abbreviation", "DESC": "description", "ENTY": "entity",
               "HUM": "human being", "LOC": "location", "NUM": "numeric value"}
+TREC_PROMPT = PromptTemplate(DEFAULT_TEMPLATE, verbalizer=TREC_WORDS)
 TIERS = (("accept", 0.95), ("review", 0.8))
 
 
@@ -123,7 +130,7 @@ def case_sms16():
 
 
 def case_trec0():
-    return _classifier_case(load_trec, 40, 20, n_shots=0, verbalizer=TREC_WORDS)[1]
+    return _classifier_case(load_trec, 40, 20, n_shots=0, prompt=TREC_PROMPT)[1]
 
 
 def case_qtypes30():
@@ -131,9 +138,9 @@ def case_qtypes30():
 
 
 def case_similar():
-    return _classifier_case(load_trec, 30, 12, n_shots=4, verbalizer=TREC_WORDS,
+    return _classifier_case(load_trec, 30, 12, n_shots=4, prompt=TREC_PROMPT,
                             demo_selection="similar",
-                            max_calibration_samples=18)[1]
+                            calibration=InFitCalibration(max_samples=18))[1]
 
 
 def case_router():
