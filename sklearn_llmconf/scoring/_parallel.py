@@ -6,46 +6,20 @@ Two rules keep ``workers x threads <= cores``:
   machine, ``dask`` or ``ray`` on a cluster, whatever ``parallel_config`` selects);
   the parent reads the cache before, and writes it after each chunk, so workers
   never need to reach the cache;
-* an embedded model sizes its thread pool with :func:`default_n_threads`, which
-  honours the inner thread limit that joblib's ``loky`` workers (and Dask's
-  worker processes) set through ``OMP_NUM_THREADS``, like BLAS does.
+* an embedded model uses at most :func:`default_n_threads` threads
+  (``sklearn_llmconf.utils._threads``), which honours the inner thread limit
+  that joblib's ``loky`` workers (and Dask's worker processes) set through
+  ``OMP_NUM_THREADS``, like BLAS does.
 """
 
 from __future__ import annotations
 
 import math
-import os
+
+# Re-exported: they moved to the bottom layer, where the backends import them.
+from ..utils._threads import available_cpus, default_n_threads
 
 __all__ = ["available_cpus", "default_n_threads", "score_in_parallel", "score_with"]
-
-
-def available_cpus() -> int:
-    """CPUs this process may run on (its affinity mask, not the machine's count)."""
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # not on Linux
-        return max(1, os.cpu_count() or 1)
-
-
-def default_n_threads() -> int:
-    """Threads for one embedded model in this process.
-
-    All available CPUs, capped by ``OMP_NUM_THREADS`` when it is set. joblib sets
-    it in each ``loky`` worker to ``cpu_count() // n_jobs`` (or to
-    ``parallel_config(inner_max_num_threads=...)``), and Dask's nanny sets it to
-    1 in worker processes: so ``GridSearchCV(n_jobs=2)`` or
-    ``LLMClassifier(n_jobs=2)`` on 2 cores runs two 1-thread models, not two
-    2-thread models that would spin against each other.
-
-    Returns
-    -------
-    n_threads : int
-    """
-    n = available_cpus()
-    limit = os.environ.get("OMP_NUM_THREADS", "").strip()
-    if limit.isdigit() and int(limit) > 0:
-        n = min(n, int(limit))
-    return n
 
 
 def _chunks(indices, n_workers, batch_size):

@@ -9,8 +9,8 @@ from numbers import Integral, Real
 
 import numpy as np
 
-from ...scoring._parallel import default_n_threads
 from ...utils._sklearn_compat import Interval, StrOptions
+from ...utils._threads import default_n_threads
 from ...utils._warn import warn_external
 from .._base import (
     BackendCapabilities,

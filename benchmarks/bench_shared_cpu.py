@@ -1,0 +1,123 @@
+"""The embedded model's speed on a machine that is doing other work, in one run.
+
+The same scoring job (``LLMClassifier`` with its default 16-shot prompts on the
+embedded SmolLM2-135M, ``predict_proba`` on SMS texts, no response cache) runs
+in a fresh process for each thread setting: the default (``n_threads=None``:
+chosen by measurement), and fixed 1 and 2 threads (``n_threads=k,
+n_threads_batch=k``); first on the idle machine, then beside 1 and then 2 busy
+processes (``python -c 'while True: pass'``) that this script starts and stops
+itself. It prints wall and CPU time per setting and the ratio of each to the
+best fixed count in the same condition. Run it alone on the machine (it
+prints the load average at its start)::
+
+    PYTHONPATH=. python benchmarks/bench_shared_cpu.py [--n 120] \\
+        [--out benchmarks/results/bench_shared_cpu.txt]
+"""
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+
+SETTINGS = ["1", "2", "default"]
+CONDITIONS = [0, 1, 2]
+
+
+def child(setting, n):
+    """Fit, then time predict_proba on ``n`` texts; print one JSON line."""
+    import numpy as np
+
+    from sklearn_llmconf import LLMClassifier
+    from sklearn_llmconf.backends import LlamaCppBackend
+    from sklearn_llmconf.datasets import load_sms_spam
+
+    X, y = load_sms_spam(return_X_y=True)
+    order = np.random.default_rng(0).permutation(len(X))
+    train, test = order[:200], order[200 : 200 + n]
+    k = None if setting == "default" else int(setting)
+    backend = LlamaCppBackend(n_threads=k, n_threads_batch=k)
+    clf = LLMClassifier(backend=backend, calibration=None, random_state=0)
+    clf.fit(X[train], y[train])  # demonstrations only: no model call
+    wall, cpu = time.perf_counter(), time.process_time()
+    proba = clf.predict_proba(X[test])
+    wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    assert proba.shape == (n, 2) and clf.usage_.calls == n
+    # Informative only: the count the backend ended with (private attribute).
+    threads = clf.backend._get_model().llama.n_threads_batch
+    print(json.dumps({"wall": wall, "cpu": cpu, "end_threads": threads,
+                      "p0": float(proba[0, 1])}))
+
+
+def run_child(setting, n):
+    out = subprocess.run(
+        [sys.executable, __file__, "--child", setting, "--n", str(n)],
+        check=True, capture_output=True, text=True,
+        env={**os.environ, "PYTHONPATH": os.getcwd()},
+    )
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--n", type=int, default=120)
+    parser.add_argument("--out", default="benchmarks/results/bench_shared_cpu.txt")
+    parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        return child(args.child, args.n)
+
+    load = os.getloadavg()
+    header = [
+        "bench_shared_cpu: the main job's scoring (16-shot SMS prompts, "
+        f"{args.n} texts, SmolLM2-135M via LlamaCppBackend) per thread setting",
+        f"date {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, "
+        f"{os.cpu_count()} CPUs ({platform.processor() or platform.machine()}), "
+        f"load average at start {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}",
+        "busy = `python -c 'while True: pass'` processes started beside the job; "
+        "ratio = wall / best fixed count's wall in the same condition",
+        "",
+    ]
+    print("\n".join(header), flush=True)
+    rows = []
+    for n_busy in CONDITIONS:
+        busy = [subprocess.Popen([sys.executable, "-c", "while True: pass"])
+                for _ in range(n_busy)]
+        try:
+            time.sleep(1.0 if n_busy else 0.0)
+            results = {s: run_child(s, args.n) for s in SETTINGS}
+        finally:
+            for p in busy:
+                p.terminate()
+            for p in busy:
+                p.wait()
+        best = min(results[s]["wall"] for s in SETTINGS if s != "default")
+        same = {round(r["p0"], 12) for r in results.values()}
+        for s in SETTINGS:
+            r = results[s]
+            rows.append([
+                "idle" if not n_busy else f"{n_busy} busy",
+                s if s == "default" else f"fixed {s}",
+                f"{r['wall']:.1f}", f"{r['cpu']:.1f}",
+                f"{r['wall'] / best:.2f}x", str(r["end_threads"]),
+            ])
+            print("  ".join(rows[-1]), f"(same probabilities: {len(same) == 1})",
+                  flush=True)
+        time.sleep(2.0)
+    columns = ["machine", "threads", "wall s", "CPU s", "vs best fixed",
+               "threads at end"]
+    widths = [max(len(c), *(len(r[i]) for r in rows)) for i, c in enumerate(columns)]
+    table = ["  ".join(c.rjust(w) for c, w in zip(columns, widths))]
+    table.append("-" * len(table[0]))
+    table += ["  ".join(v.rjust(w) for v, w in zip(r, widths)) for r in rows]
+    text = "\n".join(header + table) + "\n"
+    print(text)
+    if args.out:
+        with open(args.out, "w") as f:
+            f.write(text)
+
+
+if __name__ == "__main__":
+    main()
