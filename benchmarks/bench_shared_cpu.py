@@ -5,8 +5,8 @@ embedded SmolLM2-135M, ``predict_proba`` on SMS texts, no response cache) runs
 in a fresh process for each setting: the default (``n_threads=None``: chosen
 by measurement), fixed 1 and 2 threads (``n_threads=k, n_threads_batch=k``),
 and fixed 2 threads and the default with llama.cpp's OpenMP threads spinning
-at barriers (``OMP_WAIT_POLICY=active``: the previous behaviour, before the
-package loaded llama.cpp with sleeping threads). Each runs on the idle
+at barriers for libgomp's default 300,000 spins (the previous behaviour,
+before the package set how long they spin). Each runs on the idle
 machine, then beside 1 and then 2 busy processes (``python -c 'while True:
 pass'``) that this script starts and stops itself. It prints wall and CPU
 time per setting and the ratio of each to the best fixed setting (1, 2, 2
@@ -15,6 +15,12 @@ load average at its start)::
 
     PYTHONPATH=. python benchmarks/bench_shared_cpu.py [--n 120] \\
         [--out benchmarks/results/bench_shared_cpu.txt]
+    PYTHONPATH=. python benchmarks/bench_shared_cpu.py \\
+        --backend transformers --n 48 \\
+        --out benchmarks/results/bench_shared_cpu_transformers.txt
+
+``--backend transformers`` times ``TransformersBackend`` (torch; model loading
+not timed) with fixed 1 and 2 threads and the default.
 """
 
 import argparse
@@ -26,50 +32,66 @@ import sys
 import time
 
 SETTINGS = ["1", "2", "2-spin", "default", "default-spin"]
-# "-spin": OMP_WAIT_POLICY=active in the child's environment, so llama.cpp's
-# OpenMP threads spin at barriers as they did before the package loaded it with
-# sleeping threads (and as they do where it cannot: llama_cpp imported first,
-# or the user's own OMP_WAIT_POLICY). "2-spin" is the previous default on 2
-# cores; "default-spin" shows the measured thread choice alone.
+# "-spin": llama.cpp's OpenMP threads spin at barriers as they did before the
+# package loaded llama.cpp with a short spin (and as they do where it cannot:
+# llama_cpp imported first, or the user's own OMP_WAIT_POLICY / GOMP_SPINCOUNT):
+# libgomp's default of 300,000 spins before sleeping, set explicitly
+# (OMP_WAIT_POLICY=active with GOMP_SPINCOUNT=300000 spins as long as neither
+# set). "2-spin" is the previous default on 2 cores; "default-spin" shows the
+# measured thread choice alone.
 FIXED = ["1", "2", "2-spin"]
+BACKENDS = {"llamacpp": "LlamaCppBackend", "transformers": "TransformersBackend"}
 NAMES = {"1": "fixed 1", "2": "fixed 2", "2-spin": "fixed 2, spinning",
          "default": "default", "default-spin": "default, spinning"}
 CONDITIONS = [0, 1, 2]
 
 
-def child(setting, n):
+def child(setting, n, backend_name):
     """Fit, then time predict_proba on ``n`` texts; print one JSON line."""
     import numpy as np
 
     from sklearn_llmconf import LLMClassifier
-    from sklearn_llmconf.backends import LlamaCppBackend
+    from sklearn_llmconf.backends import LlamaCppBackend, TransformersBackend
     from sklearn_llmconf.datasets import load_sms_spam
 
     X, y = load_sms_spam(return_X_y=True)
     order = np.random.default_rng(0).permutation(len(X))
-    train, test = order[:200], order[200 : 200 + n]
+    train, test = order[:200], order[202 : 202 + n]
     k = None if setting.startswith("default") else int(setting.split("-")[0])
-    backend = LlamaCppBackend(n_threads=k, n_threads_batch=k)
+    if backend_name == "transformers":
+        backend = TransformersBackend(n_threads=k)
+    else:
+        backend = LlamaCppBackend(n_threads=k, n_threads_batch=k)
     clf = LLMClassifier(backend=backend, calibration=None, random_state=0)
     clf.fit(X[train], y[train])  # demonstrations only: no model call
+    if backend_name == "transformers":  # a 15-30 s load: not timed
+        clf.backend._get_loaded()
     wall, cpu = time.perf_counter(), time.process_time()
     proba = clf.predict_proba(X[test])
     wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
     assert proba.shape == (n, 2) and clf.usage_.calls == n
-    # Informative only: the count the backend ended with (private attribute).
-    threads = clf.backend._get_model().llama.n_threads_batch
+    # Informative only: the count the backend ended with (private attributes).
+    if backend_name == "transformers":
+        import torch
+
+        chooser = clf.backend._get_loaded()._choosers
+        threads = (next(iter(chooser.values())).n_threads if chooser
+                   else torch.get_num_threads())
+    else:
+        threads = clf.backend._get_model().llama.n_threads_batch
     print(json.dumps({"wall": wall, "cpu": cpu, "end_threads": threads,
                       "p0": float(proba[0, 1])}))
 
 
-def run_child(setting, n):
-    env = {**os.environ, "PYTHONPATH": os.getcwd()}
-    env.pop("OMP_WAIT_POLICY", None)
-    env.pop("OMP_NUM_THREADS", None)
+def run_child(setting, n, backend_name):
+    env = {**os.environ, "PYTHONPATH": os.getcwd(), "HF_HUB_OFFLINE": "1"}
+    for name in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT", "OMP_NUM_THREADS"):
+        env.pop(name, None)
     if setting.endswith("-spin"):
-        env["OMP_WAIT_POLICY"] = "active"
+        env.update(OMP_WAIT_POLICY="active", GOMP_SPINCOUNT="300000")
     out = subprocess.run(
-        [sys.executable, __file__, "--child", setting, "--n", str(n)],
+        [sys.executable, __file__, "--child", setting, "--n", str(n),
+         "--backend", backend_name],
         check=True, capture_output=True, text=True, env=env,
     )
     return json.loads(out.stdout.strip().splitlines()[-1])
@@ -81,17 +103,22 @@ def main():
     parser.add_argument("--settings", default=",".join(SETTINGS),
                         help="comma-separated subset of " + ",".join(SETTINGS))
     parser.add_argument("--out", default="benchmarks/results/bench_shared_cpu.txt")
+    parser.add_argument("--backend", default="llamacpp",
+                        choices=["llamacpp", "transformers"])
     parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        return child(args.child, args.n)
+        return child(args.child, args.n, args.backend)
 
     settings = args.settings.split(",")
+    if args.backend == "transformers":  # torch: no wait-policy setting here
+        settings = [s for s in settings if not s.endswith("-spin")]
     assert {"1", "2"} <= set(settings) <= set(SETTINGS), settings
     load = os.getloadavg()
     header = [
         "bench_shared_cpu: the main job's scoring (16-shot SMS prompts, "
-        f"{args.n} texts, SmolLM2-135M via LlamaCppBackend) per thread setting",
+        f"{args.n} texts, SmolLM2-135M via {BACKENDS[args.backend]}) per "
+        "thread setting",
         f"date {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, "
         f"{os.cpu_count()} CPUs ({platform.processor() or platform.machine()}), "
         f"load average at start {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}",
@@ -106,7 +133,7 @@ def main():
                 for _ in range(n_busy)]
         try:
             time.sleep(1.0 if n_busy else 0.0)
-            results = {s: run_child(s, args.n) for s in settings}
+            results = {s: run_child(s, args.n, args.backend) for s in settings}
         finally:
             for p in busy:
                 p.terminate()
