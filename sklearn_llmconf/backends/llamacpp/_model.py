@@ -138,32 +138,41 @@ def _import_llama():
     return module.Llama
 
 
+# Busy-wait iterations of llama.cpp's OpenMP threads at a barrier before they
+# sleep (GOMP_SPINCOUNT; libgomp's default is 300,000). Chosen by
+# benchmarks/bench_shared_cpu.py: long enough for the waits of an idle machine,
+# far shorter than a scheduler time slice.
+_OPENMP_SPIN_COUNT = "3000"
+
+
 @contextmanager
 def sleeping_openmp_threads():
-    """Import llama.cpp with its OpenMP threads sleeping, not spinning, at barriers.
+    """Import llama.cpp with OpenMP threads that spin briefly, then sleep, at barriers.
 
     llama-cpp-python builds llama.cpp with OpenMP, whose barrier is
-    ``#pragma omp barrier``: GNU libgomp's threads spin there for a while
-    before they sleep, which makes 2 threads beside one busy process on 2
-    cores 1.9x slower than 1 thread (``benchmarks/bench_shared_cpu.py``).
-    llama-cpp-python 0.3.36 has no setting for it (``llama_attach_threadpool``
-    and its ``poll`` parameter are not bound, and apply to non-OpenMP builds
-    only); libgomp reads ``OMP_WAIT_POLICY`` once, when it is loaded, which is
-    when ``llama_cpp`` is first imported. So, unless the user set
-    ``OMP_WAIT_POLICY`` or ``llama_cpp`` is already imported, it is set to
-    ``passive`` for that import only and removed again from ``os.environ``
-    (nothing else sees it: scikit-learn and torch load their own copies of
-    libgomp). Measured: as fast idle, and close to the best thread count
-    beside busy processes.
+    ``#pragma omp barrier``: GNU libgomp's threads spin there 300,000 times
+    (milliseconds) before they sleep, so a thread whose partner the scheduler
+    took off its core burns its own time slice waiting, and 2 threads beside
+    one busy process on 2 cores were 3x slower than 1
+    (``benchmarks/bench_shared_cpu.py``). llama-cpp-python 0.3.36 has no
+    setting for it (``llama_attach_threadpool`` and its ``poll`` parameter are
+    not bound, and apply to non-OpenMP builds only); libgomp reads
+    ``GOMP_SPINCOUNT`` once, when it is loaded, which is when ``llama_cpp`` is
+    first imported. So, unless the user set ``OMP_WAIT_POLICY`` or
+    ``GOMP_SPINCOUNT`` or ``llama_cpp`` is already imported, ``GOMP_SPINCOUNT``
+    is set to a short count for that import only and removed again from
+    ``os.environ`` (nothing started later inherits it; scikit-learn and torch
+    load their own copies of libgomp).
     """
-    if "llama_cpp" in sys.modules or "OMP_WAIT_POLICY" in os.environ:
+    if ("llama_cpp" in sys.modules or "OMP_WAIT_POLICY" in os.environ
+            or "GOMP_SPINCOUNT" in os.environ):
         yield
         return
-    os.environ["OMP_WAIT_POLICY"] = "passive"
+    os.environ["GOMP_SPINCOUNT"] = _OPENMP_SPIN_COUNT
     try:
         yield
     finally:
-        os.environ.pop("OMP_WAIT_POLICY", None)
+        os.environ.pop("GOMP_SPINCOUNT", None)
 
 
 @contextmanager
