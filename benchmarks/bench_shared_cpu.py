@@ -46,6 +46,24 @@ NAMES = {"1": "fixed 1", "2": "fixed 2", "2-spin": "fixed 2, spinning",
 CONDITIONS = [0, 1, 2]
 
 
+def _cpu_seconds(pids=()):
+    """CPU seconds used so far by the whole machine (all but idle and iowait),
+    and by the processes ``pids`` (Linux /proc)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    with open("/proc/stat") as f:
+        fields = [int(v) for v in f.readline().split()[1:]]
+    machine = (sum(fields[:8]) - fields[3] - fields[4]) / tick
+    own = 0
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                stat = f.read().rsplit(")", 1)[1].split()
+            own += (int(stat[11]) + int(stat[12])) / tick
+        except OSError:
+            pass
+    return machine, own
+
+
 def child(setting, n, backend_name):
     """Fit, then time predict_proba on ``n`` texts; print one JSON line."""
     import numpy as np
@@ -66,9 +84,15 @@ def child(setting, n, backend_name):
     clf.fit(X[train], y[train])  # demonstrations only: no model call
     if backend_name == "transformers":  # a 15-30 s load: not timed
         clf.backend._get_loaded()
+    busy = [int(p) for p in os.environ.get("BENCH_BUSY_PIDS", "").split()]
+    machine, busy_cpu = _cpu_seconds(busy)
     wall, cpu = time.perf_counter(), time.process_time()
     proba = clf.predict_proba(X[test])
     wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    machine_after, busy_after = _cpu_seconds(busy)
+    # CPU time of everything else on the machine meanwhile: neither this
+    # job nor the busy processes this script started (should be ~0).
+    other = (machine_after - machine) - cpu - (busy_after - busy_cpu)
     assert proba.shape == (n, 2) and clf.usage_.calls == n
     # Informative only: the count the backend ended with (private attributes).
     if backend_name == "transformers":
@@ -80,11 +104,12 @@ def child(setting, n, backend_name):
     else:
         threads = clf.backend._get_model().llama.n_threads_batch
     print(json.dumps({"wall": wall, "cpu": cpu, "end_threads": threads,
-                      "p0": float(proba[0, 1])}))
+                      "other": other, "p0": float(proba[0, 1])}))
 
 
-def run_child(setting, n, backend_name):
-    env = {**os.environ, "PYTHONPATH": os.getcwd(), "HF_HUB_OFFLINE": "1"}
+def run_child(setting, n, backend_name, busy_pids):
+    env = {**os.environ, "PYTHONPATH": os.getcwd(), "HF_HUB_OFFLINE": "1",
+           "BENCH_BUSY_PIDS": " ".join(map(str, busy_pids))}
     for name in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT", "OMP_NUM_THREADS"):
         env.pop(name, None)
     if setting.endswith("-spin"):
@@ -123,7 +148,9 @@ def main():
         f"{os.cpu_count()} CPUs ({platform.processor() or platform.machine()}), "
         f"load average at start {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}",
         "busy = `python -c 'while True: pass'` processes started beside the job; "
-        "ratio = wall / the best fixed setting's wall in the same condition",
+        "ratio = wall / the best fixed setting's wall in the same condition; "
+        "others' CPU s = CPU time of other processes on the machine meanwhile "
+        "(neither the job nor its busy processes; ~0 on a quiet machine)",
         "",
     ]
     print("\n".join(header), flush=True)
@@ -133,7 +160,8 @@ def main():
                 for _ in range(n_busy)]
         try:
             time.sleep(1.0 if n_busy else 0.0)
-            results = {s: run_child(s, args.n, args.backend) for s in settings}
+            pids = [p.pid for p in busy]
+            results = {s: run_child(s, args.n, args.backend, pids) for s in settings}
         finally:
             for p in busy:
                 p.terminate()
@@ -148,12 +176,13 @@ def main():
                 NAMES[s],
                 f"{r['wall']:.1f}", f"{r['cpu']:.1f}",
                 f"{r['wall'] / best:.2f}x", str(r["end_threads"]),
+                f"{r['other']:.1f}",
             ])
             print("  ".join(rows[-1]), f"(same probabilities: {len(same) == 1})",
                   flush=True)
         time.sleep(2.0)
     columns = ["machine", "threads", "wall s", "CPU s", "vs best fixed",
-               "threads at end"]
+               "threads at end", "others' CPU s"]
     widths = [max(len(c), *(len(r[i]) for r in rows)) for i, c in enumerate(columns)]
     table = ["  ".join(c.rjust(w) for c, w in zip(columns, widths))]
     table.append("-" * len(table[0]))
