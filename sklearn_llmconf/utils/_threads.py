@@ -5,7 +5,7 @@ llama.cpp and torch's intra-op pool make their worker threads wait for each
 other at every barrier of a forward pass, spinning first. On an idle machine
 several threads are fastest; on a machine where another process holds a core,
 a thread can wait for one that the scheduler took off its core: measured on 2
-cores beside one busy process, 2 spinning llama.cpp threads were 1.9x slower
+cores beside one busy process, 2 spinning llama.cpp threads were 3x slower
 than 1 (``benchmarks/bench_shared_cpu.py``). The embedded llama.cpp backend
 therefore loads llama.cpp with sleeping OpenMP threads where it can
 (``backends/llamacpp/_model.py``), and :class:`ThreadChooser` measures: it

@@ -112,12 +112,12 @@ class LlamaCppBackend(BaseBackend):
     forward pass. On an idle machine all cores are the fastest choice; when
     another process holds a core, a thread that spins while it waits for one
     the scheduler took off its core wastes its time slice: on 2 cores beside
-    one busy process, 2 spinning threads were 1.9x slower than 1 (figures in
+    one busy process, 2 spinning threads were 3x slower than 1 (figures in
     :ref:`cost`, ``benchmarks/bench_shared_cpu.py``). Two things keep the
     default fast there. llama.cpp is loaded with its OpenMP threads sleeping
-    at barriers instead of spinning (``OMP_WAIT_POLICY=passive`` for the import
-    of ``llama_cpp`` only, unless you set ``OMP_WAIT_POLICY`` yourself or
-    imported ``llama_cpp`` first; see
+    at barriers instead of spinning (``GOMP_SPINCOUNT=0`` for the import of
+    ``llama_cpp`` only, unless you set ``OMP_WAIT_POLICY`` or
+    ``GOMP_SPINCOUNT`` yourself or imported ``llama_cpp`` first; see
     :func:`~sklearn_llmconf.backends.llamacpp._model.sleeping_openmp_threads`),
     and, when no thread count is given, the backend times the evaluation per
     token with all, half and one of its cores on the first prompts, keeps the

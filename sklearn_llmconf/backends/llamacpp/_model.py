@@ -139,15 +139,17 @@ def _import_llama():
 
 
 # Busy-wait iterations of llama.cpp's OpenMP threads at a barrier before they
-# sleep (GOMP_SPINCOUNT; libgomp's default is 300,000). Chosen by
-# benchmarks/bench_shared_cpu.py: long enough for the waits of an idle machine,
-# far shorter than a scheduler time slice.
-_OPENMP_SPIN_COUNT = "3000"
+# sleep (GOMP_SPINCOUNT; libgomp's default is 300,000). Measured on 2 shared
+# cores (60 texts, 2 threads; idle / beside one busy process, wall seconds):
+# 0 spins 14.3 / 20.6, 3,000 28.8 / 28.6, 30,000 38.8 / 75.3, 300,000 39.1 /
+# 55.0, one thread 18.6 / 18.2: on a machine that other work shares, any
+# spinning costs more than it saves, so threads sleep at once.
+_OPENMP_SPIN_COUNT = "0"
 
 
 @contextmanager
 def sleeping_openmp_threads():
-    """Import llama.cpp with OpenMP threads that spin briefly, then sleep, at barriers.
+    """Import llama.cpp with OpenMP threads that sleep, not spin, at barriers.
 
     llama-cpp-python builds llama.cpp with OpenMP, whose barrier is
     ``#pragma omp barrier``: GNU libgomp's threads spin there 300,000 times
@@ -160,9 +162,9 @@ def sleeping_openmp_threads():
     ``GOMP_SPINCOUNT`` once, when it is loaded, which is when ``llama_cpp`` is
     first imported. So, unless the user set ``OMP_WAIT_POLICY`` or
     ``GOMP_SPINCOUNT`` or ``llama_cpp`` is already imported, ``GOMP_SPINCOUNT``
-    is set to a short count for that import only and removed again from
-    ``os.environ`` (nothing started later inherits it; scikit-learn and torch
-    load their own copies of libgomp).
+    is set to 0 (sleep at once, as ``OMP_WAIT_POLICY=passive``) for that
+    import only and removed again from ``os.environ`` (nothing started later
+    inherits it; scikit-learn and torch load their own copies of libgomp).
     """
     if ("llama_cpp" in sys.modules or "OMP_WAIT_POLICY" in os.environ
             or "GOMP_SPINCOUNT" in os.environ):
