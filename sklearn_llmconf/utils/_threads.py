@@ -80,7 +80,7 @@ class ThreadChooser:
       starts at ``min_interval`` and doubles each time the same count wins
       again (up to ``max_interval``), so that re-measuring costs a few percent;
     * at once when the kept count has become ``slowdown`` times slower per
-      token than when it was chosen (another process started);
+      token than its usual speed (another process started);
     * when the machine had at least one idle core during the last window while
       fewer than ``max_threads`` threads are kept (another process stopped).
 
@@ -191,6 +191,7 @@ class ThreadChooser:
         else:
             self._interval = self.min_interval
         self._best = (chosen, self._rates[chosen])
+        self._reference = self._rates[chosen]
         self._since_probe = 0.0
         self._set(chosen)
 
@@ -200,11 +201,14 @@ class ThreadChooser:
         rate = self._seconds / self._tokens
         self._since_probe += self._seconds
         idle = self._idle_cores()
-        slower = rate > self.slowdown * self._best[1]
+        # Against the kept count's usual speed: a short timing that happened
+        # to be fast must not make every later window look slow.
+        slower = rate > self.slowdown * self._reference
+        self._reference = 0.8 * self._reference + 0.2 * rate
         freed = (idle is not None and idle >= 0.9 and self.n_threads < self.max_threads
                  and self._since_probe >= max(self.min_interval, self._interval / 4))
-        if slower or freed:
-            self._interval = self.min_interval
+        # The interval is reset only when the measurement changes the choice
+        # (_probe_step): a false alarm does not make measuring more frequent.
         if slower or freed or self._since_probe >= self._interval:
             # The window just timed is the kept count's measurement.
             self.history.append((self.n_threads, rate))
