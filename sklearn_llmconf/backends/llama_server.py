@@ -5,21 +5,18 @@ Usage is exactly that of ``python -m llama_cpp.server`` (same arguments)::
     python -m sklearn_llmconf.backends.llama_server --model MODEL.gguf \\
         --host 127.0.0.1 --port 8000 --logits_all true
 
-The only differences: models are loaded without llama.cpp's extra CPU buffer
+The only difference: models are loaded without llama.cpp's extra CPU buffer
 types, which crash llama-cpp-python 0.3.36 on processors with AMX (see
-:func:`sklearn_llmconf.backends.llamacpp._backend.without_extra_buffer_types`),
-and llama.cpp's OpenMP threads sleep instead of spinning at barriers (see
-:func:`sklearn_llmconf.backends.llamacpp._model.sleeping_openmp_threads`). Needs
+:func:`sklearn_llmconf.backends.llamacpp._backend.without_extra_buffer_types`). Needs
 ``pip install "sklearn-llmconf[server]"``.
 """
 
-from .llamacpp._model import sleeping_openmp_threads, without_extra_buffer_types
+from .llamacpp._backend import without_extra_buffer_types
 
 
 def main() -> None:
     """Start the server; the extra buffer types stay off for its lifetime."""
-    with sleeping_openmp_threads():  # as the embedded backend loads llama.cpp
-        from llama_cpp.server.__main__ import main as server_main
+    from llama_cpp.server.__main__ import main as server_main
 
     with without_extra_buffer_types():
         server_main()

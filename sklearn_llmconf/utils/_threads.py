@@ -2,17 +2,17 @@
 a count chosen by measurement while the machine does other work.
 
 llama.cpp and torch's intra-op pool make their worker threads wait for each
-other at every barrier of a forward pass, spinning first. On an idle machine
-several threads are fastest; on a machine where another process holds a core,
-a thread can wait for one that the scheduler took off its core: measured on 2
-cores beside one busy process, 2 spinning llama.cpp threads were 3x slower
-than 1 (``benchmarks/bench_shared_cpu.py``). The embedded llama.cpp backend
-therefore loads llama.cpp with sleeping OpenMP threads where it can
-(``backends/llamacpp/_model.py``), and :class:`ThreadChooser` measures: it
-times the work with each candidate count, keeps the fastest, and measures
-again when the machine changes, whatever the threads do at barriers (a build
-without OpenMP spins in ggml's own barrier, which no setting of llama-cpp-python
-0.3.36 turns off: its binding of ``llama_attach_threadpool`` is a TODO).
+other at every barrier of a forward pass, spinning first (GNU OpenMP: 300,000
+spins). On an idle machine several threads are fastest; on a machine where
+another process holds a core, a thread spins while it waits for one that the
+scheduler took off its core: on 2 cores beside one busy process, 2 llama.cpp
+threads were 1.6-3x slower than 1 (``benchmarks/bench_shared_cpu.py``). No
+setting of llama-cpp-python 0.3.36 stops the spinning (its binding of
+``llama_attach_threadpool`` is a TODO, and the OpenMP build's barrier is
+``#pragma omp barrier``, whose spinning libgomp fixes when it is loaded), so
+:class:`ThreadChooser` measures instead: it times the work with each candidate
+count, keeps the fastest, and measures again when the machine changes. One
+thread has no barrier to wait at.
 """
 
 from __future__ import annotations

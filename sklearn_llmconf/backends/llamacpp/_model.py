@@ -18,7 +18,7 @@ from ...utils._threads import ThreadChooser, default_n_threads
 from ._scoring import BatchBuffer
 
 __all__ = ["default_model_path", "model_cache_dir", "model_fingerprint",
-           "sleeping_openmp_threads", "without_extra_buffer_types"]
+           "without_extra_buffer_types"]
 
 _SMOLLM2_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 # The registry package that ships the file, and the file's identity: a file
@@ -132,49 +132,8 @@ def _obtain_default_model(path: Path) -> Path:
 
 
 def _import_llama():
-    with sleeping_openmp_threads():
-        module = import_optional("llama_cpp", extra="local",
-                                 needed_by="LlamaCppBackend")
-    return module.Llama
-
-
-# Busy-wait iterations of llama.cpp's OpenMP threads at a barrier before they
-# sleep (GOMP_SPINCOUNT; libgomp's default is 300,000). Measured on 2 shared
-# cores (60 texts, 2 threads; idle / beside one busy process, wall seconds):
-# 0 spins 14.3 / 20.6, 3,000 28.8 / 28.6, 30,000 38.8 / 75.3, 300,000 39.1 /
-# 55.0, one thread 18.6 / 18.2: on a machine that other work shares, any
-# spinning costs more than it saves, so threads sleep at once.
-_OPENMP_SPIN_COUNT = "0"
-
-
-@contextmanager
-def sleeping_openmp_threads():
-    """Import llama.cpp with OpenMP threads that sleep, not spin, at barriers.
-
-    llama-cpp-python builds llama.cpp with OpenMP, whose barrier is
-    ``#pragma omp barrier``: GNU libgomp's threads spin there 300,000 times
-    (milliseconds) before they sleep, so a thread whose partner the scheduler
-    took off its core burns its own time slice waiting, and 2 threads beside
-    one busy process on 2 cores were 3x slower than 1
-    (``benchmarks/bench_shared_cpu.py``). llama-cpp-python 0.3.36 has no
-    setting for it (``llama_attach_threadpool`` and its ``poll`` parameter are
-    not bound, and apply to non-OpenMP builds only); libgomp reads
-    ``GOMP_SPINCOUNT`` once, when it is loaded, which is when ``llama_cpp`` is
-    first imported. So, unless the user set ``OMP_WAIT_POLICY`` or
-    ``GOMP_SPINCOUNT`` or ``llama_cpp`` is already imported, ``GOMP_SPINCOUNT``
-    is set to 0 (sleep at once, as ``OMP_WAIT_POLICY=passive``) for that
-    import only and removed again from ``os.environ`` (nothing started later
-    inherits it; scikit-learn and torch load their own copies of libgomp).
-    """
-    if ("llama_cpp" in sys.modules or "OMP_WAIT_POLICY" in os.environ
-            or "GOMP_SPINCOUNT" in os.environ):
-        yield
-        return
-    os.environ["GOMP_SPINCOUNT"] = _OPENMP_SPIN_COUNT
-    try:
-        yield
-    finally:
-        os.environ.pop("GOMP_SPINCOUNT", None)
+    return import_optional("llama_cpp", extra="local",
+                           needed_by="LlamaCppBackend").Llama
 
 
 @contextmanager
