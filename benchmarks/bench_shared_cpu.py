@@ -93,11 +93,8 @@ def child(setting, n, backend_name):
     assert proba.shape == (n, 2) and clf.usage_.calls == n
     # Informative only: the count the backend ended with (private attributes).
     if backend_name == "transformers":
-        import torch
-
         chooser = clf.backend._get_loaded()._choosers
-        threads = (next(iter(chooser.values())).n_threads if chooser
-                   else torch.get_num_threads())
+        threads = next(iter(chooser.values())).n_threads if chooser else k
     else:
         threads = clf.backend._get_model().llama.n_threads_batch
     print(json.dumps({"wall": wall, "cpu": cpu, "end_threads": threads,
