@@ -6,15 +6,17 @@ Two rules keep ``workers x threads <= cores``:
   machine, ``dask`` or ``ray`` on a cluster, whatever ``parallel_config`` selects);
   the parent reads the cache before, and writes it after each chunk, so workers
   never need to reach the cache;
-* an embedded model sizes its thread pool with :func:`default_n_threads`, which
-  honours the inner thread limit that joblib's ``loky`` workers (and Dask's
-  worker processes) set through ``OMP_NUM_THREADS``, like BLAS does.
+* an embedded model uses at most :func:`default_n_threads` threads
+  (``sklearn_llmconf.utils._threads``), which honours the inner thread limit
+  that joblib's ``loky`` workers (and Dask's worker processes) set through
+  ``OMP_NUM_THREADS``, like BLAS does.
 """
 
 from __future__ import annotations
 
 import math
 
+# Re-exported: they moved to the bottom layer, where the backends import them.
 from ..utils._threads import available_cpus, default_n_threads
 
 __all__ = ["available_cpus", "default_n_threads", "score_in_parallel", "score_with"]

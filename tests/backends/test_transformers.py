@@ -215,3 +215,26 @@ def test_classifier_end_to_end_with_mc_dropout_spread(backend):
     blob = pickle.dumps(clf)
     assert len(blob) < 50_000  # the model is never pickled
     np.testing.assert_allclose(pickle.loads(blob).predict_proba(X), proba)
+
+
+def test_explicit_n_threads_is_used_as_given_and_restored(backend, monkeypatch):
+    seen = []
+    real = torch.set_num_threads
+    monkeypatch.setattr(torch, "set_num_threads",
+                        lambda n: (seen.append(n), real(n))[1])
+    before = torch.get_num_threads()
+    one = TransformersBackend(n_threads=1, dtype="float32", device="cpu")
+    one.score_labels(PROMPTS * 4, [" spam", " ham"])
+    assert seen[0] == 1 and set(seen[1:-1]) <= {1} and seen[-1] == before
+    assert torch.get_num_threads() == before
+
+
+def test_default_torch_threads_are_chosen_by_timing(backend, monkeypatch):
+    monkeypatch.setenv("OMP_NUM_THREADS", "2")
+    auto = TransformersBackend(dtype="float32", device="cpu", batch_size=1)
+    before = torch.get_num_threads()
+    auto.score_labels([Prompt(("Text: ", f"message {i} here", "\nAnswer:"))
+                       for i in range(60)], [" spam", " ham"])
+    chooser = auto._get_loaded().thread_chooser(2)
+    assert {n for n, _ in chooser.history} == {1, 2}
+    assert torch.get_num_threads() == before  # restored after the call

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import random
+import time
 from numbers import Integral
 from pathlib import Path
 
@@ -60,14 +61,18 @@ class LlamaCppBackend(BaseBackend):
         truncating the user's text fields at the end (longest field first),
         never the instructions or demonstrations, with a warning.
     n_threads : int, default=None
-        CPU threads for generating tokens; None uses all available cores,
-        capped by ``OMP_NUM_THREADS`` where it is set, as joblib sets it in its
-        workers (``GridSearchCV(n_jobs=...)``, ``LLMClassifier(n_jobs=...)``),
-        so that nested parallelism never oversubscribes the CPU.
+        CPU threads for generating tokens. When both ``n_threads`` and
+        ``n_threads_batch`` are None, the backend chooses the count by
+        measurement, between 1 and all available cores capped by
+        ``OMP_NUM_THREADS`` where it is set (as joblib sets it in its workers:
+        ``GridSearchCV(n_jobs=...)``, ``LLMClassifier(n_jobs=...)``, so that
+        nested parallelism never oversubscribes the CPU); see the Notes.
+        An integer is used as given, always.
     n_threads_batch : int, default=None
         CPU threads for evaluating prompts and labels (llama.cpp's batch
         threads, which do almost all the work of scoring); None uses
-        ``n_threads``.
+        ``n_threads`` when that is set, else the measured choice (both counts
+        then follow it).
     n_batch : int, default=512
         Tokens evaluated per llama.cpp decode call (at least 2).
     seed : int, default=0
@@ -103,6 +108,24 @@ class LlamaCppBackend(BaseBackend):
     much when its label tokens sit a few cells further on (same benchmark):
     both layouts are valid evaluations of the model; neither is the "exact"
     one.
+
+    **Threads.** llama.cpp's threads wait for each other at every step of a
+    forward pass, spinning first (GNU OpenMP's default: 300,000 spins). On an
+    idle machine that makes all cores the fastest choice; when another
+    process holds a core, a thread spins while it waits for one that the
+    scheduler took off its core: on 2 cores beside one busy process, 2
+    threads were 1.6-3x slower than 1 (figures in :ref:`shared_cpu`,
+    ``benchmarks/bench_shared_cpu.py``), and llama-cpp-python 0.3.36 offers no
+    setting that stops the spinning. So when no thread count is given, the
+    backend times the evaluation per token with all, half and one of its
+    cores on the first prompts, keeps the fastest, and times them again after
+    a while (an interval that grows while the choice holds), at once when the
+    kept count becomes 1.5x slower than usual, and when a core it does not use
+    falls idle (:class:`~sklearn_llmconf.utils._threads.ThreadChooser`).
+    Generation uses the count that scoring chose last. On a machine that is
+    always shared, ``OMP_WAIT_POLICY=passive`` in the environment before
+    ``llama_cpp`` is imported makes the threads sleep instead of spinning
+    (faster there, slower idle; same benchmark).
 
     The model is loaded lazily, once per process and settings, and shared by all
     estimators using it; it is never pickled. The response cache identifies the
@@ -147,11 +170,9 @@ class LlamaCppBackend(BaseBackend):
     def _get_model(self) -> _LoadedModel:
         model = getattr(self, "_model", None)
         if model is None:
-            n_threads = self.n_threads or default_n_threads()
-            n_threads_batch = self.n_threads_batch or n_threads
             model = _load_model(
-                self._resolved_path(), int(self.n_ctx), int(n_threads),
-                int(n_threads_batch), int(self.n_batch), int(self.seed),
+                self._resolved_path(), int(self.n_ctx), self.n_threads,
+                self.n_threads_batch, int(self.n_batch), int(self.seed),
                 bool(self.flash_attn),
             )
             self._model = model
@@ -214,13 +235,17 @@ class LlamaCppBackend(BaseBackend):
         out = np.empty((len(prompts), len(labels)))
         usage = Usage()
         n_truncated = 0
+        threads = model.threads
         with model.lock:
             for i, prompt in enumerate(prompts):
                 tokens, truncated = self._fit_to_context(prompt, budget)
                 n_truncated += truncated
+                start = time.perf_counter()
                 out[i], evaluated = score_prompt(
                     llama, model.batch, tokens, trie, first_tokens=first
                 )
+                if threads is not None:
+                    threads.record(sum(evaluated), time.perf_counter() - start)
                 usage.calls += 1
                 usage.prompt_tokens += evaluated[0]
                 usage.completion_tokens += evaluated[1]

