@@ -11,7 +11,6 @@ from pathlib import Path
 import numpy as np
 
 from ...utils._sklearn_compat import Interval, StrOptions
-from ...utils._threads import default_n_threads
 from ...utils._warn import warn_external
 from .._base import (
     BackendCapabilities,
