@@ -29,7 +29,7 @@ def router():
     X, y = _texts(200, 0)
     clf = LLMClassifier(backend=KeywordBackend(), n_shots=0, calibration=None)
     clf.fit(X[:10], y[:10])
-    return ConfidenceRouter(clf, tiers=[("accept", 0.9)]).fit(X, y)
+    return ConfidenceRouter(FrozenEstimator(clf), tiers=[("accept", 0.9)]).fit(X, y)
 
 
 def test_fit_records_model_prompt_labels_and_data(router):
@@ -70,9 +70,10 @@ def test_another_model_marks_the_output_uncertified(router):
 
 def test_another_prompt_or_label_set_is_detected(router):
     X, y = _texts(10, 3)
-    router.estimator_.set_params(prompt="Spam or ham? {text}\nIt is").fit(X, y)
+    clf = router.estimator_.estimator
+    clf.set_params(prompt="Spam or ham? {text}\nIt is").fit(X, y)
     assert router.check_certificate() == ["prompt"]
-    router.estimator_.set_params(verbalizer={"ham": "good", "spam": "bad"}).fit(X, y)
+    clf.set_params(verbalizer={"ham": "good", "spam": "bad"}).fit(X, y)
     assert "labels" in router.check_certificate()
 
 
