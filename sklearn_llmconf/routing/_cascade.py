@@ -5,6 +5,7 @@ from __future__ import annotations
 from numbers import Real
 
 import numpy as np
+from scipy.sparse import issparse
 from sklearn.base import BaseEstimator, MetaEstimatorMixin
 from sklearn.frozen import FrozenEstimator
 from sklearn.model_selection import train_test_split
@@ -12,7 +13,7 @@ from sklearn.utils import Bunch
 from sklearn.utils.validation import check_is_fitted, column_or_1d
 
 from ..scoring._failures import finite_rows, predict_with_failures
-from ..utils._sklearn_compat import Interval, _fit_context
+from ..utils._sklearn_compat import Interval, _fit_context, _num_samples
 from ..utils._warn import warn_external
 from ._certificate import (
     certificate_of,
@@ -21,7 +22,7 @@ from ._certificate import (
     language_models,
 )
 from ._report import label_or_tier, routing_report
-from ._router import fitted_or_refit
+from ._router import copy_input_attributes, fitted_or_refit, routing_tags
 from ._stats import (
     accepted_counts,
     binomial_p_values,
@@ -48,6 +49,8 @@ def _take(X, rows):
     """Rows of X (list of str, array or DataFrame) at integer positions."""
     if hasattr(X, "iloc"):
         return X.iloc[rows]
+    if issparse(X):  # row slicing needs CSR (a DIA or COO matrix has none)
+        return X.tocsr()[rows]
     if isinstance(X, (list, tuple)):
         return [X[i] for i in rows]
     return np.asarray(X, dtype=object if np.ndim(X) == 1 else None)[rows]
@@ -160,6 +163,12 @@ class ConfidenceCascade(MetaEstimatorMixin, BaseEstimator):
         What each stage was certified for (see
         :attr:`ConfidenceRouter.certificate_`), with the calibration data hash.
 
+    n_features_in_ : int
+        That of the first stage, where it has one.
+
+    feature_names_in_ : ndarray of str
+        That of the first stage, where it has one.
+
     Examples
     --------
     >>> import numpy as np
@@ -262,6 +271,7 @@ class ConfidenceCascade(MetaEstimatorMixin, BaseEstimator):
         y = column_or_1d(y)
         estimators, self.classes_, X, y = self._fit_stages(names, estimators, X, y)
         self.stages_ = list(zip(names, estimators))
+        copy_input_attributes(estimators[0], self)
         self.stage_names_ = np.array(names)
         self.tier_names_ = np.array(names + [self.final_tier])
         conf, pred = [], []
@@ -292,6 +302,10 @@ class ConfidenceCascade(MetaEstimatorMixin, BaseEstimator):
         self.certificates_ = [dict(certificate_of(est), calibration_data=fingerprint)
                               for est in estimators]
         return self
+
+    def __sklearn_tags__(self):
+        estimators = [est for _, est in self.stages] or [None]
+        return routing_tags(super().__sklearn_tags__(), estimators)
 
     @classmethod
     def _certify_paths(cls, conf, wrong, grid, target, delta):
@@ -391,7 +405,7 @@ class ConfidenceCascade(MetaEstimatorMixin, BaseEstimator):
         """
         check_is_fitted(self)
         certified = self._check_certificates()
-        n, n_stages = len(X), len(self.stage_names_)
+        n, n_stages = _num_samples(X), len(self.stage_names_)
         proba = np.full((n, len(self.classes_)), np.nan)
         stage = np.full(n, n_stages)
         pending = np.arange(n)

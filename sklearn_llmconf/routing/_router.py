@@ -51,6 +51,34 @@ def _is_fitted(estimator):
     return True
 
 
+def copy_input_attributes(fitted, owner):
+    """``n_features_in_`` and ``feature_names_in_`` of ``fitted`` onto ``owner``."""
+    for name in ("n_features_in_", "feature_names_in_"):
+        if hasattr(fitted, name):
+            setattr(owner, name, getattr(fitted, name))
+        elif name in vars(owner):
+            delattr(owner, name)
+
+
+def routing_tags(tags, estimators):
+    """A router's tags: the input tags of what it wraps, a classifier's others.
+
+    Input: that of the first estimator, sparse only when every one accepts it.
+    ``classifier_tags`` are set (``predict_proba`` and ``classes_`` are a
+    classifier's) while ``estimator_type`` stays None: ``predict`` returns tier
+    names for the rows no tier accepts.
+    """
+    from sklearn.utils import ClassifierTags
+
+    inner = [get_tags(est) for est in estimators]
+    tags.input_tags = inner[0].input_tags
+    tags.input_tags.sparse = all(t.input_tags.sparse for t in inner)
+    tags.input_tags.allow_nan = all(t.input_tags.allow_nan for t in inner)
+    tags.classifier_tags = ClassifierTags()
+    tags.classifier_tags.poor_score = True
+    return tags
+
+
 class RefittedWarning(UserWarning):
     """A fitted, non-frozen estimator given to a router or cascade is refitted."""
 
@@ -250,6 +278,12 @@ class ConfidenceRouter(MetaEstimatorMixin, BaseEstimator):
         Confidence of each scored calibration row: the reference of a
         :class:`~sklearn_llmconf.routing.DriftMonitor`.
 
+    n_features_in_ : int
+        That of ``estimator_``, where it has one.
+
+    feature_names_in_ : ndarray of str
+        That of ``estimator_``, where it has one.
+
     References
     ----------
     A. N. Angelopoulos, S. Bates, E. J. Candès, M. I. Jordan and L. Lei,
@@ -395,6 +429,7 @@ class ConfidenceRouter(MetaEstimatorMixin, BaseEstimator):
             )
         self.estimator_ = fitted_or_refit("ConfidenceRouter", self.estimator,
                                           "estimator", X_fit, y_fit, fit_params)
+        copy_input_attributes(self.estimator_, self)
         self.tier_names_ = np.array(names + [self.fallback_tier])
         self.targets_ = targets
         return self._certify_on(X_cal, y_cal)
@@ -650,7 +685,5 @@ class ConfidenceRouter(MetaEstimatorMixin, BaseEstimator):
                               confidence_level=confidence_level)
 
     def __sklearn_tags__(self):
-        tags = super().__sklearn_tags__()
-        tags.input_tags = get_tags(self.estimator).input_tags
-        return tags
+        return routing_tags(super().__sklearn_tags__(), [self.estimator])
 
