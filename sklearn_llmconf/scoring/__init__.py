@@ -6,9 +6,10 @@
 - ``_strategies``: where a row's log-scores come from (label log-probabilities,
   verbalized confidence, self-consistency votes).
 - ``_failures``: failed rows travel with the scores (:class:`ScoredRows`,
-  :func:`predict_with_failures`), never through shared state.
+  :func:`predict_with_failures`), never through shared state; wrappers pass
+  them on by a method or :func:`register_failure_delegate`.
 """
 
-from ._failures import ScoredRows, predict_with_failures
+from ._failures import ScoredRows, predict_with_failures, register_failure_delegate
 
-__all__ = ["ScoredRows", "predict_with_failures"]
+__all__ = ["ScoredRows", "predict_with_failures", "register_failure_delegate"]
