@@ -299,13 +299,28 @@ class ConfidenceCascade(MetaEstimatorMixin, BaseEstimator):
         self.stage_share_ = np.bincount(stage, minlength=len(names) + 1)[:-1] / len(y)
         self.targets_ = np.full(len(names), float(self.target))
         fingerprint = data_fingerprint(X, y)
-        self.certificates_ = [dict(certificate_of(est), calibration_data=fingerprint)
-                              for est in estimators]
+        self._state_hashes = [{} for _ in estimators]
+        self.certificates_ = [
+            dict(certificate_of(est, memo), calibration_data=fingerprint)
+            for est, memo in zip(estimators, self._state_hashes)]
         return self
 
     def __sklearn_tags__(self):
-        estimators = [est for _, est in self.stages] or [None]
+        try:
+            estimators = [est for _, est in self.stages]
+        except (TypeError, ValueError):  # fit says what is wrong with them
+            estimators = []
         return routing_tags(super().__sklearn_tags__(), estimators)
+
+    def __getstate__(self):
+        state = dict(super().__getstate__())
+        state.pop("_state_hashes", None)  # memos holding the stages' values
+        return state
+
+    def __setstate__(self, state):
+        super().__setstate__(state)
+        if "certificates_" in state:
+            self._state_hashes = [{} for _ in state["certificates_"]]
 
     @classmethod
     def _certify_paths(cls, conf, wrong, grid, target, delta):
@@ -371,10 +386,11 @@ class ConfidenceCascade(MetaEstimatorMixin, BaseEstimator):
         return n_acc.astype(int), np.rint(n_err).astype(int)
 
     def _check_certificates(self):
+        memos = getattr(self, "_state_hashes", None) or [None] * len(self.stages_)
         changed = {
-            name: diff for name, (_, est), cert in zip(
-                self.stage_names_, self.stages_, self.certificates_)
-            if (diff := differences(cert, certificate_of(est)))
+            name: diff for name, (_, est), cert, memo in zip(
+                self.stage_names_, self.stages_, self.certificates_, memos)
+            if (diff := differences(cert, certificate_of(est, memo)))
         }
         if changed:
             warn_external(

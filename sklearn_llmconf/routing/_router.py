@@ -71,9 +71,10 @@ def routing_tags(tags, estimators):
     from sklearn.utils import ClassifierTags
 
     inner = [get_tags(est) for est in estimators]
-    tags.input_tags = inner[0].input_tags
-    tags.input_tags.sparse = all(t.input_tags.sparse for t in inner)
-    tags.input_tags.allow_nan = all(t.input_tags.allow_nan for t in inner)
+    if inner:
+        tags.input_tags = inner[0].input_tags
+        tags.input_tags.sparse = all(t.input_tags.sparse for t in inner)
+        tags.input_tags.allow_nan = all(t.input_tags.allow_nan for t in inner)
     tags.classifier_tags = ClassifierTags()
     tags.classifier_tags.poor_score = True
     return tags
@@ -272,7 +273,10 @@ class ConfidenceRouter(MetaEstimatorMixin, BaseEstimator):
         ``{text}`` standing for the text), ``labels``, ``state`` (hash of the
         remaining fitted state) and ``calibration_data`` (hash of the
         calibration rows and labels). Scoring compares the first four with the
-        estimator's current ones; see ``on_uncertified``.
+        estimator's current ones; see ``on_uncertified``. The hashes of the
+        fitted state are kept from :meth:`fit`: before each prediction only
+        values a refit replaced are hashed again (an edit made in place inside
+        a fitted array is not seen).
 
     calibration_confidence_ : ndarray of shape (n_calibration,)
         Confidence of each scored calibration row: the reference of a
@@ -449,7 +453,8 @@ class ConfidenceRouter(MetaEstimatorMixin, BaseEstimator):
         self.delta_per_test_ = self.delta / (len(self.targets_) * n_classes)
         self._certify(confidence, correct, pred)
         self.calibration_confidence_ = confidence
-        self.certificate_ = certificate_of(self.estimator_)
+        self._state_hashes = {}
+        self.certificate_ = certificate_of(self.estimator_, self._state_hashes)
         self.certificate_["calibration_data"] = data_fingerprint(X_cal, y_cal)
         return self
 
@@ -488,7 +493,8 @@ class ConfidenceRouter(MetaEstimatorMixin, BaseEstimator):
             of ``"model"``, ``"prompt"``, ``"labels"``, ``"state"``.
         """
         check_is_fitted(self)
-        return differences(self.certificate_, certificate_of(self.estimator_))
+        return differences(self.certificate_, certificate_of(
+            self.estimator_, getattr(self, "_state_hashes", None)))
 
     def _certified(self):
         """Check the certificate before scoring; warn or raise per policy."""
@@ -686,4 +692,14 @@ class ConfidenceRouter(MetaEstimatorMixin, BaseEstimator):
 
     def __sklearn_tags__(self):
         return routing_tags(super().__sklearn_tags__(), [self.estimator])
+
+    def __getstate__(self):
+        state = dict(super().__getstate__())
+        state.pop("_state_hashes", None)  # a memo holding the estimator's values
+        return state
+
+    def __setstate__(self, state):
+        super().__setstate__(state)
+        if "certificate_" in state:
+            self._state_hashes = {}
 
