@@ -38,6 +38,8 @@ class UncertifiedWarning(UserWarning):
 def _llm_part(clf):
     """Identity, rendered prompt and labels of a fitted LLMClassifier."""
     backend = clf._get_backend()
+    if hasattr(backend, "prepare"):  # learned in fit; once after unpickling
+        backend.prepare()
     fields = clf.prompt_template_.fields
     sentinel = tuple("{" + f + "}" for f in fields)
     prompt = clf._render([sentinel])[0].text
