@@ -416,10 +416,7 @@ class LLMClassifier(ClassifierMixin, BaseEstimator):
                                         self.classes_, template.label_separator)
         self._fit_demos(rows, y_index)
         self._keep_default_backend()
-        backend = self._get_backend()
-        if hasattr(backend, "prepare"):  # what cache_identity() needs, probed here
-            backend.prepare()
-        self.strategy_ = resolve_strategy(self.strategy, backend)
+        self.strategy_ = resolve_strategy(self.strategy, self._get_backend())
         rs = self.random_state
         # An int seeds sampling as given, so cached samples are reusable.
         seed = (

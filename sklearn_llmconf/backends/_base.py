@@ -220,9 +220,10 @@ class BaseBackend(BaseEstimator):
     def prepare(self):
         """Learn, once, what :meth:`cache_identity` needs from the model's server.
 
-        ``LLMClassifier.fit`` calls it, and so does scoring before it looks
-        the cache up; :meth:`cache_identity` itself never sends a request. The
-        default learns nothing.
+        Scoring calls it before it looks the response cache up (in ``fit``
+        when the classifier calibrates), and so does a router's certificate;
+        :meth:`cache_identity` itself never sends a request. The default learns
+        nothing.
 
         Returns
         -------

@@ -357,8 +357,8 @@ def test_params_identity_capabilities(backend):
     assert backend.score_labels([], LABELS).log_probs.shape == (0, 2)
 
 
-def test_cache_identity_sends_nothing_prepare_and_fit_probe_once(backend,
-                                                                fault_server):
+def test_cache_identity_sends_nothing_prepare_probes_once(backend, fault_server,
+                                                          tmp_path):
     from sklearn_llmconf import LLMClassifier
 
     auto = clone(backend).set_params(endpoint="auto")
@@ -372,11 +372,16 @@ def test_cache_identity_sends_nothing_prepare_and_fit_probe_once(backend,
     assert auto.cache_identity()["endpoint"] == auto.endpoint_[0] == "completions"
     auto.prepare(), auto.cache_identity()
     assert len(fault_server.requests) == probed  # learned: no second probe
-    # fit learns it: predict's cache lookups and certificates only read it
-    clf = LLMClassifier(backend=clone(auto), n_shots=0, calibration=None)
+    # scoring through a cache prepares first: the keys hold the probed endpoint
+    cache = ResponseCache(tmp_path / "c.sqlite")
+    clf = LLMClassifier(backend=clone(auto), n_shots=0, calibration=None, cache=cache)
     clf.fit(["spam offer", "ham lunch"], ["spam", "ham"])
-    assert len(fault_server.requests) > probed
+    assert len(fault_server.requests) == probed  # fit alone sends nothing
+    clf.predict_proba(["spam offer"])
     assert clf.backend.cache_identity()["endpoint"] == "completions"
+    assert cache.get_many([ResponseCache.make_key(
+        clf.backend.cache_identity(), clf._render([("spam offer",)])[0].text,
+        [" ham", " spam"])])
     # without a server to ask, nothing is probed and nothing is unknown
     offline = OpenAIBackend("fake-model", base_url=None, endpoint="auto")
     assert offline.cache_identity()["endpoint"] == "chat"
