@@ -10,7 +10,7 @@ from sklearn.base import BaseEstimator, MetaEstimatorMixin, clone
 from sklearn.exceptions import NotFittedError
 from sklearn.frozen import FrozenEstimator
 from sklearn.model_selection import train_test_split
-from sklearn.utils import Bunch, get_tags
+from sklearn.utils import Bunch, ClassifierTags, get_tags
 from sklearn.utils.validation import check_is_fitted, column_or_1d
 
 from ..scoring._failures import finite_rows, predict_with_failures
@@ -68,8 +68,6 @@ def routing_tags(tags, estimators):
     classifier's) while ``estimator_type`` stays None: ``predict`` returns tier
     names for the rows no tier accepts.
     """
-    from sklearn.utils import ClassifierTags
-
     inner = [get_tags(est) for est in estimators]
     if inner:
         tags.input_tags = inner[0].input_tags
