@@ -6,8 +6,9 @@ second; ``TemperatureScaler`` is checked in
 transformers backend in ``tests/backends/test_transformers_checks.py`` and
 ``SentenceEmbedder`` (the real all-MiniLM model) in
 ``tests/hybrid/test_embeddings_checks.py``. The prompt-injection detector
-(``prompts/_injection.py``) is a set of functions, not an estimator; the
-backends are parameter holders without ``fit``.
+(``prompts/_injection.py``) is a set of functions, not an estimator. The
+backends are ``BaseEstimator`` parameter holders without ``fit``: they get
+the checks of the parameter API (below).
 
 Every expected failure below names its reason; the behaviour those checks
 would have covered is tested directly in this file.
@@ -22,9 +23,12 @@ from sklearn.base import clone
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_union
 from sklearn.preprocessing import FunctionTransformer, StandardScaler
+from sklearn.utils import estimator_checks
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from sklearn_llmconf import LLMClassifier
+from sklearn_llmconf.backends import LlamaCppBackend, OpenAIBackend, TransformersBackend
+from sklearn_llmconf.backends.openai._batch import OpenAIBatchBackend
 from sklearn_llmconf.hybrid import BlockStackingClassifier, LLMScores
 from sklearn_llmconf.routing import ConfidenceCascade, ConfidenceRouter
 from sklearn_llmconf.testing import KeywordBackend
@@ -131,3 +135,21 @@ def test_routers_pickle_order_subsets_and_refit_exactly(make):
         _assert_same(_outputs(clone(router).fit(X, y), X_new), out)
         _assert_same(_outputs(router.fit(X, y), X_new), out)
     assert set(out[0]) <= {"accept", "escalate", "small", "large", "human"}
+
+
+# --- the backends: the parameter API checks (they have no fit) ---------------
+
+BACKENDS = [KeywordBackend, LlamaCppBackend, OpenAIBackend, OpenAIBatchBackend,
+            TransformersBackend]
+PARAMETER_CHECKS = [
+    "check_no_attributes_set_in_init", "check_get_params_invariance",
+    "check_set_params", "check_parameters_default_constructible",
+    "check_do_not_raise_errors_in_init_or_set_params", "check_estimator_repr",
+]
+
+
+@pytest.mark.parametrize("check", PARAMETER_CHECKS)
+@pytest.mark.parametrize("backend", BACKENDS, ids=lambda cls: cls.__name__)
+def test_backends_follow_the_parameter_api(backend, check):
+    # Constructing a backend loads nothing and sends nothing.
+    getattr(estimator_checks, check)(backend.__name__, backend())
