@@ -34,6 +34,7 @@ import time
 import warnings
 
 import numpy as np
+from sklearn.frozen import FrozenEstimator
 from sklearn.model_selection import train_test_split
 
 from sklearn_llmconf import (
@@ -108,9 +109,12 @@ def main():
         clf.set_params(cache=cache).fit(X_pool, y_pool)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # uncertified tiers warn
-        routers = [ConfidenceRouter(clf, tiers=[("accept", args.target)])
+        routers = [ConfidenceRouter(FrozenEstimator(clf),
+                                    tiers=[("accept", args.target)])
                    .fit(X_cal, y_cal) for _, clf in stages]
-        cascade = ConfidenceCascade(stages, target=args.target).fit(X_cal, y_cal)
+        cascade = ConfidenceCascade(
+            [(name, FrozenEstimator(clf)) for name, clf in stages],
+            target=args.target).fit(X_cal, y_cal)
     print(f"# fit and calibration scoring: {time.perf_counter() - t0:.0f} s")
     for _, clf in stages:  # test-time figures on fresh scoring; the cache is
         clf.set_params(cache=None)  # no part of the certificate

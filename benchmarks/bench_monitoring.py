@@ -41,6 +41,7 @@ import warnings
 
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.frozen import FrozenEstimator
 
 from sklearn_llmconf.routing import ConfidenceRouter, DriftMonitor, RoutingMonitor
 
@@ -125,7 +126,7 @@ def main():
     args = parser.parse_args()
     rng = np.random.default_rng(0)
     X_cal, y_cal = _rows(rng, 2000, 0.0)
-    router = ConfidenceRouter(_Known().fit(X_cal, y_cal),
+    router = ConfidenceRouter(FrozenEstimator(_Known().fit(X_cal, y_cal)),
                               tiers=[("accept", TARGET)]).fit(X_cal, y_cal)
     print(f"# router: accept at precision >= {TARGET} certified at threshold "
           f"{router.thresholds_[0]:.4g} on 2,000 rows; {args.n_runs} runs of up to "

@@ -123,7 +123,7 @@ def evaluate_splits(proba, y, classes, tiers, delta, n_splits):
         i_cal, i_test = train_test_split(idx, test_size=0.5, stratify=y,
                                          random_state=split)
         for method in ("ltt", "plugin"):
-            router = ConfidenceRouter(scored, tiers=tiers, delta=delta,
+            router = ConfidenceRouter(FrozenEstimator(scored), tiers=tiers, delta=delta,
                                       method=method)
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", UserWarning)  # uncertified tiers

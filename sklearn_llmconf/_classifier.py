@@ -443,6 +443,7 @@ class LLMClassifier(ClassifierMixin, BaseEstimator):
         self._labels_text = labels_text(template.verbalizer, self.label_words_,
                                         self.classes_, template.label_separator)
         self._fit_demos(rows, y_index)
+        self._keep_default_backend()
         spec = self.strategy
         name = spec if isinstance(spec, str) else spec.name
         self.strategy_ = resolve_strategy(name, self._get_backend())
@@ -552,16 +553,23 @@ class LLMClassifier(ClassifierMixin, BaseEstimator):
         return estimate_prior(scores.log_probs)
 
     # -- scoring ---------------------------------------------------------------
+    def _keep_default_backend(self):
+        """Build the default backend once, in fit (or on unpickling): predict
+        reads it and changes nothing."""
+        self.__dict__.pop("_default_backend", None)
+        if self.backend is None:
+            from .backends.llamacpp._backend import LlamaCppBackend
+
+            self._default_backend = LlamaCppBackend()
+
     def _get_backend(self):
         if self.backend is not None:
             return self.backend
         backend = getattr(self, "_default_backend", None)
-        if backend is None:
+        if backend is None:  # not fitted yet (a fitted one keeps it)
             from .backends.llamacpp._backend import LlamaCppBackend
 
             backend = LlamaCppBackend()
-            if not hasattr(self, "classes_"):  # fit keeps it; predict changes nothing
-                self._default_backend = backend
         return backend
 
     def _render(self, rows) -> list:
@@ -801,4 +809,9 @@ class LLMClassifier(ClassifierMixin, BaseEstimator):
         state = super().__getstate__()
         state.pop("_default_backend", None)
         return state
+
+    def __setstate__(self, state):
+        super().__setstate__(state)
+        if "classes_" in state and state.get("backend", ...) is None:
+            self._keep_default_backend()
 

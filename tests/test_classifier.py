@@ -224,6 +224,22 @@ def test_clone_and_pickle_roundtrip_give_identical_probabilities():
     assert restored.demos_ == clf.demos_
 
 
+def test_default_backend_is_built_in_fit_and_kept():
+    # No model call: zero-shot, no calibration, only the backend objects.
+    clf = LLMClassifier(n_shots=0, calibration=None)
+    assert clf._get_backend() is not clf._get_backend()  # unfitted: nothing kept
+    clf.fit(X_BIN, Y_BIN)
+    backend = clf._get_backend()
+    assert type(backend).__name__ == "LlamaCppBackend" and clf._get_backend() is backend
+    assert clf.get_params()["backend"] is None  # a parameter is not set by fit
+    restored = pickle.loads(pickle.dumps(clf))
+    assert restored._get_backend() is restored._get_backend()  # rebuilt once
+    assert restored._get_backend() is not backend
+    clf.fit(X_BIN, Y_BIN)
+    assert clf._get_backend() is not backend  # a refit builds its own
+    assert clone(clf).__dict__.get("_default_backend") is None
+
+
 def test_pipeline_gridsearch_over_prompts_and_cross_val_score():
     X = X_BIN * 3
     y = Y_BIN * 3

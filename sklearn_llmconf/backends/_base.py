@@ -93,7 +93,7 @@ class BaseBackend(BaseEstimator):
     backend, then call the subclass's :meth:`_score_labels` and
     :meth:`_generate` with clean arguments (a list of :class:`Prompt`, a list of
     distinct str). Subclasses implement those two and may extend
-    :meth:`cache_identity` and :meth:`capabilities`.
+    :meth:`cache_identity`, :meth:`capabilities` and :meth:`prepare`.
     """
 
     # Attributes holding live resources; never pickled, never cloned.
@@ -216,6 +216,20 @@ class BaseBackend(BaseEstimator):
     def capabilities(self) -> BackendCapabilities:
         """Describe what this backend can do."""
         return BackendCapabilities()
+
+    def prepare(self):
+        """Learn, once, what :meth:`cache_identity` needs from the model's server.
+
+        Scoring calls it before it looks the response cache up (in ``fit``
+        when the classifier calibrates), and so does a router's certificate;
+        :meth:`cache_identity` itself never sends a request. The default learns
+        nothing.
+
+        Returns
+        -------
+        self : backend
+        """
+        return self
 
     def cache_identity(self) -> dict:
         """Everything that changes the scores, and nothing secret.

@@ -25,6 +25,7 @@ from __future__ import annotations
 from numbers import Real
 
 import numpy as np
+from scipy.sparse import issparse
 from sklearn.base import BaseEstimator, TransformerMixin, clone
 from sklearn.utils.validation import check_is_fitted
 
@@ -34,6 +35,11 @@ from ..prompts._text import normalize_text
 from ..utils._sklearn_compat import Interval, _fit_context, _safe_indexing
 
 __all__ = ["LLMScores"]
+
+
+def _indexable(X):
+    """X itself when rows can be taken from it, else as an array."""
+    return X if issparse(X) or hasattr(X, "__getitem__") else np.asarray(X)
 
 
 class LLMScores(TransformerMixin, BaseEstimator):
@@ -91,6 +97,10 @@ class LLMScores(TransformerMixin, BaseEstimator):
     classes_ : ndarray of shape (n_classes,)
     n_features_out_ : int
         1 for binary, ``n_classes`` otherwise.
+    n_features_in_ : int
+        Columns of the input, when it is 2-D (that of ``estimator_``).
+    feature_names_in_ : ndarray of str
+        Column names of a DataFrame input (that of ``estimator_``).
 
     Examples
     --------
@@ -133,9 +143,13 @@ class LLMScores(TransformerMixin, BaseEstimator):
         -------
         self : LLMScores
         """
+        X = _indexable(X)
         base = LLMClassifier() if self.estimator is None else self.estimator
         self.estimator_ = clone(base).set_params(calibration=None).fit(X, y)
         self.classes_ = self.estimator_.classes_
+        for name in ("n_features_in_", "feature_names_in_"):
+            if hasattr(self.estimator_, name):
+                setattr(self, name, getattr(self.estimator_, name))
         self.n_features_out_ = 1 if len(self.classes_) == 2 else len(self.classes_)
         self.demo_mask_ = self._demo_mask(X)
         self.swap_estimator_ = None
@@ -173,6 +187,7 @@ class LLMScores(TransformerMixin, BaseEstimator):
         -------
         features : ndarray of shape (n_samples, n_features_out)
         """
+        X = _indexable(X)
         self.fit(X, y)
         mask = self.demo_mask_
         out = np.empty((len(mask), self.n_features_out_))

@@ -135,6 +135,14 @@ class BlockStackingClassifier(ClassifierMixin, BaseEstimator):
         None when the kept candidate is one block's model as it is.
     final_cv_log_loss_ : float
         Cross-validated log loss of the kept candidate.
+    n_iter_ : int
+        Largest number of iterations any of the logistic regressions ran
+        (over blocks, ``C`` values and folds); ``max_iter`` means one of them
+        stopped before converging.
+    n_features_in_ : int
+        Columns of the input, where the first block records them.
+    feature_names_in_ : ndarray of str
+        Column names of a DataFrame input, where the first block records them.
 
     Examples
     --------
@@ -187,6 +195,9 @@ class BlockStackingClassifier(ClassifierMixin, BaseEstimator):
         -------
         self : BlockStackingClassifier
         """
+        if y is None:
+            raise ValueError("BlockStackingClassifier requires y to be passed, "
+                             "but the target y is None.")
         y = np.asarray(y)
         check_classification_targets(y)
         if _num_samples(X) != len(y):
@@ -194,7 +205,8 @@ class BlockStackingClassifier(ClassifierMixin, BaseEstimator):
         encoder = LabelEncoder().fit(y)
         self.classes_ = encoder.classes_
         if len(self.classes_) < 2:
-            raise ValueError("BlockStackingClassifier needs at least two classes.")
+            raise ValueError("BlockStackingClassifier needs at least two classes; "
+                             "got 1 class.")
         y_idx = encoder.transform(y)
         cv = check_cv(self.cv, y_idx, classifier=True)
         blocks = [(name, clone(t)) for name, t in self.features.transformer_list
@@ -236,6 +248,12 @@ class BlockStackingClassifier(ClassifierMixin, BaseEstimator):
                 best = (score, names, final)
         score, self.final_blocks_, self.final_estimator_ = best
         self.final_cv_log_loss_ = -score
+        fitted = [m for _, m in self.block_estimators_] + [self.final_estimator_]
+        self.n_iter_ = int(max(np.max(m.n_iter_) for m in fitted if m is not None))
+        first = self.transformers_[0][1]
+        for name in ("n_features_in_", "feature_names_in_"):
+            if hasattr(first, name):
+                setattr(self, name, getattr(first, name))
         return self
 
     def _final(self, X, method):
@@ -309,4 +327,5 @@ class BlockStackingClassifier(ClassifierMixin, BaseEstimator):
         -------
         y_pred : ndarray of shape (n_samples,)
         """
+        check_is_fitted(self)
         return self.classes_[np.argmax(self.predict_proba(X), axis=1)]

@@ -16,7 +16,7 @@ from ._certificate import UncertifiedWarning
 from ._drift import DriftAlarmWarning, DriftMonitor
 from ._monitor import PrecisionAlarmWarning, RoutingMonitor
 from ._report import routing_report
-from ._router import ConfidenceRouter
+from ._router import ConfidenceRouter, RefittedWarning
 from ._stats import required_calibration_size
 
 __all__ = [
@@ -25,6 +25,7 @@ __all__ = [
     "DriftAlarmWarning",
     "DriftMonitor",
     "PrecisionAlarmWarning",
+    "RefittedWarning",
     "RoutingMonitor",
     "UncertifiedWarning",
     "required_calibration_size",

@@ -5,12 +5,15 @@ from __future__ import annotations
 from numbers import Real
 
 import numpy as np
+from scipy.sparse import issparse
 from sklearn.base import BaseEstimator, MetaEstimatorMixin
+from sklearn.frozen import FrozenEstimator
+from sklearn.model_selection import train_test_split
 from sklearn.utils import Bunch
 from sklearn.utils.validation import check_is_fitted, column_or_1d
 
 from ..scoring._failures import finite_rows, predict_with_failures
-from ..utils._sklearn_compat import Interval, _fit_context
+from ..utils._sklearn_compat import Interval, _fit_context, _num_samples
 from ..utils._warn import warn_external
 from ._certificate import (
     certificate_of,
@@ -19,6 +22,7 @@ from ._certificate import (
     language_models,
 )
 from ._report import label_or_tier, routing_report
+from ._router import copy_input_attributes, fitted_or_refit, routing_tags
 from ._stats import (
     accepted_counts,
     binomial_p_values,
@@ -45,6 +49,8 @@ def _take(X, rows):
     """Rows of X (list of str, array or DataFrame) at integer positions."""
     if hasattr(X, "iloc"):
         return X.iloc[rows]
+    if issparse(X):  # row slicing needs CSR (a DIA or COO matrix has none)
+        return X.tocsr()[rows]
     if isinstance(X, (list, tuple)):
         return [X[i] for i in rows]
     return np.asarray(X, dtype=object if np.ndim(X) == 1 else None)[rows]
@@ -88,8 +94,15 @@ class ConfidenceCascade(MetaEstimatorMixin, BaseEstimator):
     Parameters
     ----------
     stages : list of (str, estimator)
-        Names and fitted probabilistic classifiers, cheapest first; all with
-        the same ``classes_``.
+        Names and probabilistic classifiers, cheapest first; all with the same
+        ``classes_``. The rule is the router's: a
+        :class:`~sklearn.frozen.FrozenEstimator` of a fitted classifier is used
+        as it is; any other stage is cloned and fitted on a stratified part of
+        the rows given to :meth:`fit` (the other ``calibration_size`` part
+        certifies), also when it is already fitted (with a
+        :class:`~sklearn_llmconf.routing.RefittedWarning`), so that :meth:`fit`
+        behaves the same before and after :func:`~sklearn.base.clone`. When
+        every stage is frozen, every row certifies.
 
     target : float, default=0.95
         Precision to certify for the cascade's answers.
@@ -103,8 +116,20 @@ class ConfidenceCascade(MetaEstimatorMixin, BaseEstimator):
     final_tier : str, default="human"
         Tier of the rows no stage answers (and rows every stage failed on).
 
+    calibration_size : float, default=0.5
+        Share of the rows certifying the thresholds when some stage is not a
+        :class:`~sklearn.frozen.FrozenEstimator`.
+
+    random_state : int, RandomState instance or None, default=None
+        Split of the rows when some stage is not a
+        :class:`~sklearn.frozen.FrozenEstimator`.
+
     Attributes
     ----------
+    stages_ : list of (str, estimator)
+        The stages scored: the frozen ones as given, the fitted clones of the
+        others.
+
     classes_ : ndarray of shape (n_classes,)
 
     stage_names_ : ndarray of str of shape (n_stages,)
@@ -138,10 +163,17 @@ class ConfidenceCascade(MetaEstimatorMixin, BaseEstimator):
         What each stage was certified for (see
         :attr:`ConfidenceRouter.certificate_`), with the calibration data hash.
 
+    n_features_in_ : int
+        That of the first stage, where it has one.
+
+    feature_names_in_ : ndarray of str
+        That of the first stage, where it has one.
+
     Examples
     --------
     >>> import numpy as np
     >>> from sklearn.datasets import make_classification
+    >>> from sklearn.frozen import FrozenEstimator
     >>> from sklearn.linear_model import LogisticRegression
     >>> from sklearn_llmconf.routing import ConfidenceCascade
     >>> X, y = make_classification(n_samples=4000, class_sep=1.5, random_state=0)
@@ -150,7 +182,8 @@ class ConfidenceCascade(MetaEstimatorMixin, BaseEstimator):
     >>> weak = make_pipeline(FunctionTransformer(lambda Z: Z[:, :3]),
     ...                      LogisticRegression()).fit(X[:1000], y[:1000])
     >>> strong = LogisticRegression().fit(X[:1000], y[:1000])
-    >>> cascade = ConfidenceCascade([("weak", weak), ("strong", strong)],
+    >>> stages = [("weak", FrozenEstimator(weak)), ("strong", FrozenEstimator(strong))]
+    >>> cascade = ConfidenceCascade(stages,
     ...                             target=0.9).fit(X[1000:3000], y[1000:3000])
     >>> cascade.thresholds_.tolist()  # the 3-column model answers nothing
     [inf, 0.0]
@@ -164,15 +197,19 @@ class ConfidenceCascade(MetaEstimatorMixin, BaseEstimator):
         "delta": [Interval(Real, 0, 1, closed="neither")],
         "thresholds": ["array-like", None],
         "final_tier": [str],
+        "calibration_size": [Interval(Real, 0, 1, closed="neither")],
+        "random_state": ["random_state"],
     }
 
     def __init__(self, stages, *, target=0.95, delta=0.05, thresholds=None,
-                 final_tier="human"):
+                 final_tier="human", calibration_size=0.5, random_state=None):
         self.stages = stages
         self.target = target
         self.delta = delta
         self.thresholds = thresholds
         self.final_tier = final_tier
+        self.calibration_size = calibration_size
+        self.random_state = random_state
 
     def _check_stages(self):
         try:
@@ -193,14 +230,27 @@ class ConfidenceCascade(MetaEstimatorMixin, BaseEstimator):
         for name, est in zip(names, estimators):
             if not hasattr(est, "predict_proba"):
                 raise ValueError(f"stage {name!r} has no predict_proba.")
-            check_is_fitted(est)
-        classes = [np.asarray(est.classes_) for est in estimators]
+        return names, estimators
+
+    def _fit_stages(self, names, estimators, X, y):
+        """The fitted stages, their classes and the calibration rows."""
+        if all(isinstance(est, FrozenEstimator) for est in estimators):
+            X_fit, X_cal, y_fit, y_cal = None, X, None, y
+        else:
+            X_fit, X_cal, y_fit, y_cal = train_test_split(
+                X, y, test_size=self.calibration_size, stratify=y,
+                random_state=self.random_state,
+            )
+        fitted = [fitted_or_refit("ConfidenceCascade", est, f"stage {name!r}",
+                                  X_fit, y_fit, {})
+                  for name, est in zip(names, estimators)]
+        classes = [np.asarray(est.classes_) for est in fitted]
         if any(not np.array_equal(c, classes[0]) for c in classes[1:]):
             raise ValueError(
                 "every stage must have the same classes_; got "
                 f"{[c.tolist() for c in classes]}."
             )
-        return names, estimators, classes[0]
+        return fitted, classes[0], X_cal, y_cal
 
     @_fit_context(prefer_skip_nested_validation=False)
     def fit(self, X, y):
@@ -209,15 +259,19 @@ class ConfidenceCascade(MetaEstimatorMixin, BaseEstimator):
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features) or list of str
-            Rows not used to fit (or calibrate) any stage.
+            Rows not used to fit (or calibrate) any frozen stage; the stages
+            that are not frozen are fitted on a part of them.
         y : array-like of shape (n_samples,)
 
         Returns
         -------
         self : ConfidenceCascade
         """
-        names, estimators, self.classes_ = self._check_stages()
+        names, estimators = self._check_stages()
         y = column_or_1d(y)
+        estimators, self.classes_, X, y = self._fit_stages(names, estimators, X, y)
+        self.stages_ = list(zip(names, estimators))
+        copy_input_attributes(estimators[0], self)
         self.stage_names_ = np.array(names)
         self.tier_names_ = np.array(names + [self.final_tier])
         conf, pred = [], []
@@ -245,9 +299,28 @@ class ConfidenceCascade(MetaEstimatorMixin, BaseEstimator):
         self.stage_share_ = np.bincount(stage, minlength=len(names) + 1)[:-1] / len(y)
         self.targets_ = np.full(len(names), float(self.target))
         fingerprint = data_fingerprint(X, y)
-        self.certificates_ = [dict(certificate_of(est), calibration_data=fingerprint)
-                              for est in estimators]
+        self._state_hashes = [{} for _ in estimators]
+        self.certificates_ = [
+            dict(certificate_of(est, memo), calibration_data=fingerprint)
+            for est, memo in zip(estimators, self._state_hashes)]
         return self
+
+    def __sklearn_tags__(self):
+        try:
+            estimators = [est for _, est in self.stages]
+        except (TypeError, ValueError):  # fit says what is wrong with them
+            estimators = []
+        return routing_tags(super().__sklearn_tags__(), estimators)
+
+    def __getstate__(self):
+        state = dict(super().__getstate__())
+        state.pop("_state_hashes", None)  # memos holding the stages' values
+        return state
+
+    def __setstate__(self, state):
+        super().__setstate__(state)
+        if "certificates_" in state:
+            self._state_hashes = [{} for _ in state["certificates_"]]
 
     @classmethod
     def _certify_paths(cls, conf, wrong, grid, target, delta):
@@ -313,10 +386,11 @@ class ConfidenceCascade(MetaEstimatorMixin, BaseEstimator):
         return n_acc.astype(int), np.rint(n_err).astype(int)
 
     def _check_certificates(self):
+        memos = getattr(self, "_state_hashes", None) or [None] * len(self.stages_)
         changed = {
-            name: diff for name, (_, est), cert in zip(
-                self.stage_names_, self.stages, self.certificates_)
-            if (diff := differences(cert, certificate_of(est)))
+            name: diff for name, (_, est), cert, memo in zip(
+                self.stage_names_, self.stages_, self.certificates_, memos)
+            if (diff := differences(cert, certificate_of(est, memo)))
         }
         if changed:
             warn_external(
@@ -347,12 +421,12 @@ class ConfidenceCascade(MetaEstimatorMixin, BaseEstimator):
         """
         check_is_fitted(self)
         certified = self._check_certificates()
-        n, n_stages = len(X), len(self.stage_names_)
+        n, n_stages = _num_samples(X), len(self.stage_names_)
         proba = np.full((n, len(self.classes_)), np.nan)
         stage = np.full(n, n_stages)
         pending = np.arange(n)
         n_scored, usage = np.zeros(n_stages, dtype=int), []
-        for k, (_, est) in enumerate(self.stages):
+        for k, (_, est) in enumerate(self.stages_):
             before = _usage(est)
             if len(pending):
                 p, failed = _stage_proba(est, _take(X, pending))

@@ -38,6 +38,8 @@ class UncertifiedWarning(UserWarning):
 def _llm_part(clf):
     """Identity, rendered prompt and labels of a fitted LLMClassifier."""
     backend = clf._get_backend()
+    if hasattr(backend, "prepare"):  # learned in fit; once after unpickling
+        backend.prepare()
     fields = clf.prompt_template_.fields
     sentinel = tuple("{" + f + "}" for f in fields)
     prompt = clf._render([sentinel])[0].text
@@ -65,7 +67,23 @@ def _leaf_hash(value):
         return joblib.hash((type(value).__module__, name))
 
 
-def _walk(obj, path, llms, leaves, seen):
+def _memo_hash(value, memo, touched):
+    """``_leaf_hash(value)``, reused while ``value`` is the same object.
+
+    A refit replaces fitted attributes by new objects, which are hashed
+    again; an edit made in place inside a fitted array is not seen.
+    """
+    if memo is None:
+        return _leaf_hash(value)
+    key = id(value)
+    entry = memo.get(key)
+    if entry is None or entry[0] is not value:
+        entry = (value, _leaf_hash(value))
+    touched[key] = entry
+    return entry[1]
+
+
+def _walk(obj, path, llms, leaves, seen, memo=None, touched=None):
     """Collect the LLMClassifiers and the other estimators' fitted state."""
     from .._classifier import LLMClassifier
 
@@ -77,16 +95,16 @@ def _walk(obj, path, llms, leaves, seen):
         return
     if isinstance(obj, (list, tuple)):
         for i, item in enumerate(obj):
-            _walk(item, f"{path}[{i}]", llms, leaves, seen)
+            _walk(item, f"{path}[{i}]", llms, leaves, seen, memo, touched)
         return
     module = type(obj).__module__ or ""
     if not (isinstance(obj, BaseEstimator) or module.startswith("sklearn")):
-        leaves.append((path, _leaf_hash(obj)))
+        leaves.append((path, _memo_hash(obj, memo, touched)))
         return
     for name, value in sorted(vars(obj).items()):
         if name.startswith("_") or name == "usage_":
             continue
-        _walk(value, f"{path}.{name}", llms, leaves, seen)
+        _walk(value, f"{path}.{name}", llms, leaves, seen, memo, touched)
 
 
 def language_models(estimator):
@@ -105,7 +123,7 @@ def language_models(estimator):
     return llms
 
 
-def certificate_of(estimator):
+def certificate_of(estimator, memo=None):
     """Describe what scoring with ``estimator`` depends on.
 
     Parameters
@@ -114,6 +132,11 @@ def certificate_of(estimator):
         An LLMClassifier, or any estimator wrapping some (FrozenEstimator,
         Pipeline, TemperatureScaler, CalibratedClassifierCV, a voting
         ensemble), or any other fitted classifier.
+    memo : dict or None, default=None
+        Hashes of the fitted state from an earlier call, updated in place: a
+        value that is still the same object is not hashed again, so checking
+        an unchanged estimator before each prediction costs a walk over its
+        attributes, not a hash of its whole fitted state.
 
     Returns
     -------
@@ -123,8 +146,11 @@ def certificate_of(estimator):
         ``labels`` (the estimator's classes and each model's label words) and
         ``state`` (hash of the remaining fitted state and parameters).
     """
-    llms, leaves = [], []
-    _walk(estimator, type(estimator).__name__, llms, leaves, set())
+    llms, leaves, touched = [], [], {}
+    _walk(estimator, type(estimator).__name__, llms, leaves, set(), memo, touched)
+    if memo is not None:  # keep only what this estimator holds now
+        memo.clear()
+        memo.update(touched)
     # an unfitted classifier (a parameter of a meta-estimator, fitted in a
     # clone) scores nothing: only the fitted ones are certified
     parts = [_llm_part(clf) for clf in llms if hasattr(clf, "classes_")]

@@ -104,11 +104,12 @@ class RoutingMonitor:
     --------
     >>> import numpy as np
     >>> from sklearn.datasets import make_classification
+    >>> from sklearn.frozen import FrozenEstimator
     >>> from sklearn.linear_model import LogisticRegression
     >>> from sklearn_llmconf.routing import ConfidenceRouter, RoutingMonitor
     >>> X, y = make_classification(n_samples=3000, class_sep=2, random_state=0)
     >>> clf = LogisticRegression().fit(X[:1000], y[:1000])
-    >>> router = ConfidenceRouter(clf, tiers=[("accept", 0.9)]).fit(
+    >>> router = ConfidenceRouter(FrozenEstimator(clf), tiers=[("accept", 0.9)]).fit(
     ...     X[1000:2000], y[1000:2000])
     >>> monitor = RoutingMonitor(router, audit_fraction=0.2, random_state=0)
     >>> d = router.decide(X[2000:])

@@ -8,8 +8,9 @@ import numpy as np
 from scipy.stats import norm
 from sklearn.base import BaseEstimator, MetaEstimatorMixin, clone
 from sklearn.exceptions import NotFittedError
+from sklearn.frozen import FrozenEstimator
 from sklearn.model_selection import train_test_split
-from sklearn.utils import Bunch, get_tags
+from sklearn.utils import Bunch, ClassifierTags, get_tags
 from sklearn.utils.validation import check_is_fitted, column_or_1d
 
 from ..scoring._failures import finite_rows, predict_with_failures
@@ -39,7 +40,7 @@ from ._stats import (
     required_calibration_size,
 )
 
-__all__ = ["ConfidenceRouter"]
+__all__ = ["ConfidenceRouter", "RefittedWarning"]
 
 
 def _is_fitted(estimator):
@@ -48,6 +49,76 @@ def _is_fitted(estimator):
     except NotFittedError:
         return False
     return True
+
+
+def copy_input_attributes(fitted, owner):
+    """``n_features_in_`` and ``feature_names_in_`` of ``fitted`` onto ``owner``."""
+    for name in ("n_features_in_", "feature_names_in_"):
+        if hasattr(fitted, name):
+            setattr(owner, name, getattr(fitted, name))
+        elif name in vars(owner):
+            delattr(owner, name)
+
+
+def routing_tags(tags, estimators):
+    """A router's tags: the input tags of what it wraps, a classifier's others.
+
+    Input: that of the first estimator, sparse only when every one accepts it.
+    ``classifier_tags`` are set (``predict_proba`` and ``classes_`` are a
+    classifier's) while ``estimator_type`` stays None: ``predict`` returns tier
+    names for the rows no tier accepts.
+    """
+    inner = [get_tags(est) for est in estimators]
+    if inner:
+        tags.input_tags = inner[0].input_tags
+        tags.input_tags.sparse = all(t.input_tags.sparse for t in inner)
+        tags.input_tags.allow_nan = all(t.input_tags.allow_nan for t in inner)
+    tags.classifier_tags = ClassifierTags()
+    tags.classifier_tags.poor_score = True
+    return tags
+
+
+class RefittedWarning(UserWarning):
+    """A fitted, non-frozen estimator given to a router or cascade is refitted."""
+
+
+def fitted_or_refit(owner, estimator, role, X_fit, y_fit, fit_params):
+    """The estimator a meta-estimator scores with: frozen as is, else refitted.
+
+    A :class:`~sklearn.frozen.FrozenEstimator` is used as it is (its clone is
+    itself, so ``clone(owner).fit`` does the same). Any other estimator is
+    cloned and fitted on ``X_fit, y_fit``, which is what a clone of ``owner``
+    would do with it; when it is already fitted, a warning says so.
+
+    Parameters
+    ----------
+    owner : str
+        Class name of the meta-estimator, for the warning.
+    estimator : estimator instance
+    role : str
+        What the estimator is to the owner ("estimator", "stage 'cheap'").
+    X_fit, y_fit : rows to fit a non-frozen estimator on.
+    fit_params : dict
+        Passed to its ``fit``.
+
+    Returns
+    -------
+    fitted : estimator instance
+    """
+    if isinstance(estimator, FrozenEstimator):
+        check_is_fitted(estimator.estimator)
+        return estimator
+    if _is_fitted(estimator):
+        warn_external(
+            f"{owner}: the {role} ({type(estimator).__name__}) is already fitted "
+            "but not frozen, so it is cloned and refitted on a part of the rows "
+            f"given to fit, as a clone of the {owner} would be (GridSearchCV, "
+            "cross_validate). Pass "
+            "FrozenEstimator(estimator) (sklearn.frozen) to certify it as it is "
+            "on all the rows.",
+            RefittedWarning,
+        )
+    return clone(estimator).fit(X_fit, y_fit, **fit_params)
 
 
 def _labels_needed(confidence, correct, target, delta, thresholds):
@@ -93,10 +164,14 @@ class ConfidenceRouter(MetaEstimatorMixin, BaseEstimator):
         :class:`~sklearn_llmconf.LLMClassifier`, a
         :class:`~sklearn_llmconf.TemperatureScaler`, a
         :class:`~sklearn.calibration.CalibratedClassifierCV`, a
-        :class:`~sklearn.frozen.FrozenEstimator` of any of them. A fitted
-        estimator is used as is and every row given to :meth:`fit` certifies
-        the thresholds; an unfitted one is cloned and fitted on a stratified
-        part of the rows, and the other ``calibration_size`` part certifies.
+        :class:`~sklearn.frozen.FrozenEstimator` of any of them. A
+        ``FrozenEstimator(fitted)`` is used as it is and every row given to
+        :meth:`fit` certifies the thresholds. Any other estimator is cloned and
+        fitted on a stratified part of the rows, and the other
+        ``calibration_size`` part certifies -- also when it is already fitted
+        (with a :class:`RefittedWarning`), because that is what a clone of the
+        router (``GridSearchCV``, ``cross_validate``) does with it: ``fit``
+        behaves the same before and after :func:`~sklearn.base.clone`.
 
     tiers : sequence of (str, float), default=(("accept", 0.99), ("review", 0.90))
         Tier names with their target precision, highest target first.
@@ -128,11 +203,12 @@ class ConfidenceRouter(MetaEstimatorMixin, BaseEstimator):
         Name of the lowest tier: rows no tier accepts, and failed rows.
 
     calibration_size : float, default=0.5
-        Share of the rows certifying the thresholds when ``estimator`` is
-        unfitted.
+        Share of the rows certifying the thresholds when ``estimator`` is not
+        a :class:`~sklearn.frozen.FrozenEstimator`.
 
     random_state : int, RandomState instance or None, default=None
-        Split of the rows when ``estimator`` is unfitted.
+        Split of the rows when ``estimator`` is not a
+        :class:`~sklearn.frozen.FrozenEstimator`.
 
     on_uncertified : {"warn", "escalate", "raise"}, default="warn"
         What scoring does when the estimator no longer matches the
@@ -195,11 +271,20 @@ class ConfidenceRouter(MetaEstimatorMixin, BaseEstimator):
         ``{text}`` standing for the text), ``labels``, ``state`` (hash of the
         remaining fitted state) and ``calibration_data`` (hash of the
         calibration rows and labels). Scoring compares the first four with the
-        estimator's current ones; see ``on_uncertified``.
+        estimator's current ones; see ``on_uncertified``. The hashes of the
+        fitted state are kept from :meth:`fit`: before each prediction only
+        values a refit replaced are hashed again (an edit made in place inside
+        a fitted array is not seen).
 
     calibration_confidence_ : ndarray of shape (n_calibration,)
         Confidence of each scored calibration row: the reference of a
         :class:`~sklearn_llmconf.routing.DriftMonitor`.
+
+    n_features_in_ : int
+        That of ``estimator_``, where it has one.
+
+    feature_names_in_ : ndarray of str
+        That of ``estimator_``, where it has one.
 
     References
     ----------
@@ -210,11 +295,12 @@ class ConfidenceRouter(MetaEstimatorMixin, BaseEstimator):
     Examples
     --------
     >>> from sklearn.datasets import make_classification
+    >>> from sklearn.frozen import FrozenEstimator
     >>> from sklearn.linear_model import LogisticRegression
     >>> from sklearn_llmconf.routing import ConfidenceRouter
     >>> X, y = make_classification(n_samples=3000, class_sep=2, random_state=0)
     >>> clf = LogisticRegression().fit(X[:1000], y[:1000])
-    >>> router = ConfidenceRouter(clf, tiers=[("accept", 0.95)]).fit(
+    >>> router = ConfidenceRouter(FrozenEstimator(clf), tiers=[("accept", 0.95)]).fit(
     ...     X[1000:2000], y[1000:2000])
     >>> router.route(X[2000:2005]).tolist()
     ['accept', 'accept', 'accept', 'accept', 'accept']
@@ -326,7 +412,8 @@ class ConfidenceRouter(MetaEstimatorMixin, BaseEstimator):
             True labels.
 
         **fit_params : dict
-            Passed to the estimator's ``fit`` when it is unfitted.
+            Passed to the estimator's ``fit`` when it is not a
+            :class:`~sklearn.frozen.FrozenEstimator`.
 
         Returns
         -------
@@ -335,14 +422,16 @@ class ConfidenceRouter(MetaEstimatorMixin, BaseEstimator):
         names, targets = self._check_tiers()
         y = column_or_1d(y)
         self._check_fit_input(X, y, names)
-        if _is_fitted(self.estimator):
-            self.estimator_, X_cal, y_cal = self.estimator, X, y
+        if isinstance(self.estimator, FrozenEstimator):
+            X_fit, X_cal, y_fit, y_cal = None, X, None, y
         else:
             X_fit, X_cal, y_fit, y_cal = train_test_split(
                 X, y, test_size=self.calibration_size, stratify=y,
                 random_state=self.random_state,
             )
-            self.estimator_ = clone(self.estimator).fit(X_fit, y_fit, **fit_params)
+        self.estimator_ = fitted_or_refit("ConfidenceRouter", self.estimator,
+                                          "estimator", X_fit, y_fit, fit_params)
+        copy_input_attributes(self.estimator_, self)
         self.tier_names_ = np.array(names + [self.fallback_tier])
         self.targets_ = targets
         return self._certify_on(X_cal, y_cal)
@@ -362,7 +451,8 @@ class ConfidenceRouter(MetaEstimatorMixin, BaseEstimator):
         self.delta_per_test_ = self.delta / (len(self.targets_) * n_classes)
         self._certify(confidence, correct, pred)
         self.calibration_confidence_ = confidence
-        self.certificate_ = certificate_of(self.estimator_)
+        self._state_hashes = {}
+        self.certificate_ = certificate_of(self.estimator_, self._state_hashes)
         self.certificate_["calibration_data"] = data_fingerprint(X_cal, y_cal)
         return self
 
@@ -401,7 +491,8 @@ class ConfidenceRouter(MetaEstimatorMixin, BaseEstimator):
             of ``"model"``, ``"prompt"``, ``"labels"``, ``"state"``.
         """
         check_is_fitted(self)
-        return differences(self.certificate_, certificate_of(self.estimator_))
+        return differences(self.certificate_, certificate_of(
+            self.estimator_, getattr(self, "_state_hashes", None)))
 
     def _certified(self):
         """Check the certificate before scoring; warn or raise per policy."""
@@ -598,7 +689,15 @@ class ConfidenceRouter(MetaEstimatorMixin, BaseEstimator):
                               confidence_level=confidence_level)
 
     def __sklearn_tags__(self):
-        tags = super().__sklearn_tags__()
-        tags.input_tags = get_tags(self.estimator).input_tags
-        return tags
+        return routing_tags(super().__sklearn_tags__(), [self.estimator])
+
+    def __getstate__(self):
+        state = dict(super().__getstate__())
+        state.pop("_state_hashes", None)  # a memo holding the estimator's values
+        return state
+
+    def __setstate__(self, state):
+        super().__setstate__(state)
+        if "certificate_" in state:
+            self._state_hashes = {}
 

@@ -217,6 +217,8 @@ def score_unique(backend, prompts, labels, *, strategy, cache=None,
     todo = np.arange(n)
     keys = None
     if cache is not None:
+        if hasattr(backend, "prepare"):  # a probe, once; cache_identity() sends none
+            backend.prepare()
         identity = backend.cache_identity()
         make_key = key_function(cache)
         keys = [make_key(identity, p.text, labels, extra=strategy.cache_extra)

@@ -9,16 +9,31 @@ the failed rows travel with the output, in the return value of one call::
 
     values, failed, reasons = predict_with_failures(estimator, X, "predict_proba")
 
-An estimator that knows its failed rows says so through a
-``_predict_with_failures(X, method)`` method with the same return value; this
-function unwraps the containers scikit-learn puts around it
-(:class:`~sklearn.frozen.FrozenEstimator`, :class:`~sklearn.pipeline.Pipeline`,
-a soft :class:`~sklearn.ensemble.VotingClassifier`). Any other estimator's
-failed rows are the rows that are not finite. Nothing is kept between calls, so
-this works the same in threads and in worker processes.
+The protocol, in the order :func:`predict_with_failures` tries it:
+
+1. **A method.** An estimator that knows its failed rows, or wraps one that
+   may, defines ``_predict_with_failures(self, X, method)`` returning
+   ``(values, failed, reasons)``. A wrapper delegates by calling
+   ``predict_with_failures(self.inner, X_inner, method)`` and transforming
+   ``values`` (``LLMClassifier`` and ``TemperatureScaler`` do this).
+2. **A registration**, for a class one cannot edit: ``@register_failure_delegate(cls)``
+   on a function ``(estimator, X, method) -> (values, failed, reasons)``
+   (:func:`functools.singledispatch` underneath: subclasses follow their
+   parent's registration). It may return ``NotImplemented`` to fall through
+   to step 3. scikit-learn's containers are registered here:
+   :class:`~sklearn.frozen.FrozenEstimator` (its estimator),
+   :class:`~sklearn.pipeline.Pipeline` (its last step on the transformed
+   rows) and a soft :class:`~sklearn.ensemble.VotingClassifier`'s
+   ``predict_proba`` (a row failed if it failed in any member).
+3. **Otherwise** the failed rows are the rows that are not finite.
+
+Nothing is kept between calls, so this works the same in threads and in
+worker processes.
 """
 
 from __future__ import annotations
+
+from functools import singledispatch
 
 import numpy as np
 from sklearn.ensemble import VotingClassifier
@@ -29,7 +44,7 @@ from .._types import NOT_SENT, ScoredRows, finite_rows
 from ..utils._warn import warn_external
 
 __all__ = ["NOT_SENT", "ScoredRows", "apply_on_error", "finite_rows",
-           "predict_with_failures"]
+           "predict_with_failures", "register_failure_delegate"]
 
 def apply_on_error(rows: ScoredRows, on_error: str) -> np.ndarray:
     """The log-scores with the ``on_error`` policy applied to the failed rows.
@@ -95,17 +110,75 @@ def predict_with_failures(estimator, X, method):
     own = getattr(estimator, "_predict_with_failures", None)
     if own is not None:
         return own(X, method)
-    if isinstance(estimator, FrozenEstimator):
-        return predict_with_failures(estimator.estimator, X, method)
-    if isinstance(estimator, Pipeline):
-        Xt = estimator[:-1].transform(X) if len(estimator.steps) > 1 else X
-        return predict_with_failures(estimator[-1], Xt, method)
-    if (isinstance(estimator, VotingClassifier) and estimator.voting == "soft"
-            and method == "predict_proba"):
-        return _soft_vote_with_failures(estimator, X)
+    found = _failure_delegate(estimator, X, method)
+    if found is not NotImplemented:
+        return found
     values = np.asarray(getattr(estimator, method)(X), dtype=float)
     failed = ~finite_rows(values)
     return values, failed, _reasons_of(failed, "non-finite scores")
+
+
+@singledispatch
+def _failure_delegate(estimator, X, method):
+    return NotImplemented
+
+
+def register_failure_delegate(cls, func=None):
+    """Say how the failed rows of ``cls`` instances are found.
+
+    For a wrapper class one cannot give a ``_predict_with_failures`` method
+    (see :mod:`sklearn_llmconf.scoring._failures` for the protocol).
+
+    Parameters
+    ----------
+    cls : type
+        The wrapper class; its subclasses use the same function unless they
+        register their own.
+    func : callable, default=None
+        ``func(estimator, X, method) -> (values, failed, reasons)``, as
+        :func:`predict_with_failures` returns them; typically
+        ``predict_with_failures`` of the wrapped estimator, transformed. It may
+        return ``NotImplemented``: then the non-finite rows are the failed
+        ones. None: used as a decorator.
+
+    Returns
+    -------
+    func : callable
+        ``func`` itself (or the decorator).
+
+    Examples
+    --------
+    >>> from sklearn_llmconf.scoring import (
+    ...     predict_with_failures, register_failure_delegate)
+    >>> class Wrapper:  # a third-party wrapper holding ``inner``
+    ...     def __init__(self, inner):
+    ...         self.inner = inner
+    >>> @register_failure_delegate(Wrapper)
+    ... def _through_wrapper(wrapper, X, method):
+    ...     return predict_with_failures(wrapper.inner, X, method)
+    """
+    if func is None:
+        return lambda f: register_failure_delegate(cls, f)
+    _failure_delegate.register(cls, func)
+    return func
+
+
+@register_failure_delegate(FrozenEstimator)
+def _through_frozen(frozen, X, method):
+    return predict_with_failures(frozen.estimator, X, method)
+
+
+@register_failure_delegate(Pipeline)
+def _through_pipeline(pipeline, X, method):
+    Xt = pipeline[:-1].transform(X) if len(pipeline.steps) > 1 else X
+    return predict_with_failures(pipeline[-1], Xt, method)
+
+
+@register_failure_delegate(VotingClassifier)
+def _through_soft_vote(voter, X, method):
+    if voter.voting != "soft" or method != "predict_proba":
+        return NotImplemented
+    return _soft_vote_with_failures(voter, X)
 
 
 def _soft_vote_with_failures(voter, X):

@@ -357,6 +357,36 @@ def test_params_identity_capabilities(backend):
     assert backend.score_labels([], LABELS).log_probs.shape == (0, 2)
 
 
+def test_cache_identity_sends_nothing_prepare_probes_once(backend, fault_server,
+                                                          tmp_path):
+    from sklearn_llmconf import LLMClassifier
+
+    auto = clone(backend).set_params(endpoint="auto")
+    n = len(fault_server.requests)
+    for _ in range(3):
+        assert auto.cache_identity()["endpoint"] == "auto"  # not learned yet
+    assert len(fault_server.requests) == n
+    assert auto.prepare() is auto
+    probed = len(fault_server.requests)
+    assert probed > n  # the probe
+    assert auto.cache_identity()["endpoint"] == auto.endpoint_[0] == "completions"
+    auto.prepare(), auto.cache_identity()
+    assert len(fault_server.requests) == probed  # learned: no second probe
+    # scoring through a cache prepares first: the keys hold the probed endpoint
+    cache = ResponseCache(tmp_path / "c.sqlite")
+    clf = LLMClassifier(backend=clone(auto), n_shots=0, calibration=None, cache=cache)
+    clf.fit(["spam offer", "ham lunch"], ["spam", "ham"])
+    assert len(fault_server.requests) == probed  # fit alone sends nothing
+    clf.predict_proba(["spam offer"])
+    assert clf.backend.cache_identity()["endpoint"] == "completions"
+    assert cache.get_many([ResponseCache.make_key(
+        clf.backend.cache_identity(), clf._render([("spam offer",)])[0].text,
+        [" ham", " spam"])])
+    # without a server to ask, nothing is probed and nothing is unknown
+    offline = OpenAIBackend("fake-model", base_url=None, endpoint="auto")
+    assert offline.cache_identity()["endpoint"] == "chat"
+
+
 def test_secret_never_leaks(backend, fault_server, caplog, tmp_path):
     caplog.set_level(logging.DEBUG)
     with warnings.catch_warnings(record=True) as caught:

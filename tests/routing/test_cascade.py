@@ -9,9 +9,10 @@ import warnings
 
 import numpy as np
 import pytest
-from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.base import BaseEstimator, ClassifierMixin, clone
+from sklearn.frozen import FrozenEstimator
 
-from sklearn_llmconf.routing import ConfidenceCascade
+from sklearn_llmconf.routing import ConfidenceCascade, RefittedWarning
 from sklearn_llmconf.routing._stats import default_thresholds
 
 A = (3.0, 8.0)  # stage 1 weaker than stage 2
@@ -112,8 +113,8 @@ def _rows(rng, n):
 def cascade():
     rng = np.random.default_rng(2)
     X, y = _rows(rng, 2000)
-    stages = [("small", _Oracle(0, "small").fit(X, y)),
-              ("large", _Oracle(1, "large").fit(X, y))]
+    stages = [("small", FrozenEstimator(_Oracle(0, "small").fit(X, y))),
+              ("large", FrozenEstimator(_Oracle(1, "large").fit(X, y)))]
     return ConfidenceCascade(stages, target=0.9).fit(X, y), rng
 
 
@@ -163,7 +164,8 @@ def test_predict_route_report_and_display(cascade):
 def test_cascade_flags_a_changed_stage(cascade):
     cascade, rng = cascade
     X, _ = _rows(rng, 50)
-    cascade.stages[1][1].col = 0  # the "large" stage now reads another column
+    # the "large" stage now reads another column
+    cascade.stages_[1][1].estimator.col = 0
     with pytest.warns(UserWarning, match="large"):
         d = cascade.decide(X)
     assert not d.certified.any()
@@ -178,4 +180,36 @@ def test_cascade_checks_its_stages():
     other = _Oracle().fit(X, y)
     other.classes_ = np.array([0, 2])
     with pytest.raises(ValueError, match="same classes_"):
-        ConfidenceCascade([("a", _Oracle().fit(X, y)), ("b", other)]).fit(X, y)
+        ConfidenceCascade([("a", FrozenEstimator(_Oracle().fit(X, y))),
+                           ("b", FrozenEstimator(other))]).fit(X, y)
+
+
+@pytest.mark.parametrize("frozen", [True, False], ids=["frozen", "unfitted"])
+def test_clone_then_fit_is_fit(frozen):
+    X, y = _rows(np.random.default_rng(2), 2000)
+    stages = [("small", _Oracle(0, "small")), ("large", _Oracle(1, "large"))]
+    if frozen:
+        stages = [(name, FrozenEstimator(est.fit(X, y))) for name, est in stages]
+    cascade = ConfidenceCascade(stages, target=0.9, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no RefittedWarning either way
+        cloned = clone(cascade).fit(X, y)
+        cascade.fit(X, y)
+    assert cascade.n_calibration_ == (2000 if frozen else 1000)
+    assert all((a is b) is frozen
+               for (_, a), (_, b) in zip(cascade.stages_, cloned.stages_))
+    for name in ("thresholds_", "stage_share_", "n_accepted_", "n_errors_"):
+        np.testing.assert_array_equal(getattr(cloned, name), getattr(cascade, name))
+    assert cloned.certificates_ == cascade.certificates_
+
+
+def test_fitted_unfrozen_stage_is_refitted_with_a_warning():
+    X, y = _rows(np.random.default_rng(2), 400)
+    fitted = _Oracle(1, "large").fit(X, y)
+    cascade = ConfidenceCascade([("small", FrozenEstimator(_Oracle(0).fit(X, y))),
+                                 ("large", fitted)], target=0.9, random_state=0)
+    with pytest.warns(RefittedWarning, match=r"ConfidenceCascade: the stage "
+                      r"'large' \(_Oracle\) is already fitted but not frozen"):
+        cascade.fit(X, y)
+    assert cascade.stages_[1][1] is not fitted and cascade.n_calibration_ == 200
+    assert cascade.stages_[0][1] is cascade.stages[0][1]

@@ -1,5 +1,6 @@
 """Certificates bound to what they certify: model, prompt, labels, fitted state."""
 
+import pickle
 import warnings
 
 import numpy as np
@@ -30,7 +31,7 @@ def router():
     X, y = _texts(200, 0)
     clf = LLMClassifier(backend=KeywordBackend(), n_shots=0, calibration=None)
     clf.fit(X[:10], y[:10])
-    return ConfidenceRouter(clf, tiers=[("accept", 0.9)]).fit(X, y)
+    return ConfidenceRouter(FrozenEstimator(clf), tiers=[("accept", 0.9)]).fit(X, y)
 
 
 def test_fit_records_model_prompt_labels_and_data(router):
@@ -71,10 +72,11 @@ def test_another_model_marks_the_output_uncertified(router):
 
 def test_another_prompt_or_label_set_is_detected(router):
     X, y = _texts(10, 3)
-    router.estimator_.set_params(prompt="Spam or ham? {text}\nIt is").fit(X, y)
+    clf = router.estimator_.estimator
+    clf.set_params(prompt="Spam or ham? {text}\nIt is").fit(X, y)
     assert router.check_certificate() == ["prompt"]
     words = PromptTemplate(DEFAULT_TEMPLATE, verbalizer={"ham": "good", "spam": "bad"})
-    router.estimator_.set_params(prompt=words).fit(X, y)
+    clf.set_params(prompt=words).fit(X, y)
     assert "labels" in router.check_certificate()
 
 
@@ -120,3 +122,37 @@ def test_wrappers_and_plain_estimators_are_covered():
     assert first["model"] == [] and first == certificate_of(lr)
     lr.fit(Z[:100], t[:100])
     assert certificate_of(lr)["state"] != first["state"]
+
+
+def test_checking_an_unchanged_estimator_hashes_nothing_again(monkeypatch):
+    # The certificate is checked before every prediction: its fitted-state
+    # hashes are computed at fit, and again only for values a refit replaced.
+    from sklearn_llmconf.routing import _certificate
+
+    rng = np.random.default_rng(0)
+    Z = rng.normal(size=(400, 3))
+    t = (Z[:, 0] + 0.3 * rng.normal(size=400) > 0).astype(int)
+    lr = LogisticRegression().fit(Z[:200], t[:200])
+    scaler = TemperatureScaler(FrozenEstimator(lr)).fit(Z[200:300], t[200:300])
+    router = ConfidenceRouter(FrozenEstimator(scaler), tiers=[("accept", 0.6)])
+    router.fit(Z[300:], t[300:])
+    hashed = []
+    real_hash = _certificate._leaf_hash
+    monkeypatch.setattr(_certificate, "_leaf_hash",
+                        lambda value: hashed.append(value) or real_hash(value))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for _ in range(3):
+            router.predict(Z[:5]), router.decide(Z[:5])
+    assert hashed == []
+    assert router.check_certificate() == []
+    # a refit of the calibration: only the replaced values are hashed, and seen
+    scaler.fit(Z[200:260], t[200:260])
+    assert router.check_certificate() == ["state"]
+    assert 0 < len(hashed) < 20
+    # the memo gives the same certificate as hashing everything
+    assert certificate_of(router.estimator_) == certificate_of(
+        router.estimator_, router._state_hashes)
+    restored = pickle.loads(pickle.dumps(router))
+    assert "_state_hashes" not in router.__getstate__()
+    assert restored.check_certificate() == ["state"]

@@ -5,6 +5,7 @@ import struct
 
 import numpy as np
 import pytest
+from sklearn.frozen import FrozenEstimator
 
 pytest.importorskip("llama_cpp")
 
@@ -41,7 +42,7 @@ def test_router_fitted_on_one_gguf_marks_another_uncertified(tmp_path):
 
     backend = LlamaCppBackend(n_threads=1, n_threads_batch=1)
     clf = LLMClassifier(backend=backend, n_shots=0, calibration=None).fit(X, y)
-    router = ConfidenceRouter(clf, tiers=[("accept", 0.6)]).fit(X, y)
+    router = ConfidenceRouter(FrozenEstimator(clf), tiers=[("accept", 0.6)]).fit(X, y)
     certified = router.decide(X[:6])
     assert certified.certified.all() and router.check_certificate() == []
 

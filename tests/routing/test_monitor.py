@@ -10,6 +10,7 @@ import warnings
 
 import numpy as np
 import pytest
+from sklearn.frozen import FrozenEstimator
 from sklearn.linear_model import LogisticRegression
 
 from sklearn_llmconf.routing import (
@@ -41,7 +42,8 @@ def router():
     clf = LogisticRegression().fit(X[:1000], y[:1000])
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        return ConfidenceRouter(clf, tiers=[("accept", 0.99), ("review", 0.9)]).fit(
+        return ConfidenceRouter(FrozenEstimator(clf),
+                                tiers=[("accept", 0.99), ("review", 0.9)]).fit(
             X[1000:], y[1000:])
 
 

@@ -5,13 +5,15 @@ import warnings
 import numpy as np
 import pytest
 from scipy.stats import binomtest
-from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.base import BaseEstimator, ClassifierMixin, clone
 from sklearn.calibration import CalibratedClassifierCV
+from sklearn.exceptions import NotFittedError
 from sklearn.frozen import FrozenEstimator
 
 from sklearn_llmconf import LLMClassifier, TemperatureScaler
 from sklearn_llmconf.routing import (
     ConfidenceRouter,
+    RefittedWarning,
     required_calibration_size,
     routing_report,
 )
@@ -99,7 +101,7 @@ def data():
     rng = np.random.default_rng(0)
     X_cal, y_cal = _calibrated_sample(4000, rng)
     X_test, y_test = _calibrated_sample(2000, rng)
-    clf = _ProbaColumns().fit(X_cal, np.arange(3))
+    clf = FrozenEstimator(_ProbaColumns().fit(X_cal, np.arange(3)))
     return clf, X_cal, y_cal, X_test, y_test
 
 
@@ -151,7 +153,7 @@ def test_route_predict_and_report(data):
 def test_string_classes_predict_a_string_array(data):
     clf, X_cal, y_cal, X_test, _ = data
     names = np.array(["ant", "bee", "cat"])
-    clf_s = _ProbaColumns().fit(X_cal, names)
+    clf_s = FrozenEstimator(_ProbaColumns().fit(X_cal, names))
     router = ConfidenceRouter(clf_s, tiers=[("auto", 0.95)]).fit(X_cal, names[y_cal])
     y_pred = router.predict(X_cal[:200])
     assert y_pred.dtype.kind == "U"
@@ -181,11 +183,61 @@ def test_unfitted_estimator_is_fitted_on_a_separate_part(data):
     assert router.estimator_ is not router.estimator
 
 
+def _fit_quietly(router, X, y):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RefittedWarning)
+        warnings.simplefilter("ignore", UserWarning)  # uncertified tiers
+        return router.fit(X, y)
+
+
+@pytest.mark.parametrize("frozen", [True, False], ids=["frozen", "unfitted"])
+def test_clone_then_fit_is_fit(data, frozen):
+    # What GridSearchCV and cross_validate do with a router: clone, then fit.
+    clf, X_cal, y_cal, _, _ = data
+    estimator = clf if frozen else _ProbaColumns()
+    router = ConfidenceRouter(estimator, tiers=[("accept", 0.95), ("review", 0.9)],
+                              random_state=0)
+    cloned = _fit_quietly(clone(router), X_cal, y_cal)
+    _fit_quietly(router, X_cal, y_cal)
+    assert (cloned.estimator_ is router.estimator_) is frozen
+    assert router.n_calibration_ == (4000 if frozen else 2000)
+    for name in ("thresholds_", "n_accepted_", "n_errors_", "precision_lower_bound_",
+                 "calibration_confidence_"):
+        np.testing.assert_array_equal(getattr(cloned, name), getattr(router, name))
+    assert cloned.certificate_ == router.certificate_
+
+
+def test_fitted_unfrozen_estimator_is_refitted_with_a_warning(data):
+    clf, X_cal, y_cal, _, _ = data
+    fitted = clf.estimator  # fitted, not frozen
+    router = ConfidenceRouter(fitted, tiers=[("a", 0.9)], random_state=0)
+    with pytest.warns(RefittedWarning) as caught:
+        router.fit(X_cal, y_cal)
+    assert len(caught) == 1
+    assert str(caught[0].message) == (
+        "ConfidenceRouter: the estimator (_ProbaColumns) is already fitted but not "
+        "frozen, so it is cloned and refitted on a part of the rows given to fit, "
+        "as a clone of the ConfidenceRouter would be (GridSearchCV, cross_validate)."
+        " Pass FrozenEstimator(estimator) (sklearn.frozen) to certify it as it is "
+        "on all the rows."
+    )
+    assert router.estimator_ is not fitted and router.n_calibration_ == 2000
+    cloned = _fit_quietly(clone(router), X_cal, y_cal)
+    np.testing.assert_array_equal(cloned.thresholds_, router.thresholds_)
+    assert cloned.certificate_ == router.certificate_
+
+
+def test_frozen_unfitted_estimator_raises(data):
+    _, X_cal, y_cal, _, _ = data
+    with pytest.raises(NotFittedError, match="_ProbaColumns instance is not fitted"):
+        ConfidenceRouter(FrozenEstimator(_ProbaColumns())).fit(X_cal, y_cal)
+
+
 def test_works_around_calibrators(data):
     clf, X_cal, y_cal, X_test, _ = data
     for calibrated in (
-        TemperatureScaler(FrozenEstimator(clf)).fit(X_cal[:500], y_cal[:500]),
-        CalibratedClassifierCV(FrozenEstimator(clf)).fit(X_cal[:500], y_cal[:500]),
+        TemperatureScaler(clf).fit(X_cal[:500], y_cal[:500]),
+        CalibratedClassifierCV(clf).fit(X_cal[:500], y_cal[:500]),
     ):
         router = ConfidenceRouter(FrozenEstimator(calibrated), tiers=[("a", 0.95)])
         router.fit(X_cal[500:], y_cal[500:])
@@ -263,7 +315,8 @@ def test_failed_llm_rows_go_to_the_lowest_tier(on_error):
     clf = LLMClassifier(backend=KeywordBackend(fail_on="FAIL"), n_shots=0,
                         on_error=on_error).fit(X, y)
     # Threshold grid {0.5}: a uniform "warn" row (confidence 0.5) would pass it.
-    router = ConfidenceRouter(clf, tiers=[("accept", 0.9)], thresholds=[0.5])
+    router = ConfidenceRouter(FrozenEstimator(clf), tiers=[("accept", 0.9)],
+                              thresholds=[0.5])
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
         router.fit(X + X_fail, np.r_[y, y[:20]])

@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+from sklearn.frozen import FrozenEstimator
 
 pytest.importorskip("matplotlib")
 import matplotlib  # noqa: E402
@@ -40,7 +41,8 @@ def test_from_predictions_curves_match_counts():
 def test_from_estimator_marks_a_fitted_routers_thresholds():
     proba, y = _sample(3000, 1)
     test_proba, test_y = _sample(1000, 2)
-    router = ConfidenceRouter(_ProbaColumns().fit(proba, y)).fit(proba, y)
+    frozen = FrozenEstimator(_ProbaColumns().fit(proba, y))
+    router = ConfidenceRouter(frozen).fit(proba, y)
     disp = RoutingDisplay.from_estimator(router, test_proba, test_y)
     np.testing.assert_array_equal(disp.chosen_thresholds, router.thresholds_)
     assert disp.tier_names == ["accept", "review"]

@@ -13,6 +13,7 @@ import zipfile
 from contextlib import contextmanager
 from pathlib import Path
 
+from ...utils._bounded import BoundedDict
 from ...utils._optional import import_optional
 from ...utils._threads import ThreadChooser, default_n_threads
 from ._scoring import BatchBuffer
@@ -197,7 +198,10 @@ def _with_parallel_sequences(n_seq_max: int, kv_unified: bool = True):
 # clone of every estimator: cross-validation clones estimators, and reloading
 # weights for each clone would dominate the run time. The lock serialises use,
 # because a llama.cpp context holds mutable state (the evaluated prefix).
-_MODELS: dict = {}
+# At most MAX_LOADED_MODELS are kept (least recently used out): a long-running
+# process cycling through model files does not keep every one in memory.
+MAX_LOADED_MODELS = 8
+_MODELS = BoundedDict(MAX_LOADED_MODELS)
 _MODELS_LOCK = threading.Lock()
 
 
@@ -266,7 +270,7 @@ def _load_model(path: str, n_ctx: int, n_threads, n_threads_batch, n_batch: int,
 
 # Content fingerprints of model files, by (realpath, size, mtime_ns): hashed
 # once per process and file version.
-_FINGERPRINTS: dict = {}
+_FINGERPRINTS = BoundedDict(256)  # locked, least recently used out
 
 
 def model_fingerprint(path) -> str:

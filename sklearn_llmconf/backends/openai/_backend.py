@@ -299,12 +299,26 @@ class OpenAIBackend(BaseBackend):
         return {"api_key_env", "max_concurrency", "timeout", "max_retries",
                 "max_requests_per_minute", "max_tokens_per_minute", "tokenizer"}
 
+    def prepare(self):
+        """Probe the endpoint once when ``endpoint="auto"`` (:meth:`resolve_endpoint`).
+
+        Returns
+        -------
+        self : OpenAIBackend
+        """
+        self.resolve_endpoint()
+        return self
+
     def cache_identity(self) -> dict:
-        """Everything that changes the scores; no key, no performance knobs."""
+        """Everything that changes the scores; no key, no performance knobs.
+
+        Sends no request. With ``endpoint="auto"`` the endpoint is the one
+        :meth:`prepare` (or a scoring call) learned, ``"auto"`` before that.
+        """
         identity = super().cache_identity()
         if self.endpoint == "auto":
             # The endpoint changes the scores: key on the one the probe chose.
-            identity["endpoint"] = self.resolve_endpoint()
+            identity["endpoint"] = self._known_endpoint() or "auto"
         if identity.get("base_url"):
             # Credentials embedded in a URL ("http://user:pw@host") stay out.
             identity["base_url"] = strip_url_credentials(identity["base_url"])
@@ -487,6 +501,17 @@ class OpenAIBackend(BaseBackend):
 
             run_coroutine(probe)
         return state.endpoint[0]
+
+    def _known_endpoint(self):
+        """The endpoint, where it is known without a request; else None."""
+        learned = self.endpoint_
+        if learned is not None:
+            return learned[0]
+        if self.base_url is None:
+            return "chat"  # as resolve_endpoint decides it, without a request
+        if self.scoring == "full_sequence":
+            return "completions"
+        return None
 
     @property
     def endpoint_(self):

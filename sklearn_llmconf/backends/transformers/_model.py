@@ -9,6 +9,7 @@ import threading
 from contextlib import contextmanager
 from pathlib import Path
 
+from ...utils._bounded import BoundedDict
 from ...utils._threads import ThreadChooser
 
 __all__ = ["resolve_device", "resolve_dtype", "torch_threads", "weights_fingerprint"]
@@ -100,7 +101,7 @@ def split_source(source) -> tuple[str, str | None, bool]:
 
 
 # Content fingerprints, by (realpath, size, mtime_ns) of every file hashed.
-_FINGERPRINTS: dict = {}
+_FINGERPRINTS = BoundedDict(256)  # locked, least recently used out
 
 
 def _file_digest(path: str) -> str:
@@ -200,7 +201,10 @@ class LoadedModel:
 # One loaded model per (source, dtype, device) per process, shared by every
 # clone of every estimator: cross-validation clones estimators, and reloading
 # weights (15-28 s for the embedded model) would dominate the run time.
-_MODELS: dict = {}
+# At most MAX_LOADED_MODELS are kept (least recently used out): a long-running
+# process cycling through model files does not keep every one in memory.
+MAX_LOADED_MODELS = 8
+_MODELS = BoundedDict(MAX_LOADED_MODELS)
 _MODELS_LOCK = threading.Lock()
 
 
