@@ -78,7 +78,8 @@ def _bundled(run, args) -> int:
 
 def main(argv=None) -> int:
     """Entry point of the ``sklearn-llmconf`` command."""
-    from .._persistence import ModelFileError
+    from .._persistence import ModelFileError, UnconfirmedBackendError
+    from ._common import unconfirmed_message
 
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0].startswith("-") and argv[0] not in ("-h", "--help"):
@@ -96,6 +97,10 @@ def main(argv=None) -> int:
         from ._report import report
 
         return {"fit": fit, "predict": predict, "report": report}[args.command](args)
+    except UnconfirmedBackendError as exc:
+        print(f"sklearn-llmconf {args.command}: error: {unconfirmed_message(exc)}",
+              file=sys.stderr)
+        return 2
     except (CLIError, ModelFileError) as exc:
         print(f"sklearn-llmconf {args.command}: error: {exc}", file=sys.stderr)
         return 2
