@@ -62,3 +62,25 @@ def point_at_server(base_url, variable, model="fake"):
 
 def small_csv(tmp_path, name="new.csv", n=6):
     return write_csv(tmp_path / name, ["body"], [[f"hello {i}"] for i in range(n)])
+
+
+#: What an attacker writes in every string field of a description.
+PAYLOADS = [
+    "<script>document.documentElement.setAttribute('data-pwned','1')</script>",
+    "<img src=x onerror=\"document.documentElement.setAttribute('data-pwned','1')\">",
+    "</style><script>document.title='PWNED'</script>",
+    "javascript:document.title='PWNED'",
+    "\"><svg onload=\"document.title='PWNED'\">",
+    "</pre></td></table><iframe src=\"javascript:alert(1)\"></iframe>",
+]
+
+
+def replace_strings(value, new, path=()):
+    """``value`` with each string ``s`` at ``path`` replaced by ``new(path, s)``."""
+    if isinstance(value, dict):
+        return {k: replace_strings(v, new, (*path, k)) for k, v in value.items()}
+    if isinstance(value, list):
+        return [replace_strings(v, new, (*path, i)) for i, v in enumerate(value)]
+    if isinstance(value, str):
+        return new(path, value)
+    return value
