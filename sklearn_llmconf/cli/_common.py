@@ -103,9 +103,7 @@ def make_backend(args):
     if args.base_url:
         if not args.model:
             raise CLIError("--base-url needs --model NAME (the model on the server).")
-        if not args.base_url.startswith(("http://", "https://")):
-            raise CLIError(f"--base-url must start with http:// or https://, got "
-                           f"{args.base_url!r}.")
+        check_url(args.base_url)
         from ..backends import OpenAIBackend
 
         return OpenAIBackend(
@@ -152,9 +150,7 @@ def backend_overrides(args, description) -> dict:
     out = {}
     base_url = args.base_url or os.environ.get(BASE_URL_ENV) or None
     if base_url is not None:
-        if not base_url.startswith(("http://", "https://")):
-            raise CLIError(f"--base-url must start with http:// or https://, got "
-                           f"{strip_password(base_url)!r}.")
+        check_url(base_url)
         out["base_url"] = base_url
     variable = args.api_key_env or os.environ.get(KEY_VARIABLE_ENV) or None
     if args.no_api_key or (variable is not None and args.api_key_env is None
@@ -163,6 +159,22 @@ def backend_overrides(args, description) -> dict:
     elif variable is not None:
         out["api_key_env"] = variable
     return out
+
+
+def check_url(url):
+    """Refuse a server URL that is not http(s) or does not parse (no password shown)."""
+    from urllib.parse import urlsplit
+
+    if not url.startswith(("http://", "https://")):
+        raise CLIError(f"--base-url must start with http:// or https://, got "
+                       f"{strip_password(url)!r}.")
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 (parses the port)
+    except ValueError as exc:
+        raise CLIError(f"--base-url is not a valid URL ({exc}).") from None
+    if not parts.hostname:
+        raise CLIError("--base-url names no host.")
 
 
 def unconfirmed_message(exc) -> str:
