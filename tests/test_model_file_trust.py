@@ -146,7 +146,11 @@ def test_signed_files_verify_and_any_change_is_refused(keyword_model, files,  # 
         "not checked (SKLEARN_LLMCONF_MODEL_KEY is not set)")
     monkeypatch.setenv(_archive.KEY_ENV, "team-key-1")
     signed = fit_keyword_model(tmp, lab, "signed.skops")
-    assert "signed with SKLEARN_LLMCONF_MODEL_KEY" in capsys.readouterr().out
+    out = capsys.readouterr()
+    assert "signed with SKLEARN_LLMCONF_MODEL_KEY" in out.out
+    assert "team-key-1" not in out.out + out.err
+    with zipfile.ZipFile(signed) as z:
+        assert not any(b"team-key-1" in z.read(n) for n in z.namelist())
     assert load_model(signed)[2]["signature"] == (
         "verified with SKLEARN_LLMCONF_MODEL_KEY")
     assert cli.main(["predict", signed, new, "-o", str(tmp / "d.csv"),
