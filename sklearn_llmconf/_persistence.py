@@ -324,7 +324,14 @@ def check_identity(expected: dict, backend) -> None:
     ModelFileError
         Naming what differs (GGUF SHA-256, or model name on the server).
     """
-    actual = backend.cache_identity()
+    try:
+        actual = backend.cache_identity()
+    except OSError as exc:  # a GGUF file moved, removed, or not a file
+        raise ModelFileError(
+            f"the model file's backend cannot be used here ({exc}); a moved GGUF "
+            "file can be given with --gguf PATH (backend_overrides="
+            "{'model_path': PATH})."
+        ) from None
     want, got = _identity_key(expected), _identity_key(actual)
     if expected.get("backend") != actual.get("backend") or want != got:
         what = ", ".join(

@@ -289,3 +289,21 @@ def test_description_text_survives_its_own_schema():
         desc = save_model(f"{d}/m.skops", router)
     assert validate_description(json.loads(json.dumps(desc))) == desc
     assert set(DESCRIPTION_SCHEMA) <= set(desc)
+
+
+@pytest.mark.parametrize("model_path", ["/dev/zero", "/nowhere/model.gguf"])
+def test_a_gguf_path_that_is_no_file_is_one_line(keyword_model, files, capsys,  # noqa: F811
+                                                 model_path):
+    tmp, lab, new = files
+    model = fit_keyword_model(tmp, lab)
+
+    def change(desc):
+        desc["backend"] = {"class": "LlamaCppBackend",
+                           "params": {"model_path": model_path}}
+        desc["identity"] = {"backend": "LlamaCppBackend", "model_sha256": "0" * 64}
+
+    bad = rezip(model, tmp / "gguf.skops", edit_json(change))
+    line = one_line(capsys, ["predict", bad, new, "-o", str(tmp / "d.csv")])
+    assert "the model file's backend cannot be used here (GGUF model file not " \
+        f"found: {model_path}); a moved GGUF file can be given with --gguf PATH" \
+        in line
