@@ -432,6 +432,7 @@ def save_model(path, router, *, certification_proba=None, certification_y=None,
     clean.backend = None
     clean.cache = None
     clean.progress = False
+    clean.n_jobs = None
     saved = copy.copy(router)
     saved.estimator = saved.estimator_ = FrozenEstimator(clean)
     payload = {
@@ -525,6 +526,21 @@ def _parse_description(path, payload, extras) -> dict:
     return description
 
 
+#: Classifier parameters that belong to the process using the file, not to
+#: the file: where responses are cached (a database URL would receive the
+#: password libpq finds), workers, the progress bar. ``save_model`` writes
+#: them as None / False; ``load_model`` sets them so whatever a file says.
+_LOCAL_CHOICES = {"cache": None, "n_jobs": None, "progress": False}
+
+
+def _reset_local_choices(router):
+    for est in (router.estimator, router.estimator_):
+        inner = getattr(est, "estimator", None)
+        if inner is not None and hasattr(inner, "cache"):
+            for name, value in _LOCAL_CHOICES.items():
+                setattr(inner, name, value)
+
+
 def attach_backend(router, description, backend_overrides=None):
     """Rebuild the file's backend, check its identity, wire it to the classifier.
 
@@ -583,7 +599,10 @@ def load_model(path, *, backend_overrides=None, check=True):
     Returns
     -------
     router : ConfidenceRouter
-        Ready to route, its classifier wired to the rebuilt backend.
+        Ready to route, its classifier wired to the rebuilt backend; its
+        ``cache``, ``n_jobs`` and ``progress`` are None, None and False,
+        whatever the file says (they are the loading process's choice: set
+        them with ``set_params``).
     description : dict
         What the file says about itself.
     extras : dict
@@ -603,6 +622,7 @@ def load_model(path, *, backend_overrides=None, check=True):
     extras = {k: payload.get(k) for k in ("certification_proba", "certification_y")}
     description = _parse_description(path, payload, extras)
     router = payload["router"]
+    _reset_local_choices(router)
     if check:
         attach_backend(router, description, backend_overrides)
     extras["signature"] = signature

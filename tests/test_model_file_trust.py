@@ -307,3 +307,43 @@ def test_a_gguf_path_that_is_no_file_is_one_line(keyword_model, files, capsys,  
     assert "the model file's backend cannot be used here (GGUF model file not " \
         f"found: {model_path}); a moved GGUF file can be given with --gguf PATH" \
         in line
+
+
+def test_the_file_cannot_choose_the_cache_or_the_workers(tmp_path):
+    # A cache URL in the file would receive the password libpq finds
+    # (PGPASSWORD); n_jobs=10**6 would start a million workers.
+    from sklearn_llmconf.persistence import save_model
+    from tests.test_persistence import fitted_router
+
+    path = tmp_path / "m.skops"
+    save_model(path, fitted_router())
+    with zipfile.ZipFile(path) as z:
+        entries = {n: z.read(n) for n in z.namelist()}
+    schema = json.loads(entries["schema.json"])
+    found = []
+
+    def walk(node):
+        if isinstance(node, dict):
+            for key, value in node.items():
+                if key in ("cache", "n_jobs") and isinstance(value, dict):
+                    value.update(content=json.dumps(
+                        "postgresql://evil@127.0.0.1:9/db" if key == "cache"
+                        else 10**6), is_json=True, __class__=(
+                        "str" if key == "cache" else "int"),
+                        __id__=len(found) + 1)  # not the memoised None
+                    found.append(key)
+                walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+
+    walk(schema)
+    assert {"cache", "n_jobs"} <= set(found)
+    entries["schema.json"] = json.dumps(schema).encode()
+    bad = tmp_path / "bad.skops"
+    with zipfile.ZipFile(bad, "w") as z:
+        for name, data in entries.items():
+            z.writestr(name, data)
+    router, _, _ = load_model(bad)
+    for est in (router.estimator, router.estimator_):
+        assert est.estimator.cache is None and est.estimator.n_jobs is None

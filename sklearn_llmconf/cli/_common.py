@@ -267,7 +267,7 @@ def check_cache(cache) -> None:
     database, a PostgreSQL server that refuses the connection: each is a
     :class:`CLIError` (no password shown), before any output is written.
     """
-    from ..cache._open import open_cache
+    from ..cache import open_cache
 
     try:
         with open_cache(cache) as opened:
