@@ -151,8 +151,9 @@ _TYPES = {"str": (str,), "int": (int,), "num": (int, float), "bool": (bool,),
 def _check_field(value, spec, where):
     if isinstance(spec, dict):
         if not isinstance(value, dict):
-            raise ModelFileError(f"the model file's description field {where} is "
-                                 f"not an object.")
+            raise ModelFileError(
+                f"the model file's description{' field ' + where if where else ''}"
+                " is not an object.")
         for key, sub in spec.items():
             if key not in value:
                 raise ModelFileError(f"the model file's description has no field "
@@ -337,8 +338,8 @@ def check_identity(expected: dict, backend) -> None:
         what = ", ".join(
             f"{k}: certified {want.get(k)!r}, found {got.get(k)!r}"
             for k in sorted(set(want) | set(got)) if want.get(k) != got.get(k)
-        ) or (f"backend: certified {expected.get('backend')}, found "
-              f"{actual.get('backend')}")
+        ) or (f"backend: certified {expected.get('backend')!r}, found "
+              f"{actual.get('backend')!r}")
         raise ModelFileError(
             "the model file's certificate does not hold for this backend "
             f"({what}); a certificate is void for another model: fit again."

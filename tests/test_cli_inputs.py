@@ -182,3 +182,11 @@ def test_a_postgres_role_that_does_not_exist_is_one_line(capsys, tmp_path, model
         assert f"{parts.username}:***@" in out.out.splitlines()[-1]
     finally:
         server.stop()
+
+
+def test_line_breaks_in_names_stay_on_one_line(capsys, tmp_path):
+    path = tmp_path / "odd.csv"
+    path.write_text('"de\nsc","go\u2028ods"\nitem,a\n', encoding="utf-8")
+    line = one_line(capsys, ["fit", str(path), "--text-column", "desc",
+                             "--label-column", "goods"])
+    assert line.endswith("its columns are: de\\nsc, go\\u2028ods.")

@@ -132,7 +132,7 @@ def test_server_flags_on_a_local_model_file_are_refused(keyword_model, files,  #
     line = one_line(capsys, ["predict", model, new, "-o", str(tmp / "d.csv"),
                              "--api-key-env", "AWS_SECRET_ACCESS_KEY"])
     assert line.endswith("--api-key-env: the model file's backend is "
-                         "KeywordBackend, not a server.")
+                         "'KeywordBackend', not a server.")
 
 
 # -- signature ------------------------------------------------------------------

@@ -98,12 +98,22 @@ def main(argv=None) -> int:
 
         return {"fit": fit, "predict": predict, "report": report}[args.command](args)
     except UnconfirmedBackendError as exc:
-        print(f"sklearn-llmconf {args.command}: error: {unconfirmed_message(exc)}",
-              file=sys.stderr)
+        _error(args.command, unconfirmed_message(exc))
         return 2
     except (CLIError, ModelFileError) as exc:
-        print(f"sklearn-llmconf {args.command}: error: {exc}", file=sys.stderr)
+        _error(args.command, str(exc))
         return 2
+
+
+#: What str.splitlines() breaks on: shown as escapes in an error line.
+_LINE_BREAKS = "\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029"
+
+
+def _error(command, message):
+    """One line on standard error, whatever line breaks the message holds."""
+    for char in _LINE_BREAKS:
+        message = message.replace(char, char.encode("unicode_escape").decode())
+    print(f"sklearn-llmconf {command}: error: {message}", file=sys.stderr)
 
 
 if __name__ == "__main__":  # pragma: no cover

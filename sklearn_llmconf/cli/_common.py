@@ -138,7 +138,7 @@ def backend_overrides(args, description) -> dict:
             if given:
                 raise CLIError(
                     f"{flag}: the model file's backend is "
-                    f"{description['backend']['class']}, not a server.")
+                    f"{description['backend']['class']!r}, not a server.")
         if args.gguf:
             if not os.path.isfile(args.gguf):
                 raise CLIError(f"--gguf {args.gguf}: no such file.")
