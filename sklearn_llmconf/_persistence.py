@@ -16,7 +16,25 @@ rows' probabilities (for reports). Loading
 - rebuilds the backend and refuses, with the reason, when the backend it
   would call is not the one the certificate holds for: another GGUF file
   (SHA-256 of the bytes), or another model name on the server. A
-  certificate is void for another model.
+  certificate is void for another model;
+- refuses, before anything is inflated, an archive over the size and entry
+  limits of :mod:`sklearn_llmconf._archive`, and, when the environment
+  variable ``SKLEARN_LLMCONF_MODEL_KEY`` holds a key, a file that is not
+  signed with it (HMAC-SHA256 over every entry: any change is refused,
+  re-zipped or edited in place); without the key the signature is not
+  checked, and the returned ``extras["signature"]`` says so;
+- refuses a malformed description (invalid JSON, a missing or mistyped
+  field, an unknown backend parameter) with one line naming the field.
+
+**A model file never chooses where a request or a key goes.** A server
+backend (:class:`~sklearn_llmconf.backends.OpenAIBackend`) is rebuilt only
+when the caller names the server (``base_url``) and the key variable
+(``api_key_env``, None for no key) in ``backend_overrides``, the same as the
+file's or others; otherwise :class:`UnconfirmedBackendError` says what the
+file asks for and nothing is sent. A file that names no server (the SDK's
+default) or no key variable needs no confirmation of that part. A local
+GGUF model needs none: it sends nothing, and its bytes must match the
+certificate.
 """
 
 from __future__ import annotations
@@ -28,10 +46,13 @@ import zipfile
 
 import numpy as np
 
+from . import _archive
+
 __all__ = [
     "FORMAT",
     "TRUSTED_TYPES",
     "ModelFileError",
+    "UnconfirmedBackendError",
     "attach_backend",
     "backend_spec",
     "build_backend",
@@ -39,6 +60,7 @@ __all__ = [
     "check_identity",
     "load_model",
     "save_model",
+    "validate_description",
 ]
 
 #: Format mark of the payload; a skops file without it is not a model file.
@@ -81,6 +103,131 @@ _LIVE = ("_default_backend", "_memory_cache")
 
 class ModelFileError(ValueError):
     """A model file that cannot be used: foreign, tampered, or void here."""
+
+
+class UnconfirmedBackendError(ModelFileError):
+    """The file names a server or key variable that the caller did not confirm.
+
+    Attributes
+    ----------
+    asks : dict
+        What the file asks for: ``base_url`` and / or ``api_key_env``.
+    """
+
+    def __init__(self, asks):
+        self.asks = dict(asks)
+        parts = []
+        if "base_url" in self.asks:
+            parts.append(f"send requests to {self.asks['base_url']!r}")
+        if "api_key_env" in self.asks:
+            parts.append("send the key in the environment variable "
+                         f"{self.asks['api_key_env']!r}")
+        super().__init__(
+            f"the model file asks to {' and to '.join(parts)}; nothing was sent. "
+            "Name the server and the key variable yourself (backend_overrides="
+            "{'base_url': ..., 'api_key_env': ...}): a model file never chooses "
+            "where a key goes."
+        )
+
+
+#: The description's fields: a type name, a list of one spec (every item),
+#: or a dict of fields. "num" is an int or a float (not a bool); a trailing
+#: "?" admits None.
+DESCRIPTION_SCHEMA = {
+    "format": "str",
+    "backend": {"class": "str", "params": "dict"},
+    "identity": "dict",
+    "prompt": {"template": "str", "label_separator": "str?",
+               "answer_prefix": "str?"},
+    "classes": ["str"],
+    "label_words": ["str"],
+    "certificate": {
+        "tiers": ["str"], "fallback_tier": "str", "targets": ["num"],
+        "thresholds": ["num?"], "certified": ["bool"],
+        "precision_lower_bound": ["num?"], "n_accepted": ["int"],
+        "n_errors": ["int"], "n_labels_needed": ["int?"], "delta": "num",
+        "delta_per_test": "num", "method": "str", "per_class": "bool",
+        "n_calibration": "int", "n_failed_calibration": "int",
+    },
+}
+
+_TYPES = {"str": (str,), "int": (int,), "num": (int, float), "bool": (bool,),
+          "dict": (dict,)}
+
+
+def _check_field(value, spec, where):
+    if isinstance(spec, dict):
+        if not isinstance(value, dict):
+            raise ModelFileError(
+                f"the model file's description{' field ' + where if where else ''}"
+                " is not an object.")
+        for key, sub in spec.items():
+            if key not in value:
+                raise ModelFileError(f"the model file's description has no field "
+                                     f"{where + '.' if where else ''}{key}.")
+            _check_field(value[key], sub, f"{where + '.' if where else ''}{key}")
+        return
+    if isinstance(spec, list):  # [item] or [item, "?"] (None admitted)
+        if value is None and len(spec) == 2:
+            return
+        if not isinstance(value, list):
+            raise ModelFileError(f"the model file's description field {where} is "
+                                 f"not a list.")
+        for i, item in enumerate(value):
+            _check_field(item, spec[0], f"{where}[{i}]")
+        return
+    if spec.endswith("?") and value is None:
+        return
+    kind = spec.rstrip("?")
+    if (not isinstance(value, _TYPES[kind])
+            or (isinstance(value, bool) and kind != "bool")):
+        raise ModelFileError(
+            f"the model file's description field {where} is "
+            f"{type(value).__name__}, not {kind}{' or null' if '?' in spec else ''}."
+        )
+
+
+def validate_description(description, schema=None) -> dict:
+    """Refuse a description whose fields are missing or of the wrong type.
+
+    Parameters
+    ----------
+    description : object
+        The parsed description.
+    schema : dict, default=None
+        Fields to check (:data:`DESCRIPTION_SCHEMA` when None).
+
+    Returns
+    -------
+    description : dict
+
+    Raises
+    ------
+    ModelFileError
+        One line naming the field.
+    """
+    _check_field(description, DESCRIPTION_SCHEMA if schema is None else schema, "")
+    if schema is None:
+        cert = description["certificate"]
+        k = len(cert["tiers"])
+        short = [name for name in ("targets", "thresholds", "certified",
+                                   "precision_lower_bound", "n_accepted",
+                                   "n_errors", "n_labels_needed")
+                 if len(cert[name]) < k]
+        if short:
+            raise ModelFileError(f"the model file's certificate has fewer entries "
+                                 f"than tiers in {', '.join(short)}.")
+        bad = [f"{name} {value!r}" for name, values in (
+            ("target", cert["targets"]), ("delta", [cert["delta"]]),
+            ("delta_per_test", [cert["delta_per_test"]]))
+            for value in values if not 0.0 < value < 1.0]
+        if bad:
+            raise ModelFileError(f"the model file's certificate has {bad[0]}, "
+                                 "outside (0, 1).")
+        if len(description["label_words"]) != len(description["classes"]):
+            raise ModelFileError("the model file's description has not one label "
+                                 "word per class.")
+    return description
 
 
 def _classifier_of(router):
@@ -144,8 +291,20 @@ def build_backend(spec: dict, **overrides):
     if name not in _BACKENDS:
         raise ModelFileError(f"the model file names an unknown backend {name!r}.")
     cls = getattr(importlib.import_module(_BACKENDS[name]), name)
-    params = {**spec["params"], **{k: v for k, v in overrides.items() if v is not None}}
-    return cls(**params)
+    params = {**spec["params"], **overrides}
+    known = set(cls._get_param_names())
+    unknown = sorted(set(params) - known)
+    if unknown:
+        raise ModelFileError(
+            f"the model file's backend {name} has no parameter "
+            f"{', '.join(map(repr, unknown))}; its parameters are: "
+            f"{', '.join(sorted(known))}."
+        )
+    try:
+        return cls(**params)
+    except (TypeError, ValueError) as exc:
+        raise ModelFileError(f"the model file's backend {name} cannot be built: "
+                             f"{exc}".replace("\n", " ")) from None
 
 
 def _identity_key(identity: dict) -> dict:
@@ -173,14 +332,21 @@ def check_identity(expected: dict, backend) -> None:
     ModelFileError
         Naming what differs (GGUF SHA-256, or model name on the server).
     """
-    actual = backend.cache_identity()
+    try:
+        actual = backend.cache_identity()
+    except OSError as exc:  # a GGUF file moved, removed, or not a file
+        raise ModelFileError(
+            f"the model file's backend cannot be used here ({exc}); a moved GGUF "
+            "file can be given with --gguf PATH (backend_overrides="
+            "{'model_path': PATH})."
+        ) from None
     want, got = _identity_key(expected), _identity_key(actual)
     if expected.get("backend") != actual.get("backend") or want != got:
         what = ", ".join(
             f"{k}: certified {want.get(k)!r}, found {got.get(k)!r}"
             for k in sorted(set(want) | set(got)) if want.get(k) != got.get(k)
-        ) or (f"backend: certified {expected.get('backend')}, found "
-              f"{actual.get('backend')}")
+        ) or (f"backend: certified {expected.get('backend')!r}, found "
+              f"{actual.get('backend')!r}")
         raise ModelFileError(
             "the model file's certificate does not hold for this backend "
             f"({what}); a certificate is void for another model: fit again."
@@ -242,6 +408,13 @@ def save_model(path, router, *, certification_proba=None, certification_y=None,
     -------
     description : dict
         What the file says about itself (also returned by :func:`load_model`).
+
+    Notes
+    -----
+    When the environment variable ``SKLEARN_LLMCONF_MODEL_KEY`` holds a key,
+    the file is signed with it (see :mod:`sklearn_llmconf._archive`). The
+    file is written beside ``path`` under a temporary name and renamed
+    onto ``path`` when complete: an existing file stays whole until then.
     """
     import skops.io as sio
     from sklearn.frozen import FrozenEstimator
@@ -267,6 +440,7 @@ def save_model(path, router, *, certification_proba=None, certification_y=None,
     clean.backend = None
     clean.cache = None
     clean.progress = False
+    clean.n_jobs = None
     saved = copy.copy(router)
     saved.estimator = saved.estimator_ = FrozenEstimator(clean)
     payload = {
@@ -278,13 +452,34 @@ def save_model(path, router, *, certification_proba=None, certification_y=None,
         "certification_y": (None if certification_y is None
                             else np.asarray(certification_y).astype(str)),
     }
-    sio.dump(payload, path)
+    with _archive.atomic_path(path) as tmp:
+        sio.dump(payload, tmp)
+        _archive.sign(tmp)
     return description
+
+
+def _check_archive(path) -> str:
+    """Limits first (nothing inflated), then the signature; its status."""
+    try:
+        _archive.check_limits(path)
+        return _archive.verify(path)
+    except FileNotFoundError:
+        raise ModelFileError(f"{path}: no such model file.") from None
+    except IsADirectoryError:
+        raise ModelFileError(f"{path} is a directory, not a model file.") from None
+    except _archive.ArchiveError as exc:
+        raise ModelFileError(f"{path} is refused: {exc}.") from None
+    except (zipfile.BadZipFile, OSError, EOFError, ValueError) as exc:
+        raise ModelFileError(
+            f"{path} is not a sklearn-llmconf model file (not a skops archive: "
+            f"{exc})."
+        ) from None
 
 
 def _read_payload(path):
     import skops.io as sio
 
+    signature = _check_archive(path)
     try:
         untrusted = sio.get_untrusted_types(file=path)
     except (zipfile.BadZipFile, KeyError, ValueError, json.JSONDecodeError,
@@ -317,7 +512,41 @@ def _read_payload(path):
             f"{path} is a skops file but not a sklearn-llmconf model file "
             f"(no {FORMAT!r} mark)."
         )
-    return payload
+    return payload, signature
+
+
+def _parse_description(path, payload, extras) -> dict:
+    try:
+        description = json.loads(payload["description"])
+    except (json.JSONDecodeError, RecursionError) as exc:
+        raise ModelFileError(f"{path}: the model file's description is not valid "
+                             f"JSON ({exc}).".replace("\n", " ")) from None
+    validate_description(description)
+    proba, y = extras["certification_proba"], extras["certification_y"]
+    k = len(description["classes"])
+    if proba is not None and (not isinstance(proba, np.ndarray) or proba.ndim != 2
+                              or proba.shape[1] != k or y is None
+                              or np.shape(y) != (len(proba),)):
+        raise ModelFileError(
+            f"{path}: the certification probabilities are not one row of {k} "
+            "per labelled certification row."
+        )
+    return description
+
+
+#: Classifier parameters that belong to the process using the file, not to
+#: the file: where responses are cached (a database URL would receive the
+#: password libpq finds), workers, the progress bar. ``save_model`` writes
+#: them as None / False; ``load_model`` sets them so whatever a file says.
+_LOCAL_CHOICES = {"cache": None, "n_jobs": None, "progress": False}
+
+
+def _reset_local_choices(router):
+    for est in (router.estimator, router.estimator_):
+        inner = getattr(est, "estimator", None)
+        if inner is not None and hasattr(inner, "cache"):
+            for name, value in _LOCAL_CHOICES.items():
+                setattr(inner, name, value)
 
 
 def attach_backend(router, description, backend_overrides=None):
@@ -338,10 +567,21 @@ def attach_backend(router, description, backend_overrides=None):
 
     Raises
     ------
+    UnconfirmedBackendError
+        A server backend whose ``base_url`` or ``api_key_env`` the overrides
+        do not name (nothing is built, nothing sent).
     ModelFileError
         When the backend is not the model the certificate was made for.
     """
-    backend = build_backend(description["backend"], **(backend_overrides or {}))
+    overrides = dict(backend_overrides or {})
+    spec = description["backend"]
+    if spec.get("class") == "OpenAIBackend":
+        params = spec.get("params", {})
+        asks = {k: params[k] for k in ("base_url", "api_key_env")
+                if params.get(k) is not None and k not in overrides}
+        if asks:
+            raise UnconfirmedBackendError(asks)
+    backend = build_backend(spec, **overrides)
     check_identity(description["identity"], backend)
     for frozen in {id(router.estimator): router.estimator,
                    id(router.estimator_): router.estimator_}.values():
@@ -356,9 +596,10 @@ def load_model(path, *, backend_overrides=None, check=True):
     ----------
     path : str or path-like
     backend_overrides : dict, default=None
-        Backend parameters to change (``model_path`` to a moved GGUF file,
-        ``base_url`` to another address of the same server); the identity
-        check still applies.
+        Backend parameters to set (``model_path`` to a moved GGUF file). A
+        server backend needs ``base_url`` and ``api_key_env`` here (those of
+        the file, or others): the file's own are never used unconfirmed. The
+        identity check still applies.
     check : bool, default=True
         Rebuild the backend and check its identity against the certificate
         (hashes a GGUF file). False loads without a backend (reports only).
@@ -366,22 +607,31 @@ def load_model(path, *, backend_overrides=None, check=True):
     Returns
     -------
     router : ConfidenceRouter
-        Ready to route, its classifier wired to the rebuilt backend.
+        Ready to route, its classifier wired to the rebuilt backend; its
+        ``cache``, ``n_jobs`` and ``progress`` are None, None and False,
+        whatever the file says (they are the loading process's choice: set
+        them with ``set_params``).
     description : dict
         What the file says about itself.
     extras : dict
-        ``certification_proba`` and ``certification_y`` (or None).
+        ``certification_proba`` and ``certification_y`` (or None), and
+        ``signature``: ``"verified with SKLEARN_LLMCONF_MODEL_KEY"`` or
+        ``"not checked (SKLEARN_LLMCONF_MODEL_KEY is not set)"``.
 
     Raises
     ------
     ModelFileError
-        Foreign, damaged or altered file; or a backend that is not the model
-        the certificate was made for.
+        Foreign, damaged, altered, oversized or unsigned (with a key set)
+        file; a malformed description; a server backend not confirmed in
+        ``backend_overrides`` (:class:`UnconfirmedBackendError`); or a backend
+        that is not the model the certificate was made for.
     """
-    payload = _read_payload(path)
-    description = json.loads(payload["description"])
+    payload, signature = _read_payload(path)
+    extras = {k: payload.get(k) for k in ("certification_proba", "certification_y")}
+    description = _parse_description(path, payload, extras)
     router = payload["router"]
+    _reset_local_choices(router)
     if check:
         attach_backend(router, description, backend_overrides)
-    extras = {k: payload.get(k) for k in ("certification_proba", "certification_y")}
+    extras["signature"] = signature
     return router, description, extras

@@ -7,10 +7,11 @@ See :func:`save_model` and :func:`load_model`.
 from ._persistence import (
     TRUSTED_TYPES,
     ModelFileError,
+    UnconfirmedBackendError,
     attach_backend,
     load_model,
     save_model,
 )
 
-__all__ = ["TRUSTED_TYPES", "ModelFileError", "attach_backend", "load_model",
-           "save_model"]
+__all__ = ["TRUSTED_TYPES", "ModelFileError", "UnconfirmedBackendError",
+           "attach_backend", "load_model", "save_model"]

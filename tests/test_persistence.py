@@ -89,11 +89,12 @@ def test_no_credential_in_the_file(tmp_path, monkeypatch):
     for secret in (b"sk-live-4f9c1e", b"pw-8d2e", b"alice"):  # ... never the key
         assert secret not in content
     assert desc["backend"]["params"]["base_url"] == "http://127.0.0.1:9/v1"
-    loaded, _, _ = load_model(path)
+    confirmed = {"base_url": "http://127.0.0.1:9/v1", "api_key_env": "MY_SERVER_KEY"}
+    loaded, _, _ = load_model(path, backend_overrides=confirmed)
     assert loaded.estimator_.estimator.backend.model == "smollm2"
     with pytest.raises(ModelFileError, match="model: certified 'smollm2', found "
                                              "'gpt-x'"):
-        load_model(path, backend_overrides={"model": "gpt-x"})
+        load_model(path, backend_overrides={**confirmed, "model": "gpt-x"})
 
 
 def test_a_gguf_with_one_byte_changed_is_refused(tmp_path):

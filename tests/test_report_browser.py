@@ -64,3 +64,55 @@ def test_report_renders_with_figures_and_table_cells(monkeypatch, files, tmp_pat
     keep = os.environ.get("SKLEARN_LLMCONF_SCREENSHOT_DIR")
     if keep:
         shutil.copyfile(shot, os.path.join(keep, "report.png"))
+
+
+def _tags(dom):
+    return re.findall(r"<([a-zA-Z][\w:-]*)", dom)
+
+
+def test_hostile_model_file_injects_no_element_and_runs_no_script(
+        monkeypatch, files, tmp_path):  # noqa: F811
+    # Regression (#38): four fields of the description went into the page raw.
+    from tests._model_files import PAYLOADS, edit_json, fit_keyword_model, rezip
+    from tests._model_files import replace_strings as replace
+
+    monkeypatch.setattr(_common, "_local_backend", lambda path: KeywordBackend())
+    work, lab, _ = files
+    model = fit_keyword_model(work, lab)
+    count = iter(range(10**6))
+
+    def hostile(desc):
+        new = replace(desc, lambda path, old: f"{PAYLOADS[next(count) % 6]}{path}")
+        desc.clear()
+        desc.update(new)
+
+    def plain(desc):
+        new = replace(desc, lambda path, old: f"plain {path}")
+        desc.clear()
+        desc.update(new)
+
+    pages = {}
+    for name, change in (("hostile", hostile), ("plain", plain)):
+        edited = rezip(model, work / f"{name}.skops", edit_json(change))
+        out = str(work / f"{name}.html")
+        assert cli.main(["report", edited, "-o", out]) == 0
+        pages[name] = browse("file://" + out, tmp_path, "--dump-dom")
+    dom = pages["hostile"]
+    assert _tags(dom) == _tags(pages["plain"])  # not one element more
+    assert "script" not in _tags(dom) and "iframe" not in _tags(dom)
+    assert 'data-pwned="1"' not in dom and "<title>PWNED" not in dom
+    assert "&lt;script&gt;document.documentElement" in dom  # shown as text
+
+    # Controls: this browser runs a script where nothing forbids it, and the
+    # report's Content-Security-Policy alone stops the same script.
+    from sklearn_llmconf.cli._html import CSP
+
+    script = "<script>document.documentElement.setAttribute('data-pwned','1')</script>"
+    for name, head, ran in (("open", "", True),
+                            ("csp", f'<meta http-equiv="Content-Security-Policy" '
+                                    f'content="{CSP}">', False)):
+        page = work / f"control_{name}.html"
+        page.write_text(f"<!DOCTYPE html><html><head>{head}</head><body>{script}"
+                        "</body></html>")
+        assert ('data-pwned="1"' in browse("file://" + str(page), tmp_path,
+                                           "--dump-dom")) is ran

@@ -78,7 +78,8 @@ def _bundled(run, args) -> int:
 
 def main(argv=None) -> int:
     """Entry point of the ``sklearn-llmconf`` command."""
-    from .._persistence import ModelFileError
+    from .._persistence import ModelFileError, UnconfirmedBackendError
+    from ._common import unconfirmed_message
 
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0].startswith("-") and argv[0] not in ("-h", "--help"):
@@ -96,9 +97,23 @@ def main(argv=None) -> int:
         from ._report import report
 
         return {"fit": fit, "predict": predict, "report": report}[args.command](args)
-    except (CLIError, ModelFileError) as exc:
-        print(f"sklearn-llmconf {args.command}: error: {exc}", file=sys.stderr)
+    except UnconfirmedBackendError as exc:
+        _error(args.command, unconfirmed_message(exc))
         return 2
+    except (CLIError, ModelFileError) as exc:
+        _error(args.command, str(exc))
+        return 2
+
+
+#: What str.splitlines() breaks on: shown as escapes in an error line.
+_LINE_BREAKS = "\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029"
+
+
+def _error(command, message):
+    """One line on standard error, whatever line breaks the message holds."""
+    for char in _LINE_BREAKS:
+        message = message.replace(char, char.encode("unicode_escape").decode())
+    print(f"sklearn-llmconf {command}: error: {message}", file=sys.stderr)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -7,8 +7,26 @@ import platform
 
 from ._data import CLIError, Table, data_format
 
-__all__ = ["add_backend_options", "add_input_options", "default_cache",
-           "make_backend", "open_table", "versions"]
+__all__ = ["BASE_URL_ENV", "KEY_VARIABLE_ENV", "add_backend_options",
+           "add_input_options", "backend_overrides", "check_cache",
+           "check_description", "check_output", "default_cache", "make_backend",
+           "one_line", "open_table", "shown_cache", "unconfirmed_message",
+           "versions"]
+
+#: predict / report: the server to send requests to, when --base-url is not given.
+BASE_URL_ENV = "SKLEARN_LLMCONF_BASE_URL"
+#: predict / report: the variable holding the server's key, when --api-key-env
+#: is not given ("none": the server needs no key).
+KEY_VARIABLE_ENV = "SKLEARN_LLMCONF_API_KEY_ENV"
+
+#: The parts of a model file's description the command reads beyond the model.
+DATA_SCHEMA = {
+    "data": {"source": "str", "text_columns": ["str"],
+             "field_columns": ["str", "?"], "label_column": "str"},
+    "usage": "dict",
+    "versions": "dict",
+    "created": "str",
+}
 
 
 def add_input_options(p):
@@ -24,15 +42,27 @@ def add_backend_options(p, *, override=False):
     """The model: ``--gguf PATH`` or ``--base-url URL --model NAME``.
 
     With ``override`` (predict, report): where the model file's backend now
-    lives; its identity is still checked against the certificate.
+    lives; its identity is still checked against the certificate. A server
+    backend needs ``--base-url`` and ``--api-key-env`` (or ``--no-api-key``)
+    there, or :data:`BASE_URL_ENV` and :data:`KEY_VARIABLE_ENV`: the model
+    file's own are shown, never used unconfirmed.
     """
     g = p.add_argument_group(
         "model" + (" (default: as in the model file)" if override else
                    " (default: the embedded SmolLM2-135M)"))
     g.add_argument("--gguf", metavar="PATH", help="a local GGUF model file")
     g.add_argument("--base-url", metavar="URL",
-                   help="an OpenAI-compatible server, e.g. http://127.0.0.1:8080/v1")
-    if not override:
+                   help="an OpenAI-compatible server, e.g. http://127.0.0.1:8080/v1"
+                   + (f" (default: ${BASE_URL_ENV}); a model file's server is "
+                      "used only when named here" if override else ""))
+    if override:
+        g.add_argument("--api-key-env", metavar="VAR", default=None,
+                       help="environment variable holding the server's key "
+                            f"(default: ${KEY_VARIABLE_ENV}); a model file's key "
+                            "variable is used only when named here")
+        g.add_argument("--no-api-key", action="store_true",
+                       help="the server needs no key")
+    else:
         g.add_argument("--model", metavar="NAME", help="model name on the server")
         g.add_argument("--api-key-env", metavar="VAR", default="OPENAI_API_KEY",
                        help="environment variable holding the server's key (the "
@@ -73,9 +103,7 @@ def make_backend(args):
     if args.base_url:
         if not args.model:
             raise CLIError("--base-url needs --model NAME (the model on the server).")
-        if not args.base_url.startswith(("http://", "https://")):
-            raise CLIError(f"--base-url must start with http:// or https://, got "
-                           f"{args.base_url!r}.")
+        check_url(args.base_url)
         from ..backends import OpenAIBackend
 
         return OpenAIBackend(
@@ -89,17 +117,174 @@ def make_backend(args):
     return _local_backend(os.path.abspath(args.gguf) if args.gguf else None)
 
 
-def backend_overrides(args) -> dict:
-    """Predict / report: a moved GGUF file or another address of the server."""
+def backend_overrides(args, description) -> dict:
+    """Predict / report: the backend parameters the user names.
+
+    A GGUF model file: ``--gguf`` for a moved file. A server model file: the
+    server (``--base-url``, else :data:`BASE_URL_ENV`) and the key variable
+    (``--api-key-env`` / ``--no-api-key``, else :data:`KEY_VARIABLE_ENV`);
+    those the file names and the user does not are refused later by
+    :func:`~sklearn_llmconf.persistence.attach_backend`.
+    """
     if args.gguf and args.base_url:
         raise CLIError("give --gguf or --base-url, not both.")
+    if args.api_key_env and args.no_api_key:
+        raise CLIError("give --api-key-env or --no-api-key, not both.")
+    server = description["backend"]["class"] == "OpenAIBackend"
+    if not server:
+        for flag, given in (("--base-url", args.base_url),
+                            ("--api-key-env", args.api_key_env),
+                            ("--no-api-key", args.no_api_key)):
+            if given:
+                raise CLIError(
+                    f"{flag}: the model file's backend is "
+                    f"{description['backend']['class']!r}, not a server.")
+        if args.gguf:
+            if not os.path.isfile(args.gguf):
+                raise CLIError(f"--gguf {args.gguf}: no such file.")
+            return {"model_path": os.path.abspath(args.gguf)}
+        return {}
     if args.gguf:
-        if not os.path.isfile(args.gguf):
-            raise CLIError(f"--gguf {args.gguf}: no such file.")
-        return {"model_path": os.path.abspath(args.gguf)}
-    if args.base_url:
-        return {"base_url": args.base_url}
-    return {}
+        raise CLIError("--gguf: the model file's backend is a server "
+                       "(OpenAIBackend); give --base-url.")
+    out = {}
+    base_url = args.base_url or os.environ.get(BASE_URL_ENV) or None
+    if base_url is not None:
+        check_url(base_url)
+        out["base_url"] = base_url
+    variable = args.api_key_env or os.environ.get(KEY_VARIABLE_ENV) or None
+    if args.no_api_key or (variable is not None and args.api_key_env is None
+                           and variable.lower() == "none"):
+        out["api_key_env"] = None
+    elif variable is not None:
+        out["api_key_env"] = variable
+    return out
+
+
+def check_url(url):
+    """Refuse a server URL that is not http(s) or does not parse (no password shown)."""
+    from urllib.parse import urlsplit
+
+    if not url.startswith(("http://", "https://")):
+        raise CLIError(f"--base-url must start with http:// or https://, got "
+                       f"{strip_password(url)!r}.")
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 (parses the port)
+    except ValueError as exc:
+        raise CLIError(f"--base-url is not a valid URL ({exc}).") from None
+    if not parts.hostname:
+        raise CLIError("--base-url names no host.")
+
+
+def unconfirmed_message(exc) -> str:
+    """One line: what the model file asks for and how to allow it."""
+    asks = exc.asks
+    parts = []
+    if "base_url" in asks:
+        parts.append(f"send requests to {strip_password(str(asks['base_url']))!r}")
+    if "api_key_env" in asks:
+        parts.append("send the key in the environment variable "
+                     f"{asks['api_key_env']!r}")
+    return (f"the model file asks to {' and to '.join(parts)}; nothing was sent. "
+            "A model file never chooses where your key goes: name the server "
+            f"and the key variable yourself with --base-url URL and --api-key-env "
+            f"VAR (or --no-api-key), or set {BASE_URL_ENV} and {KEY_VARIABLE_ENV}.")
+
+
+def check_description(description):
+    """Refuse a description without the data columns the command reads."""
+    from .._persistence import validate_description
+
+    validate_description(description, DATA_SCHEMA)
+    fields = description["data"]["field_columns"]
+    if fields is None and len(description["data"]["text_columns"]) != 1:
+        raise CLIError("the model file names several text columns but no fields.")
+    return description
+
+
+def check_output(output, inputs, flag="-o"):
+    """Refuse an output that is an input (symlinks followed) or has no folder.
+
+    Parameters
+    ----------
+    output : str
+    inputs : list of (what, path)
+        Paths that must not be written: data files, the model file, the
+        cache (``"-"``, None and database URLs are skipped).
+    """
+    where = os.path.dirname(os.path.abspath(output))
+    if os.path.isdir(output):
+        raise CLIError(f"{flag} {output} is a directory.")
+    if not os.path.isdir(where):
+        raise CLIError(f"{flag} {output}: no directory {where}.")
+    target = os.path.realpath(output)
+    for what, path in inputs:
+        if path in (None, "-") or _is_url(path):
+            continue
+        same = os.path.realpath(path) == target
+        if not same and os.path.exists(output) and os.path.exists(path):
+            same = os.path.samefile(path, output)
+        if same:
+            raise CLIError(f"{flag} {output} is the {what} ({path}): refusing to "
+                           "overwrite an input; choose another output file.")
+
+
+def _is_url(path) -> bool:
+    return isinstance(path, str) and "://" in path
+
+
+def strip_password(url: str) -> str:
+    """``url`` with any password in it shown as ``***``."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    try:
+        parts = urlsplit(url)
+        password = parts.password
+    except ValueError:
+        return "<a URL that cannot be parsed>"
+    if password is None:
+        return url
+    user, _, host = parts.netloc.rpartition("@")
+    name = user.partition(":")[0]
+    return urlunsplit(parts._replace(netloc=f"{name}:***@{host}"))
+
+
+def shown_cache(cache) -> str:
+    """The cache as printed: a database URL's password as ``***``."""
+    return strip_password(str(cache)) if _is_url(cache) else str(cache)
+
+
+def one_line(text) -> str:
+    """``text`` on one line."""
+    return " ".join(str(text).split())
+
+
+def check_cache(cache) -> None:
+    """Open the response cache once, so that every cache error is one line.
+
+    A folder, another application's database, a file that is not a
+    database, a PostgreSQL server that refuses the connection: each is a
+    :class:`CLIError` (no password shown), before any output is written.
+    """
+    from ..cache import open_cache
+
+    try:
+        with open_cache(cache) as opened:
+            len(opened)
+    except Exception as exc:  # sqlite3, psycopg, OS and format errors alike
+        message = one_line(exc)
+        if _is_url(cache):
+            from urllib.parse import urlsplit
+
+            try:
+                password = urlsplit(str(cache)).password
+            except ValueError:
+                password = None
+            if password:
+                message = message.replace(password, "***")
+        raise CLIError(f"--cache {shown_cache(cache)}: {type(exc).__name__}: "
+                       f"{message}") from None
 
 
 def default_cache(model_path) -> str:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 import os
 import sys
 
@@ -20,6 +21,24 @@ _FORMATS = {".csv": "csv", ".tsv": "tsv", ".jsonl": "jsonl", ".ndjson": "jsonl",
 
 class CLIError(Exception):
     """A bad argument or input file: printed as one line, exit status 2."""
+
+
+class _DuplicateKey(Exception):
+    pass
+
+
+def _no_duplicate_keys(pairs):
+    record = {}
+    for key, value in pairs:
+        if key in record:
+            raise _DuplicateKey(key)
+        record[key] = value
+    return record
+
+
+def _missing(value) -> bool:
+    """None or a float NaN (JSON's NaN, Parquet's null-like NaN)."""
+    return value is None or isinstance(value, float) and math.isnan(value)
 
 
 def data_format(path: str, given: str | None) -> str:
@@ -107,10 +126,16 @@ class Table:
             if not line.strip():
                 continue
             try:
-                record = json.loads(line)
+                record = json.loads(line, object_pairs_hook=_no_duplicate_keys)
             except json.JSONDecodeError as exc:
                 raise CLIError(f"{self.name}: line {number}: not JSON ({exc}).") \
                     from None
+            except _DuplicateKey as exc:
+                raise CLIError(f"{self.name}: line {number} has the key "
+                               f"{exc.args[0]!r} twice.") from None
+            except RecursionError:
+                raise CLIError(f"{self.name}: line {number}: JSON nested too "
+                               "deeply.") from None
             if not isinstance(record, dict):
                 raise CLIError(f"{self.name}: line {number} is not a JSON object.")
             if first:
@@ -143,27 +168,35 @@ class Table:
         self.columns = [str(n) for n in names]
 
     def check_columns(self, needed):
-        """Refuse a missing column, naming the columns found."""
+        """Refuse a missing column (naming the columns found) or one named twice."""
         missing = [c for c in needed if c not in self.columns]
         if missing:
             raise CLIError(
                 f"{self.name} has no column {', '.join(map(repr, missing))}; "
                 f"its columns are: {', '.join(self.columns)}."
             )
+        twice = [c for c in dict.fromkeys(needed) if self.columns.count(c) > 1]
+        if twice:
+            raise CLIError(
+                f"{self.name} has {self.columns.count(twice[0])} columns named "
+                f"{twice[0]!r}; rename all but one.")
 
-    def records(self, columns, chunk_size=1000):
+    def records(self, columns, chunk_size=1000, labels=None):
         """Yield ``(where, values)`` per row: values of ``columns`` as str.
 
         ``where`` is ``"line N"`` (CSV, JSON Lines) or ``"row N"`` (Parquet).
+        A missing value (absent, null, NaN) is refused in every column, and
+        an empty or blank one in the ``labels`` column.
         """
         if self.fmt == "parquet":
             source, unit = self._parquet(columns, chunk_size), "row"
-            return self._cells(source, columns, unit, checked=True)
+            return self._cells(source, columns, unit, checked=True, labels=labels)
         raw = self._open()
         source = self._csv(raw) if self.fmt in ("csv", "tsv") else self._jsonl(raw)
-        return self._cells(source, columns, "line", checked=False, raw=raw)
+        return self._cells(source, columns, "line", checked=False, raw=raw,
+                           labels=labels)
 
-    def _cells(self, source, columns, unit, *, checked, raw=None):
+    def _cells(self, source, columns, unit, *, checked, raw=None, labels=None):
         try:
             for number, record in source:
                 if not checked:
@@ -172,21 +205,27 @@ class Table:
                 values = []
                 for c in columns:
                     v = record.get(c)
-                    if v is None:
+                    if _missing(v):
                         raise CLIError(
                             f"{self.name}: {unit} {number} has no value in column "
-                            f"{c!r}."
+                            f"{c!r}{' (NaN)' if v is not None else ''}."
                         )
-                    values.append(v if isinstance(v, str) else str(v))
+                    v = v if isinstance(v, str) else str(v)
+                    if c == labels and not v.strip():
+                        raise CLIError(
+                            f"{self.name}: {unit} {number} has an empty label in "
+                            f"column {c!r}."
+                        )
+                    values.append(v)
                 yield f"{unit} {number}", values
         finally:
             if raw is not None and raw is not sys.stdin.buffer:
                 raw.close()
 
-    def chunks(self, columns, chunk_size):
+    def chunks(self, columns, chunk_size, labels=None):
         """Lists of at most ``chunk_size`` ``(where, values)`` rows."""
         chunk = []
-        for item in self.records(columns, chunk_size):
+        for item in self.records(columns, chunk_size, labels):
             chunk.append(item)
             if len(chunk) == chunk_size:
                 yield chunk
@@ -194,19 +233,19 @@ class Table:
         if chunk:
             yield chunk
 
-    def read_all(self, columns):
+    def read_all(self, columns, labels=None):
         """Every row's values, for ``fit`` (refuses an empty table)."""
-        rows = [values for _, values in self.records(columns)]
+        rows = [values for _, values in self.records(columns, labels=labels)]
         if not rows:
             raise CLIError(f"{self.name}: no data rows.")
         return rows
 
-    def count(self, columns) -> int | None:
+    def count(self, columns, labels=None) -> int | None:
         """Pre-scan a file: rows, with every encoding, column and cell checked.
 
         None for standard input (it can be read once only).
         """
         if self.path == "-":
             return None
-        return sum(1 for _ in self.records(columns))
+        return sum(1 for _ in self.records(columns, labels=labels))
 

@@ -22,9 +22,12 @@ from ._args import fraction, non_negative_int, parse_tiers, positive_int
 from ._common import (
     add_backend_options,
     add_input_options,
+    check_cache,
+    check_output,
     default_cache,
     make_backend,
     open_table,
+    shown_cache,
     versions,
 )
 from ._data import CLIError
@@ -140,26 +143,28 @@ def fit(args) -> int:
     """Validate everything, fit, certify, print the certificate, save."""
     from sklearn.frozen import FrozenEstimator
 
+    from .._archive import KEY_ENV
     from .._classifier import LLMClassifier
     from .._persistence import calibration_hash, save_model
     from ..calibration import InFitCalibration
     from ..routing import ConfidenceRouter
     from ._report_text import print_certificate
 
+    check_columns(args.text_columns, args.label_column)
+    cache = args.cache or default_cache(args.output)
+    check_output(args.output, [("input data", args.data),
+                               ("response cache", cache)])
     table = open_table(args.data, args.format, args.encoding)
     template, fields = prompt_and_fields(args.text_columns, args.prompt)
     columns = [*args.text_columns, args.label_column]
-    data = table.read_all(columns)
+    data = table.read_all(columns, labels=args.label_column)
     y = np.array([r[-1] for r in data], dtype=object)
     order = fields or args.text_columns
     pos = [args.text_columns.index(c) for c in order]
     rows = [tuple(r[i] for i in pos) for r in data]
     train, cert = _split(y, args.certify_fraction, args.seed)
-    out_dir = os.path.dirname(os.path.abspath(args.output))
-    if not os.path.isdir(out_dir):
-        raise CLIError(f"-o {args.output}: no directory {out_dir}.")
     backend = make_backend(args)  # may load nothing yet; checks the options
-    cache = args.cache or default_cache(args.output)
+    check_cache(cache)
 
     clf = LLMClassifier(
         template, backend=backend, n_shots=args.n_shots,
@@ -207,9 +212,35 @@ def fit(args) -> int:
     print_certificate(description)
     for w in caught:
         if "could be certified" not in str(w.message):
-            print(f"note: {w.message}", file=sys.stderr)
-    print(f"\nwrote {args.output} (cache: {cache})")
+            print(f"note: {_masked(str(w.message), args)}", file=sys.stderr)
+    signed = (f"signed with {KEY_ENV}" if os.environ.get(KEY_ENV) else
+              f"not signed: set {KEY_ENV} to sign")
+    print(f"\nwrote {args.output} ({signed}; cache: {shown_cache(cache)})")
     return 0
+
+
+def _masked(text, args):
+    """``text`` without the passwords of ``--cache`` and ``--base-url``."""
+    from urllib.parse import urlsplit
+
+    for url in (args.cache, args.base_url):
+        try:
+            password = urlsplit(str(url)).password if url else None
+        except ValueError:
+            password = None
+        if password:
+            text = text.replace(password, "***")
+    return text
+
+
+def check_columns(text_columns, label_column):
+    """Refuse a column named twice, or the label column as a text column."""
+    if label_column in text_columns:
+        raise CLIError(f"--label-column {label_column!r} is also a --text-column: "
+                       "the label would be fed to the model as text.")
+    twice = sorted({c for c in text_columns if text_columns.count(c) > 1})
+    if twice:
+        raise CLIError(f"--text-column {', '.join(map(repr, twice))} given twice.")
 
 
 def _usage(usage) -> dict:

@@ -1,7 +1,11 @@
 """A self-contained HTML audit report: inline SVG figures, no script, no network.
 
 Everything the page shows is in the one file (styles included), so it reads
-offline and prints as it shows.
+offline and prints as it shows. The page is rendered by a Jinja2 template that
+escapes every value (autoescape); only the figures, built here from numbers
+and escaped text, go in as markup. Its ``Content-Security-Policy`` forbids
+scripts, plug-ins, frames, forms and every fetch, so that a value that slipped
+through unescaped still could not run or load anything.
 """
 
 from __future__ import annotations
@@ -10,23 +14,19 @@ import html
 
 import numpy as np
 
-__all__ = ["page", "reliability_svg", "routing_svg", "table"]
+__all__ = ["CSP", "page", "reliability_svg", "routing_svg"]
+
+#: The page needs inline CSS and inline SVG only.
+CSP = ("default-src 'none'; script-src 'none'; object-src 'none'; "
+       "style-src 'unsafe-inline'; img-src data:; font-src 'none'; "
+       "connect-src 'none'; frame-src 'none'; base-uri 'none'; "
+       "form-action 'none'")
 
 W, H, PAD = 420, 300, 44
 
 
 def _e(value) -> str:
     return html.escape(str(value), quote=True)
-
-
-def table(columns, rows, *, cls="data") -> str:
-    """An HTML table of strings."""
-    head = "".join(f"<th>{_e(c)}</th>" for c in columns)
-    body = "".join(
-        "<tr>" + "".join(f"<td>{_e(v)}</td>" for v in r) + "</tr>" for r in rows
-    )
-    return (f'<table class="{cls}"><thead><tr>{head}</tr></thead>'
-            f"<tbody>{body}</tbody></table>")
 
 
 def _xy(x, y):
@@ -57,8 +57,13 @@ def _axes(title, xlabel, ylabel, y_low=0.0) -> list[str]:
     return parts
 
 
-def reliability_svg(confidence, correct, *, n_bins=10, title="Reliability") -> str:
-    """Accuracy against confidence in equal-width bins (bar area ~ count)."""
+def reliability_svg(confidence, correct, *, n_bins=10, title="Reliability"):
+    """Accuracy against confidence in equal-width bins (bar area ~ count).
+
+    Returns markup (numbers and escaped text only).
+    """
+    from markupsafe import Markup
+
     parts = _axes(title, "confidence (largest probability)", "accuracy")
     x0, y0 = _xy(0, 0)
     x1, y1 = _xy(1, 1)
@@ -80,7 +85,7 @@ def reliability_svg(confidence, correct, *, n_bins=10, title="Reliability") -> s
             f'{edges[b + 1]:.1f}: accuracy {acc:.3f} on {int(rows.sum())} rows'
             "</title></rect>")
     parts.append("</svg>")
-    return "".join(parts)
+    return Markup("".join(parts))
 
 
 def _polyline(points, colour, dash="") -> str:
@@ -90,12 +95,14 @@ def _polyline(points, colour, dash="") -> str:
             f'stroke-width="2"{extra}/>')
 
 
-def routing_svg(confidence, correct, targets, thresholds, level) -> str:
+def routing_svg(confidence, correct, targets, thresholds, level):
     """Precision of the accepted rows (and its lower bound) against their share.
 
     One point per candidate threshold; dashed lines are the tiers' targets,
-    dots the certified thresholds.
+    dots the certified thresholds. Returns markup (numbers only).
     """
+    from markupsafe import Markup
+
     from ..routing._stats import default_thresholds, precision_lower_bound
 
     y_low = 0.5
@@ -122,7 +129,7 @@ def routing_svg(confidence, correct, targets, thresholds, level) -> str:
         parts.append(f'<line x1="{xa}" y1="{ya:.1f}" x2="{xb}" y2="{ya:.1f}" '
                      f'stroke="#777" stroke-dasharray="2 3"/>'
                      f'<text x="{xb - 2}" y="{ya - 3:.1f}" font-size="10" '
-                     f'text-anchor="end">target {target:g}</text>')
+                     f'text-anchor="end">target {float(target):g}</text>')
         if thr is not None:
             acc = confidence >= thr
             if acc.any():
@@ -132,8 +139,8 @@ def routing_svg(confidence, correct, targets, thresholds, level) -> str:
     parts.append(f'<text x="{PAD + 6}" y="{H - PAD - 20}" font-size="10" '
                  f'fill="#1b5e20">observed</text><text x="{PAD + 6}" '
                  f'y="{H - PAD - 8}" font-size="10" fill="#b71c1c">lower bound '
-                 f"(level {level:.3g})</text></svg>")
-    return "".join(parts)
+                 f"(level {float(level):.3g})</text></svg>")
+    return Markup("".join(parts))
 
 
 STYLE = """
@@ -147,15 +154,51 @@ figure{display:inline-block;margin:.5em}
 """
 
 
+TEMPLATE = """\
+<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8">
+<meta http-equiv="Content-Security-Policy" content="{{ csp }}">
+<meta name="referrer" content="no-referrer">
+<title>{{ title }}</title><style>{{ style }}</style></head>
+<body><h1>{{ title }}</h1>
+{% for heading, blocks in sections %}<section><h2>{{ heading }}</h2>
+{% for kind, value in blocks %}
+{% if kind == "table" %}<table class="data"><thead><tr>
+{%- for c in value[0] %}<th>{{ c }}</th>{% endfor %}</tr></thead><tbody>
+{%- for row in value[1] %}<tr>{% for v in row %}<td>{{ v }}</td>{% endfor %}</tr>
+{%- endfor %}</tbody></table>
+{% elif kind == "p" %}<p>{{ value }}</p>
+{% elif kind == "pre" %}<pre>{{ value }}</pre>
+{% elif kind == "figure" %}<figure>{{ value }}</figure>
+{% endif %}
+{% endfor %}</section>
+{% endfor %}</body></html>
+"""
+
+
+def _template():
+    import jinja2
+
+    env = jinja2.Environment(autoescape=True, trim_blocks=True,
+                             lstrip_blocks=True, undefined=jinja2.StrictUndefined)
+    return env.from_string(TEMPLATE)
+
+
 def page(title, sections) -> str:
-    """The whole document: ``sections`` is a list of (heading, html)."""
-    body = "".join(f"<section><h2>{_e(h)}</h2>{content}</section>"
-                   for h, content in sections)
-    return ("<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\">"
-            f"<title>{_e(title)}</title><style>{STYLE}</style></head>"
-            f"<body><h1>{_e(title)}</h1>{body}</body></html>\n")
+    """The whole document.
 
+    Parameters
+    ----------
+    title : str
+    sections : list of (heading, blocks)
+        ``blocks`` is a list of ``("table", (columns, rows))``, ``("p", text)``,
+        ``("pre", text)`` or ``("figure", markup)``; every text is escaped.
+    """
+    from markupsafe import Markup
 
-def pre(text) -> str:
-    """Preformatted, escaped text."""
-    return f"<pre>{_e(text)}</pre>"
+    for _, blocks in sections:
+        for kind, value in blocks:
+            if kind == "figure" and not isinstance(value, Markup):
+                raise TypeError("a figure must be markup built by this module")
+    return _template().render(csp=Markup(CSP), title=str(title), style=Markup(STYLE),
+                              sections=sections)

@@ -5,8 +5,16 @@ decisions written before the next is read, so memory does not grow with the
 file. Every scored prompt goes to the response cache (``MODEL.cache.sqlite``
 by default) as soon as its batch returns: after a kill, the same command
 pays only for the rows not yet cached and writes the same file. The file is
-written as ``OUTPUT.partial`` and renamed when complete, so a decisions file
-that exists is whole.
+written as ``OUTPUT.partial`` beside it and renamed when complete, so a
+decisions file that exists is whole (and an older one stays until then). An
+output that is the input, the model file or the cache (symlinks followed) is
+refused.
+
+A model file whose backend is a server names its address and key variable;
+they are used only when you name them too (``--base-url``, ``--api-key-env``
+or ``--no-api-key``, or the environment variables SKLEARN_LLMCONF_BASE_URL
+and SKLEARN_LLMCONF_API_KEY_ENV): otherwise the command stops, showing what
+the file asks for, before any request.
 
 Columns: ``id`` (``--id-column``, else the row's 1-based number), ``label``
 (empty for a failed row), ``probability`` (of that label), one
@@ -18,7 +26,6 @@ scored, 1 when some failed (their tier is the fallback), 2 for a usage error.
 from __future__ import annotations
 
 import csv
-import os
 import sys
 
 from ._args import positive_int
@@ -26,10 +33,12 @@ from ._common import (
     add_backend_options,
     add_input_options,
     backend_overrides,
+    check_cache,
+    check_description,
+    check_output,
     default_cache,
     open_table,
 )
-from ._data import CLIError
 
 __all__ = ["add_predict", "predict", "score_chunk"]
 
@@ -92,33 +101,40 @@ def _progress(total, quiet):
 
 def predict(args) -> int:
     """Check the model file and the input, then stream the decisions."""
+    from .._archive import atomic_path
     from .._persistence import attach_backend, load_model
     from ..backends._base import Usage
     from ._fit import as_X
 
-    overrides = backend_overrides(args)
-    if os.path.isdir(args.output):
-        raise CLIError(f"-o {args.output} is a directory.")
-    router, desc, _ = load_model(args.model, check=False)
+    cache = args.cache or default_cache(args.model)
+    partial = args.output + ".partial"
+    inputs = [("input data", args.data), ("model file", args.model),
+              ("response cache", cache)]
+    check_output(args.output, inputs)
+    check_output(partial, inputs)
+    router, desc, extras = load_model(args.model, check=False)
+    check_description(desc)
+    overrides = backend_overrides(args, desc)
     data = desc["data"]
     order = data["field_columns"] or data["text_columns"]
     columns = list(order) + ([args.id_column] if args.id_column else [])
     table = open_table(args.data, args.format, args.encoding)
     total = table.count(columns)  # every line decoded and checked first
-    attach_backend(router, desc, overrides)
+    attach_backend(router, desc, overrides)  # nothing is sent unconfirmed
+    check_cache(cache)
     clf = router.estimator_.estimator
-    clf.set_params(cache=args.cache or default_cache(args.model), progress=False)
+    clf.set_params(cache=cache, progress=False)
     clf.usage_ = Usage()  # this run only (fit's cost is in the model file)
     classes = [str(c) for c in router.classes_]
     tiers = [str(t) for t in router.tier_names_]
     header = ["id", "label", "probability"]
     header += [f"proba_{c}" for c in classes] if args.all_probabilities else []
     header += ["tier", "failure_reason"]
-    partial = args.output + ".partial"
     n_rows = n_failed = 0
     counts = dict.fromkeys(tiers, 0)
     bar = _progress(total, args.quiet)
-    with open(partial, "w", newline="", encoding="utf-8") as f:
+    with atomic_path(args.output, partial) as tmp, \
+            open(tmp, "w", newline="", encoding="utf-8") as f:
         out = csv.writer(f)
         out.writerow(header)
         for chunk in table.chunks(columns, args.chunk_size):
@@ -141,9 +157,9 @@ def predict(args) -> int:
                 bar.update(len(values))
     if bar is not None:
         bar.close()
-    os.replace(partial, args.output)
     shares = ", ".join(f"{t} {n}" for t, n in counts.items())
     u = clf.usage_
     print(f"{n_rows} rows: {shares}; {n_failed} failed. {u.calls} model calls, "
-          f"{u.cache_hits} cache hits. Wrote {args.output}.", file=sys.stderr)
+          f"{u.cache_hits} cache hits. Wrote {args.output}. Model file "
+          f"signature: {extras['signature']}.", file=sys.stderr)
     return 1 if n_failed else 0

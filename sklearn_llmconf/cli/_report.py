@@ -5,6 +5,11 @@ Without LABELLED no model is called: the page is built from the model file
 With LABELLED (rows not used in ``fit``, same text and label columns) it also
 routes them and shows each tier's measured precision with its one-sided
 95 % Clopper-Pearson lower bound.
+
+The page holds no script and may run none: every value from the model file
+is escaped, and its Content-Security-Policy forbids scripts. It is written
+beside the output under a temporary name and renamed when complete; an
+output that is the model file, the labelled rows or the cache is refused.
 """
 
 from __future__ import annotations
@@ -19,8 +24,12 @@ from ._common import (
     add_backend_options,
     add_input_options,
     backend_overrides,
+    check_cache,
+    check_description,
+    check_output,
     default_cache,
     open_table,
+    strip_password,
     versions,
 )
 from ._data import CLIError
@@ -67,17 +76,19 @@ def _measured(args, router, desc):
 
     data = desc["data"]
     order = data["field_columns"] or data["text_columns"]
+    overrides = backend_overrides(args, desc)
     table = open_table(args.labelled, args.format, args.encoding)
     columns = [*order, data["label_column"]]
-    table.count(columns)
-    attach_backend(router, desc, backend_overrides(args))
+    table.count(columns, labels=data["label_column"])
+    attach_backend(router, desc, overrides)  # nothing is sent unconfirmed
+    cache = args.cache or default_cache(args.model)
+    check_cache(cache)
     clf = router.estimator_.estimator
-    clf.set_params(cache=args.cache or default_cache(args.model),
-                   progress=not args.quiet)
+    clf.set_params(cache=cache, progress=not args.quiet)
     clf.usage_ = Usage()
     ys, labels, tiers = [], [], []
     names = router.tier_names_
-    for chunk in table.chunks(columns, 1000):
+    for chunk in table.chunks(columns, 1000, labels=data["label_column"]):
         values = [v for _, v in chunk]
         X = as_X([v[:-1] for v in values], data["field_columns"])
         _, tier, pred, ok, _ = score_chunk(router, X)
@@ -88,18 +99,20 @@ def _measured(args, router, desc):
 
 
 def _sections(desc, extras, measured):
+    """The page's sections: (heading, blocks), every value escaped later."""
     from ..routing import routing_report
     from . import _html
     from ._report_text import COLUMNS, certificate_rows
 
     cert, data, ident = desc["certificate"], desc["data"], desc["identity"]
-    sections = [("Certificate", _html.table(COLUMNS, certificate_rows(desc)) +
-                 f"<p>With probability at least {1 - cert['delta']:g} over the draw "
-                 f"of the {cert['n_calibration']} certification rows, every "
-                 "certified tier's precision on new rows like them is at least its "
-                 f"target (delta {cert['delta']:g}, {cert['delta_per_test']:.3g} "
-                 f"per tier, method {cert['method']}; "
-                 f"{cert['n_failed_calibration']} rows failed).</p>")]
+    sections = [("Certificate", [
+        ("table", (COLUMNS, certificate_rows(desc))),
+        ("p", f"With probability at least {1 - cert['delta']:g} over the draw "
+              f"of the {cert['n_calibration']} certification rows, every "
+              "certified tier's precision on new rows like them is at least its "
+              f"target (delta {cert['delta']:g}, {cert['delta_per_test']:.3g} "
+              f"per tier, method {cert['method']}; "
+              f"{cert['n_failed_calibration']} rows failed).")])]
     proba, y = extras.get("certification_proba"), extras.get("certification_y")
     if proba is not None and len(proba):
         classes = np.array(desc["classes"])
@@ -107,15 +120,17 @@ def _sections(desc, extras, measured):
         pred = classes[np.argmax(np.where(ok[:, None], proba, 0), axis=1)]
         correct = (pred == y) & ok
         level = 1 - cert["delta_per_test"]
-        figs = (f"<figure>{_html.reliability_svg(conf[ok], correct[ok], title='Reliability (certification rows)')}</figure>"  # noqa: E501
-                f"<figure>{_html.routing_svg(conf[ok], correct[ok], cert['targets'], cert['thresholds'], level)}</figure>")  # noqa: E501
         names = [*cert["tiers"], cert["fallback_tier"]]
         rep = routing_report(y, np.where(ok, pred, None), np.array(names)[tier],
                              tier_names=names)
         rows = [[n, str(rep[n]["n"]), f"{rep[n]['share']:.3f}",
                  _fmt(rep[n]["precision"])] for n in names]
-        sections.append(("Routing on the certification rows", figs + _html.table(
-            ["tier", "rows", "share", "precision"], rows)))
+        sections.append(("Routing on the certification rows", [
+            ("figure", _html.reliability_svg(
+                conf[ok], correct[ok], title="Reliability (certification rows)")),
+            ("figure", _html.routing_svg(conf[ok], correct[ok], cert["targets"],
+                                         cert["thresholds"], level)),
+            ("table", (["tier", "rows", "share", "precision"], rows))]))
     if measured is not None:
         ys, labels, tiers, usage = measured
         names = [*cert["tiers"], cert["fallback_tier"]]
@@ -124,38 +139,43 @@ def _sections(desc, extras, measured):
                  _fmt(rep[n]["precision"]), _fmt(rep[n]["precision_lower"]),
                  _fmt(rep[n]["cumulative_precision"]),
                  _fmt(rep[n]["cumulative_precision_lower"])] for n in names]
-        sections.append((f"Measured on {len(ys)} labelled rows", _html.table(
-            ["tier", "rows", "share", "precision", "95% lower",
-             "at or above", "95% lower (at or above)"], rows) +
-            f"<p>This run: {usage.calls} model calls, {usage.cache_hits} cache "
-            f"hits, {usage.prompt_tokens} prompt tokens.</p>"))
+        sections.append((f"Measured on {len(ys)} labelled rows", [
+            ("table", (["tier", "rows", "share", "precision", "95% lower",
+                        "at or above", "95% lower (at or above)"], rows)),
+            ("p", f"This run: {usage.calls} model calls, {usage.cache_hits} cache "
+                  f"hits, {usage.prompt_tokens} prompt tokens.")]))
     u = desc.get("usage", {})
-    sections.append(("Cost of fit", _html.table(
+    sections.append(("Cost of fit", [("table", (
         ["model calls", "cache hits", "prompt tokens", "completion tokens",
          "failed rows"],
         [[str(u.get(k, "-")) for k in ("calls", "cache_hits", "prompt_tokens",
-                                       "completion_tokens", "failed_rows")]])))
-    model = (f"GGUF {ident.get('model')} SHA-256 {ident.get('model_sha256')}"
-             if ident.get("backend") == "LlamaCppBackend" else
-             f"server {desc['backend']['params'].get('base_url')} model "
-             f"{ident.get('model')}" if ident.get("backend") == "OpenAIBackend"
-             else json.dumps(ident, sort_keys=True))
-    sections.append(("Model identity", _html.table(
-        ["backend", "model"], [[ident.get("backend"), model]]) +
-        _html.pre(json.dumps(ident, indent=1, sort_keys=True))))
-    sections.append(("Prompt and labels", _html.pre(desc["prompt"]["template"]) +
-                     _html.table(["class", "label word"],
-                                 list(zip(desc["classes"], desc["label_words"]))) +
-                     f"<p>Labels joined by {desc['prompt']['label_separator']!r}."
-                     "</p>"))
-    sections.append(("Data", _html.table(["field", "value"], [
-        [k, v if isinstance(v, str) else json.dumps(v)] for k, v in data.items()])))
+                                       "completion_tokens", "failed_rows")]]))]))
+    if ident.get("backend") == "LlamaCppBackend":
+        model = f"GGUF {ident.get('model')} SHA-256 {ident.get('model_sha256')}"
+    elif ident.get("backend") == "OpenAIBackend":
+        url = desc["backend"]["params"].get("base_url")
+        model = (f"server {strip_password(str(url)) if url else 'default'} "
+                 f"model {ident.get('model')}")
+    else:
+        model = json.dumps(ident, sort_keys=True)
+    sections.append(("Model identity", [
+        ("table", (["backend", "model"], [[str(ident.get("backend")), model]])),
+        ("pre", json.dumps(ident, indent=1, sort_keys=True))]))
+    sections.append(("Prompt and labels", [
+        ("pre", desc["prompt"]["template"]),
+        ("table", (["class", "label word"],
+                   list(zip(desc["classes"], desc["label_words"])))),
+        ("p", f"Labels joined by {desc['prompt']['label_separator']!r}.")]))
+    sections.append(("Data", [("table", (["field", "value"], [
+        [k, v if isinstance(v, str) else json.dumps(v)] for k, v in data.items()]))]))
     now = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
-    sections.append(("Versions and dates", _html.table(
-        ["name", "value"], [*([k, str(v)] for k, v in desc["versions"].items()),
+    sections.append(("Versions and dates", [("table", (
+        ["name", "value"], [*([str(k), str(v)] for k, v in desc["versions"].items()),
                             ["model file written", desc["created"]],
+                            ["model file signature",
+                             extras.get("signature", "not checked")],
                             ["report written", now],
-                            ["report versions", json.dumps(versions())]])))
+                            ["report versions", json.dumps(versions())]]))]))
     return sections
 
 
@@ -165,24 +185,29 @@ def _fmt(v):
 
 def report(args) -> int:
     """Write the HTML report."""
-    import os
-
+    from .._archive import atomic_path
     from .._persistence import load_model
     from ._html import page
 
-    if args.labelled is None and (args.gguf or args.base_url):
-        raise CLIError("--gguf / --base-url matter only with LABELLED rows.")
-    out_dir = os.path.dirname(os.path.abspath(args.output))
-    if not os.path.isdir(out_dir):
-        raise CLIError(f"-o {args.output}: no directory {out_dir}.")
+    if args.labelled is None and (args.gguf or args.base_url or args.api_key_env
+                                  or args.no_api_key):
+        raise CLIError("--gguf / --base-url / --api-key-env / --no-api-key matter "
+                       "only with LABELLED rows.")
+    cache = args.cache or default_cache(args.model)
+    check_output(args.output, [("model file", args.model),
+                               ("labelled data", args.labelled),
+                               ("response cache", cache)])
     router, desc, extras = load_model(args.model, check=False)
+    check_description(desc)
     measured = _measured(args, router, desc) if args.labelled else None
     html = page(f"sklearn-llmconf model report: {desc['data'].get('source')}",
                 _sections(desc, extras, measured))
     try:
-        with open(args.output, "w", encoding="utf-8") as f:
+        with atomic_path(args.output) as tmp, \
+                open(tmp, "w", encoding="utf-8") as f:
             f.write(html)
     except OSError as exc:
         raise CLIError(f"-o {args.output}: {exc.strerror}.") from None
-    print(f"wrote {args.output}", file=sys.stderr)
+    print(f"wrote {args.output}. Model file signature: {extras['signature']}.",
+          file=sys.stderr)
     return 0

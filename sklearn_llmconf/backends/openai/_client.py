@@ -7,6 +7,8 @@ import base64
 import concurrent.futures
 import os
 import re
+import secrets
+import threading
 import warnings
 from urllib.parse import unquote, urlsplit, urlunsplit
 
@@ -164,18 +166,89 @@ def resolve_api_key(source, base_url) -> str:
     )
 
 
+#: Prefix of the environment variables that hand a URL's password to child
+#: processes (``n_jobs`` workers); the suffix is a random token, never the URL.
+SECRET_ENV_PREFIX = "SKLEARN_LLMCONF_URL_SECRET_"
+
+# This process's URLs with credentials, by token, and their tokens.
+_KEPT: dict = {}
+_TOKENS: dict = {}
+_KEPT_LOCK = threading.Lock()
+
+
+def _without_password(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    user, _, host = parts.netloc.rpartition("@")
+    return urlunsplit(parts._replace(netloc=f"{user.partition(':')[0]}@{host}"))
+
+
+def _keep(url: str) -> str:
+    """Remember ``url`` in this process; the token that names it in pickles.
+
+    The password is also put in this process's environment under
+    ``SECRET_ENV_PREFIX + token``, so that processes started from now on
+    (``n_jobs`` workers) can re-attach it; it never goes into a pickle.
+    """
+    with _KEPT_LOCK:
+        token = _TOKENS.get(url)
+        if token is None:
+            token = secrets.token_hex(16)
+            _TOKENS[url], _KEPT[token] = token, url
+            password = urlsplit(url).password
+            if password is not None:
+                os.environ[SECRET_ENV_PREFIX + token] = password
+    return token
+
+
+def _restore_url(url, token):
+    """Unpickle a :class:`CredentialURL`: the password re-attached where known.
+
+    In the process that made it (or one it started, through the
+    environment) the URL comes back whole; anywhere else without its
+    password (the user name stays), like a PostgreSQL URL.
+    """
+    kept = _KEPT.get(token)
+    if kept is None:
+        password = os.environ.get(SECRET_ENV_PREFIX + token)
+        if password is None:
+            return url
+        parts = urlsplit(url)
+        user, _, host = parts.netloc.rpartition("@")
+        kept = urlunsplit(parts._replace(netloc=f"{user}:{password}@{host}"))
+    return CredentialURL(kept)
+
+
 class CredentialURL(str):
     """A URL string whose ``repr`` hides the ``user:password@`` part.
 
     Equal to the URL as given (``get_params`` returns what was set and
     ``clone`` works), but estimator reprs, HTML reprs and tracebacks that show
-    the parameter print ``http://***@host/...``.
+    the parameter print ``http://***@host/...``. A pickle holds the URL
+    without its password and a random token: unpickled in the same process,
+    or in a process it started after the URL was set (``n_jobs`` workers),
+    the password is re-attached; elsewhere the URL has none.
     """
+
+    def __new__(cls, url):
+        self = super().__new__(cls, url)
+        _keep(str(self))
+        return self
 
     def __repr__(self):
         parts = urlsplit(str(self))
         host = parts.netloc.rpartition("@")[2]
         return repr(urlunsplit(parts._replace(netloc="***@" + host)))
+
+    def __reduce__(self):
+        return (_restore_url, (_without_password(str(self)), _keep(str(self))))
+
+    def __copy__(self):
+        return self
+
+    def __deepcopy__(self, memo):
+        return self
 
 
 def wrap_base_url(url):
