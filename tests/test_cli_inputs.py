@@ -9,7 +9,7 @@ import pytest
 
 from sklearn_llmconf import cli
 from sklearn_llmconf.cli import _common
-from sklearn_llmconf.utils._testing import KeywordBackend
+from sklearn_llmconf.testing import KeywordBackend
 from tests.test_cli_workflow import write_csv
 
 BACKEND = KeywordBackend()

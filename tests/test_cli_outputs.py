@@ -9,7 +9,7 @@ import pytest
 
 from sklearn_llmconf import cli
 from sklearn_llmconf.cli import _common, _html, _predict
-from sklearn_llmconf.utils._testing import KeywordBackend
+from sklearn_llmconf.testing import KeywordBackend
 from tests._model_files import fit_keyword_model
 from tests.test_cli_workflow import files  # noqa: F401 (fixture)
 

@@ -14,8 +14,7 @@ from sklearn_llmconf.persistence import (
     UnconfirmedBackendError,
     load_model,
 )
-from sklearn_llmconf.utils import _fault_server
-from sklearn_llmconf.utils._testing import KeywordBackend
+from sklearn_llmconf.testing import KeywordBackend, _fault_server
 from tests._model_files import (
     edit_json,
     fit_keyword_model,

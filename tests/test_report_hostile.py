@@ -23,7 +23,7 @@ from hypothesis import strategies as st  # noqa: E402
 from sklearn_llmconf import cli  # noqa: E402
 from sklearn_llmconf.cli import _common, _html, _report  # noqa: E402
 from sklearn_llmconf.persistence import load_model  # noqa: E402
-from sklearn_llmconf.utils._testing import KeywordBackend  # noqa: E402
+from sklearn_llmconf.testing import KeywordBackend  # noqa: E402
 from tests._model_files import PAYLOADS, replace_strings  # noqa: E402
 from tests.test_cli_workflow import write_csv  # noqa: E402
 
