@@ -119,21 +119,28 @@ def as_X(rows, fields):
 
 
 def _split(y, fraction_, seed):
+    """Training and certification row indices, stratified by label.
+
+    A class with one labelled row cannot be in both parts: its row trains
+    (a classifier cannot predict a class it never saw, and one certification
+    row says nothing about a class's precision), so the certification part
+    lacks that class; ``fit`` says so.
+    """
     from sklearn.model_selection import train_test_split
 
     classes, counts = np.unique(y, return_counts=True)
     if len(classes) < 2:
         raise CLIError(f"the label column holds one class only ({classes[0]!r}).")
-    idx = np.arange(len(y))
+    single = np.isin(y, classes[counts < 2])
+    idx = np.flatnonzero(~single)
     try:
-        return train_test_split(idx, test_size=fraction_, stratify=y,
-                                random_state=seed)
+        train, cert = train_test_split(idx, test_size=fraction_, stratify=y[idx],
+                                       random_state=seed)
     except ValueError as exc:
-        small = ", ".join(f"{c!r}: {n}" for c, n in zip(classes, counts) if n < 2)
         raise CLIError(
-            f"cannot split {len(y)} labelled rows stratified by label ({exc})"
-            + (f"; classes with one row: {small}" if small else "") + "."
+            f"cannot split {len(y)} labelled rows stratified by label ({exc})."
         ) from None
+    return np.concatenate([train, np.flatnonzero(single)]), cert
 
 
 def fit(args) -> int:
