@@ -31,7 +31,8 @@ from ._common import (
 )
 from ._data import CLIError
 
-__all__ = ["add_predict", "predict", "score_chunk"]
+__all__ = ["add_predict", "predict", "prepare_classifiers", "score_chunk",
+           "total_usage"]
 
 NOT_SCORED = "the backend could not score it (failed request or labels not observed)"
 
@@ -80,6 +81,29 @@ def score_chunk(router, X):
     return proba, tier, pred, ok, reasons
 
 
+def prepare_classifiers(router, cache, progress):
+    """Set the cache and progress of every fitted LLM in the router's model
+    (one, or a hybrid's), with fresh usage counters; return them."""
+    from .._persistence import llm_classifiers
+    from ..backends import Usage
+
+    clfs = [c for c in llm_classifiers(router.estimator_) if hasattr(c, "classes_")]
+    for clf in clfs:
+        clf.set_params(cache=cache, progress=progress)
+        clf.usage_ = Usage()  # this run only (fit's cost is in the model file)
+    return clfs
+
+
+def total_usage(clfs):
+    """The usage of this run, summed over the LLMs."""
+    from ..backends import Usage
+
+    total = Usage()
+    for clf in clfs:
+        total += clf.usage_
+    return total
+
+
 def _progress(total, quiet):
     if quiet:
         return None
@@ -93,7 +117,6 @@ def _progress(total, quiet):
 def predict(args) -> int:
     """Check the model file and the input, then stream the decisions."""
     from .._persistence import attach_backend, load_model
-    from ..backends._base import Usage
     from ._fit import as_X
 
     overrides = backend_overrides(args)
@@ -106,9 +129,8 @@ def predict(args) -> int:
     table = open_table(args.data, args.format, args.encoding)
     total = table.count(columns)  # every line decoded and checked first
     attach_backend(router, desc, overrides)
-    clf = router.estimator_.estimator
-    clf.set_params(cache=args.cache or default_cache(args.model), progress=False)
-    clf.usage_ = Usage()  # this run only (fit's cost is in the model file)
+    clfs = prepare_classifiers(router, args.cache or default_cache(args.model),
+                               progress=False)
     classes = [str(c) for c in router.classes_]
     tiers = [str(t) for t in router.tier_names_]
     header = ["id", "label", "probability"]
@@ -143,7 +165,7 @@ def predict(args) -> int:
         bar.close()
     os.replace(partial, args.output)
     shares = ", ".join(f"{t} {n}" for t, n in counts.items())
-    u = clf.usage_
+    u = total_usage(clfs)
     print(f"{n_rows} rows: {shares}; {n_failed} failed. {u.calls} model calls, "
           f"{u.cache_hits} cache hits. Wrote {args.output}.", file=sys.stderr)
     return 1 if n_failed else 0

@@ -61,9 +61,8 @@ def _tiers_of(proba, thresholds):
 def _measured(args, router, desc):
     """Route the labelled rows: (y, labels, tiers) and the usage of the run."""
     from .._persistence import attach_backend
-    from ..backends._base import Usage
     from ._fit import as_X
-    from ._predict import score_chunk
+    from ._predict import prepare_classifiers, score_chunk, total_usage
 
     data = desc["data"]
     order = data["field_columns"] or data["text_columns"]
@@ -71,10 +70,8 @@ def _measured(args, router, desc):
     columns = [*order, data["label_column"]]
     table.count(columns)
     attach_backend(router, desc, backend_overrides(args))
-    clf = router.estimator_.estimator
-    clf.set_params(cache=args.cache or default_cache(args.model),
-                   progress=not args.quiet)
-    clf.usage_ = Usage()
+    clfs = prepare_classifiers(router, args.cache or default_cache(args.model),
+                               progress=not args.quiet)
     ys, labels, tiers = [], [], []
     names = router.tier_names_
     for chunk in table.chunks(columns, 1000):
@@ -84,12 +81,13 @@ def _measured(args, router, desc):
         ys += [v[-1] for v in values]
         labels += [str(router.classes_[p]) if o else None for p, o in zip(pred, ok)]
         tiers += [str(names[t]) for t in tier]
-    return ys, labels, tiers, clf.usage_
+    return ys, labels, tiers, total_usage(clfs)
 
 
 def _sections(desc, extras, measured):
     from ..routing import routing_report
     from . import _html
+    from ._audit import extra_sections
     from ._report_text import COLUMNS, certificate_rows
 
     cert, data, ident = desc["certificate"], desc["data"], desc["identity"]
@@ -129,6 +127,7 @@ def _sections(desc, extras, measured):
              "at or above", "95% lower (at or above)"], rows) +
             f"<p>This run: {usage.calls} model calls, {usage.cache_hits} cache "
             f"hits, {usage.prompt_tokens} prompt tokens.</p>"))
+    sections += extra_sections(desc, extras, measured)
     u = desc.get("usage", {})
     sections.append(("Cost of fit", _html.table(
         ["model calls", "cache hits", "prompt tokens", "completion tokens",

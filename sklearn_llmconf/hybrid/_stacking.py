@@ -275,6 +275,20 @@ class BlockStackingClassifier(ClassifierMixin, BaseEstimator):
         return logistic_cv(Cs=Cs, cv=cv, scoring="neg_log_loss",
                            max_iter=self.max_iter)
 
+    def _fit_lr_cv(self, Cs, cv, F, y):
+        """A fitted LogisticRegressionCV whose arrays have canonical strides.
+
+        ``scores_`` and ``coefs_paths_`` come out as views with unusual
+        strides; a saved and loaded copy has plain ones, and the router's
+        certificate hashes them: copies keep a loaded model's certificate
+        identical to the fitted one's.
+        """
+        model = self._lr_cv(Cs, cv).fit(F, y)
+        for name, value in vars(model).items():
+            if isinstance(value, np.ndarray):
+                setattr(model, name, np.array(value, order="C"))
+        return model
+
     @_fit_context(prefer_skip_nested_validation=False)
     def fit(self, X, y):
         """Fit the blocks once, their models, and the stacking model.
@@ -327,7 +341,7 @@ class BlockStackingClassifier(ClassifierMixin, BaseEstimator):
                 raise ValueError(f"with joint=True no block may be named {JOINT!r}.")
             features[JOINT] = _hstack(list(features.values()))
         for name, F in features.items():
-            model = self._lr_cv(self.Cs, cv).fit(F, y_idx)
+            model = self._fit_lr_cv(self.Cs, cv, F, y_idx)
             C = float(np.ravel(model.C_)[0])
             oof = out_of_fold_proba(
                 LogisticRegression(C=C, max_iter=self.max_iter), F, y_idx, cv,
@@ -343,7 +357,7 @@ class BlockStackingClassifier(ClassifierMixin, BaseEstimator):
         candidates = singles + [list(stacked)]
         for names in candidates:
             Z = np.hstack([stacked[n] for n in names])
-            final = self._lr_cv(self.final_Cs, cv).fit(Z, y_idx)
+            final = self._fit_lr_cv(self.final_Cs, cv, Z, y_idx)
             score = _best_cv_score(final)
             if score > best[0]:
                 best = (score, names, final)
