@@ -115,3 +115,22 @@ def test_every_choice_fits_a_class_of_one_row(keyword_model, rare_files, capsys,
     confusion = page.split("Where the errors go")[1].split("</table>")[0]
     cells = [int(c) for c in re.findall(r"<td>(\d+)</td>", confusion)]
     assert sum(cells) == 80 - desc["certificate"]["n_failed_calibration"]
+
+
+def test_contradiction_test_per_tier():
+    from sklearn_llmconf.cli._audit import contradiction_rows
+
+    cert = {"tiers": ["accept", "review"], "fallback_tier": "escalate",
+            "targets": [0.99, 0.9], "certified": [False, True]}
+    # review: 52 of 58 correct at or above it (0.897 against 0.90)
+    ys = ["a"] * 58 + ["a"] * 20
+    labels = ["a"] * 52 + ["b"] * 6 + [None] * 20
+    tiers = ["review"] * 58 + ["escalate"] * 20
+    rows = contradiction_rows(cert, ys, labels, tiers)
+    assert rows[0] == ["accept", "0.99", "-", "-", "-", "not certified"]
+    assert rows[1] == ["review", "0.9", "58", "0.897", "0.529",
+                       "no contradiction at the 5 % level"]
+    labels = ["a"] * 44 + ["b"] * 14 + [None] * 20  # 0.759: contradicts
+    row = contradiction_rows(cert, ys, labels, tiers)[1]
+    assert row[3] == "0.759" and row[4] == "0.00143"
+    assert row[5] == "contradicts the certificate (p < 0.05)"
