@@ -34,6 +34,7 @@ from sklearn.utils.validation import check_is_fitted
 from .._classifier import LLMClassifier
 from .._input import rows_from_X
 from ..prompts._text import normalize_text
+from ..scoring import predict_with_failures
 from ..utils._sklearn_compat import Interval, _fit_context, _safe_indexing
 
 __all__ = ["LLMScores"]
@@ -202,6 +203,15 @@ class LLMScores(TransformerMixin, BaseEstimator):
         """
         check_is_fitted(self)
         return self._features(self.estimator_, X)
+
+    def _transform_with_failures(self, X):
+        """:meth:`transform`, the failed rows and their reasons (see
+        :func:`~sklearn_llmconf.scoring.predict_with_failures`)."""
+        check_is_fitted(self)
+        scores, failed, reasons = predict_with_failures(
+            self.estimator_, X, "decision_function")
+        scores = np.asarray(scores, dtype=float).reshape(len(scores), -1)
+        return np.clip(scores, -self.clip, self.clip), failed, reasons
 
     def _features(self, estimator, X) -> np.ndarray:
         scores = np.asarray(estimator.decision_function(X), dtype=float)

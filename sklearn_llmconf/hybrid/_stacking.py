@@ -48,7 +48,7 @@ from sklearn.base import BaseEstimator, ClassifierMixin, clone
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import log_loss
 from sklearn.model_selection import StratifiedKFold, check_cv
-from sklearn.pipeline import FeatureUnion
+from sklearn.pipeline import FeatureUnion, Pipeline
 from sklearn.preprocessing import LabelEncoder
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted
@@ -147,6 +147,26 @@ def out_of_fold_proba(model, X, y, folds, classes) -> np.ndarray:
             proba * (1.0 - floor * (n_classes - len(seen))))
         oof[test] = rows
     return oof
+
+
+def _transform_with_failures(transformer, X):
+    """A block's features with its failed rows and their reasons.
+
+    A transformer that knows its failed rows (``LLMScores``) says so through
+    ``_transform_with_failures``; a :class:`~sklearn.pipeline.Pipeline` passes
+    its first step's on. Otherwise no row failed and none has a reason.
+    """
+    own = getattr(transformer, "_transform_with_failures", None)
+    if own is not None:
+        return own(X)
+    if isinstance(transformer, Pipeline):
+        F, failed, reasons = _transform_with_failures(transformer[0], X)
+        if len(transformer) > 1:
+            F = transformer[1:].transform(F)
+        return F, failed, reasons
+    F = transformer.transform(X)
+    n = _num_samples(F)
+    return F, np.zeros(n, dtype=bool), [None] * n
 
 
 def _finite_rows(blocks) -> np.ndarray:
@@ -381,11 +401,17 @@ class BlockStackingClassifier(ClassifierMixin, BaseEstimator):
         needed = set(self.final_blocks_)
         if JOINT in needed:
             needed.update(name for name, _ in self.transformers_)
-        features = {name: transformer.transform(X)
-                    for name, transformer in self.transformers_ if name in needed}
+        features, ok, reasons = {}, None, None
+        for name, transformer in self.transformers_:
+            if name in needed:
+                F, failed, why = _transform_with_failures(transformer, X)
+                features[name] = F
+                ok = ~failed if ok is None else ok & ~failed
+                reasons = why if reasons is None else [
+                    a if a is not None else b for a, b in zip(reasons, why)]
         if JOINT in needed:
             features[JOINT] = _hstack([features[n] for n, _ in self.transformers_])
-        ok = _finite_rows(features.values())
+        ok &= _finite_rows(features.values())
         features = {n: F[ok] for n, F in features.items()}
         models = dict(self.block_estimators_)
         if self.final_estimator_ is None:  # one block's model as it is
@@ -403,8 +429,8 @@ class BlockStackingClassifier(ClassifierMixin, BaseEstimator):
         out = np.full((len(ok), *good.shape[1:]), np.nan)
         out[ok] = good
         failed = ~ok
-        reasons = [("a block could not score it (non-finite features)"
-                    if f else None) for f in failed]
+        reasons = [(r or "a block could not score it (non-finite features)")
+                   if f else r for f, r in zip(failed, reasons)]
         return out, failed, reasons
 
     def predict_proba(self, X):

@@ -140,3 +140,33 @@ def test_several_text_columns(container):
     tfidf = model.transformers_[0][1][-1]
     assert {"re", "offer", "lunch"} <= set(tfidf.vocabulary_)
     assert model.score(X, y) > 0.9
+
+
+def test_a_row_the_llm_cannot_score_fails_with_its_reason():
+    from sklearn_llmconf.scoring import predict_with_failures
+
+    X, y = _data()
+    llm = LLMClassifier(backend=KeywordBackend(fail_on="BROKEN"), n_shots=4,
+                        on_error="nan", random_state=0)
+    model = make_hybrid_classifier(llm, embeddings=False, Cs=4, cv=3).fit(X, y)
+    assert model.n_failed_train_ == 0
+    proba, failed, reasons = predict_with_failures(
+        model, ["spam offer", "BROKEN ham lunch", "ham lunch"], "predict_proba")
+    assert "llm" in model.final_blocks_
+    np.testing.assert_array_equal(failed, [False, True, False])
+    assert np.isnan(proba[1]).all()
+    np.testing.assert_allclose(proba[[0, 2]].sum(axis=1), 1.0)
+    assert reasons == [None, "injected failure", None]  # KeywordBackend's reason
+
+
+def test_training_rows_the_llm_cannot_score_are_left_out_with_a_warning():
+    X, y = _data()
+    X = X.copy()
+    X[[10, 30]] = [f"BROKEN {x}" for x in X[[10, 30]]]
+    llm = LLMClassifier(backend=KeywordBackend(fail_on="BROKEN"), n_shots=4,
+                        on_error="nan", random_state=0)
+    with pytest.warns(UserWarning, match="2 of 80 training texts could not be "
+                      "scored by every block"):
+        model = make_hybrid_classifier(llm, embeddings=False, Cs=4, cv=3).fit(X, y)
+    assert model.n_failed_train_ == 2
+    np.testing.assert_allclose(model.predict_proba(X[:3]).sum(axis=1), 1.0)
