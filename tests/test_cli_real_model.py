@@ -166,6 +166,13 @@ def test_fit_predict_report_with_the_hybrid_kept(user_files):
     assert "60 labelled rows: 30 training (4 demonstrations), 30 " \
         "certification; LlamaCppBackend" in fit.stderr
     assert "cannot be certified: phishing" in fit.stderr
+    from sklearn_llmconf.persistence import load_model
+
+    router, desc, _ = load_model(model, check=False)
+    assert desc["estimator"] == "BlockStackingClassifier"
+    assert desc["classes"] == ["junk", "keep", "phishing"]
+    # the LLM is called for new rows only when the kept stack uses its block
+    calls = 24 if "llm" in router.estimator_.estimator.final_blocks_ else 0
     out = str(tmp / "hybrid.csv")
     done = sklearn_llmconf("predict", model, new, "-o", out, "--id-column",
                            "msg_id", "--all-probabilities", "--quiet")
@@ -175,10 +182,10 @@ def test_fit_predict_report_with_the_hybrid_kept(user_files):
     np.testing.assert_allclose(p.sum(axis=1), 1.0)
     truth = [r[2] for r in read(new)[1:]]
     assert np.mean([r[1] == t for r, t in zip(decisions[1:], truth)]) >= 0.75
-    assert "24 model calls" in done.stderr
+    assert f"{calls} model calls" in done.stderr
     html = str(tmp / "hybrid.html")
     sklearn_llmconf("report", model, new, "-o", html, "--quiet")
     page = open(html, encoding="utf-8").read()
     assert "<b>hybrid</b>" in page and "Measured on 24 labelled rows" in page
     assert "Does the measured precision contradict the certificate?" in page
-    assert "This run: 0 model calls, 24 cache hits" in page
+    assert f"This run: 0 model calls, {calls} cache hits" in page
