@@ -37,7 +37,8 @@ __all__ = ["BestCandidateClassifier", "service_candidates"]
 _EPS = 1e-15
 
 
-def service_candidates(llm=None, *, embeddings="auto", kinds=("llm", "hybrid")):
+def service_candidates(llm=None, *, embeddings="auto", kinds=("llm", "hybrid"),
+                       extra=()):
     """The decision service's candidates built around one LLM.
 
     Parameters
@@ -49,6 +50,9 @@ def service_candidates(llm=None, *, embeddings="auto", kinds=("llm", "hybrid")):
         The hybrid's embedding block (see :func:`make_hybrid_classifier`).
     kinds : sequence of {"llm", "hybrid"}, default=("llm", "hybrid")
         Which candidates, in this order.
+    extra : sequence of (str, estimator), default=()
+        Further candidates, after those (a fine-tuned encoder, a hybrid with
+        more blocks or LLMs): they are compared the same way.
 
     Returns
     -------
@@ -61,7 +65,7 @@ def service_candidates(llm=None, *, embeddings="auto", kinds=("llm", "hybrid")):
     unknown = [k for k in kinds if k not in makers]
     if unknown:
         raise ValueError(f"unknown candidate kinds {unknown}; known: {sorted(makers)}.")
-    return [(k, makers[k]()) for k in kinds]
+    return [(k, makers[k]()) for k in kinds] + [(n, clone(e)) for n, e in extra]
 
 
 def _scores(y, proba, classes):

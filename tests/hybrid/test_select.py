@@ -49,6 +49,17 @@ def test_service_candidates_with_a_class_of_one_text():
     np.testing.assert_array_equal(kept.classes_, model.classes_)
 
 
+def test_further_candidates_plug_in():
+    X, y = _data(60)
+    llm = LLMClassifier(backend=KeywordBackend(), n_shots=4, random_state=0)
+    tfidf = make_pipeline(TfidfVectorizer(), LogisticRegression())
+    candidates = service_candidates(llm, embeddings=False, kinds=("llm",),
+                                    extra=[("tfidf", tfidf)])
+    assert [n for n, _ in candidates] == ["llm", "tfidf"]
+    model = BestCandidateClassifier(candidates, cv=2).fit(X, y)
+    assert list(model.cv_results_) == ["llm", "tfidf"] and model.n_splits_ == 2
+
+
 def test_bad_candidates():
     with pytest.raises(ValueError, match="names must be distinct"):
         BestCandidateClassifier([("a", DummyClassifier()),
