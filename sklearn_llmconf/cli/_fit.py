@@ -176,6 +176,8 @@ def fit(args) -> int:
     from ._audit import print_selection, tier_shares
     from ._report_text import print_certificate
 
+    if args.cv_folds < 2:
+        raise CLIError("--cv-folds must be at least 2.")
     table = open_table(args.data, args.format, args.encoding)
     template, fields = prompt_and_fields(args.text_columns, args.prompt)
     columns = [*args.text_columns, args.label_column]
@@ -191,8 +193,6 @@ def fit(args) -> int:
     backend = make_backend(args)  # may load nothing yet; checks the options
     cache = args.cache or default_cache(args.output)
 
-    if args.cv_folds < 2:
-        raise CLIError("--cv-folds must be at least 2.")
     llm = LLMClassifier(
         template, backend=backend, n_shots=args.n_shots,
         calibration=InFitCalibration(max_samples=args.n_scale), on_error="nan",
@@ -249,6 +249,8 @@ def fit(args) -> int:
         },
         "tier_shares": tier_shares(router, np.asarray(proba, float),
                                    np.asarray(failed, bool)),
+        # the kept model's fit on the training part; the candidates'
+        # cross-validation fits are not counted
         "usage": _usage(_sum_usage(kept)),
         "versions": versions(),
         "created": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
