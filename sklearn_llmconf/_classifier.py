@@ -436,11 +436,10 @@ class LLMClassifier(ClassifierMixin, BaseEstimator):
         y = check_targets(y, len(rows))
         self.classes_, y_index = np.unique(y, return_inverse=True)
         if classes is not None:
-            self.classes_ = np.unique(np.concatenate(
-                [np.asarray(classes, dtype=y.dtype if y.dtype != object else object)
-                 .ravel(), self.classes_]))
-            if len(self.classes_) != len(np.unique(np.asarray(classes))):
-                extra = np.setdiff1d(np.unique(y), np.asarray(classes))
+            given = np.unique(np.asarray(classes).ravel())
+            self.classes_ = np.unique(np.concatenate([given, self.classes_]))
+            if len(self.classes_) != len(given):
+                extra = np.setdiff1d(np.unique(y), given)
                 raise ValueError(
                     f"y holds the classes {extra.tolist()!r} that classes does "
                     "not list."

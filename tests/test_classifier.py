@@ -520,6 +520,10 @@ def test_fit_classes_offers_a_class_without_examples():
     np.testing.assert_array_equal(clf.classes_, ["eggs", "ham", "spam"])
     assert {label for _, label in clf.demos_} <= {"ham", "spam"}
     assert clf.predict_proba(["eggs"]).shape == (1, 3)
+    y = np.array(["spam", "ham", "spam"])  # '<U4': a longer class is not cut
+    clf.fit(["spam now", "ham here", "spam again"], y,
+            classes=["ham", "phishing", "spam"])
+    np.testing.assert_array_equal(clf.classes_, ["ham", "phishing", "spam"])
     with pytest.raises(ValueError, match=r"y holds the classes \['spam'\] that "
                        "classes does not list"):
         clf.fit(["a", "b"], ["spam", "ham"], classes=["ham", "eggs"])
