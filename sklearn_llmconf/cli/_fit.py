@@ -271,9 +271,10 @@ def fit(args) -> int:
               f"certified: {', '.join(singles)}.", file=sys.stderr)
     print_certificate(description)
     print_selection(description)
-    for w in caught:
-        if "could be certified" not in str(w.message):
-            print(f"note: {w.message}", file=sys.stderr)
+    # each message once: the candidates' folds repeat the same warnings
+    for message in dict.fromkeys(str(w.message) for w in caught):
+        if "could be certified" not in message:
+            print(f"note: {message}", file=sys.stderr)
     print(f"\nwrote {args.output} (cache: {cache})")
     return 0
 
