@@ -399,7 +399,7 @@ class LLMClassifier(ClassifierMixin, BaseEstimator):
 
     # -- fit -------------------------------------------------------------------
     @_fit_context(prefer_skip_nested_validation=True)
-    def fit(self, X, y):
+    def fit(self, X, y, *, classes=None):
         """Record the classes, validate the prompt, keep demonstrations.
 
         With ``calibration="auto"`` (the default) scores up to 200
@@ -415,6 +415,12 @@ class LLMClassifier(ClassifierMixin, BaseEstimator):
             Texts, or columns filling the prompt's named placeholders.
         y : array-like of shape (n_samples,)
             Class labels.
+        classes : array-like of shape (n_classes,), default=None
+            All the classes the prompt offers, when some have no example in
+            ``y`` (as in ``partial_fit``): such a class is a label of the
+            prompt with no demonstration and no calibration row. None: the
+            classes of ``y``. Used by :class:`~sklearn_llmconf.hybrid.LLMScores`
+            to score a class's only text with a prompt that does not show it.
 
         Returns
         -------
@@ -429,6 +435,16 @@ class LLMClassifier(ClassifierMixin, BaseEstimator):
         rows = self._validate_rows(X, reset=True)
         y = check_targets(y, len(rows))
         self.classes_, y_index = np.unique(y, return_inverse=True)
+        if classes is not None:
+            given = np.unique(np.asarray(classes).ravel())
+            self.classes_ = np.unique(np.concatenate([given, self.classes_]))
+            if len(self.classes_) != len(given):
+                extra = np.setdiff1d(np.unique(y), given)
+                raise ValueError(
+                    f"y holds the classes {extra.tolist()!r} that classes does "
+                    "not list."
+                )
+            y_index = np.searchsorted(self.classes_, y)
         if len(self.classes_) < 2:
             raise ValueError(
                 "The classifier needs samples of at least 2 classes in the data, "

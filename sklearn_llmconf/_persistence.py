@@ -1,12 +1,12 @@
 """A safe, self-describing model file: a certified router saved with ``skops.io``.
 
 The file holds the fitted :class:`~sklearn_llmconf.routing.ConfidenceRouter`
-(and its :class:`~sklearn_llmconf.LLMClassifier`) without its backend, a
-description of the backend to rebuild (class and parameters, never a key:
-the OpenAI backend keeps only the *name* of the environment variable that
-holds it, and URL credentials are stripped), the backend identity the
-certificate was made for, the certificate itself and the certification
-rows' probabilities (for reports). Loading
+(and its :class:`~sklearn_llmconf.LLMClassifier`, or the hybrid holding one)
+without its backend, a description of the backend to rebuild (class and
+parameters, never a key: the OpenAI backend keeps only the *name* of the
+environment variable that holds it, and URL credentials are stripped), the
+backend identity the certificate was made for, the certificate itself and
+the certification rows' probabilities (for reports). Loading
 
 - refuses a file that is not a zip written by ``skops.io`` or whose content
   was changed (zip CRC check), and a file holding any type outside
@@ -55,6 +55,7 @@ __all__ = [
     "UnconfirmedBackendError",
     "attach_backend",
     "backend_spec",
+    "llm_classifiers",
     "build_backend",
     "calibration_hash",
     "check_identity",
@@ -86,6 +87,11 @@ TRUSTED_TYPES = (
     "sklearn_llmconf.scoring._strategies._VerbalizedStrategy",
     "sklearn_llmconf.scoring._strategies._ConsistencyStrategy",
     "sklearn.frozen._frozen.FrozenEstimator",
+    # The hybrid (sklearn-llmconf fit --model hybrid|auto).
+    "sklearn_llmconf.hybrid._stacking.BlockStackingClassifier",
+    "sklearn_llmconf.hybrid._scores.LLMScores",
+    "sklearn_llmconf.hybrid._text.JoinColumns",
+    "sklearn_llmconf.hybrid._embeddings.SentenceEmbedder",
 )
 
 #: Backends a model file can name, by class name.
@@ -230,18 +236,68 @@ def validate_description(description, schema=None) -> dict:
     return description
 
 
-def _classifier_of(router):
-    """The LLMClassifier inside a fitted router (through FrozenEstimator)."""
+def llm_classifiers(obj) -> list:
+    """Every :class:`~sklearn_llmconf.LLMClassifier` inside ``obj``.
+
+    Walks estimators' attributes (parameters and fitted state), lists, tuples
+    and dicts, so the LLMs inside a hybrid (its ``LLMScores`` block's
+    fitted and unfitted classifiers) are found as well as a bare one.
+
+    Parameters
+    ----------
+    obj : estimator or container
+
+    Returns
+    -------
+    classifiers : list of LLMClassifier
+        In the order found, each once.
+    """
+    from sklearn.base import BaseEstimator
+
     from ._classifier import LLMClassifier
 
+    found, seen, stack = [], set(), [obj]
+    while stack:
+        item = stack.pop()
+        if id(item) in seen:
+            continue
+        seen.add(id(item))
+        if isinstance(item, LLMClassifier):
+            found.append(item)
+            continue  # its backend is no classifier
+        if isinstance(item, BaseEstimator):
+            stack.extend(reversed(list(vars(item).values())))
+        elif isinstance(item, dict):
+            stack.extend(reversed(list(item.values())))
+        elif isinstance(item, (list, tuple)):
+            stack.extend(reversed(item))
+    return found
+
+
+def _kept_estimator(router):
+    """The fitted model inside a router (through FrozenEstimator)."""
+    from sklearn.frozen import FrozenEstimator
+
     est = router.estimator_
-    est = getattr(est, "estimator", est) if not isinstance(est, LLMClassifier) else est
-    if not isinstance(est, LLMClassifier):
+    return est.estimator if isinstance(est, FrozenEstimator) else est
+
+
+def _classifier_of(router):
+    """The LLMClassifier of a fitted router's model: itself, or the first
+    fitted one inside it (a hybrid's LLM block)."""
+    from ._classifier import LLMClassifier
+
+    est = _kept_estimator(router)
+    if isinstance(est, LLMClassifier):
+        return est
+    fitted = [c for c in llm_classifiers(est) if hasattr(c, "prompt_template_")]
+    if not fitted:
         raise TypeError(
-            "save_model saves a ConfidenceRouter over an LLMClassifier (or a "
-            f"FrozenEstimator of one); got {type(router.estimator_).__name__}."
+            "save_model saves a ConfidenceRouter over an LLMClassifier or a model "
+            "holding one (a hybrid), or a FrozenEstimator of one; got "
+            f"{type(est).__name__}."
         )
-    return est
+    return fitted[0]
 
 
 def backend_spec(backend) -> dict:
@@ -422,6 +478,7 @@ def save_model(path, router, *, certification_proba=None, certification_y=None,
     clf = _classifier_of(router)
     backend = clf._get_backend()
     template = clf.prompt_template_
+    kept = _kept_estimator(router)
     description = {
         "format": FORMAT,
         "backend": backend_spec(backend),
@@ -429,20 +486,29 @@ def save_model(path, router, *, certification_proba=None, certification_y=None,
         "prompt": {"template": template.template,
                    "label_separator": template.label_separator,
                    "answer_prefix": template.answer_prefix},
-        "classes": [str(c) for c in clf.classes_],
+        "classes": [str(c) for c in router.classes_],
         "label_words": list(clf.label_words_),
+        "estimator": type(kept).__name__,
         "certificate": certificate(router),
         **(metadata or {}),
     }
-    clean = copy.copy(clf)
-    for name in _LIVE:
-        clean.__dict__.pop(name, None)
-    clean.backend = None
-    clean.cache = None
-    clean.progress = False
-    clean.n_jobs = None
+    # Every LLM inside the model loses its live state and the loading
+    # process's choices for the file (backend, cache, workers, progress, loaded
+    # model); restored after writing, so the caller's model still works.
+    saved_state = []
+    for c in llm_classifiers(kept):
+        state = {k: c.__dict__[k]
+                 for k in ("backend", "cache", "progress", "n_jobs", *_LIVE)
+                 if k in c.__dict__}
+        saved_state.append((c, state))
+        for name in _LIVE:
+            c.__dict__.pop(name, None)
+        c.backend = None
+        c.cache = None
+        c.progress = False
+        c.n_jobs = None
     saved = copy.copy(router)
-    saved.estimator = saved.estimator_ = FrozenEstimator(clean)
+    saved.estimator = saved.estimator_ = FrozenEstimator(kept)
     payload = {
         "format": FORMAT,
         "description": json.dumps(description, sort_keys=True),
@@ -452,9 +518,13 @@ def save_model(path, router, *, certification_proba=None, certification_y=None,
         "certification_y": (None if certification_y is None
                             else np.asarray(certification_y).astype(str)),
     }
-    with _archive.atomic_path(path) as tmp:
-        sio.dump(payload, tmp)
-        _archive.sign(tmp)
+    try:
+        with _archive.atomic_path(path) as tmp:
+            sio.dump(payload, tmp)
+            _archive.sign(tmp)
+    finally:
+        for c, state in saved_state:
+            c.__dict__.update(state)
     return description
 
 
@@ -542,11 +612,10 @@ _LOCAL_CHOICES = {"cache": None, "n_jobs": None, "progress": False}
 
 
 def _reset_local_choices(router):
-    for est in (router.estimator, router.estimator_):
-        inner = getattr(est, "estimator", None)
-        if inner is not None and hasattr(inner, "cache"):
-            for name, value in _LOCAL_CHOICES.items():
-                setattr(inner, name, value)
+    # every LLM inside the model: a bare classifier, or a hybrid's blocks
+    for clf in llm_classifiers([router.estimator, router.estimator_]):
+        for name, value in _LOCAL_CHOICES.items():
+            setattr(clf, name, value)
 
 
 def attach_backend(router, description, backend_overrides=None):
@@ -583,9 +652,8 @@ def attach_backend(router, description, backend_overrides=None):
             raise UnconfirmedBackendError(asks)
     backend = build_backend(spec, **overrides)
     check_identity(description["identity"], backend)
-    for frozen in {id(router.estimator): router.estimator,
-                   id(router.estimator_): router.estimator_}.values():
-        frozen.estimator.backend = backend
+    for clf in llm_classifiers([router.estimator, router.estimator_]):
+        clf.backend = backend
     return backend
 
 

@@ -526,3 +526,33 @@ def test_usage_counts_every_call_of_threads_predicting_at_once():
     with ThreadPoolExecutor(8) as pool:
         list(pool.map(clf.predict_proba, [texts[i::8] for i in range(8)]))
     assert clf.usage_.calls == 200
+
+
+def test_fit_classes_offers_a_class_without_examples():
+    clf = LLMClassifier(backend=KeywordBackend(), n_shots=2, calibration=None,
+                        random_state=0)
+    clf.fit(["spam now", "ham here", "spam again"], ["spam", "ham", "spam"],
+            classes=["eggs", "ham", "spam"])
+    np.testing.assert_array_equal(clf.classes_, ["eggs", "ham", "spam"])
+    assert {label for _, label in clf.demos_} <= {"ham", "spam"}
+    assert clf.predict_proba(["eggs"]).shape == (1, 3)
+    y = np.array(["spam", "ham", "spam"])  # '<U4': a longer class is not cut
+    clf.fit(["spam now", "ham here", "spam again"], y,
+            classes=["ham", "phishing", "spam"])
+    np.testing.assert_array_equal(clf.classes_, ["ham", "phishing", "spam"])
+    with pytest.raises(ValueError, match=r"y holds the classes \['spam'\] that "
+                       "classes does not list"):
+        clf.fit(["a", "b"], ["spam", "ham"], classes=["ham", "eggs"])
+
+
+@pytest.mark.parametrize("n_shots", [0, 4])
+def test_in_fit_calibration_with_a_class_of_one_text(n_shots):
+    rng = np.random.default_rng(0)
+    y = rng.choice(["spam", "ham", "eggs"], size=60).astype(object)
+    y[5] = "rare"
+    X = [f"{label} w{i}" for i, label in enumerate(y)]
+    clf = LLMClassifier(backend=KeywordBackend(), n_shots=n_shots,
+                        random_state=0).fit(X, y)
+    proba = clf.predict_proba(X[:3])
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0)
+    assert "rare" in clf.classes_

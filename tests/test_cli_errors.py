@@ -113,8 +113,8 @@ def test_labels_with_comma_fit_with_the_default_prompt(capsys, good, tmp_path):
     # 'fats, oils' used to stop fit: the default prompt now joins with '; '.
     model = str(tmp_path / "m.skops")
     assert cli.main(["fit", good, "--text-column", "desc", "--label-column",
-                     "goods", "--n-shots", "2", "--tiers", "ok=0.6", "--quiet",
-                     "-o", model]) == 0
+                     "goods", "--n-shots", "2", "--tiers", "ok=0.6",
+                     "--classifier", "llm", "--quiet", "-o", model]) == 0
     BACKEND.__dict__.pop("calls_", None)  # fit's calls were expected
     from sklearn_llmconf.persistence import load_model
 

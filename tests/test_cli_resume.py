@@ -38,7 +38,8 @@ def test_kill_then_rerun_writes_the_same_file(files, tmp_path):  # noqa: F811
     script.write_text(RUNNER)
     model = str(work / "m.skops")
     done = run(script, 0, "fit", lab, "--text-column", "body", "--label-column",
-               "kind", "--n-shots", "2", "--quiet", "-o", model)
+               "kind", "--n-shots", "2", "--classifier", "llm", "--quiet", "-o",
+               model)
     assert done.returncode == 0, done.stderr
     out, cache = str(work / "d.csv"), str(work / "d.sqlite")
     args = ["predict", model, new, "-o", out, "--cache", cache, "--chunk-size",

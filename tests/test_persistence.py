@@ -124,3 +124,39 @@ def test_a_gguf_with_one_byte_changed_is_refused(tmp_path):
     with pytest.raises(ModelFileError, match=r"model_sha256: certified '[0-9a-f]{8}"
                                              r".*void for another model"):
         load_model(path, backend_overrides={"model_path": str(b)})
+
+
+def test_a_hybrid_round_trip(tmp_path):
+    """The model file holds a hybrid: every LLM inside loses its backend for
+    the file, gets the rebuilt one on load, and the certificate still holds."""
+    import warnings
+
+    from sklearn_llmconf.hybrid import make_hybrid_classifier
+    from sklearn_llmconf.persistence import TRUSTED_TYPES
+    from sklearn_llmconf.routing import UncertifiedWarning
+
+    llm = LLMClassifier(backend=KeywordBackend(), n_shots=2, random_state=0)
+    model = make_hybrid_classifier(llm, embeddings=False, Cs=3, cv=3)
+    model.fit(X[:40], Y[:40])
+    router = ConfidenceRouter(FrozenEstimator(model), tiers=[("accept", 0.6)])
+    router.fit(X[40:], Y[40:])
+    path = tmp_path / "h.skops"
+    desc = save_model(path, router)
+    assert desc["estimator"] == "BlockStackingClassifier"
+    assert desc["backend"]["class"] == "KeywordBackend"
+    # the caller's model still has its backend after the file is written
+    scores = model.transformers_[-1][1][0]
+    assert isinstance(scores.estimator_.backend, KeywordBackend)
+    untrusted = set(sio.get_untrusted_types(file=path))
+    assert "sklearn_llmconf.hybrid._scores.LLMScores" in untrusted
+    assert untrusted <= set(TRUSTED_TYPES)
+    loaded, _, _ = load_model(path)
+    inner = loaded.estimator_.estimator.transformers_[-1][1][0]
+    assert isinstance(inner.estimator_.backend, KeywordBackend)
+    assert inner.estimator_.cache is None
+    new = [f"new text {i} spam" if i % 2 else f"hello {i}" for i in range(30)]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UncertifiedWarning)
+        np.testing.assert_array_equal(loaded.predict_proba(new),
+                                      router.predict_proba(new))
+        np.testing.assert_array_equal(loaded.route(new), router.route(new))

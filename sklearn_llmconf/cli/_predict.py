@@ -40,7 +40,8 @@ from ._common import (
     open_table,
 )
 
-__all__ = ["add_predict", "predict", "score_chunk"]
+__all__ = ["add_predict", "predict", "prepare_classifiers", "score_chunk",
+           "total_usage"]
 
 NOT_SCORED = "the backend could not score it (failed request or labels not observed)"
 
@@ -89,6 +90,29 @@ def score_chunk(router, X):
     return proba, tier, pred, ok, reasons
 
 
+def prepare_classifiers(router, cache, progress):
+    """Set the cache and progress of every fitted LLM in the router's model
+    (one, or a hybrid's), with fresh usage counters; return them."""
+    from .._persistence import llm_classifiers
+    from ..backends import Usage
+
+    clfs = [c for c in llm_classifiers(router.estimator_) if hasattr(c, "classes_")]
+    for clf in clfs:
+        clf.set_params(cache=cache, progress=progress)
+        clf.usage_ = Usage()  # this run only (fit's cost is in the model file)
+    return clfs
+
+
+def total_usage(clfs):
+    """The usage of this run, summed over the LLMs."""
+    from ..backends import Usage
+
+    total = Usage()
+    for clf in clfs:
+        total += clf.usage_
+    return total
+
+
 def _progress(total, quiet):
     if quiet:
         return None
@@ -103,7 +127,6 @@ def predict(args) -> int:
     """Check the model file and the input, then stream the decisions."""
     from .._archive import atomic_path
     from .._persistence import attach_backend, load_model
-    from ..backends._base import Usage
     from ._fit import as_X
 
     cache = args.cache or default_cache(args.model)
@@ -122,9 +145,7 @@ def predict(args) -> int:
     total = table.count(columns)  # every line decoded and checked first
     attach_backend(router, desc, overrides)  # nothing is sent unconfirmed
     check_cache(cache)
-    clf = router.estimator_.estimator
-    clf.set_params(cache=cache, progress=False)
-    clf.usage_ = Usage()  # this run only (fit's cost is in the model file)
+    clfs = prepare_classifiers(router, cache, progress=False)
     classes = [str(c) for c in router.classes_]
     tiers = [str(t) for t in router.tier_names_]
     header = ["id", "label", "probability"]
@@ -158,7 +179,7 @@ def predict(args) -> int:
     if bar is not None:
         bar.close()
     shares = ", ".join(f"{t} {n}" for t, n in counts.items())
-    u = clf.usage_
+    u = total_usage(clfs)
     print(f"{n_rows} rows: {shares}; {n_failed} failed. {u.calls} model calls, "
           f"{u.cache_hits} cache hits. Wrote {args.output}. Model file "
           f"signature: {extras['signature']}.", file=sys.stderr)

@@ -70,9 +70,8 @@ def _tiers_of(proba, thresholds):
 def _measured(args, router, desc):
     """Route the labelled rows: (y, labels, tiers) and the usage of the run."""
     from .._persistence import attach_backend
-    from ..backends._base import Usage
     from ._fit import as_X
-    from ._predict import score_chunk
+    from ._predict import prepare_classifiers, score_chunk, total_usage
 
     data = desc["data"]
     order = data["field_columns"] or data["text_columns"]
@@ -83,9 +82,7 @@ def _measured(args, router, desc):
     attach_backend(router, desc, overrides)  # nothing is sent unconfirmed
     cache = args.cache or default_cache(args.model)
     check_cache(cache)
-    clf = router.estimator_.estimator
-    clf.set_params(cache=cache, progress=not args.quiet)
-    clf.usage_ = Usage()
+    clfs = prepare_classifiers(router, cache, progress=not args.quiet)
     ys, labels, tiers = [], [], []
     names = router.tier_names_
     for chunk in table.chunks(columns, 1000, labels=data["label_column"]):
@@ -95,13 +92,14 @@ def _measured(args, router, desc):
         ys += [v[-1] for v in values]
         labels += [str(router.classes_[p]) if o else None for p, o in zip(pred, ok)]
         tiers += [str(names[t]) for t in tier]
-    return ys, labels, tiers, clf.usage_
+    return ys, labels, tiers, total_usage(clfs)
 
 
 def _sections(desc, extras, measured):
     """The page's sections: (heading, blocks), every value escaped later."""
     from ..routing import routing_report
     from . import _html
+    from ._audit import extra_sections
     from ._report_text import COLUMNS, certificate_rows
 
     cert, data, ident = desc["certificate"], desc["data"], desc["identity"]
@@ -144,6 +142,7 @@ def _sections(desc, extras, measured):
                         "at or above", "95% lower (at or above)"], rows)),
             ("p", f"This run: {usage.calls} model calls, {usage.cache_hits} cache "
                   f"hits, {usage.prompt_tokens} prompt tokens.")]))
+    sections += extra_sections(desc, extras, measured)
     u = desc.get("usage", {})
     sections.append(("Cost of fit", [("table", (
         ["model calls", "cache hits", "prompt tokens", "completion tokens",

@@ -7,16 +7,25 @@
   multinomial one on their out-of-fold log-probabilities).
 - :class:`BlockStackingClassifier`: that stacking for any blocks.
 - :class:`SentenceEmbedder`: sentence embeddings (extra ``embeddings``).
+- :class:`BestCandidateClassifier`, :func:`service_candidates`: candidates
+  (the calibrated LLM, the hybrid, ...) compared by cross-validated log
+  loss, the best kept (what ``sklearn-llmconf fit --model auto`` does).
+- :class:`JoinColumns`: several text columns as one text per row.
 """
 
 from ._embeddings import SentenceEmbedder
 from ._hybrid import make_hybrid_classifier
 from ._scores import LLMScores
+from ._select import BestCandidateClassifier, service_candidates
 from ._stacking import BlockStackingClassifier
+from ._text import JoinColumns
 
 __all__ = [
+    "BestCandidateClassifier",
     "BlockStackingClassifier",
+    "JoinColumns",
     "LLMScores",
     "SentenceEmbedder",
     "make_hybrid_classifier",
+    "service_candidates",
 ]

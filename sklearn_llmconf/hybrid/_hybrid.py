@@ -10,6 +10,7 @@ from sklearn.preprocessing import StandardScaler
 from ._embeddings import SentenceEmbedder, embeddings_available
 from ._scores import LLMScores
 from ._stacking import BlockStackingClassifier
+from ._text import JoinColumns
 
 __all__ = ["make_hybrid_classifier"]
 
@@ -21,8 +22,8 @@ def make_hybrid_classifier(llm=None, *, embeddings="auto", Cs=10, cv=5,
     The returned :class:`BlockStackingClassifier` is::
 
         BlockStackingClassifier(FeatureUnion(
-            tfidf: TfidfVectorizer(sublinear_tf=True),
-            embeddings: SentenceEmbedder(),        # when enabled
+            tfidf: JoinColumns() -> TfidfVectorizer(sublinear_tf=True),
+            embeddings: JoinColumns() -> SentenceEmbedder(),  # when enabled
             llm: LLMScores(llm) -> StandardScaler()))
 
     that is, a logistic regression per block with its own ``C`` (chosen by
@@ -42,8 +43,11 @@ def make_hybrid_classifier(llm=None, *, embeddings="auto", Cs=10, cv=5,
     :class:`~sklearn.model_selection.GridSearchCV` (e.g. over ``Cs`` or
     ``features__llm__llmscores__estimator__n_shots``) and
     :func:`~sklearn.model_selection.cross_val_score` work as with any other.
-    1-D text input only (for several columns build the blocks with a
-    :class:`~sklearn.compose.ColumnTransformer` each).
+    X is 1-D texts, or several text columns (a 2-D array, a list of tuples,
+    a DataFrame) filling the LLM prompt's named fields exactly as
+    :class:`~sklearn_llmconf.LLMClassifier` takes them; the TF-IDF and
+    embedding blocks read each row's columns joined by a line break
+    (:class:`JoinColumns`).
 
     Cost: ``fit`` scores every training text once (model calls, through the
     LLM's ``cache``; the stacking folds reuse those scores), ``predict*``
@@ -72,11 +76,12 @@ def make_hybrid_classifier(llm=None, *, embeddings="auto", Cs=10, cv=5,
     -------
     model : BlockStackingClassifier
     """
-    blocks = [("tfidf", TfidfVectorizer(sublinear_tf=True))]
+    blocks = [("tfidf", make_pipeline(JoinColumns(),
+                                      TfidfVectorizer(sublinear_tf=True)))]
     if isinstance(embeddings, BaseEstimator):
-        blocks.append(("embeddings", embeddings))
+        blocks.append(("embeddings", make_pipeline(JoinColumns(), embeddings)))
     elif embeddings is True or (embeddings == "auto" and embeddings_available()):
-        blocks.append(("embeddings", SentenceEmbedder()))
+        blocks.append(("embeddings", make_pipeline(JoinColumns(), SentenceEmbedder())))
     elif embeddings not in (False, "auto"):
         raise ValueError(
             f"embeddings must be True, False, 'auto' or a transformer; got "

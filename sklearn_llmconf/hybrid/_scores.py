@@ -7,7 +7,10 @@ The flow of :class:`LLMScores` (``fit_transform`` on labelled texts)::
     texts not in D0  --> scored with P0 (the prompt the test texts get)
     texts in D0      --> scored with P1: the same classifier fitted on the
                          texts not in D0, so its demonstrations D1 are other
-                         texts (one extra shared prompt prefix)
+                         texts (one extra shared prompt prefix); P1 offers
+                         every class of P0, also a rare class whose only
+                         texts are in D0 (a label without demonstration in
+                         P1), so a class of one labelled text works
     test texts (transform) --> scored with P0
 
 so no training text's feature comes from a prompt that shows it as a
@@ -32,6 +35,7 @@ from sklearn.utils.validation import check_is_fitted
 from .._classifier import LLMClassifier
 from .._input import rows_from_X
 from ..prompts._text import normalize_text
+from ..scoring import predict_with_failures
 from ..utils._sklearn_compat import Interval, _fit_context, _safe_indexing
 
 __all__ = ["LLMScores"]
@@ -89,8 +93,11 @@ class LLMScores(TransformerMixin, BaseEstimator):
         Fitted on all training texts: the prompt of ``transform``.
     swap_estimator_ : LLMClassifier or None
         Fitted on the training texts that are not demonstrations of
-        ``estimator_``; scores those demonstrations in ``fit_transform``.
-        None when ``estimator_`` has no fixed demonstrations.
+        ``estimator_`` (with the same ``classes_``: a class whose only texts
+        are demonstrations is offered without a demonstration; when every
+        text is a demonstration, zero-shot); scores those demonstrations in
+        ``fit_transform``. None when ``estimator_`` has no fixed
+        demonstrations.
     demo_mask_ : ndarray of bool of shape (n_samples,)
         Training rows that are (duplicates of) a demonstration of
         ``estimator_``.
@@ -154,17 +161,17 @@ class LLMScores(TransformerMixin, BaseEstimator):
         self.demo_mask_ = self._demo_mask(X)
         self.swap_estimator_ = None
         if self.demo_mask_.any():
+            # The swap prompt offers every class, also one whose only texts
+            # are demonstrations of estimator_: it is a label without a
+            # demonstration there (zero-shot for that class), never a leak.
             rest = np.flatnonzero(~self.demo_mask_)
-            y_rest = _safe_indexing(np.asarray(y), rest)
-            missing = np.setdiff1d(self.classes_, y_rest)
-            if len(missing):
-                raise ValueError(
-                    f"LLMScores needs two distinct training texts of every class "
-                    f"(one to show as a demonstration, one to score), but class "
-                    f"{missing[0]!r} has only one; pass more labelled texts."
-                )
-            self.swap_estimator_ = clone(self.estimator_).fit(
-                _safe_indexing(X, rest), y_rest
+            swap = clone(self.estimator_)
+            if not len(rest):  # every text is a demonstration: no shots left
+                rest = np.flatnonzero(self.demo_mask_)
+                swap.set_params(n_shots=0)
+            self.swap_estimator_ = swap.fit(
+                _safe_indexing(X, rest), _safe_indexing(np.asarray(y), rest),
+                classes=self.classes_,
             )
         return self
 
@@ -211,6 +218,15 @@ class LLMScores(TransformerMixin, BaseEstimator):
         """
         check_is_fitted(self)
         return self._features(self.estimator_, X)
+
+    def _transform_with_failures(self, X):
+        """:meth:`transform`, the failed rows and their reasons (see
+        :func:`~sklearn_llmconf.scoring.predict_with_failures`)."""
+        check_is_fitted(self)
+        scores, failed, reasons = predict_with_failures(
+            self.estimator_, X, "decision_function")
+        scores = np.asarray(scores, dtype=float).reshape(len(scores), -1)
+        return np.clip(scores, -self.clip, self.clip), failed, reasons
 
     def _features(self, estimator, X) -> np.ndarray:
         scores = np.asarray(estimator.decision_function(X), dtype=float)

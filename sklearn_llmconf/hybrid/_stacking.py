@@ -22,10 +22,24 @@ fold, i.e. re-prompts the LLM with other demonstrations per fold, and stacks
 probabilities rather than log-probabilities.) The unsupervised part of a
 block fitted on all texts (TF-IDF's vocabulary and idf) is shared by the
 folds; the supervised parts (the LLM's scores, the regressions) are not.
+
+Rare classes: an int ``cv`` is a :class:`~sklearn.model_selection.StratifiedKFold`
+with ``min(cv, size of the largest class)`` folds, computed once and shared
+by every regression. A class with fewer texts than folds is in some folds'
+held-out part only, never in their training part (whatever the number of
+folds, a class of one text is); such a fold's regression gives the class the
+probability of a class seen 0 times among the fold's ``m`` training texts
+with add-one smoothing, ``1 / (m + n_classes)``, instead of 0, so the
+out-of-fold log-probabilities stay finite and the stacked model still learns
+the class from the blocks it was seen in. Keeping all folds for the other
+classes was chosen over fewer folds for every class: with 300 labels over 21
+classes the rarest class often has one text, and two folds would halve every
+other class's training part.
 """
 
 from __future__ import annotations
 
+import warnings
 from numbers import Integral
 
 import numpy as np
@@ -33,13 +47,19 @@ import scipy.sparse as sp
 from sklearn.base import BaseEstimator, ClassifierMixin, clone
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import log_loss
-from sklearn.model_selection import check_cv, cross_val_predict
-from sklearn.pipeline import FeatureUnion
+from sklearn.model_selection import StratifiedKFold, check_cv
+from sklearn.pipeline import FeatureUnion, Pipeline
 from sklearn.preprocessing import LabelEncoder
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted
 
-from ..utils._sklearn_compat import Interval, _fit_context, _num_samples
+from ..utils._sklearn_compat import (
+    Interval,
+    _fit_context,
+    _num_samples,
+    _safe_indexing,
+)
+from ..utils._warn import warn_external
 from ._logistic import logistic_cv
 
 __all__ = ["BlockStackingClassifier"]
@@ -61,6 +81,102 @@ def _log_features(proba: np.ndarray) -> np.ndarray:
     if logp.shape[1] == 2:
         return logp[:, 1:] - logp[:, :1]
     return logp - logp.mean(axis=1, keepdims=True)
+
+
+def stratified_folds(cv, y_idx, random_state=None) -> list:
+    """The (train, test) folds of ``cv`` for labels ``y_idx``, computed once.
+
+    An int: stratified folds, at most as many as the largest class has texts
+    (a class with fewer texts than folds is in the held-out part of some
+    folds only; see the module docstring).
+    """
+    if isinstance(cv, Integral):
+        counts = np.unique(y_idx, return_counts=True)[1]
+        n_splits = int(min(cv, counts.max()))
+        if n_splits < 2:
+            raise ValueError(
+                f"cv={cv} needs two texts of some class; every class has one. "
+                "Label more texts."
+            )
+        cv = StratifiedKFold(n_splits=n_splits, shuffle=random_state is not None,
+                             random_state=random_state)
+    cv = check_cv(cv, y_idx, classifier=True)
+    with warnings.catch_warnings():
+        # "The least populated class in y has only 1 members": handled here
+        warnings.filterwarnings("ignore", message="The least populated class",
+                                category=UserWarning)
+        return list(cv.split(np.zeros((len(y_idx), 1)), y_idx))
+
+
+def out_of_fold_proba(model, X, y, folds, classes) -> np.ndarray:
+    """Out-of-fold probabilities of ``model`` (cloned per fold), columns ``classes``.
+
+    A class missing from a fold's training part gets ``1 / (m + n_classes)``
+    (``m`` training rows; add-one smoothing of a count of 0) and the row is
+    renormalised, so no out-of-fold probability is 0. A row the fold's model
+    could not score (non-finite) stays NaN.
+
+    Parameters
+    ----------
+    model : classifier with ``predict_proba``
+    X : array-like, sparse matrix or sequence of texts
+    y : ndarray of shape (n_samples,)
+    folds : list of (train, test) index arrays
+    classes : ndarray of shape (n_classes,)
+        Sorted; every value of ``y`` is one of them.
+
+    Returns
+    -------
+    proba : ndarray of shape (n_samples, n_classes)
+    """
+    n_classes = len(classes)
+    oof = np.zeros((_num_samples(X), n_classes))
+    for train, test in folds:
+        y_train = y[train]
+        seen = np.unique(y_train)
+        if len(seen) < 2:  # one class only in this fold's training part
+            proba = np.ones((len(test), 1))
+        else:
+            fitted = clone(model).fit(_safe_indexing(X, train), y_train)
+            seen = np.asarray(fitted.classes_)
+            proba = np.asarray(fitted.predict_proba(_safe_indexing(X, test)),
+                               dtype=float)
+        floor = 1.0 / (len(train) + n_classes)
+        rows = np.full((len(test), n_classes), floor)
+        rows[:, np.searchsorted(classes, seen)] = (
+            proba * (1.0 - floor * (n_classes - len(seen))))
+        oof[test] = rows
+    return oof
+
+
+def _transform_with_failures(transformer, X):
+    """A block's features with its failed rows and their reasons.
+
+    A transformer that knows its failed rows (``LLMScores``) says so through
+    ``_transform_with_failures``; a :class:`~sklearn.pipeline.Pipeline` passes
+    its first step's on. Otherwise no row failed and none has a reason.
+    """
+    own = getattr(transformer, "_transform_with_failures", None)
+    if own is not None:
+        return own(X)
+    if isinstance(transformer, Pipeline):
+        F, failed, reasons = _transform_with_failures(transformer[0], X)
+        if len(transformer) > 1:
+            F = transformer[1:].transform(F)
+        return F, failed, reasons
+    F = transformer.transform(X)
+    n = _num_samples(F)
+    return F, np.zeros(n, dtype=bool), [None] * n
+
+
+def _finite_rows(blocks) -> np.ndarray:
+    """Rows whose features are finite in every (dense) block."""
+    finite = None
+    for F in blocks:
+        ok = (np.ones(F.shape[0], dtype=bool) if sp.issparse(F)
+              else np.isfinite(np.asarray(F, dtype=float)).all(axis=1))
+        finite = ok if finite is None else finite & ok
+    return finite
 
 
 def _best_cv_score(model) -> float:
@@ -115,7 +231,9 @@ class BlockStackingClassifier(ClassifierMixin, BaseEstimator):
         Candidate strengths of the final model.
     cv : int or cross-validation generator, default=5
         Folds for every ``C`` choice and for the out-of-fold probabilities
-        (an int: :class:`~sklearn.model_selection.StratifiedKFold`).
+        (an int: :class:`~sklearn.model_selection.StratifiedKFold` with at
+        most as many folds as the largest class has texts; a class with fewer
+        texts than folds is handled as the module docstring says).
     max_iter : int, default=2000
         Iterations of each logistic regression.
 
@@ -143,6 +261,9 @@ class BlockStackingClassifier(ClassifierMixin, BaseEstimator):
         Columns of the input, where the first block records them.
     feature_names_in_ : ndarray of str
         Column names of a DataFrame input, where the first block records them.
+    n_failed_train_ : int
+        Training texts left out of the stacking because a block could not
+        score them (non-finite features). ``predict*`` gives such a row NaN.
 
     Examples
     --------
@@ -182,6 +303,20 @@ class BlockStackingClassifier(ClassifierMixin, BaseEstimator):
         return logistic_cv(Cs=Cs, cv=cv, scoring="neg_log_loss",
                            max_iter=self.max_iter)
 
+    def _fit_lr_cv(self, Cs, cv, F, y):
+        """A fitted LogisticRegressionCV whose arrays have canonical strides.
+
+        ``scores_`` and ``coefs_paths_`` come out as views with unusual
+        strides; a saved and loaded copy has plain ones, and the router's
+        certificate hashes them: copies keep a loaded model's certificate
+        identical to the fitted one's.
+        """
+        model = self._lr_cv(Cs, cv).fit(F, y)
+        for name, value in vars(model).items():
+            if isinstance(value, np.ndarray):
+                setattr(model, name, np.array(value, order="C"))
+        return model
+
     @_fit_context(prefer_skip_nested_validation=False)
     def fit(self, X, y):
         """Fit the blocks once, their models, and the stacking model.
@@ -208,7 +343,6 @@ class BlockStackingClassifier(ClassifierMixin, BaseEstimator):
             raise ValueError("BlockStackingClassifier needs at least two classes; "
                              "got 1 class.")
         y_idx = encoder.transform(y)
-        cv = check_cv(self.cv, y_idx, classifier=True)
         blocks = [(name, clone(t)) for name, t in self.features.transformer_list
                   if not (isinstance(t, str) and t == "drop")]
         if not blocks:
@@ -221,16 +355,29 @@ class BlockStackingClassifier(ClassifierMixin, BaseEstimator):
         for name, transformer in blocks:
             features[name] = transformer.fit_transform(X, y)
             self.transformers_.append((name, transformer))
+        finite = _finite_rows(features.values())
+        self.n_failed_train_ = int((~finite).sum())
+        if self.n_failed_train_:
+            if not finite.any():
+                raise ValueError("No training text could be scored by every block.")
+            warn_external(
+                f"{self.n_failed_train_} of {len(finite)} training texts could "
+                "not be scored by every block (non-finite features, e.g. a failed "
+                "model call with on_error='nan'); the stacking leaves them out."
+            )
+            features = {n: F[finite] for n, F in features.items()}
+            y_idx = y_idx[finite]
+        cv = stratified_folds(self.cv, y_idx)
         if self.joint and len(features) > 1:
             if JOINT in features:
                 raise ValueError(f"with joint=True no block may be named {JOINT!r}.")
             features[JOINT] = _hstack(list(features.values()))
         for name, F in features.items():
-            model = self._lr_cv(self.Cs, cv).fit(F, y_idx)
+            model = self._fit_lr_cv(self.Cs, cv, F, y_idx)
             C = float(np.ravel(model.C_)[0])
-            oof = cross_val_predict(
-                LogisticRegression(C=C, max_iter=self.max_iter), F, y_idx,
-                cv=cv, method="predict_proba")
+            oof = out_of_fold_proba(
+                LogisticRegression(C=C, max_iter=self.max_iter), F, y_idx, cv,
+                labels)
             self.block_estimators_.append((name, model))
             self.block_cv_log_loss_[name] = float(log_loss(y_idx, oof, labels=labels))
             stacked[name] = _log_features(oof)
@@ -242,7 +389,7 @@ class BlockStackingClassifier(ClassifierMixin, BaseEstimator):
         candidates = singles + [list(stacked)]
         for names in candidates:
             Z = np.hstack([stacked[n] for n in names])
-            final = self._lr_cv(self.final_Cs, cv).fit(Z, y_idx)
+            final = self._fit_lr_cv(self.final_Cs, cv, Z, y_idx)
             score = _best_cv_score(final)
             if score > best[0]:
                 best = (score, names, final)
@@ -257,24 +404,52 @@ class BlockStackingClassifier(ClassifierMixin, BaseEstimator):
         return self
 
     def _final(self, X, method):
+        """``method``'s output; rows a block could not score are NaN."""
+        return self._predict_with_failures(X, method)[0]
+
+    def _predict_with_failures(self, X, method):
+        """Output of ``method``, the failed rows and their reasons.
+
+        A row whose features are not finite in a block the kept candidate
+        uses (the LLM block of a text the model could not score, with the
+        LLM's ``on_error="nan"``) gets NaN outputs and is failed; see
+        :func:`~sklearn_llmconf.scoring.predict_with_failures`.
+        """
         check_is_fitted(self)
         needed = set(self.final_blocks_)
         if JOINT in needed:
             needed.update(name for name, _ in self.transformers_)
-        features = {name: transformer.transform(X)
-                    for name, transformer in self.transformers_ if name in needed}
+        features, ok, reasons = {}, None, None
+        for name, transformer in self.transformers_:
+            if name in needed:
+                F, failed, why = _transform_with_failures(transformer, X)
+                features[name] = F
+                ok = ~failed if ok is None else ok & ~failed
+                reasons = why if reasons is None else [
+                    a if a is not None else b for a, b in zip(reasons, why)]
         if JOINT in needed:
             features[JOINT] = _hstack([features[n] for n, _ in self.transformers_])
+        ok &= _finite_rows(features.values())
+        features = {n: F[ok] for n, F in features.items()}
         models = dict(self.block_estimators_)
         if self.final_estimator_ is None:  # one block's model as it is
             name = self.final_blocks_[0]
             if method == "decision_function":
                 logp = models[name].predict_log_proba(features[name])
-                return logp[:, 1] - logp[:, 0] if logp.shape[1] == 2 else logp
-            return getattr(models[name], method)(features[name])
-        Z = np.hstack([_log_features(models[name].predict_proba(features[name]))
-                       for name in self.final_blocks_])
-        return getattr(self.final_estimator_, method)(Z)
+                good = logp[:, 1] - logp[:, 0] if logp.shape[1] == 2 else logp
+            else:
+                good = getattr(models[name], method)(features[name])
+        else:
+            Z = np.hstack([_log_features(models[n].predict_proba(features[n]))
+                           for n in self.final_blocks_])
+            good = getattr(self.final_estimator_, method)(Z)
+        good = np.asarray(good, dtype=float)
+        out = np.full((len(ok), *good.shape[1:]), np.nan)
+        out[ok] = good
+        failed = ~ok
+        reasons = [(r or "a block could not score it (non-finite features)")
+                   if f else r for f, r in zip(failed, reasons)]
+        return out, failed, reasons
 
     def predict_proba(self, X):
         """Class probabilities, columns in ``classes_`` order.

@@ -70,3 +70,103 @@ def test_confidence_router_over_the_hybrid():
 def test_bad_embeddings_argument():
     with pytest.raises(ValueError, match="embeddings must be"):
         make_hybrid_classifier(embeddings="yes")
+
+
+def _rare_data(n=60, seed=0):
+    """Three classes KeywordBackend can read, and ``rare`` with one text."""
+    rng = np.random.default_rng(seed)
+    y = rng.choice(["spam", "ham", "eggs"], size=n).astype(object)
+    y[0] = "rare"
+    X = np.array([f"{label} word{i} {rng.choice(['a', 'b', 'c'])}"
+                  for i, label in enumerate(y)], dtype=object)
+    return X, y
+
+
+@pytest.mark.parametrize("n_shots", [4, 16])
+def test_a_class_of_one_labelled_text(n_shots):
+    """The rare class is a demonstration of the fitted prompt: it still fits."""
+    import warnings
+
+    X, y = _rare_data()
+    llm = LLMClassifier(backend=KeywordBackend(), n_shots=n_shots, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no fold warning leaks out either
+        model = make_hybrid_classifier(llm, embeddings=False).fit(X, y)
+    np.testing.assert_array_equal(model.classes_, ["eggs", "ham", "rare", "spam"])
+    scores = model.transformers_[1][1].steps[0][1]
+    assert scores.demo_mask_[0]  # the only 'rare' text is a demonstration
+    swap = scores.swap_estimator_
+    np.testing.assert_array_equal(swap.classes_, model.classes_)
+    assert all(not text.startswith("rare") for (text,), _ in swap.demos_)
+    proba = model.predict_proba(["rare word", "spam spam", "ham"])
+    assert proba.shape == (3, 4)
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0)
+    assert np.isfinite(model.final_cv_log_loss_)
+
+
+def test_every_training_text_a_demonstration():
+    """n_shots >= the texts: the demonstrations are scored zero-shot."""
+    X = np.array(["spam a", "ham b", "eggs c", "spam d"], dtype=object)
+    y = np.array(["spam", "ham", "eggs", "spam"], dtype=object)
+    scores = LLMScores(LLMClassifier(backend=KeywordBackend(), n_shots=8))
+    F = scores.fit_transform(X, y)
+    assert scores.demo_mask_.all() and scores.swap_estimator_.demos_ == []
+    assert F.shape == (4, 3) and np.isfinite(F).all()
+
+
+@pytest.mark.parametrize("container", ["tuples", "array", "dataframe"])
+def test_several_text_columns(container):
+    """The LLM fills its named fields; TF-IDF reads the joined columns."""
+    from sklearn_llmconf import PromptTemplate
+
+    X1, y = _data(60)
+    subjects = [f"re {i % 4}" for i in range(len(y))]
+    rows = list(zip(subjects, X1))
+    if container == "array":
+        X = np.array(rows, dtype=object)
+    elif container == "dataframe":
+        pd = pytest.importorskip("pandas")
+        X = pd.DataFrame(rows, columns=["subject", "body"])
+    else:
+        X = rows
+    prompt = PromptTemplate("Classify.\nSubject: {subject}\nBody: {body}\n"
+                            "Labels: {labels}\nAnswer:")
+    llm = LLMClassifier(prompt, backend=KeywordBackend(), n_shots=4, random_state=0)
+    model = make_hybrid_classifier(llm, embeddings=False, Cs=4, cv=3).fit(X, y)
+    proba = model.predict_proba(X[:5] if container != "dataframe" else X.iloc[:5])
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0)
+    scores = model.transformers_[1][1].steps[0][1]
+    assert scores.estimator_.prompt_template_.fields == ("subject", "body")
+    tfidf = model.transformers_[0][1][-1]
+    assert {"re", "offer", "lunch"} <= set(tfidf.vocabulary_)
+    assert model.score(X, y) > 0.9
+
+
+def test_a_row_the_llm_cannot_score_fails_with_its_reason():
+    from sklearn_llmconf.scoring import predict_with_failures
+
+    X, y = _data()
+    llm = LLMClassifier(backend=KeywordBackend(fail_on="BROKEN"), n_shots=4,
+                        on_error="nan", random_state=0)
+    model = make_hybrid_classifier(llm, embeddings=False, Cs=4, cv=3).fit(X, y)
+    assert model.n_failed_train_ == 0
+    proba, failed, reasons = predict_with_failures(
+        model, ["spam offer", "BROKEN ham lunch", "ham lunch"], "predict_proba")
+    assert "llm" in model.final_blocks_
+    np.testing.assert_array_equal(failed, [False, True, False])
+    assert np.isnan(proba[1]).all()
+    np.testing.assert_allclose(proba[[0, 2]].sum(axis=1), 1.0)
+    assert reasons == [None, "injected failure", None]  # KeywordBackend's reason
+
+
+def test_training_rows_the_llm_cannot_score_are_left_out_with_a_warning():
+    X, y = _data()
+    X = X.copy()
+    X[[10, 30]] = [f"BROKEN {x}" for x in X[[10, 30]]]
+    llm = LLMClassifier(backend=KeywordBackend(fail_on="BROKEN"), n_shots=4,
+                        on_error="nan", random_state=0)
+    with pytest.warns(UserWarning, match="2 of 80 training texts could not be "
+                      "scored by every block"):
+        model = make_hybrid_classifier(llm, embeddings=False, Cs=4, cv=3).fit(X, y)
+    assert model.n_failed_train_ == 2
+    np.testing.assert_allclose(model.predict_proba(X[:3]).sum(axis=1), 1.0)

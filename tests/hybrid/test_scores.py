@@ -153,13 +153,20 @@ def test_failure_policy_is_the_classifiers():
     np.testing.assert_array_equal(feats[[7, 20], 0], 0.0)
 
 
-def test_a_class_with_a_single_text_is_refused_with_a_reason():
+def test_a_class_with_a_single_text_is_scored_by_a_prompt_not_showing_it():
     X, y = _texts(20)
     X = np.append(X, "lonely zq999")
     y = np.append(y, "only")
     clf = LLMClassifier(backend=KeywordBackend(), n_shots=3, random_state=0)
-    with pytest.raises(ValueError, match="class 'only' has only one"):
-        LLMScores(clf).fit_transform(X, y)
+    scores = LLMScores(clf)
+    feats = scores.fit_transform(X, y)
+    assert scores.demo_mask_[-1]  # its one text is a demonstration of P0
+    swap = scores.swap_estimator_
+    np.testing.assert_array_equal(swap.classes_, scores.classes_)
+    assert "only" in scores.classes_
+    assert all("zq999" not in " ".join(d) for d, _ in swap.demos_)
+    assert "zq999" not in swap.prompt_template_.template
+    assert np.isfinite(feats).all() and feats.shape == (21, len(scores.classes_))
 
 
 def test_in_a_feature_union_and_pipeline():

@@ -133,3 +133,32 @@ def test_the_hybrid_scores_each_training_text_once():
     model.predict_proba(X[:10])
     calls_after = sum(len(c) for c in scores.estimator_.backend.calls_)
     assert calls_after == len(X) - scores.demo_mask_.sum() + 10
+
+
+def test_rare_class_folds_have_no_zero_probability():
+    """A class of one text: finite out-of-fold log loss, no fold warning."""
+    import warnings
+
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.pipeline import make_union
+
+    rng = np.random.default_rng(0)
+    y = rng.choice(["a", "b", "c"], size=40).astype(object)
+    y[3] = "z"
+    X = [f"{label} {label}{i % 3} filler" for i, label in enumerate(y)]
+    model = BlockStackingClassifier(make_union(TfidfVectorizer()), Cs=3, cv=5)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        model.fit(X, y)
+    np.testing.assert_array_equal(model.classes_, ["a", "b", "c", "z"])
+    assert all(np.isfinite(v) for v in model.block_cv_log_loss_.values())
+    np.testing.assert_allclose(model.predict_proba(X[:4]).sum(axis=1), 1.0)
+
+
+def test_every_class_of_one_text_is_refused():
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.pipeline import make_union
+
+    model = BlockStackingClassifier(make_union(TfidfVectorizer()), cv=5)
+    with pytest.raises(ValueError, match="cv=5 needs two texts of some class"):
+        model.fit(["alpha xx", "beta yy", "gamma zz"], ["a", "b", "c"])
