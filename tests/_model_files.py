@@ -12,7 +12,8 @@ def fit_keyword_model(tmp_path, lab, name="m.skops"):
     """``sklearn-llmconf fit`` on the keyword backend (patched by the caller)."""
     model = str(tmp_path / name)
     assert cli.main(["fit", lab, "--text-column", "body", "--label-column", "kind",
-                     "--n-shots", "2", "--tiers", "accept=0.9,review=0.7",
+                     "--n-shots", "2", "--classifier", "llm",
+                     "--tiers", "accept=0.9,review=0.7",
                      "--quiet", "-o", model]) == 0
     return model
 

@@ -169,6 +169,17 @@ def _transform_with_failures(transformer, X):
     return F, np.zeros(n, dtype=bool), [None] * n
 
 
+def _check_finite_input(X) -> None:
+    """Refuse numeric input holding NaN or inf, as scikit-learn's estimators do.
+
+    Text input is not numbers; a text an LLM block cannot score gives NaN
+    features, which ``fit`` leaves out and ``predict*`` reports as failed.
+    """
+    values = np.asarray(X.tocoo().data) if sp.issparse(X) else np.asarray(X)
+    if values.dtype.kind in "fc" and not np.isfinite(values).all():
+        raise ValueError("Input X contains NaN or infinity.")
+
+
 def _finite_rows(blocks) -> np.ndarray:
     """Rows whose features are finite in every (dense) block."""
     finite = None
@@ -337,6 +348,7 @@ class BlockStackingClassifier(ClassifierMixin, BaseEstimator):
         check_classification_targets(y)
         if _num_samples(X) != len(y):
             raise ValueError(f"X has {_num_samples(X)} rows but y has {len(y)}.")
+        _check_finite_input(X)
         encoder = LabelEncoder().fit(y)
         self.classes_ = encoder.classes_
         if len(self.classes_) < 2:
@@ -353,7 +365,8 @@ class BlockStackingClassifier(ClassifierMixin, BaseEstimator):
         labels = np.arange(len(self.classes_))
         features = {}
         for name, transformer in blocks:
-            features[name] = transformer.fit_transform(X, y)
+            F = transformer.fit_transform(X, y)
+            features[name] = F if sp.issparse(F) else np.asarray(F)
             self.transformers_.append((name, transformer))
         finite = _finite_rows(features.values())
         self.n_failed_train_ = int((~finite).sum())
@@ -416,6 +429,7 @@ class BlockStackingClassifier(ClassifierMixin, BaseEstimator):
         :func:`~sklearn_llmconf.scoring.predict_with_failures`.
         """
         check_is_fitted(self)
+        _check_finite_input(X)
         needed = set(self.final_blocks_)
         if JOINT in needed:
             needed.update(name for name, _ in self.transformers_)
@@ -423,7 +437,7 @@ class BlockStackingClassifier(ClassifierMixin, BaseEstimator):
         for name, transformer in self.transformers_:
             if name in needed:
                 F, failed, why = _transform_with_failures(transformer, X)
-                features[name] = F
+                features[name] = F if sp.issparse(F) else np.asarray(F)
                 ok = ~failed if ok is None else ok & ~failed
                 reasons = why if reasons is None else [
                     a if a is not None else b for a, b in zip(reasons, why)]
