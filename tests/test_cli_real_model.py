@@ -132,8 +132,9 @@ def test_fit_predict_report_on_a_llama_cpp_server(user_files, llama_server):  # 
                     "--tiers", "auto=0.8", "--classifier", "llm", "--quiet",
                     "-o", model)
     out = str(tmp / "server.csv")
+    # the user confirms the server (a model file never chooses it, issue 38)
     done = sklearn_llmconf("predict", model, new, "-o", out, "--quiet",
-                           check=False)
+                           "--base-url", llama_server, "--no-api-key", check=False)
     assert done.returncode in (0, 1), done.stderr
     rows = read(out)
     assert len(rows) == 25 and {r[3] for r in rows[1:]} <= {"auto", "escalate"}
@@ -186,6 +187,6 @@ def test_fit_predict_report_with_the_hybrid_kept(user_files):
     html = str(tmp / "hybrid.html")
     sklearn_llmconf("report", model, new, "-o", html, "--quiet")
     page = open(html, encoding="utf-8").read()
-    assert "<b>hybrid</b>" in page and "Measured on 24 labelled rows" in page
+    assert "certified: hybrid." in page and "Measured on 24 labelled rows" in page
     assert "Does the measured precision contradict the certificate?" in page
     assert f"This run: 0 model calls, {calls} cache hits" in page
