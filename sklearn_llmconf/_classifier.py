@@ -143,6 +143,15 @@ class LLMClassifier(ClassifierMixin, BaseEstimator):
     ``calibration=None`` (or ``"batch"``), ``fit`` makes no model call;
     ``"contextual"`` makes 3.
 
+    Parameters that moved (``verbalizer`` and ``demo_max_chars`` to
+    :class:`~sklearn_llmconf.PromptTemplate`; ``demo_embedder`` to
+    :class:`~sklearn_llmconf.prompts.SimilarDemos`; ``prior_correction`` and
+    ``max_calibration_samples`` to
+    :class:`~sklearn_llmconf.calibration.InFitCalibration`; ``n_samples``,
+    ``sampling_temperature``, ``smoothing`` and ``max_new_tokens`` to the
+    strategy objects) are still accepted as keywords for one release, with a
+    ``FutureWarning``, and put where they now live.
+
     Parameters
     ----------
     prompt : str or PromptTemplate, default=None
@@ -257,15 +266,6 @@ class LLMClassifier(ClassifierMixin, BaseEstimator):
         log-probs when the backend exposes them, else consistency when it can
         sample, else verbalized. See :mod:`sklearn_llmconf.scoring._strategies`
         for the exact formulas.
-
-    Parameters that moved (``verbalizer`` and ``demo_max_chars`` to
-    :class:`~sklearn_llmconf.PromptTemplate`; ``demo_embedder`` to
-    :class:`~sklearn_llmconf.prompts.SimilarDemos`; ``prior_correction`` and
-    ``max_calibration_samples`` to
-    :class:`~sklearn_llmconf.calibration.InFitCalibration`; ``n_samples``,
-    ``sampling_temperature``, ``smoothing`` and ``max_new_tokens`` to the
-    strategy objects) are still accepted as keywords for one release, with a
-    ``FutureWarning``, and put where they now live.
 
     Attributes
     ----------
