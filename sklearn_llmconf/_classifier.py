@@ -578,6 +578,38 @@ class LLMClassifier(ClassifierMixin, BaseEstimator):
 
             self._default_backend = LlamaCppBackend()
 
+    def get_backend(self):
+        """The backend this classifier scores with.
+
+        ``backend`` when one is set (read at every scoring call, so a backend
+        set after ``fit`` is the one returned), otherwise the embedded default
+        that ``fit`` built and keeps (a fresh one before ``fit``).
+
+        Returns
+        -------
+        backend : BaseBackend
+        """
+        return self._get_backend()
+
+    def render_prompts(self, X) -> list[str]:
+        """The prompt text the classifier sends for each row of X.
+
+        What the model reads: the instructions, the row's demonstrations
+        (the same for every row unless ``demo_selection`` picks them per
+        row) and the row's fields. No model call.
+
+        Parameters
+        ----------
+        X : sequence of str of shape (n_samples,) or array-like of shape \
+                (n_samples, n_columns)
+
+        Returns
+        -------
+        prompts : list of str of length n_samples
+        """
+        check_is_fitted(self)
+        return [p.text for p in self._render(self._validate_rows(X, reset=False))]
+
     def _get_backend(self):
         if self.backend is not None:
             return self.backend

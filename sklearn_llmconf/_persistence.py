@@ -476,7 +476,7 @@ def save_model(path, router, *, certification_proba=None, certification_y=None,
     from sklearn.frozen import FrozenEstimator
 
     clf = _classifier_of(router)
-    backend = clf._get_backend()
+    backend = clf.get_backend()
     template = clf.prompt_template_
     kept = _kept_estimator(router)
     description = {

@@ -88,13 +88,16 @@ def test_stratified_demos_are_balanced_and_seeded():
 
 def test_demos_appear_in_prompt_before_query_and_prefix_is_shared():
     clf = make_clf(n_shots=2, random_state=0).fit(X_BIN, Y_BIN)
-    prompts = clf._render([("first",), ("second",)])
+    prompts = clf.render_prompts(["first", "second"])
     (d0, w0), (d1, w1) = clf.demos_
-    text = prompts[0].text
+    text = prompts[0]
     assert text.index(d0[0]) < text.index(d1[0]) < text.index("Text: first")
     assert f"Text: {d0[0]}\nAnswer: {w0}\n\n" in text
     head = text[: text.index("Text: first")]
-    assert prompts[1].text.startswith(head)
+    assert prompts[1].startswith(head)
+    assert prompts == [p.text for p in clf._render([("first",), ("second",)])]
+    with pytest.raises(ValueError, match="row 1"):
+        clf.render_prompts(["first", None])
 
 
 def test_similar_demos_never_include_the_query_itself():
@@ -227,10 +230,13 @@ def test_clone_and_pickle_roundtrip_give_identical_probabilities():
 def test_default_backend_is_built_in_fit_and_kept():
     # No model call: zero-shot, no calibration, only the backend objects.
     clf = LLMClassifier(n_shots=0, calibration=None)
-    assert clf._get_backend() is not clf._get_backend()  # unfitted: nothing kept
+    assert clf.get_backend() is not clf.get_backend()  # unfitted: nothing kept
     clf.fit(X_BIN, Y_BIN)
-    backend = clf._get_backend()
-    assert type(backend).__name__ == "LlamaCppBackend" and clf._get_backend() is backend
+    backend = clf.get_backend()
+    assert type(backend).__name__ == "LlamaCppBackend" and clf.get_backend() is backend
+    other = KeywordBackend()
+    assert clf.set_params(backend=other).get_backend() is other  # read when called
+    clf.set_params(backend=None)
     assert clf.get_params()["backend"] is None  # a parameter is not set by fit
     restored = pickle.loads(pickle.dumps(clf))
     assert restored._get_backend() is restored._get_backend()  # rebuilt once

@@ -39,7 +39,7 @@ def _shares(description) -> list[tuple[str, float]]:
 
 def tier_shares(router, proba, failed) -> dict:
     """Share of the rows each tier decides (fallback tier included)."""
-    tier, _, _ = router._tier_index(proba, failed)
+    tier, _, _ = router.tiers_from_proba(proba, failed)
     names = [str(t) for t in router.tier_names_]
     n = max(len(tier), 1)
     return {name: float(np.sum(tier == t)) / n for t, name in enumerate(names)}

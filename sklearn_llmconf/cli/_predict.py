@@ -84,7 +84,7 @@ def score_chunk(router, X):
     proba, failed, reasons = predict_with_failures(router.estimator_, X,
                                                    "predict_proba")
     failed = failed | ~finite_rows(proba)
-    tier, pred, ok = router._tier_index(proba, failed)
+    tier, pred, ok = router.tiers_from_proba(proba, failed)
     reasons = [r if r is not None or not f else NOT_SCORED
                for r, f in zip(reasons, failed)]
     return proba, tier, pred, ok, reasons

@@ -37,12 +37,12 @@ class UncertifiedWarning(UserWarning):
 
 def _llm_part(clf):
     """Identity, rendered prompt and labels of a fitted LLMClassifier."""
-    backend = clf._get_backend()
+    backend = clf.get_backend()
     if hasattr(backend, "prepare"):  # learned in fit; once after unpickling
         backend.prepare()
     fields = clf.prompt_template_.fields
-    sentinel = tuple("{" + f + "}" for f in fields)
-    prompt = clf._render([sentinel])[0].text
+    sentinel = ["{" + f + "}" for f in fields]
+    prompt = clf.render_prompts([sentinel] if len(fields) > 1 else sentinel)[0]
     params = {k: v for k, v in clf.get_params(deep=False).items()
               if k not in _LLM_IRRELEVANT}
     calibration = {name: getattr(clf, name) for name in (

@@ -568,6 +568,37 @@ class ConfidenceRouter(MetaEstimatorMixin, BaseEstimator):
                     f"rows with no error; {at_obs}."
                 )
 
+    def tiers_from_proba(self, proba, failed=None):
+        """Tier of each row from probabilities already computed.
+
+        What :meth:`route` does after scoring, for callers that hold the
+        model's probabilities already (a chunked prediction, an audit of
+        stored scores): no model call, and no check that the probabilities
+        come from the certified model.
+
+        Parameters
+        ----------
+        proba : ndarray of shape (n_samples, n_classes)
+            Probabilities of the router's model, columns in ``classes_``.
+        failed : ndarray of bool of shape (n_samples,), default=None
+            Rows that were not scored (they go to the last tier). None: the
+            rows whose probabilities are not all finite.
+
+        Returns
+        -------
+        tier : ndarray of int of shape (n_samples,)
+            Index into ``tier_names_``.
+        pred : ndarray of int of shape (n_samples,)
+            Index into ``classes_`` of each row's predicted class.
+        scored : ndarray of bool of shape (n_samples,)
+            Rows that were scored.
+        """
+        check_is_fitted(self)
+        proba = np.asarray(proba, dtype=float)
+        if failed is None:
+            failed = ~np.isfinite(proba).all(axis=1)
+        return self._tier_index(proba, np.asarray(failed, dtype=bool))
+
     def _tier_index(self, proba, failed):
         ok = ~failed
         pred = np.argmax(np.where(ok[:, None], proba, 0.0), axis=1)

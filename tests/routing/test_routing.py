@@ -150,6 +150,24 @@ def test_route_predict_and_report(data):
     assert report["accept"]["share"] == pytest.approx(top.mean())
 
 
+def test_tiers_from_proba_equals_route_and_sends_failed_rows_last(data):
+    clf, X_cal, y_cal, X_test, _ = data
+    router = ConfidenceRouter(clf).fit(X_cal, y_cal)
+    proba = clf.predict_proba(X_test)
+    tier, pred, scored = router.tiers_from_proba(proba)
+    np.testing.assert_array_equal(router.tier_names_[tier], router.route(X_test))
+    np.testing.assert_array_equal(pred, np.argmax(proba, axis=1))
+    assert scored.all()
+    proba[:3] = np.nan  # not finite: failed unless told otherwise
+    tier, _, scored = router.tiers_from_proba(proba)
+    assert tier[:3].tolist() == [2, 2, 2] and not scored[:3].any()
+    failed = np.zeros(len(proba), dtype=bool)
+    failed[5] = True
+    assert router.tiers_from_proba(clf.predict_proba(X_test), failed)[0][5] == 2
+    with pytest.raises(NotFittedError):
+        ConfidenceRouter(clf).tiers_from_proba(proba)
+
+
 def test_string_classes_predict_a_string_array(data):
     clf, X_cal, y_cal, X_test, _ = data
     names = np.array(["ant", "bee", "cat"])
