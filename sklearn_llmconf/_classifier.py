@@ -591,7 +591,7 @@ class LLMClassifier(ClassifierMixin, BaseEstimator):
         """
         return self._get_backend()
 
-    def render_prompts(self, X) -> list[str]:
+    def render_prompts(self, X, *, as_fields=False) -> list[str]:
         """The prompt text the classifier sends for each row of X.
 
         What the model reads: the instructions, the row's demonstrations
@@ -602,13 +602,29 @@ class LLMClassifier(ClassifierMixin, BaseEstimator):
         ----------
         X : sequence of str of shape (n_samples,) or array-like of shape \
                 (n_samples, n_columns)
+            Rows as ``predict`` takes them; with ``as_fields=True``, one
+            sequence of field values per row, in the order of
+            ``prompt_template_.fields`` (whatever columns ``fit`` saw).
+        as_fields : bool, default=False
+            Whether X holds field values rather than columns.
 
         Returns
         -------
         prompts : list of str of length n_samples
         """
         check_is_fitted(self)
-        return [p.text for p in self._render(self._validate_rows(X, reset=False))]
+        if as_fields:
+            rows = [tuple(str(v) for v in row) for row in X]
+            n_fields = len(self.prompt_template_.fields)
+            bad = [i for i, row in enumerate(rows) if len(row) != n_fields]
+            if bad:
+                raise ValueError(
+                    f"as_fields=True: row {bad[0]} has {len(rows[bad[0]])} values, "
+                    f"the prompt has {n_fields} fields "
+                    f"{list(self.prompt_template_.fields)}.")
+        else:
+            rows = self._validate_rows(X, reset=False)
+        return [p.text for p in self._render(rows)]
 
     def _get_backend(self):
         if self.backend is not None:

@@ -98,6 +98,10 @@ def test_demos_appear_in_prompt_before_query_and_prefix_is_shared():
     assert prompts == [p.text for p in clf._render([("first",), ("second",)])]
     with pytest.raises(ValueError, match="row 1"):
         clf.render_prompts(["first", None])
+    assert clf.render_prompts([("first",)], as_fields=True) == prompts[:1]
+    with pytest.raises(ValueError, match=r"row 0 has 2 values, the prompt has 1 "
+                       r"fields \['text'\]"):
+        clf.render_prompts([("a", "b")], as_fields=True)
 
 
 def test_similar_demos_never_include_the_query_itself():

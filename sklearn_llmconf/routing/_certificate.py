@@ -41,8 +41,8 @@ def _llm_part(clf):
     if hasattr(backend, "prepare"):  # learned in fit; once after unpickling
         backend.prepare()
     fields = clf.prompt_template_.fields
-    sentinel = ["{" + f + "}" for f in fields]
-    prompt = clf.render_prompts([sentinel] if len(fields) > 1 else sentinel)[0]
+    sentinel = tuple("{" + f + "}" for f in fields)
+    prompt = clf.render_prompts([sentinel], as_fields=True)[0]
     params = {k: v for k, v in clf.get_params(deep=False).items()
               if k not in _LLM_IRRELEVANT}
     calibration = {name: getattr(clf, name) for name in (
