@@ -16,6 +16,46 @@ import pytest
 
 from sklearn_llmconf.testing._fault_server import FaultServer
 
+# The test files that take longest, longest first (from README's test command
+# with --durations=80 on 2 cores, 2026-12-06). pytest-xdist's loadfile
+# scheduling hands files out in collection order once its own reordering (by
+# number of tests, most first) is off: the longest files start first and the
+# short ones fill the gaps, instead of a long real-model file starting last
+# on one worker while the other idles. The order changes no result; a file
+# missing from the list runs after these, in collection order.
+LONGEST_FIRST = (
+    "tests/test_cli_real_model.py",
+    "tests/backends/test_transformers.py",
+    "tests/test_cli_real_model_server.py",
+    "tests/scoring/test_strategies.py",
+    "tests/backends/test_openai_server.py",
+    "tests/routing/test_routing_mapie.py",
+    "tests/test_cli_real_model_hybrid.py",
+    "tests/test_composition_real_model.py",
+    "tests/backends/test_transformers_checks.py",
+    "tests/test_cli_workflow.py",
+    "tests/test_cli_inputs.py",
+    "tests/test_cli_candidates.py",
+    "tests/calibration/test_real_calibration.py",
+    "tests/test_report_browser.py",
+    "tests/test_default_real_model.py",
+    "tests/backends/test_llamacpp.py",
+    "tests/prompts/test_injection_real_model.py",
+    "tests/test_cli_resume.py",
+    "tests/test_cli_outputs.py",
+    "tests/backends/test_llamacpp_threads.py",
+)
+
+
+def pytest_configure(config):
+    if hasattr(config.option, "loadscopereorder"):  # pytest-xdist
+        config.option.loadscopereorder = False
+
+
+def pytest_collection_modifyitems(config, items):
+    rank = {path: i for i, path in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.nodeid.split("::")[0], len(rank)))
+
 
 @pytest.fixture(scope="session")
 def _fault_server_session():

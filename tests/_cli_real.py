@@ -1,0 +1,45 @@
+"""What the real-model CLI tests share: the command, CSV files, the user's data.
+
+Three test files use it (embedded model, llama.cpp server, hybrid) so that
+pytest-xdist can run them on different workers.
+"""
+
+import csv
+import subprocess
+import sys
+
+import pytest
+
+from sklearn_llmconf.datasets import load_sms_spam
+
+
+def sklearn_llmconf(*args, check=True):
+    done = subprocess.run([sys.executable, "-m", "sklearn_llmconf.cli", *args],
+                          capture_output=True, text=True, timeout=600)
+    if check:
+        assert done.returncode == 0, done.stderr[-3000:]
+    return done
+
+
+def write_csv(path, header, rows):
+    with open(path, "w", newline="", encoding="utf-8") as f:
+        csv.writer(f).writerows([header, *rows])
+    return str(path)
+
+
+def read(path):
+    with open(path, newline="", encoding="utf-8") as f:
+        return list(csv.reader(f))
+
+
+@pytest.fixture(scope="module")
+def user_files(tmp_path_factory):
+    """80 labelled SMS and 24 new ones, with the user's own column names."""
+    tmp = tmp_path_factory.mktemp("cli")
+    X, y = load_sms_spam(return_X_y=True)
+    verdict = {"ham": "keep", "spam": "junk"}
+    lab = write_csv(tmp / "inbox_labelled.csv", ["msg_id", "sms_body", "verdict"],
+                    [[f"m{i}", X[i], verdict[y[i]]] for i in range(80)])
+    new = write_csv(tmp / "inbox_new.csv", ["msg_id", "sms_body", "verdict"],
+                    [[f"n{i}", X[i], verdict[y[i]]] for i in range(2000, 2024)])
+    return tmp, lab, new
