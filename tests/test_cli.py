@@ -1,5 +1,7 @@
 """The sklearn-llmconf command."""
 
+import re
+
 import numpy as np
 import pytest
 
@@ -42,7 +44,7 @@ def test_evaluate_prints_default_raw_and_calibrated_rows(monkeypatch, capsys):
     # The keyword backend stands in for the model: this checks the plumbing.
     monkeypatch.setattr(_llamacpp, "LlamaCppBackend", KeywordBackend)
     assert cli.main(["--n-train", "80", "--n-calib", "60", "--n-test", "60",
-                     "--n-bootstrap", "20", "--quiet"]) == 0
+                     "--n-bootstrap", "20", "--quiet", "--no-candidates"]) == 0
     out = capsys.readouterr().out
     for row in ["default (in-fit calibration)", "raw (calibration=None)",
                 "raw + TemperatureScaler(bias)", "raw + sklearn sigmoid",
@@ -52,6 +54,20 @@ def test_evaluate_prints_default_raw_and_calibrated_rows(monkeypatch, capsys):
     # raw classifier and the calibrators reuse the cached scores.
     assert "fit of the default: 60 model calls" in out
     assert "In all: 120 model calls" in out
+    assert "service: kept" not in out  # --no-candidates
+
+
+def test_evaluate_shows_the_model_the_service_keeps(monkeypatch, capsys):
+    monkeypatch.setattr(_llamacpp, "LlamaCppBackend", KeywordBackend)
+    assert cli.main(["--n-train", "40", "--n-calib", "30", "--n-test", "30",
+                     "--n-bootstrap", "10", "--n-shots", "4", "--quiet"]) == 0
+    out = capsys.readouterr().out
+    # beside the default, the model the decision service keeps, with its
+    # candidates' cross-validated log loss and the prompts they had scored
+    assert re.search(r"\nservice: kept (llm|hybrid) \(fit --classifier auto\) ", out)
+    found = re.search(r"3-fold log loss on the labelled texts \(llm \d\.\d{3}, "
+                      r"hybrid \d\.\d{3}\), (\d+) more model calls\.", out)
+    assert found and int(found.group(1)) > 0
 
 
 @pytest.mark.slow
@@ -60,6 +76,8 @@ def test_default_command_runs_on_the_embedded_model(capsys):
     # 8 shots leave 32 texts, 20 of them calibrating: enough spam for every
     # fold of CalibratedClassifierCV's sigmoid (with 16 shots a fold had none).
     assert cli.main(["--n-train", "40", "--n-calib", "20", "--n-test", "20",
-                     "--n-shots", "8", "--n-bootstrap", "10", "--quiet"]) == 0
+                     "--n-shots", "8", "--n-bootstrap", "10", "--quiet",
+                     "--no-candidates"]) == 0
     out = capsys.readouterr().out
     assert "default (in-fit calibration)" in out and "n_test=20" in out
+    assert "service: kept" not in out  # --no-candidates (the row is tested above)

@@ -114,6 +114,16 @@ def evaluate(args) -> int:
     for name, calibrator in calibrators.items():
         calibrator.fit(X_tr[cal], y_tr[cal])
         scores[name] = calibrator.predict_proba(X_te)
+    kept_note = ""
+    if args.candidates:
+        kept, kept_calls = _service_model(X_tr, y_tr, params)
+        scores[f"service: kept {kept.best_name_} (fit --classifier auto)"] = (
+            kept.predict_proba(X_te))
+        kept_note = (
+            " The service's model: candidates compared by 3-fold log loss on "
+            "the labelled texts (" + ", ".join(
+                f"{n} {r['log_loss']:.3f}" for n, r in kept.cv_results_.items())
+            + f"), {kept_calls} more model calls.")
     seconds = time.perf_counter() - start
 
     rows = []
@@ -136,9 +146,26 @@ def evaluate(args) -> int:
         f"\nn_test={len(X_te)}, 15 equal-width bins. fit of the default: "
         f"{fit_calls} model calls (its calibration texts). In all: {calls} model "
         f"calls, {clf.usage_.cache_hits + raw.usage_.cache_hits} cache hits, "
-        f"{seconds:.0f} s."
+        f"{seconds:.0f} s.{kept_note}"
     )
     return 0
+
+
+def _service_model(X, y, params):
+    """What ``sklearn-llmconf fit --classifier auto`` keeps, fitted on (X, y),
+    and the prompts it had scored beyond the default's (the fold models are
+    dropped after the comparison, so their calls are counted in the shared
+    response cache: one new row per prompt scored)."""
+    from .._classifier import LLMClassifier
+    from ..cache import ResponseCache
+    from ..hybrid import BestCandidateClassifier, service_candidates
+
+    cache = ResponseCache(params["cache"])
+    before = len(cache)
+    kept = BestCandidateClassifier(
+        service_candidates(LLMClassifier(**{**params, "progress": False})), cv=3)
+    kept.fit(X, y)
+    return kept, len(cache) - before
 
 
 def route(args) -> int:
@@ -234,6 +261,9 @@ def add_evaluate(sub):
     ev.add_argument("--cache", default=None,
                     help="SQLite response cache; a rerun then costs no model call")
     ev.add_argument("--n-bootstrap", type=positive_int, default=200)
+    ev.add_argument("--no-candidates", dest="candidates", action="store_false",
+                    help="leave out the model the decision service keeps "
+                         "(its candidates cost about twice the default's calls)")
     ev.add_argument("--seed", type=non_negative_int, default=0)
     ev.add_argument("--quiet", action="store_true", help="no progress bar")
     return ev

@@ -68,10 +68,11 @@ def reference(backend, prompts, labels):
 def test_batched_tree_equals_sequential_oracle_in_float64(backend):
     backend._get_loaded()
     exact = TransformersBackend(dtype="float64", device="cpu", n_threads=1)
-    # 6 labels with shared token prefixes on two prompts; 12 of the 30
-    # multi-word question types (shared prefixes too) on one.
-    for prompts, labels in ((PROMPTS[:2], LABEL_SETS[6]),
-                            (PROMPTS[2:], LABEL_SETS[30][::-1][:12])):
+    # 6 labels with shared token prefixes on one prompt; 8 of the 30
+    # multi-word question types (shared prefixes too) on another (the oracle
+    # runs one float64 forward pass per prompt and label).
+    for prompts, labels in ((PROMPTS[:1], LABEL_SETS[6]),
+                            (PROMPTS[2:], LABEL_SETS[30][::-1][:8])):
         result = exact.score_labels(prompts, labels)
         assert result.log_probs.shape == (len(prompts), len(labels))
         assert result.errors == [None] * len(prompts)
