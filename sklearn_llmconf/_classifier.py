@@ -155,6 +155,17 @@ class LLMClassifier(ClassifierMixin, BaseEstimator):
     ``calibration=None`` (or ``"batch"``), ``fit`` makes no model call;
     ``"contextual"`` makes 3.
 
+    Several labels per text: ``fit(X, Y)`` with ``Y`` a binary indicator
+    matrix (a DataFrame's columns, or ``fit``'s ``classes``, name the
+    labels) scores every label on its own from one prompt per text
+    (``strategy=LogProbs(multilabel="yes_no")``: ``"<label>: yes"`` against
+    ``"<label>: no"``; or ``"label_vs_none"``), calibrates a slope and a bias
+    per label shrunk toward shared ones, and then ``predict`` returns the
+    ``(n, k)`` indicator matrix, ``predict_proba`` independent per-label
+    probabilities, ``decision_function`` (and ``score_details``) per-label
+    log-odds. The demonstrations show each text with its label set; without
+    a ``prompt`` a multi-label template is used. See :ref:`multilabel`.
+
     Parameters that moved (``verbalizer`` and ``demo_max_chars`` to
     :class:`~sklearn_llmconf.PromptTemplate`; ``demo_embedder`` to
     :class:`~sklearn_llmconf.prompts.SimilarDemos`; ``prior_correction`` and
@@ -282,7 +293,8 @@ class LLMClassifier(ClassifierMixin, BaseEstimator):
     Attributes
     ----------
     classes_ : ndarray of shape (n_classes,)
-        Sorted class labels.
+        Sorted class labels (several labels per text: the label names in
+        column order).
     label_words_ : list of str
         Verbalization of each class, in ``classes_`` order.
     prompt_template_ : PromptTemplate
@@ -301,11 +313,13 @@ class LLMClassifier(ClassifierMixin, BaseEstimator):
     calibration_indices_ : ndarray of int
         Rows of ``fit``'s X whose scores and labels fitted the calibration
         (empty with ``calibration=None``).
-    calibration_temperature_ : float
-        Fitted temperature ``T`` (``calibration="auto"`` only).
+    calibration_temperature_ : float or ndarray of shape (n_labels,)
+        Fitted temperature ``T`` (``calibration="auto"`` only); several
+        labels per text: one per label, the inverse of its slope.
     calibration_bias_ : ndarray of shape (n_classes,)
-        Fitted per-class bias ``b`` (``calibration="auto"`` only).
-    calibration_method_ : {"temperature", "matrix"}
+        Fitted per-class bias ``b`` (``calibration="auto"`` only), or per
+        label.
+    calibration_method_ : {"temperature", "matrix", "per_label"}
         The in-fit calibrator used (with ``calibration`` set).
     calibration_matrix_ : ndarray of shape (n_classes, n_classes) or None
         The matrix ``W`` of the matrix calibration, None for the temperature:
@@ -429,14 +443,17 @@ class LLMClassifier(ClassifierMixin, BaseEstimator):
         X : sequence of str of shape (n_samples,) or array-like of shape \
                 (n_samples, n_columns)
             Texts, or columns filling the prompt's named placeholders.
-        y : array-like of shape (n_samples,)
-            Class labels.
+        y : array-like of shape (n_samples,) or (n_samples, n_labels)
+            Class labels, or a 0/1 indicator matrix (several labels per text;
+            a DataFrame's column names are the labels).
         classes : array-like of shape (n_classes,), default=None
             All the classes the prompt offers, when some have no example in
             ``y`` (as in ``partial_fit``): such a class is a label of the
             prompt with no demonstration and no calibration row. None: the
             classes of ``y``. Used by :class:`~sklearn_llmconf.hybrid.LLMScores`
             to score a class's only text with a prompt that does not show it.
+            With an indicator matrix ``y``: the names of its columns, in
+            order (default: the column numbers).
 
         Returns
         -------
