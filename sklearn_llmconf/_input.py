@@ -196,7 +196,7 @@ def is_indicator(y) -> bool:
         return y.shape[1] > 1
     try:
         return type_of_target(y) == "multilabel-indicator"
-    except ValueError:
+    except (ValueError, TypeError):  # e.g. None among str: check_targets says
         return False
 
 
