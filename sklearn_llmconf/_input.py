@@ -11,10 +11,11 @@ import numbers
 
 import numpy as np
 import scipy.sparse as sp
-from sklearn.utils.multiclass import check_classification_targets
+from sklearn.utils.multiclass import check_classification_targets, type_of_target
 from sklearn.utils.validation import column_or_1d, validate_data
 
-__all__ = ["check_cell", "check_targets", "is_2d", "rows_from_X"]
+__all__ = ["check_cell", "check_indicator", "check_targets", "is_2d",
+           "is_indicator", "rows_from_X"]
 
 
 def check_cell(value, where: str, *, numbers_ok: bool) -> str:
@@ -185,3 +186,68 @@ def check_targets(y, n_rows: int) -> np.ndarray:
             )
     check_classification_targets(y)
     return y
+
+
+def is_indicator(y) -> bool:
+    """Whether ``y`` is a multi-label indicator matrix (2-D, 0/1, > 1 column)."""
+    if hasattr(y, "columns") and getattr(y, "ndim", 1) == 2:
+        return y.shape[1] > 1
+    if sp.issparse(y):
+        return y.shape[1] > 1
+    try:
+        return type_of_target(y) == "multilabel-indicator"
+    except (ValueError, TypeError):  # e.g. None among str: check_targets says
+        return False
+
+
+def check_indicator(Y, n_rows: int, classes=None):
+    """Return an indicator matrix, its label names and dtype, with clear errors.
+
+    Parameters
+    ----------
+    Y : array-like or DataFrame of shape (n_samples, n_labels)
+        0/1 per label; a DataFrame's column names are the label names.
+    n_rows : int
+        Number of rows of X.
+    classes : array-like of shape (n_labels,), default=None
+        Names of the columns of a plain array (None: the column numbers).
+
+    Returns
+    -------
+    Y : ndarray of int8 of shape (n_samples, n_labels)
+    names : ndarray of shape (n_labels,)
+    dtype : dtype
+        The dtype of the given matrix (that of ``predict``'s output).
+    """
+    names = None
+    if hasattr(Y, "columns"):
+        names = np.asarray([str(c) for c in Y.columns], dtype=object)
+        Y = Y.to_numpy()
+    if sp.issparse(Y):
+        Y = Y.toarray()
+    Y = np.asarray(Y)
+    if Y.ndim != 2:
+        raise ValueError(f"A multi-label y must be 2-D, got shape {Y.shape}.")
+    if len(Y) != n_rows:
+        raise ValueError(f"X has {n_rows} rows but y has {len(Y)}: they must match.")
+    values = np.unique(Y)
+    if not set(values.tolist()) <= {0, 1}:
+        raise ValueError(
+            "A 2-D y must be a binary indicator matrix (0/1 per label); got the "
+            f"values {values[:5].tolist()!r}. Use MultiLabelBinarizer for lists of "
+            "label sets."
+        )
+    if classes is not None:
+        given = np.asarray(classes, dtype=object).ravel()
+        if names is not None and list(given) != list(names):
+            raise ValueError("classes names the columns of a plain array; a "
+                             "DataFrame's column names already are the labels.")
+        if len(given) != Y.shape[1]:
+            raise ValueError(
+                f"classes has {len(given)} names but y has {Y.shape[1]} columns.")
+        names = np.asarray([str(c) for c in given], dtype=object)
+    if names is None:
+        names = np.arange(Y.shape[1])
+    if len(set(np.asarray(names).tolist())) != len(names):
+        raise ValueError(f"The label names must be distinct, got {list(names)!r}.")
+    return Y.astype(np.int8), np.asarray(names), Y.dtype

@@ -35,6 +35,7 @@ __all__ = [
     "multiclass_brier_score",
     "log_loss",
     "calibration_report",
+    "multilabel_calibration_report",
     "neg_ece_scorer",
     "neg_ece_debiased_scorer",
     "neg_multiclass_brier_scorer",
@@ -582,14 +583,16 @@ def calibration_report(
 
     Parameters
     ----------
-    y_true : array-like of shape (n_samples,)
-        True labels.
+    y_true : array-like of shape (n_samples,) or (n_samples, n_labels)
+        True labels, or a 0/1 indicator matrix (multi-label).
 
     y_prob : array-like of shape (n_samples,) or (n_samples, n_classes)
-        Predicted probabilities (see :func:`expected_calibration_error`).
+        Predicted probabilities (see :func:`expected_calibration_error`); for
+        an indicator ``y_true``, the independent per-label probabilities.
 
     labels : array-like of shape (n_classes,), default=None
-        All class labels; if None, ``np.unique(y_true)``.
+        All class labels; if None, ``np.unique(y_true)``. Multi-label: the
+        label names (keys of ``per_label``).
 
     n_bins : int, default=15
         Equal-width bins for the top-label ECE.
@@ -607,6 +610,8 @@ def calibration_report(
     Returns
     -------
     report : dict
+        For a 2-D 0/1 ``y_true`` (multi-label) with ``y_prob`` of the same
+        shape: :func:`multilabel_calibration_report`. Otherwise:
         ``accuracy``, ``log_loss`` (natural log), ``brier``
         (:func:`multiclass_brier_score`, [0, 2] scale), ``ece`` (plug-in,
         top-label), ``ece_debiased`` (Kumar et al. 2019), ``ece_ci_low`` and
@@ -614,6 +619,10 @@ def calibration_report(
         the plug-in ECE's own bootstrap distribution sits above the truth), and
         ``n_samples``.
     """
+    if _is_indicator_pair(y_true, y_prob):
+        return multilabel_calibration_report(
+            y_true, y_prob, labels=labels, n_bins=n_bins, n_bootstrap=n_bootstrap,
+            confidence_level=confidence_level, random_state=random_state)
     y_idx, proba, labels, _ = _check_proba_inputs(y_true, y_prob, labels, None)
     common = dict(labels=labels, n_bins=n_bins)
     y_true = column_or_1d(y_true)
@@ -694,3 +703,131 @@ def get_scorer(scoring):
     if isinstance(scoring, str) and scoring in SCORERS:
         return SCORERS[scoring]
     return _sklearn_get_scorer(scoring)
+
+
+# -- several labels per text ----------------------------------------------------
+def _is_indicator_pair(y_true, y_prob) -> bool:
+    """A 2-D 0/1 ``y_true`` with more than one column and ``y_prob`` alike."""
+    if hasattr(y_true, "to_numpy"):
+        y_true = y_true.to_numpy()
+    y_true = np.asarray(y_true)
+    if y_true.ndim != 2 or y_true.shape[1] < 2:
+        return False
+    return (np.shape(y_prob) == y_true.shape
+            and set(np.unique(y_true).tolist()) <= {0, 1})
+
+
+def _binary_report(y, p, n_bins, n_bootstrap, confidence_level, random_state):
+    y = np.asarray(y, dtype=int)
+    proba = np.column_stack([1 - p, p])
+    common = dict(labels=[0, 1], n_bins=n_bins)
+    ece = expected_calibration_error(y, proba, **common)
+    if n_bootstrap > 0:
+        res = expected_calibration_error(
+            y, proba, debias=True, n_bootstrap=n_bootstrap,
+            confidence_level=confidence_level, random_state=random_state, **common)
+        debiased, low, high = res.ece, res.ci_low, res.ci_high
+    else:
+        debiased = expected_calibration_error(y, proba, debias=True, **common)
+        low = high = float("nan")
+    return {
+        "accuracy": float(np.mean((p > 0.5) == y)),
+        "log_loss": float(log_loss(y, proba, labels=[0, 1])),
+        "brier": float(np.mean((p - y) ** 2)),
+        "ece": float(ece),
+        "ece_debiased": float(debiased),
+        "ece_ci_low": float(low),
+        "ece_ci_high": float(high),
+        "n_positives": int(y.sum()),
+    }
+
+
+def multilabel_calibration_report(
+    y_true,
+    y_prob,
+    *,
+    labels=None,
+    n_bins=15,
+    n_bootstrap=200,
+    confidence_level=0.95,
+    random_state=0,
+):
+    """Calibration of independent per-label probabilities (several labels per text).
+
+    Every label is a binary problem: its probability against its 0/1 column.
+    Each is reported on its own (``per_label``), pooled over all (text, label)
+    pairs (``micro``) and averaged over labels (``macro``).
+
+    Parameters
+    ----------
+    y_true : array-like of shape (n_samples, n_labels)
+        0/1 indicator matrix (a DataFrame's column names name the labels).
+    y_prob : array-like of shape (n_samples, n_labels)
+        Predicted probability of each label (``predict_proba`` of a
+        multi-label classifier; rows need not sum to 1).
+    labels : array-like of shape (n_labels,), default=None
+        Names of the columns; None: a DataFrame's column names, else 0..k-1.
+    n_bins : int, default=15
+        Equal-width bins of the confidence ``max(p, 1 - p)``.
+    n_bootstrap : int, default=200
+        Bootstrap resamples of each interval (0 skips them: NaN).
+    confidence_level : float, default=0.95
+    random_state : int, RandomState instance or None, default=0
+
+    Returns
+    -------
+    report : dict
+        ``per_label``: a dict by label name of ``accuracy`` (threshold 0.5),
+        ``log_loss``, ``brier`` (squared error of the probability),
+        ``ece`` (plug-in), ``ece_debiased`` (Kumar et al. 2019) with
+        ``ece_ci_low`` / ``ece_ci_high`` (bootstrap of the debiased ECE) and
+        ``n_positives``. ``micro``: the same over all (text, label) pairs
+        pooled (its interval resamples pairs, which treats the labels of one
+        text as independent). ``macro``: the mean over labels of each number
+        (no interval). ``hamming_loss`` (share of wrong (text, label)
+        decisions at 0.5), ``subset_accuracy`` (texts whose whole label set is
+        right), ``n_samples``, ``n_labels``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sklearn_llmconf.metrics import multilabel_calibration_report
+    >>> Y = np.array([[1, 0], [0, 1], [1, 1], [0, 0]])
+    >>> P = np.array([[.9, .2], [.1, .8], [.7, .6], [.2, .1]])
+    >>> rep = multilabel_calibration_report(Y, P, labels=["a", "b"], n_bootstrap=0)
+    >>> rep["hamming_loss"], sorted(rep["per_label"])
+    (0.0, ['a', 'b'])
+    """
+    if labels is None and hasattr(y_true, "columns"):
+        labels = [str(c) for c in y_true.columns]
+    if hasattr(y_true, "to_numpy"):
+        y_true = y_true.to_numpy()
+    Y = check_array(y_true, dtype=int, ensure_2d=True)
+    P = check_array(y_prob, dtype=float, ensure_2d=True)
+    if Y.shape != P.shape:
+        raise ValueError(f"y_true has shape {Y.shape} but y_prob {P.shape}: "
+                         "they must match.")
+    if not set(np.unique(Y).tolist()) <= {0, 1}:
+        raise ValueError("y_true must be a 0/1 indicator matrix.")
+    if ((P < 0) | (P > 1)).any():
+        raise ValueError("y_prob must hold probabilities in [0, 1].")
+    k = Y.shape[1]
+    labels = list(range(k)) if labels is None else list(labels)
+    if len(labels) != k:
+        raise ValueError(f"labels has {len(labels)} names for {k} columns.")
+    args = (n_bins, n_bootstrap, confidence_level, random_state)
+    per_label = {name: _binary_report(Y[:, j], P[:, j], *args)
+                 for j, name in enumerate(labels)}
+    micro = _binary_report(Y.ravel(), P.ravel(), *args)
+    macro = {key: float(np.mean([r[key] for r in per_label.values()]))
+             for key in ("accuracy", "log_loss", "brier", "ece", "ece_debiased")}
+    wrong = (P > 0.5) != Y.astype(bool)
+    return {
+        "per_label": per_label,
+        "micro": micro,
+        "macro": macro,
+        "hamming_loss": float(wrong.mean()),
+        "subset_accuracy": float((~wrong.any(axis=1)).mean()),
+        "n_samples": int(Y.shape[0]),
+        "n_labels": int(k),
+    }

@@ -267,6 +267,68 @@ class ReliabilityDisplay:
         return disp.plot(ax=ax, ref_line=ref_line, show_hist=show_hist, **kwargs)
 
     @classmethod
+    def from_multilabel_predictions(
+        cls,
+        y_true,
+        y_prob,
+        *,
+        labels=None,
+        n_bins=15,
+        strategy="uniform",
+        axes=None,
+        show_hist=True,
+        **kwargs,
+    ):
+        """One reliability diagram per label, for several labels per text.
+
+        Each label is a binary problem (its probability against its 0/1
+        column), drawn with :meth:`from_predictions` on an axes of its own.
+
+        Parameters
+        ----------
+        y_true : array-like of shape (n_samples, n_labels)
+            0/1 indicator matrix (a DataFrame's column names name the labels).
+        y_prob : array-like of shape (n_samples, n_labels)
+            Probability of each label (``predict_proba`` of a multi-label
+            classifier).
+        labels : array-like of shape (n_labels,), default=None
+            Names shown in the legends; None: a DataFrame's columns, else
+            0..k-1.
+        n_bins, strategy, show_hist, **kwargs
+            As in :meth:`from_predictions`.
+        axes : sequence of matplotlib Axes, default=None
+            One per label; None makes a figure with one row of axes.
+
+        Returns
+        -------
+        displays : list of ReliabilityDisplay
+            One per label, in column order.
+        """
+        check_matplotlib_support(f"{cls.__name__}.from_multilabel_predictions")
+        import matplotlib.pyplot as plt
+
+        if labels is None and hasattr(y_true, "columns"):
+            labels = [str(c) for c in y_true.columns]
+        Y = np.asarray(y_true.to_numpy() if hasattr(y_true, "to_numpy") else y_true)
+        P = np.asarray(y_prob, dtype=float)
+        if Y.ndim != 2 or Y.shape != P.shape:
+            raise ValueError(f"y_true {Y.shape} and y_prob {P.shape} must be 2-D "
+                             "and of the same shape.")
+        k = Y.shape[1]
+        labels = list(range(k)) if labels is None else list(labels)
+        if axes is None:
+            _, axes = plt.subplots(1, k, figsize=(4 * k, 4), squeeze=False)
+            axes = axes[0]
+        if len(axes) != k:
+            raise ValueError(f"axes has {len(axes)} axes for {k} labels.")
+        return [
+            cls.from_predictions(Y[:, j], P[:, j], labels=[0, 1], n_bins=n_bins,
+                                 strategy=strategy, name=str(labels[j]),
+                                 ax=axes[j], show_hist=show_hist, **kwargs)
+            for j in range(k)
+        ]
+
+    @classmethod
     def from_estimator(
         cls,
         estimator,

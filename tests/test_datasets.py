@@ -166,3 +166,35 @@ def test_question_types_many_multi_word_labels():
         ["number of things"] * 354
     )
     assert len(set(normalize_text(t) for t in data.data)) == 5108
+
+
+# -- several labels per text -------------------------------------------------------
+def test_load_movie_genres_is_a_multilabel_target():
+    from sklearn.utils.multiclass import type_of_target
+
+    from sklearn_llmconf.datasets import load_movie_genres
+
+    movies = load_movie_genres()
+    assert movies.data.shape == (4515,) and movies.target.shape == (4515, 5)
+    assert list(movies.target_names) == ["action", "animation", "comedy", "drama",
+                                         "romance"]
+    assert type_of_target(movies.target) == "multilabel-indicator"
+    np.testing.assert_array_equal(movies.target.sum(axis=0),
+                                  [890, 135, 1845, 2371, 884])
+    per_text = movies.target.sum(axis=1)
+    assert (per_text >= 2).sum() == 1781 and (per_text == 0).sum() == 476
+    # trailing articles moved to the front, the year in brackets
+    assert "The Score (2001)" in set(movies.data)
+    assert all(t.endswith(")") for t in movies.data)
+    assert "ggplot2" in movies.DESCR and "IMDb" in movies.DESCR
+    X, Y = load_movie_genres(return_X_y=True)
+    assert len(X) == len(Y)
+
+
+def test_load_movie_genres_as_frame_names_the_columns():
+    pytest.importorskip("pandas")
+    from sklearn_llmconf.datasets import load_movie_genres
+
+    X, Y = load_movie_genres(return_X_y=True, as_frame=True)
+    assert list(X.columns) == ["text"]
+    assert list(Y.columns) == ["action", "animation", "comedy", "drama", "romance"]

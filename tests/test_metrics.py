@@ -316,3 +316,43 @@ def test_get_scorer_falls_back_to_sklearn():
     assert get_scorer("accuracy") is not None
     with pytest.raises(ValueError):
         get_scorer("no_such_scorer")
+
+
+# -- several labels per text -------------------------------------------------------
+def test_multilabel_calibration_report():
+    from sklearn.metrics import hamming_loss
+
+    from sklearn_llmconf.metrics import (
+        calibration_report,
+        multilabel_calibration_report,
+    )
+
+    rng = np.random.RandomState(0)
+    P = rng.beta(0.5, 0.5, size=(3000, 3))
+    Y = (rng.random_sample(P.shape) < P).astype(int)
+    rep = calibration_report(Y, P, labels=["a", "b", "c"], n_bootstrap=50)
+    assert sorted(rep["per_label"]) == ["a", "b", "c"]
+    assert rep["n_samples"] == 3000 and rep["n_labels"] == 3
+    assert rep["hamming_loss"] == pytest.approx(hamming_loss(Y, P > 0.5))
+    # calibrated by construction: the debiased ECE is near 0, inside its interval
+    micro = rep["micro"]
+    assert micro["ece_debiased"] < 0.02
+    assert micro["ece_ci_low"] <= micro["ece_debiased"] <= micro["ece_ci_high"]
+    assert micro["brier"] == pytest.approx(np.mean((P - Y) ** 2))
+    assert rep["macro"]["brier"] == pytest.approx(
+        np.mean([r["brier"] for r in rep["per_label"].values()]))
+    # overconfident probabilities show a larger error
+    sharp = np.clip((P - 0.5) * 3 + 0.5, 0.001, 0.999)
+    worse = multilabel_calibration_report(Y, sharp, n_bootstrap=0)
+    assert worse["micro"]["ece_debiased"] > micro["ece_debiased"] + 0.05
+    assert np.isnan(worse["micro"]["ece_ci_low"])
+
+
+def test_multilabel_report_errors():
+    from sklearn_llmconf.metrics import multilabel_calibration_report
+
+    with pytest.raises(ValueError, match="must match"):
+        multilabel_calibration_report(np.ones((3, 2)), np.ones((3, 3)))
+    with pytest.raises(ValueError, match="labels has 1 names for 2 columns"):
+        multilabel_calibration_report(np.ones((3, 2)), np.full((3, 2), .5),
+                                      labels=["a"])

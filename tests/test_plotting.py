@@ -104,3 +104,25 @@ def test_missing_matplotlib_names_the_extra(monkeypatch):
     monkeypatch.setitem(sys.modules, "matplotlib", None)
     with pytest.raises(ImportError, match=r"sklearn-llmconf\[plot\]"):
         ReliabilityDisplay.from_predictions([0, 1], [0.2, 0.8])
+
+
+def test_reliability_display_per_label():
+    pytest.importorskip("matplotlib")
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from sklearn_llmconf.plotting import ReliabilityDisplay
+
+    rng = np.random.RandomState(0)
+    P = rng.random_sample((300, 3))
+    Y = (rng.random_sample(P.shape) < P).astype(int)
+    displays = ReliabilityDisplay.from_multilabel_predictions(
+        Y, P, labels=["a", "b", "c"], n_bins=10)
+    assert len(displays) == 3
+    assert [d.estimator_name for d in displays] == ["a", "b", "c"]
+    assert len({id(d.ax_) for d in displays}) == 3
+    with pytest.raises(ValueError, match="axes has 1 axes for 3 labels"):
+        ReliabilityDisplay.from_multilabel_predictions(Y, P, axes=[displays[0].ax_])
+    plt.close("all")

@@ -3,7 +3,8 @@
 Each loader returns a :class:`~sklearn.utils.Bunch` shaped like scikit-learn's
 ``load_iris`` / ``fetch_20newsgroups`` (or ``(X, y)`` with ``return_X_y=True``).
 ``X`` is a 1-D object array of ``str``; ``y`` holds class names such as
-``"spam"``. Every data set is de-duplicated on a normalised text, so splits and
+``"spam"`` (:func:`load_movie_genres`: a 0/1 matrix, several genres per
+title). Every data set is de-duplicated on a normalised text, so splits and
 cross-validation do not leak a text into its own test fold. Provenance,
 licences and citations: ``sklearn_llmconf/datasets/data/README.md`` and each
 loader's ``DESCR``.
@@ -11,6 +12,7 @@ loader's ``DESCR``.
 
 from ._base import (
     load_bbc_news,
+    load_movie_genres,
     load_question_types,
     load_rotten_tomatoes,
     load_sms_spam,
@@ -19,6 +21,7 @@ from ._base import (
 
 __all__ = [
     "load_bbc_news",
+    "load_movie_genres",
     "load_question_types",
     "load_rotten_tomatoes",
     "load_sms_spam",

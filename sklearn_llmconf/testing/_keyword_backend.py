@@ -11,6 +11,15 @@ from ..backends._base import BackendCapabilities, BaseBackend, ScoreResult, Usag
 __all__ = ["KeywordBackend"]
 
 
+def _count(text: str, label: str) -> int:
+    word = label.strip().lower()
+    if word.endswith(": no"):
+        return 0
+    if word.endswith(": yes"):
+        word = word[: -len(": yes")]
+    return text.count(word)
+
+
 class KeywordBackend(BaseBackend):
     """Score labels by counting their words in the prompt's last text field.
 
@@ -62,7 +71,7 @@ class KeywordBackend(BaseBackend):
             jitter = np.frombuffer(digest, dtype=np.uint8)[: len(labels)] / 255.0
             if len(jitter) < len(labels):
                 jitter = np.resize(jitter, len(labels))
-            counts = np.array([text.count(lab.strip().lower()) for lab in labels])
+            counts = np.array([_count(text, lab) for lab in labels])
             out[i] = self.strength * counts + jitter
             error = None
             if self.fail_on is not None and self.fail_on in prompt.text:

@@ -1,0 +1,194 @@
+"""Several labels per text: how to score each label, its calibration and its cost.
+
+On :func:`~sklearn_llmconf.datasets.load_movie_genres` (IMDb titles, five
+genres, any number per title), the embedded SmolLM2-135M, 16 stratified
+demonstrations showing each title's label set, one seeded split:
+
+- the two per-label scoring layouts of ``LogProbs(multilabel=...)``:
+  ``"yes_no"`` (``"<genre>: yes"`` / ``"<genre>: no"`` after the text, every
+  genre in one prompt through the label tree) and ``"label_vs_none"`` (each
+  genre word against ``"none"``): micro / macro F1, subset accuracy, Hamming
+  loss, micro debiased ECE, on held-out titles;
+- raw (``calibration=None``) against the in-fit per-label calibration
+  (slope and bias per genre, shrunk toward shared ones): held-out log loss;
+- cost: seconds and backend calls to score the test titles with k = 5 genres
+  against one label per title (a binary LLMClassifier, "drama" or "other"),
+  timed side by side in this run (no cache hit in any timed call);
+- the share of (title, genre) decisions that
+  :class:`~sklearn_llmconf.routing.MultiLabelRouter` certifies at 90 %
+  precision (family-wise error 10 % over the genres, Bonferroni), fitted on a
+  separate calibration split, evaluated on the test titles.
+
+Usage::
+
+    PYTHONPATH=. OMP_NUM_THREADS=1 python benchmarks/bench_multilabel.py \\
+        [--n-cal 150] [--n-route 200] [--n-test 200] [--out FILE]
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import tempfile
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+from sklearn.base import clone
+from sklearn.metrics import f1_score, hamming_loss
+
+from sklearn_llmconf import LLMClassifier
+from sklearn_llmconf.backends import LlamaCppBackend
+from sklearn_llmconf.calibration import InFitCalibration
+from sklearn_llmconf.datasets import load_movie_genres
+from sklearn_llmconf.metrics import multilabel_calibration_report
+from sklearn_llmconf.scoring import LogProbs
+
+try:  # the router arrives with step 4 of issue 35
+    from sklearn_llmconf.routing import MultiLabelRouter
+except ImportError:  # pragma: no cover
+    MultiLabelRouter = None
+
+RESULTS = Path(__file__).parent / "results" / "bench_multilabel.txt"
+
+
+def _split(n_cal, n_route, n_test, seed=0):
+    movies = load_movie_genres()
+    rng = np.random.RandomState(seed)
+    idx = rng.permutation(len(movies.data))
+    a, b = n_cal + 16 * 4, n_cal + 16 * 4 + n_route
+    parts = idx[:a], idx[a:b], idx[b:b + n_test]
+    return movies, [(movies.data[p], movies.target[p]) for p in parts]
+
+
+def _scores(Y, P):
+    rep = multilabel_calibration_report(Y, P, n_bootstrap=200)
+    pred = (P > 0.5).astype(int)
+    return {
+        "micro_f1": f1_score(Y, pred, average="micro", zero_division=0),
+        "macro_f1": f1_score(Y, pred, average="macro", zero_division=0),
+        "subset_acc": rep["subset_accuracy"],
+        "hamming": hamming_loss(Y, pred),
+        "ece": rep["micro"]["ece_debiased"],
+        "ece_ci": (rep["micro"]["ece_ci_low"], rep["micro"]["ece_ci_high"]),
+        "log_loss": rep["micro"]["log_loss"],
+    }
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--n-cal", type=int, default=150)
+    parser.add_argument("--n-route", type=int, default=200)
+    parser.add_argument("--n-test", type=int, default=200)
+    parser.add_argument("--designs", nargs="+", default=["yes_no", "label_vs_none"])
+    parser.add_argument("--out", type=Path, default=RESULTS)
+    args = parser.parse_args(argv)
+    warnings.simplefilter("ignore", UserWarning)
+    movies, [(Xtr, Ytr), (Xr, Yr), (Xte, Yte)] = _split(
+        args.n_cal, args.n_route, args.n_test + 2)
+    Xwarm, Xte, Yte = Xte[:2], Xte[2:], Yte[2:]
+    backend = LlamaCppBackend(n_threads=1, n_threads_batch=1)
+    lines = [
+        f"# PYTHONPATH=. OMP_NUM_THREADS=1 python benchmarks/bench_multilabel.py "
+        f"--n-cal {args.n_cal} --n-route {args.n_route} --n-test {args.n_test}",
+        f"# {datetime.date.today()}, embedded SmolLM2-135M (1 thread), "
+        f"load_movie_genres: {len(Xtr)} training titles (16 demonstrations, "
+        f"up to {args.n_cal} calibrate), {len(Xr)} router-calibration titles, "
+        f"{len(Xte)} test titles; {len(movies.target_names)} genres "
+        f"{list(movies.target_names)}",
+    ]
+    out = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        cache = str(Path(tmp) / "scores.sqlite")
+        # one label per text, for the cost ratio: drama or other
+        single = LLMClassifier(backend=backend, n_shots=16, random_state=0,
+                               calibration=None, cache=cache)
+        single.fit(Xtr, np.where(Ytr[:, 3] == 1, "drama", "other"))
+        # a warm-up text pays the model load and the shared demonstrations
+        single.predict_proba(Xwarm)
+        calls0 = single.usage_.calls
+        t0 = time.perf_counter()
+        single.predict_proba(Xte)
+        t_single = time.perf_counter() - t0
+        calls_single = single.usage_.calls - calls0
+        for design in args.designs:
+            clf = LLMClassifier(
+                backend=backend, n_shots=16, random_state=0, cache=cache,
+                strategy=LogProbs(multilabel=design),
+                calibration=InFitCalibration(max_samples=args.n_cal))
+            clf.fit(Xtr, Ytr)
+            clf.predict_proba(Xwarm)
+            calls0 = clf.usage_.calls
+            t0 = time.perf_counter()
+            P = clf.predict_proba(Xte)
+            t_pred = time.perf_counter() - t0
+            calls = clf.usage_.calls - calls0
+            raw = clone(clf).set_params(calibration=None).fit(Xtr, Ytr)
+            P_raw = raw.predict_proba(Xte)  # from the cache
+            res = {"cal": _scores(Yte, P), "raw": _scores(Yte, P_raw),
+                   "t_pred": t_pred, "calls": calls,
+                   "slope": 1 / clf.calibration_temperature_,
+                   "bias": clf.calibration_bias_}
+            if MultiLabelRouter is not None:
+                router = MultiLabelRouter(clf, target_precision=0.9,
+                                          risk_level=0.1)
+                router.fit(Xr, Yr)
+                decided = router.decide(Xte)
+                res["decided"] = float(np.mean(decided != -1))
+                res["texts_all_decided"] = float(np.mean((decided != -1).all(1)))
+                ok = decided != -1
+                res["decided_precision"] = (
+                    float(np.mean(Yte[decided == 1] == 1))
+                    if (decided == 1).any() else float("nan"))
+                res["decided_acc"] = (float(np.mean(decided[ok] == Yte[ok]))
+                                      if ok.any() else float("nan"))
+                res["thresholds"] = router.thresholds_
+            out[design] = res
+    lines.append("")
+    lines.append(f"{'design':<15}{'calib':<6}{'micro-F1':>9}{'macro-F1':>9}"
+                 f"{'subset':>8}{'Hamming':>9}{'log loss':>9}"
+                 f"{'ECE (debiased, 95% CI)':>28}")
+    for design, res in out.items():
+        for kind in ("raw", "cal"):
+            r = res[kind]
+            lines.append(
+                f"{design:<15}{kind:<6}{r['micro_f1']:9.3f}{r['macro_f1']:9.3f}"
+                f"{r['subset_acc']:8.3f}{r['hamming']:9.3f}{r['log_loss']:9.3f}"
+                f"{r['ece']:12.3f} [{r['ece_ci'][0]:.3f}, {r['ece_ci'][1]:.3f}]")
+    lines.append("")
+    lines.append(f"cost of scoring {len(Xte)} test titles (no cache hit), "
+                 "side by side:")
+    lines.append(f"  one label per title (binary, drama/other): {t_single:7.1f} s, "
+                 f"{calls_single} backend calls")
+    for design, res in out.items():
+        lines.append(
+            f"  {len(movies.target_names)} labels, {design:<14}: "
+            f"{res['t_pred']:7.1f} s, "
+            f"{res['calls']} backend calls; time ratio to one label "
+            f"{res['t_pred'] / t_single:.2f}x")
+    for design, res in out.items():
+        lines.append(f"per-label calibration ({design}): slope "
+                     f"{np.round(res['slope'], 2).tolist()}, bias "
+                     f"{np.round(res['bias'], 2).tolist()}")
+    if MultiLabelRouter is not None:
+        lines.append("")
+        lines.append("certified 90 % precision per genre (learn-then-test, "
+                     "family-wise error 10 % over the genres, Bonferroni):")
+        for design, res in out.items():
+            lines.append(
+                f"  {design:<14}: {100 * res['decided']:.1f} % of (title, genre) "
+                f"decisions certified, {100 * res['texts_all_decided']:.1f} % "
+                f"of titles "
+                f"with every genre decided; precision of the certified positives "
+                f"{res['decided_precision']:.3f}, accuracy of all certified "
+                f"decisions {res['decided_acc']:.3f}; thresholds "
+                f"{np.round(res['thresholds'], 3).tolist()}")
+    text = "\n".join(lines)
+    print(text)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(text + "\n")
+
+
+if __name__ == "__main__":
+    main()
