@@ -92,6 +92,8 @@ TRUSTED_TYPES = (
     "sklearn_llmconf.hybrid._scores.LLMScores",
     "sklearn_llmconf.hybrid._text.JoinColumns",
     "sklearn_llmconf.hybrid._embeddings.SentenceEmbedder",
+    # the embedding block of an install without sentence-transformers
+    "sklearn_llmconf.hybrid._llama_embeddings.LlamaEmbedder",
 )
 
 #: Backends a model file can name, by class name.
@@ -443,6 +445,30 @@ def certificate(router) -> dict:
     }
 
 
+def _further_backends(kept, identity):
+    """The backends of the LLMs inside ``kept`` other than the main one.
+
+    A hybrid may hold several LLMs (one block each, e.g. two checkpoints):
+    ``([{"backend": spec, "identity": identity}, ...], index)`` where
+    ``index[i]`` says which backend the ``i``-th classifier of
+    :func:`llm_classifiers` uses (0: the main one, ``j``: the ``j``-th
+    further one); None when every LLM uses the main backend.
+    """
+    further, index = [], []
+    for clf in llm_classifiers(kept):
+        backend = clf._get_backend()
+        own = backend.cache_identity()
+        if own == identity:
+            index.append(0)
+            continue
+        known = [f["identity"] for f in further]
+        if own not in known:
+            further.append({"backend": backend_spec(backend), "identity": own})
+            known.append(own)
+        index.append(known.index(own) + 1)
+    return (further, index) if further else None
+
+
 def save_model(path, router, *, certification_proba=None, certification_y=None,
                metadata=None) -> dict:
     """Write a fitted router to ``path`` with ``skops.io``.
@@ -492,6 +518,9 @@ def save_model(path, router, *, certification_proba=None, certification_y=None,
         "certificate": certificate(router),
         **(metadata or {}),
     }
+    further = _further_backends(kept, description["identity"])
+    if further:
+        description["further_backends"], description["backend_of_llm"] = further
     # Every LLM inside the model loses its live state and the loading
     # process's choices for the file (backend, cache, workers, progress, loaded
     # model); restored after writing, so the caller's model still works.
@@ -652,8 +681,21 @@ def attach_backend(router, description, backend_overrides=None):
             raise UnconfirmedBackendError(asks)
     backend = build_backend(spec, **overrides)
     check_identity(description["identity"], backend)
-    for clf in llm_classifiers([router.estimator, router.estimator_]):
-        clf.backend = backend
+    backends = [backend]
+    for further in description.get("further_backends", []):
+        # a further LLM of a hybrid: rebuilt as the file says (a checkpoint
+        # name is portable; a server needs its URL confirmed, as above)
+        params = further["backend"].get("params", {})
+        if further["backend"].get("class") == "OpenAIBackend" and any(
+                params.get(k) is not None for k in ("base_url", "api_key_env")):
+            raise UnconfirmedBackendError(
+                {k: params[k] for k in ("base_url", "api_key_env") if params.get(k)})
+        extra = build_backend(further["backend"])
+        check_identity(further["identity"], extra)
+        backends.append(extra)
+    index = description.get("backend_of_llm") or [0]
+    for i, clf in enumerate(llm_classifiers([router.estimator, router.estimator_])):
+        clf.backend = backends[index[i % len(index)]]
     return backend
 
 

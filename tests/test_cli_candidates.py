@@ -54,6 +54,7 @@ def test_every_choice_fits_a_class_of_one_row(keyword_model, rare_files, capsys,
                                               monkeypatch, choice):
     if choice != "auto":  # the embeddings block only in the auto run (speed)
         monkeypatch.setattr(_hybrid, "embeddings_available", lambda: False)
+        monkeypatch.setattr(_hybrid, "llama_embeddings_available", lambda: False)
     tmp, lab, new = rare_files
     model = str(tmp / f"{choice}.skops")
     assert cli.main(["fit", lab, "--text-column", "sender", "--text-column", "body",
@@ -134,3 +135,38 @@ def test_contradiction_test_per_tier():
     row = contradiction_rows(cert, ys, labels, tiers)[1]
     assert row[3] == "0.759" and row[4] == "0.00143"
     assert row[5] == "contradicts the certificate (p < 0.05)"
+
+
+def test_several_gguf_are_llm_blocks_of_the_hybrid(rare_files, capsys, monkeypatch):
+    # two models (a test double per --gguf value, told apart by their
+    # strength): the first is the llm candidate, both are blocks of the
+    # hybrid; the model file rebuilds each LLM's own backend
+    strength = {"smollm2-135m": 2.0, "gemma3-270m": 0.5}
+    monkeypatch.setattr(_common, "_local_backend",
+                        lambda path: KeywordBackend(strength=strength[path]))
+    monkeypatch.setattr(_hybrid, "embeddings_available", lambda: False)
+    monkeypatch.setattr(_hybrid, "llama_embeddings_available", lambda: False)
+    tmp, lab, new = rare_files
+    model = str(tmp / "two.skops")
+    assert cli.main(["fit", lab, "--text-column", "body", "--label-column", "kind",
+                     "--gguf", "smollm2-135m", "--gguf", "gemma3-270m",
+                     "--n-shots", "4", "--classifier", "hybrid", "--quiet",
+                     "-o", model]) == 0
+    router, desc, _ = load_model(model)
+    assert desc["backend"]["params"]["strength"] == 2.0
+    assert [b["backend"]["params"]["strength"]
+            for b in desc["further_backends"]] == [0.5]
+    kept = router.estimator_.estimator
+    assert [n for n, _ in kept.transformers_] == ["tfidf", "llm", "llm2"]
+    blocks = dict(kept.transformers_)
+    assert blocks["llm"][0].estimator_.backend.strength == 2.0
+    assert blocks["llm2"][0].estimator_.backend.strength == 0.5
+    out_csv = str(tmp / "two.csv")
+    assert cli.main(["predict", model, new, "-o", out_csv, "--quiet"]) == 0
+    assert len(read(out_csv)) == 61
+    capsys.readouterr()
+    assert cli.main(["fit", lab, "--text-column", "body", "--label-column", "kind",
+                     "--gguf", "smollm2-135m", "--gguf", "no-such-model", "-o",
+                     str(tmp / "three.skops")]) == 2
+    assert ("--gguf no-such-model: no such file (nor a model name: gemma3-270m, "
+            "smollm2-135m)") in capsys.readouterr().err

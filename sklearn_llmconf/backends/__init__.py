@@ -8,6 +8,7 @@ from ._base import (
     ScoreResult,
     Usage,
 )
+from ._checkpoints import checkpoint_path
 from .llamacpp import LlamaCppBackend, default_model_path
 from .openai import OpenAIBackend
 from .openai._batch import OpenAIBatchBackend
@@ -24,5 +25,6 @@ __all__ = [
     "ScoreResult",
     "TransformersBackend",
     "Usage",
+    "checkpoint_path",
     "default_model_path",
 ]

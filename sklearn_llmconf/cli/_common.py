@@ -9,7 +9,8 @@ from ._data import CLIError, Table, data_format
 
 __all__ = ["BASE_URL_ENV", "KEY_VARIABLE_ENV", "add_backend_options",
            "add_input_options", "backend_overrides", "check_cache",
-           "check_description", "check_output", "default_cache", "make_backend",
+           "check_description", "check_output", "default_cache",
+           "further_backends", "make_backend",
            "one_line", "open_table", "shown_cache", "unconfirmed_message",
            "versions"]
 
@@ -50,7 +51,17 @@ def add_backend_options(p, *, override=False):
     g = p.add_argument_group(
         "model" + (" (default: as in the model file)" if override else
                    " (default: the embedded SmolLM2-135M)"))
-    g.add_argument("--gguf", metavar="PATH", help="a local GGUF model file")
+    if override:
+        g.add_argument("--gguf", metavar="PATH", help="a local GGUF model file")
+    else:
+        from ..backends._checkpoints import CHECKPOINTS
+
+        g.add_argument(
+            "--gguf", metavar="PATH|NAME", action="append",
+            help="a local GGUF model file, or a model this package obtains "
+                 f"itself ({', '.join(sorted(CHECKPOINTS))}); given more than "
+                 "once, every model is one LLM block of the hybrid and the "
+                 "first is the llm candidate")
     g.add_argument("--base-url", metavar="URL",
                    help="an OpenAI-compatible server, e.g. http://127.0.0.1:8080/v1"
                    + (f" (default: ${BASE_URL_ENV}); a model file's server is "
@@ -112,9 +123,24 @@ def make_backend(args):
         )
     if args.model:
         raise CLIError("--model names a model on a server: give --base-url too.")
-    if args.gguf and not os.path.isfile(args.gguf):
-        raise CLIError(f"--gguf {args.gguf}: no such file.")
-    return _local_backend(os.path.abspath(args.gguf) if args.gguf else None)
+    return _local_backend(_gguf(args.gguf[0]) if args.gguf else None)
+
+
+def further_backends(args) -> list:
+    """fit: the backends of the second and later ``--gguf``."""
+    return [_local_backend(_gguf(g)) for g in (args.gguf or [])[1:]]
+
+
+def _gguf(value):
+    """A ``--gguf`` value: a checkpoint name as it is, a file's absolute path."""
+    from ..backends._checkpoints import CHECKPOINTS
+
+    if value in CHECKPOINTS and not os.path.exists(value):
+        return value
+    if not os.path.isfile(value):
+        raise CLIError(f"--gguf {value}: no such file (nor a model name: "
+                       f"{', '.join(sorted(CHECKPOINTS))}).")
+    return os.path.abspath(value)
 
 
 def backend_overrides(args, description) -> dict:

@@ -20,6 +20,12 @@ can lose where they are few per class; the comparison costs one fit of each
 candidate per fold (model calls for every training row per fold: the folds'
 prompts differ). A class with one labelled row trains (it cannot be
 certified); the certification part then lacks it.
+
+``--gguf`` given more than once (files, or the model names ``smollm2-135m``
+and ``gemma3-270m``) puts several LLMs in the hybrid, one block each; the
+first is the ``llm`` candidate and the backend the certificate names, the
+others are rebuilt from the model file by ``predict`` and ``report`` (a model
+name is portable; a moved file is not).
 """
 
 from __future__ import annotations
@@ -38,6 +44,7 @@ from ._common import (
     check_cache,
     check_output,
     default_cache,
+    further_backends,
     make_backend,
     open_table,
     shown_cache,
@@ -168,6 +175,7 @@ def _split(y, fraction_, seed):
 
 def fit(args) -> int:
     """Validate everything, fit, certify, print the certificate, save."""
+    from sklearn.base import clone
     from sklearn.frozen import FrozenEstimator
 
     from .._archive import KEY_ENV
@@ -206,7 +214,10 @@ def fit(args) -> int:
     )
     kinds = (("llm", "hybrid") if args.classifier == "auto"
              else (args.classifier,))
-    selector = BestCandidateClassifier(service_candidates(llm, kinds=kinds),
+    further = further_backends(args)
+    llms = [llm] + [clone(llm).set_params(backend=b) for b in further]
+    selector = BestCandidateClassifier(service_candidates(
+        llms if further else llm, kinds=kinds),
                                        cv=args.cv_folds, random_state=args.seed)
     X = as_X(rows, fields)
     X_tr, X_cert = [X[i] for i in train], [X[i] for i in cert]

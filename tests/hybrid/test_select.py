@@ -66,3 +66,19 @@ def test_bad_candidates():
                                  ("a", DummyClassifier())]).fit(["x", "y"], [0, 1])
     with pytest.raises(ValueError, match=r"unknown candidate kinds \['bert'\]"):
         service_candidates(kinds=("llm", "bert"))
+
+
+def test_service_candidates_with_several_llms():
+    strong = LLMClassifier(backend=KeywordBackend(), n_shots=4, random_state=0)
+    weak = LLMClassifier(backend=KeywordBackend(strength=0.1), n_shots=0)
+    (_, llm), (_, hybrid) = service_candidates([strong, weak], embeddings=False)
+    assert isinstance(llm, LLMClassifier) and llm.backend.strength == 2.0
+    assert llm is not strong  # clones
+    assert [n for n, _ in hybrid.features.transformer_list] == ["tfidf", "llm", "llm2"]
+    blocks = dict(hybrid.features.transformer_list)
+    assert blocks["llm2"][0].estimator.backend.strength == 0.1
+    assert blocks["llm2"][0].estimator is not weak
+    X, y = _data(60)
+    model = BestCandidateClassifier([("hybrid", hybrid)], cv=2).fit(X, y)
+    assert [n for n, _ in model.best_estimator_.transformers_] == [
+        "tfidf", "llm", "llm2"]

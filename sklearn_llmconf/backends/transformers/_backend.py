@@ -20,7 +20,7 @@ from .._base import (
     ScoreResult,
     Usage,
 )
-from ..llamacpp._model import default_model_path
+from .._checkpoints import resolve_model_file
 from ..llamacpp._scoring import first_token_ids
 from ._dropout import combine_passes
 from ._model import (
@@ -64,7 +64,10 @@ class TransformersBackend(BaseBackend):
     ----------
     model : str or path-like, default=None
         A model folder (``save_pretrained`` layout), a GGUF file (loaded
-        dequantized; needs ``gguf``), or a model-hub id. None uses
+        dequantized; needs ``gguf``), a model-hub id, or the name of a
+        checkpoint this package obtains itself, ``"smollm2-135m"`` or
+        ``"gemma3-270m"`` (see
+        :func:`~sklearn_llmconf.backends.checkpoint_path`). None uses
         SmolLM2-135M-Instruct, the GGUF file
         :class:`~sklearn_llmconf.backends.LlamaCppBackend` uses by default
         (see :func:`~sklearn_llmconf.backends.default_model_path`).
@@ -156,8 +159,8 @@ class TransformersBackend(BaseBackend):
 
     # -- configuration -------------------------------------------------------
     def _source(self) -> tuple[str, str | None, bool]:
-        source = default_model_path() if self.model is None else self.model
-        return split_source(source)
+        named = resolve_model_file(self.model)
+        return split_source(self.model if named is None else named)
 
     def _resolved(self) -> tuple[str, str]:
         device = resolve_device(str(self.device))

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from ...utils._bounded import BoundedDict
 from ...utils._threads import ThreadChooser
+from .._checkpoints import file_fingerprint
 
 __all__ = ["resolve_device", "resolve_dtype", "torch_threads", "weights_fingerprint"]
 
@@ -100,19 +101,8 @@ def split_source(source) -> tuple[str, str | None, bool]:
     return str(source), None, False
 
 
-# Content fingerprints, by (realpath, size, mtime_ns) of every file hashed.
-_FINGERPRINTS = BoundedDict(256)  # locked, least recently used out
-
-
 def _file_digest(path: str) -> str:
-    stat = os.stat(path)
-    key = (path, stat.st_size, stat.st_mtime_ns)
-    digest = _FINGERPRINTS.get(key)
-    if digest is None:
-        with open(path, "rb") as f:
-            digest = hashlib.file_digest(f, "sha256").hexdigest()
-        _FINGERPRINTS[key] = digest
-    return digest
+    return file_fingerprint(path)
 
 
 def weights_fingerprint(folder: str, gguf_file: str | None) -> str:
