@@ -20,6 +20,7 @@ from .._base import (
     Usage,
 )
 from .._checkpoints import resolve_model_file
+from .._local import fit_to_context
 from ._model import (  # noqa: F401  (re-exported: used by tests, server)
     _import_llama,
     _load_model,
@@ -332,27 +333,10 @@ class LlamaCppBackend(BaseBackend):
 
     def _fit_to_context(self, prompt, budget):
         """Tokenize a prompt, truncating its longest text field until it fits."""
-        tokens = np.asarray(self.tokenize(prompt.text), dtype=np.intc)
-        if len(tokens) <= budget:
-            return tokens, False
-        for _ in range(8):
-            excess = len(tokens) - budget
-            fields = list(prompt.fields)
-            longest = int(np.argmax([len(f) for f in fields]))
-            field_tokens = self.tokenize(fields[longest], add_bos=False)
-            # Cut a little more than the excess: re-tokenizing the joined prompt
-            # can merge tokens differently at the cut.
-            keep = max(0, len(field_tokens) - excess - 2)
-            llama = self._get_model().llama
-            fields[longest] = llama.detokenize(field_tokens[:keep]).decode(
-                "utf-8", errors="ignore"
-            )
-            prompt = prompt.replace_fields(fields)
-            tokens = np.asarray(self.tokenize(prompt.text), dtype=np.intc)
-            if len(tokens) <= budget:
-                return tokens, True
-        raise ValueError(
-            f"The prompt does not fit in n_ctx={self.n_ctx} tokens even with its "
-            "text fields emptied: shorten the instructions or demonstrations, or "
-            "increase n_ctx."
-        )
+        return fit_to_context(
+            prompt, budget,
+            tokenize=lambda text: np.asarray(self.tokenize(text), dtype=np.intc),
+            tokenize_field=lambda text: self.tokenize(text, add_bos=False),
+            detokenize=lambda toks: self._get_model().llama.detokenize(
+                toks).decode("utf-8", errors="ignore"),
+            n_ctx=self.n_ctx)

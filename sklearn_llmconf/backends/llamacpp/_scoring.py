@@ -40,6 +40,7 @@ import numpy as np
 from scipy.special import log_softmax
 
 from .._label_tree import label_entries, label_nodes
+from .._local import first_token_ids, score_sequentially
 
 __all__ = [
     "BatchBuffer",
@@ -71,23 +72,6 @@ def keep_reusable_prefix(llama, tokens: np.ndarray) -> int:
     reuse = max(0, min(_common_prefix_length(cached, tokens), len(tokens) - 2))
     llama.n_tokens = reuse
     return reuse
-
-
-def first_token_ids(labels, label_tokens) -> np.ndarray:
-    """First token of every label; raise naming the labels that share one."""
-    by_first: dict[int, list[str]] = {}
-    for label, toks in zip(labels, label_tokens, strict=True):
-        by_first.setdefault(toks[0], []).append(label)
-    clashes = [group for group in by_first.values() if len(group) > 1]
-    if clashes:
-        shown = "; ".join(" / ".join(repr(lab) for lab in g) for g in clashes)
-        raise ValueError(
-            "scoring='first_token' needs labels whose first tokens differ, but "
-            f"these labels start with the same token: {shown}. Use "
-            "verbalizer='letters' on the classifier (single-token letter codes), "
-            "other label words, or scoring='full_sequence'."
-        )
-    return np.array([toks[0] for toks in label_tokens], dtype=np.intp)
 
 
 @dataclass
@@ -329,21 +313,9 @@ def score_one_reference(llama, tokens, label_tokens):
     The scorer of versions before the one-batch trie: slow (a decode of at
     least two tokens and a full-vocabulary log-softmax per label prefix) and
     kept as the exactness oracle of the tests and the baseline of
-    ``benchmarks/bench_labels.py``.
+    ``benchmarks/bench_labels.py``: ``score_sequentially`` (shared with the
+    transformers backend) over :func:`eval_to`.
     """
-    first, n_prompt = eval_to(llama, tokens)
-    memo = {(): first}
-    n_label = 0
-    scores = np.empty(len(label_tokens))
-    for j, seq in enumerate(label_tokens):
-        total = 0.0
-        for depth, tok in enumerate(seq):
-            prefix = tuple(seq[:depth])
-            if prefix not in memo:
-                full = np.concatenate([tokens, np.asarray(prefix, dtype=np.intc)])
-                memo[prefix], n = eval_to(llama, full)
-                n_label += n
-            total += memo[prefix][tok]
-        scores[j] = total
-    return scores, (n_prompt, n_label)
-
+    return score_sequentially(
+        lambda ids: eval_to(llama, np.asarray(ids, dtype=np.intc)), tokens,
+        label_tokens)

@@ -21,7 +21,7 @@ from .._base import (
     Usage,
 )
 from .._checkpoints import resolve_model_file
-from ..llamacpp._scoring import first_token_ids
+from .._local import first_token_ids, fit_to_context
 from ._dropout import combine_passes
 from ._model import (
     hub_folder,
@@ -237,26 +237,11 @@ class TransformersBackend(BaseBackend):
 
     def _fit_to_context(self, prompt, budget):
         """Tokenize a prompt, truncating its longest text field until it fits."""
-        tokens = self.tokenize(prompt.text)
-        if len(tokens) <= budget:
-            return tokens, False
-        tokenizer = self._get_loaded().tokenizer
-        for _ in range(8):
-            excess = len(tokens) - budget
-            fields = list(prompt.fields)
-            longest = int(np.argmax([len(f) for f in fields]))
-            field_tokens = self.tokenize(fields[longest], add_special_tokens=False)
-            keep = max(0, len(field_tokens) - excess - 2)
-            fields[longest] = tokenizer.decode(field_tokens[:keep])
-            prompt = prompt.replace_fields(fields)
-            tokens = self.tokenize(prompt.text)
-            if len(tokens) <= budget:
-                return tokens, True
-        raise ValueError(
-            f"The prompt does not fit in n_ctx={self.n_ctx} tokens even with its "
-            "text fields emptied: shorten the instructions or demonstrations, or "
-            "increase n_ctx."
-        )
+        return fit_to_context(
+            prompt, budget, tokenize=self.tokenize,
+            tokenize_field=lambda text: self.tokenize(text, add_special_tokens=False),
+            detokenize=lambda toks: self._get_loaded().tokenizer.decode(toks),
+            n_ctx=self.n_ctx)
 
     def _prompt_tokens(self, prompts, budget, what):
         out, n_truncated = [], 0

@@ -24,6 +24,7 @@ from __future__ import annotations
 import numpy as np
 
 from .._label_tree import label_entries, label_nodes
+from .._local import score_sequentially
 
 __all__ = [
     "LabelTree",
@@ -249,7 +250,8 @@ def score_one_reference(model, tokens, label_tokens):
     """Score labels one prefix at a time, each a full forward pass from scratch.
 
     No cache, no batching, no custom mask: the plainest evaluation of
-    ``log P(label | prompt)``, kept as the exactness oracle of the tests.
+    ``log P(label | prompt)`` (``score_sequentially``, shared with the
+    llama.cpp backend), kept as the exactness oracle of the tests.
 
     Parameters
     ----------
@@ -264,17 +266,9 @@ def score_one_reference(model, tokens, label_tokens):
     """
     import torch
 
-    memo: dict[tuple, np.ndarray] = {}
-    scores = np.empty(len(label_tokens))
-    for j, seq in enumerate(label_tokens):
-        total = 0.0
-        for depth, tok in enumerate(seq):
-            prefix = tuple(seq[:depth])
-            if prefix not in memo:
-                full = list(tokens) + list(prefix)
-                ids = torch.tensor([full], device=model.device)
-                memo[prefix] = _head_log_softmax64(
-                    model, _hidden(model, input_ids=ids)[0, -1])
-            total += memo[prefix][tok]
-        scores[j] = total
-    return scores
+    def next_log_probs(ids):
+        batch = torch.tensor([ids], device=model.device)
+        last = _hidden(model, input_ids=batch)[0, -1]
+        return _head_log_softmax64(model, last), len(ids)
+
+    return score_sequentially(next_log_probs, tokens, label_tokens)[0]
