@@ -157,15 +157,15 @@ def _service_model(X, y, params):
     dropped after the comparison, so their calls are counted in the shared
     response cache: one new row per prompt scored)."""
     from .._classifier import LLMClassifier
-    from ..cache import ResponseCache
+    from ..cache import open_cache
     from ..hybrid import BestCandidateClassifier, service_candidates
 
-    cache = ResponseCache(params["cache"])
-    before = len(cache)
     kept = BestCandidateClassifier(
         service_candidates(LLMClassifier(**{**params, "progress": False})), cv=3)
-    kept.fit(X, y)
-    return kept, len(cache) - before
+    with open_cache(params["cache"]) as cache:  # a file, or a PostgreSQL URL
+        before = len(cache)
+        kept.fit(X, y)
+        return kept, len(cache) - before
 
 
 def route(args) -> int:
