@@ -21,10 +21,15 @@ demonstrations showing each title's label set, one seeded split:
   precision (family-wise error 10 % over the genres, Bonferroni), fitted on a
   separate calibration split, evaluated on the test titles.
 
+``--data emotions`` runs the same on
+:func:`~sklearn_llmconf.datasets.load_word_emotions` (single words, eight
+emotions; results in ``bench_multilabel_emotions.txt``), where the model has
+more to read than a title.
+
 Usage::
 
     PYTHONPATH=. OMP_NUM_THREADS=1 python benchmarks/bench_multilabel.py \\
-        [--n-cal 150] [--n-route 200] [--n-test 200] [--out FILE]
+        [--data movies|emotions] [--n-cal 150] [--n-route 200] [--n-test 200]
 """
 
 from __future__ import annotations
@@ -43,7 +48,7 @@ from sklearn.metrics import f1_score, hamming_loss, roc_auc_score
 from sklearn_llmconf import LLMClassifier
 from sklearn_llmconf.backends import LlamaCppBackend
 from sklearn_llmconf.calibration import InFitCalibration
-from sklearn_llmconf.datasets import load_movie_genres
+from sklearn_llmconf.datasets import load_movie_genres, load_word_emotions
 from sklearn_llmconf.metrics import multilabel_calibration_report
 from sklearn_llmconf.scoring import LogProbs
 
@@ -52,11 +57,14 @@ try:  # the router arrives with step 4 of issue 35
 except ImportError:  # pragma: no cover
     MultiLabelRouter = None
 
-RESULTS = Path(__file__).parent / "results" / "bench_multilabel.txt"
+RESULTS = Path(__file__).parent / "results"
+DATA = {"movies": load_movie_genres, "emotions": load_word_emotions}
+#: the single-label baseline of the cost ratio: one column, named
+BASELINE = {"movies": (3, "drama"), "emotions": (3, "fear")}
 
 
-def _split(n_cal, n_route, n_test, seed=0):
-    movies = load_movie_genres()
+def _split(data, n_cal, n_route, n_test, seed=0):
+    movies = DATA[data]()
     rng = np.random.RandomState(seed)
     idx = rng.permutation(len(movies.data))
     a, b = n_cal + 16 * 4, n_cal + 16 * 4 + n_route
@@ -105,29 +113,35 @@ def main(argv=None):
     parser.add_argument("--n-route", type=int, default=200)
     parser.add_argument("--n-test", type=int, default=200)
     parser.add_argument("--designs", nargs="+", default=["yes_no", "label_vs_none"])
-    parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument("--data", choices=sorted(DATA), default="movies")
+    parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args(argv)
     warnings.simplefilter("ignore", UserWarning)
+    if args.out is None:
+        args.out = RESULTS / ("bench_multilabel.txt" if args.data == "movies"
+                              else f"bench_multilabel_{args.data}.txt")
     movies, [(Xtr, Ytr), (Xr, Yr), (Xte, Yte)] = _split(
-        args.n_cal, args.n_route, args.n_test + 2)
+        args.data, args.n_cal, args.n_route, args.n_test + 2)
+    col, name = BASELINE[args.data]
     Xwarm, Xte, Yte = Xte[:2], Xte[2:], Yte[2:]
     backend = LlamaCppBackend(n_threads=1, n_threads_batch=1)
     lines = [
         f"# PYTHONPATH=. OMP_NUM_THREADS=1 python benchmarks/bench_multilabel.py "
-        f"--n-cal {args.n_cal} --n-route {args.n_route} --n-test {args.n_test}",
+        f"--data {args.data} --n-cal {args.n_cal} --n-route {args.n_route} "
+        f"--n-test {args.n_test}",
         f"# {datetime.date.today()}, embedded SmolLM2-135M (1 thread), "
-        f"load_movie_genres: {len(Xtr)} training titles (16 demonstrations, "
-        f"up to {args.n_cal} calibrate), {len(Xr)} router-calibration titles, "
-        f"{len(Xte)} test titles; {len(movies.target_names)} genres "
+        f"{DATA[args.data].__name__}: {len(Xtr)} training texts (16 demonstrations, "
+        f"up to {args.n_cal} calibrate), {len(Xr)} router-calibration texts, "
+        f"{len(Xte)} test texts; {len(movies.target_names)} labels "
         f"{list(movies.target_names)}",
     ]
     out = {}
     with tempfile.TemporaryDirectory() as tmp:
         cache = str(Path(tmp) / "scores.sqlite")
-        # one label per text, for the cost ratio: drama or other
+        # one label per text, for the cost ratio: e.g. drama or other
         single = LLMClassifier(backend=backend, n_shots=16, random_state=0,
                                calibration=None, cache=cache)
-        single.fit(Xtr, np.where(Ytr[:, 3] == 1, "drama", "other"))
+        single.fit(Xtr, np.where(Ytr[:, col] == 1, name, "other"))
         # a warm-up text pays the model load and the shared demonstrations
         single.predict_proba(Xwarm)
         calls0 = single.usage_.calls
@@ -167,6 +181,7 @@ def main(argv=None):
                 res["decided_acc"] = (float(np.mean(decided[ok] == Yte[ok]))
                                       if ok.any() else float("nan"))
                 res["thresholds"] = router.thresholds_
+                res["negative"] = router.negative_thresholds_
             out[design] = res
             if design == "label_vs_none":
                 gen_pred, t_gen = _generated_label_sets(clf, Xte, backend)
@@ -193,9 +208,9 @@ def main(argv=None):
     lines.append("AUC: macro over genres, of the probabilities (the raw scores' "
                  "ranking survives calibration only where the slope is > 0)")
     lines.append("")
-    lines.append(f"cost of scoring {len(Xte)} test titles (no cache hit), "
+    lines.append(f"cost of scoring {len(Xte)} test texts (no cache hit), "
                  "side by side:")
-    lines.append(f"  one label per title (binary, drama/other): {t_single:7.1f} s, "
+    lines.append(f"  one label per text (binary, {name}/other): {t_single:7.1f} s, "
                  f"{calls_single} backend calls")
     for design, res in out.items():
         lines.append(
@@ -204,7 +219,7 @@ def main(argv=None):
             f"{res['calls']} backend calls; time ratio to one label "
             f"{res['t_pred'] / t_single:.2f}x")
     if "label_vs_none" in out:
-        lines.append(f"  one generated label set per title (greedy, <= 16 tokens): "
+        lines.append(f"  one generated label set per text (greedy, <= 16 tokens): "
                      f"{t_gen:7.1f} s; time ratio to one label "
                      f"{t_gen / t_single:.2f}x")
     for design, res in out.items():
@@ -213,17 +228,18 @@ def main(argv=None):
                      f"{np.round(res['bias'], 2).tolist()}")
     if MultiLabelRouter is not None:
         lines.append("")
-        lines.append("certified 90 % precision per genre (learn-then-test, "
-                     "family-wise error 10 % over the genres, Bonferroni):")
+        lines.append("certified 90 % precision per label (learn-then-test, "
+                     "family-wise error 10 % over the labels, Bonferroni):")
         for design, res in out.items():
             lines.append(
-                f"  {design:<14}: {100 * res['decided']:.1f} % of (title, genre) "
+                f"  {design:<14}: {100 * res['decided']:.1f} % of (text, label) "
                 f"decisions certified, {100 * res['texts_all_decided']:.1f} % "
-                f"of titles "
-                f"with every genre decided; precision of the certified positives "
+                f"of texts "
+                f"with every label decided; precision of the certified positives "
                 f"{res['decided_precision']:.3f}, accuracy of all certified "
-                f"decisions {res['decided_acc']:.3f}; thresholds "
-                f"{np.round(res['thresholds'], 3).tolist()}")
+                f"decisions {res['decided_acc']:.3f}; positive thresholds "
+                f"{np.round(res['thresholds'], 3).tolist()}, negative "
+                f"{np.round(res['negative'], 3).tolist()}")
     text = "\n".join(lines)
     print(text)
     args.out.parent.mkdir(parents=True, exist_ok=True)
