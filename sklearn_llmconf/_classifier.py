@@ -503,6 +503,11 @@ class LLMClassifier(ClassifierMixin, BaseEstimator):
         spec = self.strategy
         name = spec if isinstance(spec, str) else spec.name
         self.strategy_ = resolve_strategy(name, self._get_backend())
+        if self._multilabel and self.strategy_ != "logprobs":
+            raise ValueError(
+                "A multi-label y is scored with log-probabilities, which this "
+                f"backend does not expose (strategy='auto' chose "
+                f"{self.strategy_!r}).")
         if isinstance(spec, str) or spec.name != self.strategy_:
             spec = STRATEGY_CLASSES[self.strategy_]()
         calibration = InFitCalibration.from_param(self.calibration)

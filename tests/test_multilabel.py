@@ -276,3 +276,18 @@ def test_no_warning_on_clean_fit():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         _clf().fit(X, Y)
+
+
+def test_auto_strategy_without_logprobs_is_refused_for_multilabel():
+    from sklearn_llmconf.backends import BackendCapabilities
+
+    class NoLogprobs(KeywordBackend):
+        def capabilities(self):
+            return BackendCapabilities(logprobs=False)
+
+        def _generate(self, prompts, **kwargs):  # pragma: no cover
+            raise AssertionError
+
+    X, Y = _data()
+    with pytest.raises(ValueError, match="does not expose"):
+        LLMClassifier(backend=NoLogprobs(), strategy="auto").fit(X, Y)
