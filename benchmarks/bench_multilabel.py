@@ -8,7 +8,9 @@ demonstrations showing each title's label set, one seeded split:
   ``"yes_no"`` (``"<genre>: yes"`` / ``"<genre>: no"`` after the text, every
   genre in one prompt through the label tree) and ``"label_vs_none"`` (each
   genre word against ``"none"``): micro / macro F1, subset accuracy, Hamming
-  loss, micro debiased ECE, on held-out titles;
+  loss, macro AUC, micro debiased ECE, on held-out titles; and, as the
+  baseline, one generated label set per title (greedy decoding after the
+  ``"label_vs_none"`` prompt, the genres it names);
 - raw (``calibration=None``) against the in-fit per-label calibration
   (slope and bias per genre, shrunk toward shared ones): held-out log loss;
 - cost: seconds and backend calls to score the test titles with k = 5 genres
@@ -19,10 +21,15 @@ demonstrations showing each title's label set, one seeded split:
   precision (family-wise error 10 % over the genres, Bonferroni), fitted on a
   separate calibration split, evaluated on the test titles.
 
+``--data emotions`` runs the same on
+:func:`~sklearn_llmconf.datasets.load_word_emotions` (single words, eight
+emotions; results in ``bench_multilabel_emotions.txt``), where the model has
+more to read than a title.
+
 Usage::
 
     PYTHONPATH=. OMP_NUM_THREADS=1 python benchmarks/bench_multilabel.py \\
-        [--n-cal 150] [--n-route 200] [--n-test 200] [--out FILE]
+        [--data movies|emotions] [--n-cal 150] [--n-route 200] [--n-test 200]
 """
 
 from __future__ import annotations
@@ -36,12 +43,12 @@ from pathlib import Path
 
 import numpy as np
 from sklearn.base import clone
-from sklearn.metrics import f1_score, hamming_loss
+from sklearn.metrics import f1_score, hamming_loss, roc_auc_score
 
 from sklearn_llmconf import LLMClassifier
 from sklearn_llmconf.backends import LlamaCppBackend
 from sklearn_llmconf.calibration import InFitCalibration
-from sklearn_llmconf.datasets import load_movie_genres
+from sklearn_llmconf.datasets import load_movie_genres, load_word_emotions
 from sklearn_llmconf.metrics import multilabel_calibration_report
 from sklearn_llmconf.scoring import LogProbs
 
@@ -50,11 +57,14 @@ try:  # the router arrives with step 4 of issue 35
 except ImportError:  # pragma: no cover
     MultiLabelRouter = None
 
-RESULTS = Path(__file__).parent / "results" / "bench_multilabel.txt"
+RESULTS = Path(__file__).parent / "results"
+DATA = {"movies": load_movie_genres, "emotions": load_word_emotions}
+#: the single-label baseline of the cost ratio: one column, named
+BASELINE = {"movies": (3, "drama"), "emotions": (3, "fear")}
 
 
-def _split(n_cal, n_route, n_test, seed=0):
-    movies = load_movie_genres()
+def _split(data, n_cal, n_route, n_test, seed=0):
+    movies = DATA[data]()
     rng = np.random.RandomState(seed)
     idx = rng.permutation(len(movies.data))
     a, b = n_cal + 16 * 4, n_cal + 16 * 4 + n_route
@@ -73,7 +83,28 @@ def _scores(Y, P):
         "ece": rep["micro"]["ece_debiased"],
         "ece_ci": (rep["micro"]["ece_ci_low"], rep["micro"]["ece_ci_high"]),
         "log_loss": rep["micro"]["log_loss"],
+        "auc": roc_auc_score(Y, P, average="macro"),
     }
+
+
+def _generated_label_sets(clf, X, backend):
+    """One generated label set per text (greedy), parsed: the baseline.
+
+    The prompt is the ``"label_vs_none"`` classifier's own (same
+    demonstrations, which list each title's genres); the model writes the
+    list and each genre it names is predicted present.
+    """
+    template, words = clf.prompt_template_, list(clf.label_words_)
+    demos = [({"text": d[0]}, w) for d, w in clf.demos_]
+    prompts = [template.render({"text": x}, words, demos) for x in X]
+    t0 = time.perf_counter()
+    result = backend.generate(prompts, max_tokens=16, stop=["\n"])
+    seconds = time.perf_counter() - t0
+    pred = np.zeros((len(X), len(words)), dtype=int)
+    for i, texts in enumerate(result.texts):
+        named = {t.strip().lower() for t in (texts[0] if texts else "").split(",")}
+        pred[i] = [w.lower() in named for w in words]
+    return pred, seconds
 
 
 def main(argv=None):
@@ -82,29 +113,35 @@ def main(argv=None):
     parser.add_argument("--n-route", type=int, default=200)
     parser.add_argument("--n-test", type=int, default=200)
     parser.add_argument("--designs", nargs="+", default=["yes_no", "label_vs_none"])
-    parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument("--data", choices=sorted(DATA), default="movies")
+    parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args(argv)
     warnings.simplefilter("ignore", UserWarning)
+    if args.out is None:
+        args.out = RESULTS / ("bench_multilabel.txt" if args.data == "movies"
+                              else f"bench_multilabel_{args.data}.txt")
     movies, [(Xtr, Ytr), (Xr, Yr), (Xte, Yte)] = _split(
-        args.n_cal, args.n_route, args.n_test + 2)
+        args.data, args.n_cal, args.n_route, args.n_test + 2)
+    col, name = BASELINE[args.data]
     Xwarm, Xte, Yte = Xte[:2], Xte[2:], Yte[2:]
     backend = LlamaCppBackend(n_threads=1, n_threads_batch=1)
     lines = [
         f"# PYTHONPATH=. OMP_NUM_THREADS=1 python benchmarks/bench_multilabel.py "
-        f"--n-cal {args.n_cal} --n-route {args.n_route} --n-test {args.n_test}",
+        f"--data {args.data} --n-cal {args.n_cal} --n-route {args.n_route} "
+        f"--n-test {args.n_test}",
         f"# {datetime.date.today()}, embedded SmolLM2-135M (1 thread), "
-        f"load_movie_genres: {len(Xtr)} training titles (16 demonstrations, "
-        f"up to {args.n_cal} calibrate), {len(Xr)} router-calibration titles, "
-        f"{len(Xte)} test titles; {len(movies.target_names)} genres "
+        f"{DATA[args.data].__name__}: {len(Xtr)} training texts (16 demonstrations, "
+        f"up to {args.n_cal} calibrate), {len(Xr)} router-calibration texts, "
+        f"{len(Xte)} test texts; {len(movies.target_names)} labels "
         f"{list(movies.target_names)}",
     ]
     out = {}
     with tempfile.TemporaryDirectory() as tmp:
         cache = str(Path(tmp) / "scores.sqlite")
-        # one label per text, for the cost ratio: drama or other
+        # one label per text, for the cost ratio: e.g. drama or other
         single = LLMClassifier(backend=backend, n_shots=16, random_state=0,
                                calibration=None, cache=cache)
-        single.fit(Xtr, np.where(Ytr[:, 3] == 1, "drama", "other"))
+        single.fit(Xtr, np.where(Ytr[:, col] == 1, name, "other"))
         # a warm-up text pays the model load and the shared demonstrations
         single.predict_proba(Xwarm)
         calls0 = single.usage_.calls
@@ -144,22 +181,36 @@ def main(argv=None):
                 res["decided_acc"] = (float(np.mean(decided[ok] == Yte[ok]))
                                       if ok.any() else float("nan"))
                 res["thresholds"] = router.thresholds_
+                res["negative"] = router.negative_thresholds_
             out[design] = res
+            if design == "label_vs_none":
+                gen_pred, t_gen = _generated_label_sets(clf, Xte, backend)
     lines.append("")
     lines.append(f"{'design':<15}{'calib':<6}{'micro-F1':>9}{'macro-F1':>9}"
-                 f"{'subset':>8}{'Hamming':>9}{'log loss':>9}"
+                 f"{'subset':>8}{'Hamming':>9}{'AUC':>7}{'log loss':>9}"
                  f"{'ECE (debiased, 95% CI)':>28}")
     for design, res in out.items():
         for kind in ("raw", "cal"):
             r = res[kind]
             lines.append(
                 f"{design:<15}{kind:<6}{r['micro_f1']:9.3f}{r['macro_f1']:9.3f}"
-                f"{r['subset_acc']:8.3f}{r['hamming']:9.3f}{r['log_loss']:9.3f}"
+                f"{r['subset_acc']:8.3f}{r['hamming']:9.3f}{r['auc']:7.3f}"
+                f"{r['log_loss']:9.3f}"
                 f"{r['ece']:12.3f} [{r['ece_ci'][0]:.3f}, {r['ece_ci'][1]:.3f}]")
+    if "label_vs_none" in out:
+        g = gen_pred
+        lines.append(
+            f"{'generated set':<15}{'-':<6}"
+            f"{f1_score(Yte, g, average='micro', zero_division=0):9.3f}"
+            f"{f1_score(Yte, g, average='macro', zero_division=0):9.3f}"
+            f"{np.mean((g == Yte).all(axis=1)):8.3f}{hamming_loss(Yte, g):9.3f}"
+            f"{'-':>7}{'-':>9}{'- (no probability)':>28}")
+    lines.append("AUC: macro over genres, of the probabilities (the raw scores' "
+                 "ranking survives calibration only where the slope is > 0)")
     lines.append("")
-    lines.append(f"cost of scoring {len(Xte)} test titles (no cache hit), "
+    lines.append(f"cost of scoring {len(Xte)} test texts (no cache hit), "
                  "side by side:")
-    lines.append(f"  one label per title (binary, drama/other): {t_single:7.1f} s, "
+    lines.append(f"  one label per text (binary, {name}/other): {t_single:7.1f} s, "
                  f"{calls_single} backend calls")
     for design, res in out.items():
         lines.append(
@@ -167,23 +218,28 @@ def main(argv=None):
             f"{res['t_pred']:7.1f} s, "
             f"{res['calls']} backend calls; time ratio to one label "
             f"{res['t_pred'] / t_single:.2f}x")
+    if "label_vs_none" in out:
+        lines.append(f"  one generated label set per text (greedy, <= 16 tokens): "
+                     f"{t_gen:7.1f} s; time ratio to one label "
+                     f"{t_gen / t_single:.2f}x")
     for design, res in out.items():
         lines.append(f"per-label calibration ({design}): slope "
                      f"{np.round(res['slope'], 2).tolist()}, bias "
                      f"{np.round(res['bias'], 2).tolist()}")
     if MultiLabelRouter is not None:
         lines.append("")
-        lines.append("certified 90 % precision per genre (learn-then-test, "
-                     "family-wise error 10 % over the genres, Bonferroni):")
+        lines.append("certified 90 % precision per label (learn-then-test, "
+                     "family-wise error 10 % over the labels, Bonferroni):")
         for design, res in out.items():
             lines.append(
-                f"  {design:<14}: {100 * res['decided']:.1f} % of (title, genre) "
+                f"  {design:<14}: {100 * res['decided']:.1f} % of (text, label) "
                 f"decisions certified, {100 * res['texts_all_decided']:.1f} % "
-                f"of titles "
-                f"with every genre decided; precision of the certified positives "
+                f"of texts "
+                f"with every label decided; precision of the certified positives "
                 f"{res['decided_precision']:.3f}, accuracy of all certified "
-                f"decisions {res['decided_acc']:.3f}; thresholds "
-                f"{np.round(res['thresholds'], 3).tolist()}")
+                f"decisions {res['decided_acc']:.3f}; positive thresholds "
+                f"{np.round(res['thresholds'], 3).tolist()}, negative "
+                f"{np.round(res['negative'], 3).tolist()}")
     text = "\n".join(lines)
     print(text)
     args.out.parent.mkdir(parents=True, exist_ok=True)

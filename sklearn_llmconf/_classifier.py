@@ -158,8 +158,9 @@ class LLMClassifier(ClassifierMixin, BaseEstimator):
     Several labels per text: ``fit(X, Y)`` with ``Y`` a binary indicator
     matrix (a DataFrame's columns, or ``fit``'s ``classes``, name the
     labels) scores every label on its own from one prompt per text
-    (``strategy=LogProbs(multilabel="yes_no")``: ``"<label>: yes"`` against
-    ``"<label>: no"``; or ``"label_vs_none"``), calibrates a slope and a bias
+    (``strategy=LogProbs(multilabel="label_vs_none")``, the default: each
+    label word against ``"none"``; or ``"yes_no"``: ``"<label>: yes"``
+    against ``"<label>: no"``), calibrates a slope and a bias
     per label shrunk toward shared ones, and then ``predict`` returns the
     ``(n, k)`` indicator matrix, ``predict_proba`` independent per-label
     probabilities, ``decision_function`` (and ``score_details``) per-label
@@ -503,6 +504,11 @@ class LLMClassifier(ClassifierMixin, BaseEstimator):
         spec = self.strategy
         name = spec if isinstance(spec, str) else spec.name
         self.strategy_ = resolve_strategy(name, self._get_backend())
+        if self._multilabel and self.strategy_ != "logprobs":
+            raise ValueError(
+                "A multi-label y is scored with log-probabilities, which this "
+                f"backend does not expose (strategy='auto' chose "
+                f"{self.strategy_!r}).")
         if isinstance(spec, str) or spec.name != self.strategy_:
             spec = STRATEGY_CLASSES[self.strategy_]()
         calibration = InFitCalibration.from_param(self.calibration)

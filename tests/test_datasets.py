@@ -198,3 +198,20 @@ def test_load_movie_genres_as_frame_names_the_columns():
     X, Y = load_movie_genres(return_X_y=True, as_frame=True)
     assert list(X.columns) == ["text"]
     assert list(Y.columns) == ["action", "animation", "comedy", "drama", "romance"]
+
+
+def test_load_word_emotions_is_a_multilabel_target():
+    from sklearn.utils.multiclass import type_of_target
+
+    from sklearn_llmconf.datasets import load_word_emotions
+
+    words = load_word_emotions()
+    assert words.data.shape == (6468,) and words.target.shape == (6468, 8)
+    assert list(words.target_names) == ["anger", "anticipation", "disgust", "fear",
+                                        "joy", "sadness", "surprise", "trust"]
+    assert type_of_target(words.target) == "multilabel-indicator"
+    np.testing.assert_array_equal(words.target.sum(axis=0),
+                                  [1247, 839, 1058, 1476, 689, 1191, 534, 1231])
+    row = dict(zip(words.data, words.target))
+    np.testing.assert_array_equal(row["abandon"], [0, 0, 0, 1, 0, 1, 0, 0])
+    assert "Mohammad" in words.DESCR and "research purposes only" in words.DESCR

@@ -79,7 +79,8 @@ def test_plain_array_without_names_uses_column_numbers():
 
 def test_demonstrations_show_label_sets_yes_no():
     X, Y = _data()
-    clf = _clf(n_shots=3, calibration=None).fit(X, Y, classes=WORDS)
+    clf = _clf(n_shots=3, calibration=None,
+               strategy=LogProbs(multilabel="yes_no")).fit(X, Y, classes=WORDS)
     prompt = clf._render([("sport item x",)])[0].text
     assert prompt.startswith("Say for each label whether it applies to the text. "
                              "Labels: sport, money, music.")
@@ -90,10 +91,15 @@ def test_demonstrations_show_label_sets_yes_no():
                                     "money: no", "music: yes", "music: no"]
 
 
-def test_label_vs_none_layout():
+def test_label_vs_none_layout_is_the_default():
     X, Y = _data()
-    clf = _clf(strategy=LogProbs(multilabel="label_vs_none")).fit(
-        X[:100], Y[:100], classes=WORDS)
+    clf = _clf().fit(X[:100], Y[:100], classes=WORDS)
+    prompt = clf._render([("sport item x",)])[0].text
+    assert prompt.startswith("List the labels that apply to the text, from: "
+                             "sport, money, music; or none.")
+    for _row, answer in clf.demos_:
+        assert answer == "none" or set(answer.split(", ")) <= set(WORDS)
+        assert f"Labels: {answer}" in prompt
     assert clf._scored_labels() == [" sport", " money", " music", " none"]
     assert clf.prompt_template_.template.endswith("Labels:")
     assert (clf.predict(X[100:]) == Y[100:]).mean() > 0.8
@@ -114,6 +120,14 @@ def test_single_label_target_is_unchanged():
     clf = _clf(calibration=None).fit(X, np.array(WORDS)[Y.argmax(axis=1)])
     assert clf.predict_proba(X[:5]).shape == (5, 3)
     np.testing.assert_allclose(clf.predict_proba(X[:5]).sum(axis=1), 1)
+
+
+@pytest.mark.parametrize("design", ["label_vs_none", "yes_no"])
+def test_both_layouts_learn_the_words(design):
+    X, Y = _data()
+    clf = _clf(strategy=LogProbs(multilabel=design)).fit(
+        X[:100], Y[:100], classes=WORDS)
+    assert (clf.predict(X[100:]) == Y[100:]).mean() > 0.8
 
 
 @pytest.mark.parametrize("params, message", [
@@ -276,3 +290,18 @@ def test_no_warning_on_clean_fit():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         _clf().fit(X, Y)
+
+
+def test_auto_strategy_without_logprobs_is_refused_for_multilabel():
+    from sklearn_llmconf.backends import BackendCapabilities
+
+    class NoLogprobs(KeywordBackend):
+        def capabilities(self):
+            return BackendCapabilities(logprobs=False)
+
+        def _generate(self, prompts, **kwargs):  # pragma: no cover
+            raise AssertionError
+
+    X, Y = _data()
+    with pytest.raises(ValueError, match="does not expose"):
+        LLMClassifier(backend=NoLogprobs(), strategy="auto").fit(X, Y)

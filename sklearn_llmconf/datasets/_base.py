@@ -27,6 +27,7 @@ __all__ = [
     "load_rotten_tomatoes",
     "load_sms_spam",
     "load_trec",
+    "load_word_emotions",
 ]
 
 _PACKAGE = "sklearn_llmconf.datasets"
@@ -410,7 +411,51 @@ def load_movie_genres(*, return_X_y=False, as_frame=False):
     >>> movies.target.shape, list(movies.target_names)
     ((4515, 5), ['action', 'animation', 'comedy', 'drama', 'romance'])
     """
-    header, rows = _read_rows("movie_genres.csv.gz")
+    return _load_multilabel("movie_genres", return_X_y=return_X_y,
+                            as_frame=as_frame)
+
+
+def load_word_emotions(*, return_X_y=False, as_frame=False):
+    """Load English words with the emotions they evoke: several labels per text.
+
+    The 6,468 words of the NRC Emotion Lexicon (Mohammad & Turney, 2013) as
+    shipped in ``nrclex==4.1.0``, each with any of Plutchik's eight emotions
+    ``anger``, ``anticipation``, ``disgust``, ``fear``, ``joy``, ``sadness``,
+    ``surprise``, ``trust`` (crowd-sourced associations; 2,005 words have none
+    of the eight, only a sentiment, 2,119 have two or more). Each text is one
+    word. Research use only (the lexicon's terms).
+
+    Parameters
+    ----------
+    return_X_y : bool, default=False
+        If True, return ``(data, target)`` instead of a Bunch.
+    as_frame : bool, default=False
+        If True, ``data`` is a DataFrame with one column ``"text"`` and
+        ``target`` a DataFrame of 0/1 columns named after the emotions;
+        ``frame`` holds both. Needs pandas.
+
+    Returns
+    -------
+    data : :class:`~sklearn.utils.Bunch`
+        ``data`` (ndarray of str of shape (6468,)), ``target`` (ndarray of
+        int of shape (6468, 8)), ``target_names`` (the emotions, in column
+        order), ``frame``, ``feature_names`` (``["text"]``), ``DESCR``.
+    (data, target) : tuple if ``return_X_y`` is True
+
+    Examples
+    --------
+    >>> from sklearn_llmconf.datasets import load_word_emotions
+    >>> words = load_word_emotions()
+    >>> words.target.shape
+    (6468, 8)
+    """
+    return _load_multilabel("word_emotions", return_X_y=return_X_y,
+                            as_frame=as_frame)
+
+
+def _load_multilabel(name, *, return_X_y, as_frame):
+    """A bundled ``text`` column followed by 0/1 label columns."""
+    header, rows = _read_rows(f"{name}.csv.gz")
     texts = np.empty(len(rows), dtype=object)
     texts[:] = [row[0] for row in rows]
     target = np.array([[int(v) for v in row[1:]] for row in rows], dtype=int)
@@ -425,4 +470,4 @@ def load_movie_genres(*, return_X_y=False, as_frame=False):
     if return_X_y:
         return data, target
     return Bunch(data=data, target=target, target_names=names, frame=frame,
-                 feature_names=["text"], DESCR=_read_descr("movie_genres.rst"))
+                 feature_names=["text"], DESCR=_read_descr(f"{name}.rst"))

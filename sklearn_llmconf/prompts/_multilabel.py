@@ -1,7 +1,8 @@
 """Prompts for several labels per text: the answer of a label set, the strings scored.
 
 Each label is scored on its own, in one prompt per text, by one of two
-layouts (``LogProbs(multilabel=...)`` chooses):
+layouts (``LogProbs(multilabel=...)`` chooses, ``"label_vs_none"`` by
+default):
 
 ``"yes_no"``
     A demonstration answers every label on a line of its own, ``"<label>:
@@ -39,7 +40,7 @@ __all__ = [
 
 #: The scoring layouts, the default first (chosen by
 #: ``benchmarks/bench_multilabel.py``).
-MULTILABEL_DESIGNS = ("yes_no", "label_vs_none")
+MULTILABEL_DESIGNS = ("label_vs_none", "yes_no")
 
 #: The word of "no label applies" in the ``"label_vs_none"`` layout.
 NONE_WORD = "none"
