@@ -253,7 +253,9 @@ def main(argv=None):
         rows += run_split(name, args, cache)
     text = (f"# bench_blocks.py --part {args.part} (1 llama.cpp thread, 1 torch "
             "thread; measured while another benchmark ran on the other core of a "
-            "shared 2-core machine: compare times within this file only)\n"
+            "shared 2-core machine: compare times within this file only; an LLM "
+            "row after the first of its model reads the scores the earlier rows "
+            "cached, so its seconds are not its cost)\n"
             + format_rows(rows, args) + "\n" + summary(rows, args.part)
             + f"\n\ntotal {time.perf_counter() - start:.0f} s\n")
     print(text)

@@ -168,5 +168,5 @@ def test_several_gguf_are_llm_blocks_of_the_hybrid(rare_files, capsys, monkeypat
     assert cli.main(["fit", lab, "--text-column", "body", "--label-column", "kind",
                      "--gguf", "smollm2-135m", "--gguf", "no-such-model", "-o",
                      str(tmp / "three.skops")]) == 2
-    assert ("--gguf no-such-model: no such file (nor a model name: gemma3-270m, "
-            "smollm2-135m)") in capsys.readouterr().err
+    assert ("--gguf no-such-model: no such file. The model names are: "
+            "gemma3-270m, smollm2-135m.") in capsys.readouterr().err

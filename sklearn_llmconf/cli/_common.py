@@ -138,8 +138,8 @@ def _gguf(value):
     if value in CHECKPOINTS and not os.path.exists(value):
         return value
     if not os.path.isfile(value):
-        raise CLIError(f"--gguf {value}: no such file (nor a model name: "
-                       f"{', '.join(sorted(CHECKPOINTS))}).")
+        raise CLIError(f"--gguf {value}: no such file. The model names are: "
+                       f"{', '.join(sorted(CHECKPOINTS))}.")
     return os.path.abspath(value)
 
 

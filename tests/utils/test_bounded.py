@@ -50,4 +50,9 @@ def test_threads_sharing_it_keep_the_bound():
 def test_model_and_fingerprint_registries_are_bounded(module):
     assert isinstance(module._MODELS, BoundedDict)
     assert module._MODELS.maxsize == module.MAX_LOADED_MODELS == 8
-    assert isinstance(module._FINGERPRINTS, BoundedDict)
+    # one file-fingerprint memo for both backends, in the checkpoint registry
+    from sklearn_llmconf.backends import _checkpoints
+    from sklearn_llmconf.backends.llamacpp import _embedding
+
+    assert isinstance(_checkpoints._FINGERPRINTS, BoundedDict)
+    assert isinstance(_embedding._MODELS, BoundedDict)
