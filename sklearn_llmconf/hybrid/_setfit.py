@@ -180,6 +180,12 @@ class SetFitBlock(TransformerMixin, BaseEstimator):
     model, num_iterations, num_epochs, batch_size, max_length, random_state
         As :class:`SetFitClassifier`.
 
+    Attributes
+    ----------
+    estimator_ : SetFitClassifier
+        Fine-tuned on all training texts.
+    classes_ : ndarray of shape (n_classes,)
+
     Notes
     -----
     The training features come from encoders fine-tuned on ``1 - 1/n_folds``
@@ -188,12 +194,6 @@ class SetFitBlock(TransformerMixin, BaseEstimator):
     labels) that made the stack's probabilities too sharp on Rotten Tomatoes
     (log loss 0.672 against 0.568 for :class:`SetFitClassifier` alone) while
     it gained 8 % on SMS spam (see :ref:`hybrid_blocks`).
-
-    Attributes
-    ----------
-    estimator_ : SetFitClassifier
-        Fine-tuned on all training texts.
-    classes_ : ndarray of shape (n_classes,)
     """
 
     _parameter_constraints: dict = {
