@@ -16,6 +16,8 @@ from pathlib import Path
 import numpy as np
 from sklearn.base import BaseEstimator, TransformerMixin
 
+from ._text import texts_of
+
 __all__ = ["SentenceEmbedder", "default_embedding_model_path", "embeddings_available"]
 
 _EXTRA = "pip install 'sklearn-llmconf[embeddings]'"
@@ -129,10 +131,7 @@ class SentenceEmbedder(TransformerMixin, BaseEstimator):
         -------
         embeddings : ndarray of shape (n_samples, n_features_out)
         """
-        if isinstance(X, str):
-            raise ValueError("SentenceEmbedder expects a sequence of texts, "
-                             "got a single str.")
-        texts = [str(x) for x in np.asarray(X, dtype=object).ravel()]
+        texts = texts_of(X, "SentenceEmbedder")
         emb = self._get_model().encode(
             texts, batch_size=self.batch_size, normalize_embeddings=self.normalize,
             convert_to_numpy=True, show_progress_bar=False,

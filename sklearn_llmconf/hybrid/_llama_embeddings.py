@@ -18,6 +18,7 @@ from sklearn.base import BaseEstimator, TransformerMixin
 from ..backends.llamacpp._embedding import embedding_model
 from ..utils._sklearn_compat import Interval, StrOptions
 from ..utils._threads import default_n_threads
+from ._text import texts_of
 
 __all__ = ["LlamaEmbedder", "llama_embeddings_available"]
 
@@ -120,10 +121,7 @@ class LlamaEmbedder(TransformerMixin, BaseEstimator):
         -------
         embeddings : ndarray of shape (n_samples, n_features_out)
         """
-        if isinstance(X, str):
-            raise ValueError("LlamaEmbedder expects a sequence of texts, "
-                             "got a single str.")
-        texts = [str(x) for x in np.asarray(X, dtype=object).ravel()]
+        texts = texts_of(X, "LlamaEmbedder")
         return self._get_model().embed(texts)
 
     def get_feature_names_out(self, input_features=None):

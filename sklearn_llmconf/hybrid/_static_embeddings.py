@@ -15,6 +15,8 @@ from pathlib import Path
 import numpy as np
 from sklearn.base import BaseEstimator, TransformerMixin
 
+from ._text import texts_of
+
 __all__ = ["WordLlamaEmbedder", "wordllama_available"]
 
 _EXTRA = "pip install 'sklearn-llmconf[static]'"
@@ -102,10 +104,7 @@ class WordLlamaEmbedder(TransformerMixin, BaseEstimator):
         -------
         embeddings : ndarray of shape (n_samples, dim)
         """
-        if isinstance(X, str):
-            raise ValueError("WordLlamaEmbedder expects a sequence of texts, "
-                             "got a single str.")
-        texts = [str(x) for x in np.asarray(X, dtype=object).ravel()]
+        texts = texts_of(X, "WordLlamaEmbedder")
         emb = self._get_model().embed(texts, norm=bool(self.normalize))
         return np.asarray(emb, dtype=np.float64).reshape(len(texts), -1)
 

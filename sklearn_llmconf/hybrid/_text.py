@@ -12,7 +12,21 @@ from __future__ import annotations
 import numpy as np
 from sklearn.base import BaseEstimator, TransformerMixin
 
-__all__ = ["JoinColumns"]
+__all__ = ["JoinColumns", "texts_of"]
+
+
+def texts_of(X, owner) -> list[str]:
+    """The texts of a 1-D X as a list of str; a single str is an error.
+
+    Parameters
+    ----------
+    X : sequence of str of shape (n_samples,)
+    owner : str
+        The class name the error message names.
+    """
+    if isinstance(X, str):
+        raise ValueError(f"{owner} expects a sequence of texts, got a single str.")
+    return [str(x) for x in np.asarray(X, dtype=object).ravel()]
 
 
 class JoinColumns(TransformerMixin, BaseEstimator):
