@@ -60,7 +60,7 @@ from ..utils._sklearn_compat import (
     _safe_indexing,
 )
 from ..utils._warn import warn_external
-from ._logistic import logistic_cv
+from ._logistic import log_loss_scoring, logistic_cv
 
 __all__ = ["BlockStackingClassifier"]
 
@@ -310,8 +310,8 @@ class BlockStackingClassifier(ClassifierMixin, BaseEstimator):
         tags.input_tags.two_d_array = True
         return tags
 
-    def _lr_cv(self, Cs, cv):
-        return logistic_cv(Cs=Cs, cv=cv, scoring="neg_log_loss",
+    def _lr_cv(self, Cs, cv, labels=()):
+        return logistic_cv(Cs=Cs, cv=cv, scoring=log_loss_scoring(labels),
                            max_iter=self.max_iter)
 
     def _fit_lr_cv(self, Cs, cv, F, y):
@@ -322,7 +322,10 @@ class BlockStackingClassifier(ClassifierMixin, BaseEstimator):
         certificate hashes them: copies keep a loaded model's certificate
         identical to the fitted one's.
         """
-        model = self._lr_cv(Cs, cv).fit(F, y)
+        model = self._lr_cv(Cs, cv, np.unique(y)).fit(F, y)
+        # The fitted model holds the scoring by name (model files, the
+        # certificate's hash) whatever scikit-learn release fitted it.
+        model.set_params(scoring="neg_log_loss")
         for name, value in vars(model).items():
             if isinstance(value, np.ndarray):
                 setattr(model, name, np.array(value, order="C"))
