@@ -273,8 +273,10 @@ def main(argv=None):
     if args.out:
         with open(args.out, "w", encoding="utf-8") as f:
             f.write("# " + " ".join(["python", *sys.argv]) + "\n")
-            f.write(f"# embedded SmolLM2-135M, LlamaCppBackend(n_threads=1), "
-                    f"torch.set_num_threads(1); {args.n_test} test texts per set, "
+            f.write(f"# embedded SmolLM2-135M, LlamaCppBackend(n_threads=1) "
+                    "(n_threads_batch follows: 1 prompt thread), OMP_NUM_THREADS="
+                    f"{os.environ.get('OMP_NUM_THREADS')}, torch.set_num_threads(1); "
+                    f"{args.n_test} test texts per set, "
                     f"n_shots={args.n_shots}; BBC texts cut to {BBC_CHARS} "
                     "characters.\n")
             f.write(text + "\n")
