@@ -36,7 +36,7 @@ def rows(n=40):
 
 def fit_argv(path, tmp_path, *extra):
     return ["fit", str(path), "--text-column", "body", "--label-column", "kind",
-            "--n-shots", "2", "--tiers", "ok=0.6", "--quiet",
+            "--n-shots", "2", "--tiers", "ok=0.6", "--classifier", "llm", "--quiet",
             "-o", str(tmp_path / "m.skops"), *extra]
 
 

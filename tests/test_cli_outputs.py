@@ -98,7 +98,7 @@ def test_a_crash_leaves_the_old_output_whole(work, monkeypatch):
     model_bytes = open(model, "rb").read()
     with pytest.raises(ZeroDivisionError):
         cli.main(["fit", lab, "--text-column", "body", "--label-column", "kind",
-                  "--n-shots", "2", "--quiet", "-o", model])
+                  "--n-shots", "2", "--classifier", "llm", "--quiet", "-o", model])
     assert out.read_text() == "old decisions\n"
     assert html.read_text() == "old report\n"
     assert open(model, "rb").read() == model_bytes

@@ -99,7 +99,8 @@ def test_stdin_and_jsonl_read_the_same_rows(keyword_model, files, monkeypatch,
     tmp, lab, new = files
     model = str(tmp / "m.skops")
     assert cli.main(["fit", lab, "--text-column", "body", "--label-column", "kind",
-                     "--n-shots", "2", "--quiet", "-o", model]) == 0
+                     "--n-shots", "2", "--classifier", "llm", "--quiet",
+                     "-o", model]) == 0
     a, b = str(tmp / "a.csv"), str(tmp / "b.csv")
     with open(new, "rb") as f:
         monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(f.read())))
@@ -122,7 +123,8 @@ def test_parquet_input(keyword_model, files):
                              "kind": [r[3] for r in rows[1:]]}), tmp / "lab.parquet")
     model = str(tmp / "p.skops")
     assert cli.main(["fit", str(tmp / "lab.parquet"), "--text-column", "body",
-                     "--label-column", "kind", "--n-shots", "2", "--quiet",
+                     "--label-column", "kind", "--n-shots", "2",
+                     "--classifier", "llm", "--quiet",
                      "-o", model]) == 0
     assert load_model(model)[1]["data"]["n_rows"] == 240
 

@@ -41,7 +41,7 @@ def test_report_renders_with_figures_and_table_cells(monkeypatch, files, tmp_pat
     model, html = str(work / "m.skops"), str(work / "report.html")
     assert cli.main(["fit", lab, "--text-column", "body", "--label-column", "kind",
                      "--n-shots", "4", "--tiers", "accept=0.9,review=0.7",
-                     "--quiet", "-o", model]) == 0
+                     "--classifier", "llm", "--quiet", "-o", model]) == 0
     assert cli.main(["report", model, lab, "-o", html, "--quiet"]) == 0
     dom = browse("file://" + html, tmp_path, "--dump-dom")
     assert dom.count("<svg") == 2

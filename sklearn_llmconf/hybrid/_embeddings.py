@@ -6,16 +6,24 @@ is all-MiniLM-L6-v2 (384 dimensions), shipped inside the registry package
 the embeddings block of :func:`~sklearn_llmconf.hybrid.make_hybrid_classifier`
 and a similarity for ``LLMClassifier(demo_selection=SimilarDemos(
 embedder=SentenceEmbedder()))``.
+
+One loaded model per (folder, device) per process, with a bounded memo of the
+texts it embedded: the hybrid's stacking folds and the service's candidate
+comparison clone the embedder and embed the same texts again and again, which
+then costs one forward pass per text instead of one per fold.
 """
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
+import threading
 from pathlib import Path
 
 import numpy as np
 from sklearn.base import BaseEstimator, TransformerMixin
 
+from ..utils._bounded import BoundedDict
 from ._text import texts_of
 
 __all__ = ["SentenceEmbedder", "default_embedding_model_path", "embeddings_available"]
@@ -55,12 +63,68 @@ def _load(path, device):
     return SentenceTransformer(str(path), device=device, local_files_only=True)
 
 
+class _SharedModel:
+    """A loaded sentence-transformers model and its memo of embedded texts."""
+
+    def __init__(self, model, memo_size: int):
+        self.model = model
+        self.lock = threading.Lock()
+        # (text digest, normalize) -> float32 vector, as the model returned it
+        self.memo = BoundedDict(memo_size)
+
+    def encode(self, texts, *, batch_size, normalize) -> np.ndarray:
+        keys = [(hashlib.sha256(t.encode("utf-8")).digest(), bool(normalize))
+                for t in texts]
+        rows_of = {}
+        vectors = [None] * len(texts)
+        for i, key in enumerate(keys):
+            hit = self.memo.get(key)
+            if hit is None:
+                rows_of.setdefault(key, []).append(i)
+            else:
+                vectors[i] = hit
+        if rows_of:
+            first = [rows[0] for rows in rows_of.values()]
+            with self.lock:  # one forward pass at a time per model
+                new = self.model.encode(
+                    [texts[i] for i in first], batch_size=batch_size,
+                    normalize_embeddings=normalize, convert_to_numpy=True,
+                    show_progress_bar=False)
+            for (key, rows), vector in zip(rows_of.items(), new):
+                self.memo[key] = vector
+                for i in rows:
+                    vectors[i] = vector
+        if not texts:
+            return np.empty((0, 0))
+        return np.asarray(np.stack(vectors), dtype=np.float64)
+
+
+_MODELS = BoundedDict(4)
+_MODELS_LOCK = threading.Lock()
+#: Texts whose vectors each loaded model keeps (384 float32 each for
+#: all-MiniLM-L6-v2: about 80 MB at most).
+_MEMO_SIZE = 50_000
+
+
+def _shared_model(path, device) -> _SharedModel:
+    key = (str(Path(path).resolve()) if Path(path).exists() else str(path),
+           str(device))
+    with _MODELS_LOCK:
+        shared = _MODELS.get(key)
+        if shared is None:
+            shared = _MODELS[key] = _SharedModel(_load(path, device), _MEMO_SIZE)
+        return shared
+
+
 class SentenceEmbedder(TransformerMixin, BaseEstimator):
     """Dense sentence embeddings of texts, as features.
 
-    Stateless: ``fit`` loads the model (once) and learns nothing, so it can
-    sit in a :class:`~sklearn.pipeline.FeatureUnion` next to a vectorizer.
-    The model is loaded lazily and dropped on pickling.
+    Stateless: ``fit`` loads the model (once per process) and learns
+    nothing, so it can sit in a :class:`~sklearn.pipeline.FeatureUnion` next
+    to a vectorizer. The model is loaded lazily, shared by every embedder
+    with the same ``model`` and ``device``, and dropped on pickling. A text
+    embedded before in this process is read from a bounded memo (50,000
+    texts) instead of being encoded again.
 
     Parameters
     ----------
@@ -95,12 +159,15 @@ class SentenceEmbedder(TransformerMixin, BaseEstimator):
         tags.requires_fit = False
         return tags
 
-    def _get_model(self):
-        model = getattr(self, "_model", None)
-        if model is None:
+    def _get_shared(self) -> _SharedModel:
+        shared = getattr(self, "_model", None)
+        if shared is None:
             path = default_embedding_model_path() if self.model is None else self.model
-            model = self._model = _load(path, self.device)
-        return model
+            shared = self._model = _shared_model(path, self.device)
+        return shared
+
+    def _get_model(self):
+        return self._get_shared().model
 
     def fit(self, X, y=None):
         """Load the model; learns nothing from X.
@@ -132,11 +199,9 @@ class SentenceEmbedder(TransformerMixin, BaseEstimator):
         embeddings : ndarray of shape (n_samples, n_features_out)
         """
         texts = texts_of(X, "SentenceEmbedder")
-        emb = self._get_model().encode(
-            texts, batch_size=self.batch_size, normalize_embeddings=self.normalize,
-            convert_to_numpy=True, show_progress_bar=False,
-        )
-        return np.asarray(emb, dtype=np.float64).reshape(len(texts), -1)
+        emb = self._get_shared().encode(texts, batch_size=self.batch_size,
+                                        normalize=self.normalize)
+        return emb.reshape(len(texts), -1)
 
     def get_feature_names_out(self, input_features=None):
         """``embedding_<i>`` for each dimension."""

@@ -56,6 +56,31 @@ def test_embeddings_are_unit_vectors_and_pickle_without_the_model(embedder):
         embedder.transform("one text")
 
 
+def test_clones_share_the_model_and_embed_a_text_once(embedder, monkeypatch):
+    from sklearn.base import clone
+
+    fresh = clone(embedder).fit(POOL)
+    shared = fresh._get_shared()
+    assert shared is embedder._get_shared()  # one loaded model per folder
+    embedded = []
+    encode = shared.model.encode
+
+    def counting_encode(texts, **kw):
+        embedded.extend(texts)
+        return encode(texts, **kw)
+
+    monkeypatch.setattr(shared.model, "encode", counting_encode)
+    new_text = "a text no other test embeds: the ferry leaves at nine"
+    first = fresh.transform([POOL[0], new_text, new_text])
+    again = clone(embedder).transform([new_text, POOL[0]])
+    assert embedded == [new_text]  # once, however many rows and clones ask
+    np.testing.assert_array_equal(again, first[[1, 0]])
+    np.testing.assert_array_equal(first[1], first[2])
+    # normalize is part of what is remembered
+    SentenceEmbedder(normalize=False).transform([new_text])
+    assert embedded == [new_text, new_text]
+
+
 def test_similar_demonstrations_by_meaning_and_never_the_query(embedder):
     pool = DemoPool([(t,) for t in POOL], LABELS, 2, embedder=embedder)
     # no word in common with the prize texts but the meaning
