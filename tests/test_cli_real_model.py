@@ -28,7 +28,7 @@ def embedded_model(user_files):
     tmp, lab, _ = user_files
     model = str(tmp / "inbox.skops")
     done = sklearn_llmconf("fit", lab, "--text-column", "sms_body",
-                           "--label-column", "verdict", "--n-shots", "8",
+                           "--label-column", "verdict", "--n-shots", "4",
                            "--n-scale", "30", "--tiers", "auto=0.9,check=0.7",
                            "--classifier", "llm", "--quiet", "-o", model)
     return model, done
@@ -39,7 +39,7 @@ def test_fit_predict_report_on_the_embedded_model(user_files, embedded_model):
     model, fit = embedded_model
     lines = fit.stdout.splitlines()
     assert [ln.split()[0] for ln in lines[2:5]] == ["auto", "check", "escalate"]
-    assert "80 labelled rows: 8 demonstrations, 30 in-fit calibration, 40 " \
+    assert "80 labelled rows: 4 demonstrations, 30 in-fit calibration, 40 " \
         "certification; LlamaCppBackend" in fit.stderr
     out = str(tmp / "decisions.csv")
     done = sklearn_llmconf("predict", model, new, "-o", out, "--id-column",

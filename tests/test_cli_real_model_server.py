@@ -7,7 +7,12 @@ assembled from the bundled SMS data with the user's own column names.
 
 import pytest
 
-from tests._cli_real import read, sklearn_llmconf, user_files  # noqa: F401 (fixture)
+from tests._cli_real import (  # noqa: F401 (fixture)
+    read,
+    sklearn_llmconf,
+    user_files,
+    write_csv,
+)
 from tests.backends.test_openai_server import llama_server  # noqa: F401 (fixture)
 
 # The fixtures imported from tests._cli_real are parameters of the tests.
@@ -19,10 +24,13 @@ pytestmark = pytest.mark.slow
 @pytest.mark.server
 def test_fit_predict_report_on_a_llama_cpp_server(user_files, llama_server):  # noqa: F811
     tmp, lab, new = user_files
+    # Each prompt is one request that the server evaluates from its first
+    # token: the first 40 labelled rows and 2 demonstrations keep it short.
+    lab = write_csv(tmp / "server_labelled.csv", read(lab)[0], read(lab)[1:41])
     model = str(tmp / "server.skops")
     sklearn_llmconf("fit", lab, "--text-column", "sms_body", "--label-column",
                     "verdict", "--base-url", llama_server, "--model", "smollm2",
-                    "--no-api-key", "--n-shots", "4", "--n-scale", "10",
+                    "--no-api-key", "--n-shots", "2", "--n-scale", "10",
                     "--tiers", "auto=0.8", "--classifier", "llm", "--quiet",
                     "-o", model)
     out = str(tmp / "server.csv")

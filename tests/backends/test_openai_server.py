@@ -235,13 +235,17 @@ def test_greedy_generation_matches_embedded(llama_server):
     assert remote.usage.completion_tokens > 0
 
 
+# Texts per generation test: each costs four sampled requests on the server.
+N_GEN = 8
+
+
 @pytest.mark.parametrize("endpoint", ["completions", "chat"])
 def test_generation_strategies_on_real_server(llama_server, endpoint, tmp_path):
     from sklearn.frozen import FrozenEstimator
 
     from sklearn_llmconf import LLMClassifier, TemperatureScaler
 
-    X_test, y_test, X_pool, y_pool = short_sms(12)
+    X_test, y_test, X_pool, y_pool = short_sms(N_GEN)
     backend = OpenAIBackend("smollm2", base_url=llama_server, endpoint=endpoint,
                             max_concurrency=2)
     cons = LLMClassifier(backend=backend,
@@ -252,13 +256,13 @@ def test_generation_strategies_on_real_server(llama_server, endpoint, tmp_path):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
         proba = cons.predict_proba(X_test)
-    assert proba.shape == (12, 2) and list(cons.classes_) == ["ham", "spam"]
+    assert proba.shape == (N_GEN, 2) and list(cons.classes_) == ["ham", "spam"]
     np.testing.assert_allclose(proba.sum(axis=1), 1.0)
     # Laplace-smoothed shares of <= 3 votes, or uniform for a row with none.
     allowed = {(c + 1) / (m + 2) for m in range(1, 4) for c in range(m + 1)} | {0.5}
     assert all(min(abs(p - a) for a in allowed) < 1e-9 for p in proba[:, 1])
     # llama-cpp-python ignores n=: three seeded requests per text.
-    assert cons.usage_.calls == 12 * 3
+    assert cons.usage_.calls == N_GEN * 3
     assert backend.capabilities().n_per_request is True  # stable
 
     verb = LLMClassifier(backend=backend, strategy=Verbalized(max_new_tokens=24),
@@ -266,9 +270,9 @@ def test_generation_strategies_on_real_server(llama_server, endpoint, tmp_path):
                          ).fit(X_pool, y_pool)
     proba_v = verb.predict_proba(X_test)
     scored = ~np.isnan(proba_v).any(axis=1)
-    assert verb.usage_.calls == 12 and verb.usage_.failed_rows == (~scored).sum()
+    assert verb.usage_.calls == N_GEN and verb.usage_.failed_rows == (~scored).sum()
     np.testing.assert_allclose(proba_v[scored].sum(axis=1), 1.0)
-    print(f"{endpoint}: verbalized parsed {scored.sum()} of 12 answers")
+    print(f"{endpoint}: verbalized parsed {scored.sum()} of {N_GEN} answers")
 
     # The sampled scores compose with TemperatureScaler. The server's sampled
     # answers are not bit-reproducible (llama-cpp-python reuses the previous
@@ -281,7 +285,8 @@ def test_generation_strategies_on_real_server(llama_server, endpoint, tmp_path):
         details = cons.score_details(X_test)
         stored = ~details.failed
         if not stored.any():
-            with pytest.raises(ValueError, match="All 12 calibration rows failed"):
+            failed = f"All {N_GEN} calibration rows failed"
+            with pytest.raises(ValueError, match=failed):
                 TemperatureScaler(FrozenEstimator(cons), bias=True).fit(X_test, y_test)
             return
         ts = TemperatureScaler(FrozenEstimator(cons), bias=True).fit(X_test, y_test)
@@ -290,7 +295,7 @@ def test_generation_strategies_on_real_server(llama_server, endpoint, tmp_path):
     np.testing.assert_array_equal(again.log_proba[stored], details.log_proba[stored])
     assert not again.failed[stored].any()
     np.testing.assert_allclose(calibrated.sum(axis=1), 1.0)
-    assert calibrated.shape == (12, 2)
+    assert calibrated.shape == (N_GEN, 2)
     assert not np.isnan(calibrated).any()
 
 
