@@ -29,8 +29,8 @@ PROMPTS = [
 def data():
     X, y = load_sms_spam(return_X_y=True)
     short = np.array([len(t) < 160 for t in X])
-    ham = np.flatnonzero(short & (y == "ham"))[:24]
-    spam = np.flatnonzero(short & (y == "spam"))[:12]
+    ham = np.flatnonzero(short & (y == "ham"))[:16]
+    spam = np.flatnonzero(short & (y == "spam"))[:8]
     idx = np.sort(np.concatenate([ham, spam]))
     return X[idx], y[idx]
 

@@ -460,7 +460,7 @@ def test_llamacpp_generate_is_seeded_and_coexists_with_prefix_reuse():
     ("consistency", SelfConsistency(n_samples=3, max_new_tokens=4)),
 ])
 def test_real_model_strategies_give_valid_probabilities(strategy, spec):
-    X_test, _, X_pool, y_pool = short_sms(20)
+    X_test, _, X_pool, y_pool = short_sms(12)
     # 4 demonstrations: the test is about the strategies, not the shots.
     clf = LLMClassifier(backend=_real_backend(), strategy=spec, n_shots=4,
                         on_error="warn", random_state=0, calibration=None)
@@ -468,12 +468,12 @@ def test_real_model_strategies_give_valid_probabilities(strategy, spec):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
         proba = clf.predict_proba(X_test)
-    assert proba.shape == (20, 2)
+    assert proba.shape == (12, 2)
     assert np.isfinite(proba).all() and (proba >= 0).all()
     np.testing.assert_allclose(proba.sum(axis=1), 1.0)
     assert clf.usage_.completion_tokens > 0
     # One greedy completion per text, or one seeded sample per text and draw.
-    assert clf.usage_.calls == 20 * getattr(spec, "n_samples", 1)
+    assert clf.usage_.calls == 12 * getattr(spec, "n_samples", 1)
     if strategy == "consistency":
         # Vote shares with n=3 and Laplace smoothing: (c + 1) / (m + 2), m <= 3.
         allowed = {(c + 1) / (m + 2) for m in range(1, 4) for c in range(m + 1)}
@@ -510,7 +510,7 @@ def test_real_model_consistency_composes_with_calibrated_cv(tmp_path):
 
 @pytest.mark.slow
 def test_real_model_soft_voting_over_three_prompts(tmp_path):
-    X_test, y_test, X_pool, y_pool = short_sms(40, seed=2)
+    X_test, y_test, X_pool, y_pool = short_sms(16, seed=2)
     backend, cache = _real_backend(), ResponseCache(tmp_path / "cache.sqlite")
     members = [
         (f"p{i}", FrozenEstimator(LLMClassifier(p, backend=backend, cache=cache,
@@ -520,8 +520,8 @@ def test_real_model_soft_voting_over_three_prompts(tmp_path):
     ]
     vote = VotingClassifier(members, voting="soft").fit(X_pool, y_pool)
     proba = vote.predict_proba(X_test)
-    assert proba.shape == (40, 2)
+    assert proba.shape == (16, 2)
     np.testing.assert_allclose(proba.sum(axis=1), 1.0)
     expected = np.mean([m.predict_proba(X_test) for _, m in members], axis=0)
     np.testing.assert_allclose(proba, expected)  # second pass: from the cache
-    assert len(cache) == 3 * 40
+    assert len(cache) == 3 * 16
