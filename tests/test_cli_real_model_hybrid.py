@@ -35,12 +35,12 @@ def test_fit_predict_report_with_the_hybrid_kept(user_files):
                     rows)
     model = str(tmp / "hybrid.skops")
     fit = sklearn_llmconf("fit", lab, "--text-column", "sms_body",
-                          "--label-column", "verdict", "--n-shots", "4",
+                          "--label-column", "verdict", "--n-shots", "2",
                           "--tiers", "auto=0.9", "--classifier", "hybrid",
                           "--quiet", "-o", model)
     assert "kept: hybrid; share of the certification rows decided per tier: " \
         "auto " in fit.stdout
-    assert "60 labelled rows: 30 training (4 demonstrations), 30 " \
+    assert "60 labelled rows: 30 training (2 demonstrations), 30 " \
         "certification; LlamaCppBackend" in fit.stderr
     assert "cannot be certified: phishing" in fit.stderr
     from sklearn_llmconf.persistence import load_model
