@@ -162,3 +162,31 @@ def test_every_class_of_one_text_is_refused():
     model = BlockStackingClassifier(make_union(TfidfVectorizer()), cv=5)
     with pytest.raises(ValueError, match="cv=5 needs two texts of some class"):
         model.fit(["alpha xx", "beta yy", "gamma zz"], ["a", "b", "c"])
+
+
+@pytest.mark.parametrize("k", [2, 3])
+def test_fast_neg_log_loss_is_scikit_learns_to_the_bit(k):
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.metrics import get_scorer
+
+    from sklearn_llmconf.hybrid._logistic import neg_log_loss
+
+    X, y = _synthetic(60, k=k, seed=3)
+    reference = get_scorer("neg_log_loss")
+    for C in (1e-3, 1.0, 1e4):  # from flat to nearly 0/1 probabilities
+        model = LogisticRegression(C=C, max_iter=5000).fit(X[:40], y[:40])
+        assert neg_log_loss(model, X[40:], y[40:]) == reference(model, X[40:], y[40:])
+    # inside LogisticRegressionCV: the same C and coefficients as by name
+    by_name = logistic_cv(Cs=5, cv=3, scoring="neg_log_loss", max_iter=2000)
+    fast = logistic_cv(Cs=5, cv=3, scoring=neg_log_loss, max_iter=2000)
+    by_name.fit(X, y)
+    fast.fit(X, y)
+    np.testing.assert_array_equal(fast.C_, by_name.C_)
+    np.testing.assert_array_equal(fast.coef_, by_name.coef_)
+    np.testing.assert_array_equal(_scores(fast), _scores(by_name))
+
+
+def _scores(model):
+    """``scores_``: one array (scikit-learn 1.9) or a dict per class (1.8)."""
+    scores = model.scores_
+    return np.asarray(list(scores.values()) if isinstance(scores, dict) else scores)
