@@ -29,7 +29,11 @@ from sklearn.utils.estimator_checks import parametrize_with_checks
 from sklearn_llmconf import LLMClassifier
 from sklearn_llmconf.backends import LlamaCppBackend, OpenAIBackend, TransformersBackend
 from sklearn_llmconf.backends.openai._batch import OpenAIBatchBackend
-from sklearn_llmconf.hybrid import BlockStackingClassifier, LLMScores
+from sklearn_llmconf.hybrid import (
+    BestCandidateClassifier,
+    BlockStackingClassifier,
+    LLMScores,
+)
 from sklearn_llmconf.routing import ConfidenceCascade, ConfidenceRouter
 from sklearn_llmconf.testing import KeywordBackend
 
@@ -79,6 +83,8 @@ ESTIMATORS = [
     # two shots and a fixed seed: the checks fit on 20 to 30 rows and compare
     # two fits (the nested random_state is not set by the checks)
     LLMScores(_llm(n_shots=2, random_state=0)),
+    BestCandidateClassifier([("weak", LogisticRegression(C=0.01)),
+                             ("strong", LogisticRegression())], cv=2),
 ]
 
 

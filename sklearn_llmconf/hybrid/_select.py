@@ -24,14 +24,16 @@ from numbers import Integral
 
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin, clone
-from sklearn.utils.validation import check_is_fitted
+from sklearn.utils import get_tags
+from sklearn.utils.multiclass import check_classification_targets
+from sklearn.utils.validation import check_is_fitted, column_or_1d, indexable
 
 from .._classifier import LLMClassifier
 from ..scoring import predict_with_failures
 from ..utils._sklearn_compat import Interval, _fit_context, _num_samples
 from ._hybrid import llm_blocks, make_hybrid_classifier
 from ._setfit import SetFitClassifier
-from ._stacking import out_of_fold_proba, stratified_folds
+from ._stacking import _check_finite_input, out_of_fold_proba, stratified_folds
 
 __all__ = ["BestCandidateClassifier", "service_candidates"]
 
@@ -159,6 +161,9 @@ class BestCandidateClassifier(ClassifierMixin, BaseEstimator):
         tags = super().__sklearn_tags__()
         tags.input_tags.string = True
         tags.input_tags.two_d_array = True
+        # sparse input: when every candidate takes it
+        tags.input_tags.sparse = bool(self.candidates) and all(
+            get_tags(est).input_tags.sparse for _, est in self.candidates)
         return tags
 
     @_fit_context(prefer_skip_nested_validation=False)
@@ -179,10 +184,19 @@ class BestCandidateClassifier(ClassifierMixin, BaseEstimator):
         names = [name for name, _ in self.candidates]
         if len(set(names)) != len(names):
             raise ValueError(f"candidate names must be distinct; got {names}.")
-        y = np.asarray(y)
+        if y is None:
+            raise ValueError("BestCandidateClassifier requires y to be passed, "
+                             "but the target y is None.")
+        y = column_or_1d(y, warn=True)
+        check_classification_targets(y)
         if _num_samples(X) != len(y):
             raise ValueError(f"X has {_num_samples(X)} rows but y has {len(y)}.")
+        _check_finite_input(X)
+        X = indexable(X)[0]  # sparse to CSR, array-likes to arrays: folds index it
         self.classes_ = np.unique(y)
+        if len(self.classes_) < 2:
+            raise ValueError("BestCandidateClassifier needs at least two classes; "
+                             "got 1 class.")
         rs = self.random_state
         folds = stratified_folds(self.cv, np.searchsorted(self.classes_, y),
                                  random_state=rs)
@@ -203,6 +217,9 @@ class BestCandidateClassifier(ClassifierMixin, BaseEstimator):
         self.best_name_ = min(finite, key=lambda n: (finite[n], names.index(n)))
         best = dict(self.candidates)[self.best_name_]
         self.best_estimator_ = clone(best).fit(X, y)
+        for name in ("n_features_in_", "feature_names_in_"):
+            if hasattr(self.best_estimator_, name):
+                setattr(self, name, getattr(self.best_estimator_, name))
         return self
 
     def predict_proba(self, X):
