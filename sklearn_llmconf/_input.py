@@ -216,8 +216,10 @@ def check_indicator(Y, n_rows: int, classes=None):
     -------
     Y : ndarray of int8 of shape (n_samples, n_labels)
     names : ndarray of shape (n_labels,)
-    dtype : dtype
-        The dtype of the given matrix (that of ``predict``'s output).
+    dtype : str
+        The dtype of the given matrix (that of ``predict``'s output), as
+        numpy's type string (``"<i8"``): a model file then holds no
+        ``numpy.dtype`` object, a type ``skops`` does not trust.
     """
     names = None
     if hasattr(Y, "columns"):
@@ -250,4 +252,4 @@ def check_indicator(Y, n_rows: int, classes=None):
         names = np.arange(Y.shape[1])
     if len(set(np.asarray(names).tolist())) != len(names):
         raise ValueError(f"The label names must be distinct, got {list(names)!r}.")
-    return Y.astype(np.int8), np.asarray(names), Y.dtype
+    return Y.astype(np.int8), np.asarray(names), Y.dtype.str

@@ -1,7 +1,11 @@
 """A safe, self-describing model file: a certified router saved with ``skops.io``.
 
 The file holds the fitted :class:`~sklearn_llmconf.routing.ConfidenceRouter`
-(and its :class:`~sklearn_llmconf.LLMClassifier`, or the hybrid holding one)
+(or, for several labels per row, the
+:class:`~sklearn_llmconf.routing.MultiLabelRouter`; the description then says
+``"task": "multilabel"`` and holds a threshold per label and direction as its
+certificate) and its :class:`~sklearn_llmconf.LLMClassifier` (or the hybrid
+holding one)
 without its backend, a description of the backend to rebuild (class and
 parameters, never a key: the OpenAI backend keeps only the *name* of the
 environment variable that holds it, and URL credentials are stripped), the
@@ -55,7 +59,9 @@ __all__ = [
     "UnconfirmedBackendError",
     "attach_backend",
     "backend_spec",
+    "is_multilabel",
     "llm_classifiers",
+    "multilabel_certificate",
     "build_backend",
     "calibration_hash",
     "check_identity",
@@ -94,6 +100,9 @@ TRUSTED_TYPES = (
     "sklearn_llmconf.hybrid._embeddings.SentenceEmbedder",
     # the embedding block of an install without sentence-transformers
     "sklearn_llmconf.hybrid._llama_embeddings.LlamaEmbedder",
+    # several labels per text (sklearn-llmconf fit --multilabel)
+    "sklearn_llmconf.routing._multilabel.MultiLabelRouter",
+    "sklearn_llmconf.calibration._multilabel.MultiLabelCorrection",
 )
 
 #: Backends a model file can name, by class name.
@@ -159,6 +168,20 @@ DESCRIPTION_SCHEMA = {
     },
 }
 
+#: The certificate of a multi-label model (``"task": "multilabel"``): a
+#: threshold per label and direction, ``None`` where a direction is never
+#: decided (see :class:`~sklearn_llmconf.routing.MultiLabelRouter`).
+MULTILABEL_CERTIFICATE_SCHEMA = {
+    "labels": ["str"], "tiers": ["str"], "fallback_tier": "str",
+    "target_precision": "num", "risk_level": "num", "risk_per_test": "num",
+    "present_thresholds": ["num?"], "absent_thresholds": ["num?"],
+    "method": "str", "n_calibration": "int", "n_failed_calibration": "int",
+}
+
+#: The ``task`` of a model file: one label per row (files without the field),
+#: or several.
+TASKS = ("multiclass", "multilabel")
+
 _TYPES = {"str": (str,), "int": (int,), "num": (int, float), "bool": (bool,),
           "dict": (dict,)}
 
@@ -214,6 +237,15 @@ def validate_description(description, schema=None) -> dict:
     ModelFileError
         One line naming the field.
     """
+    if schema is None and isinstance(description, dict) \
+            and description.get("task", "multiclass") not in TASKS:
+        raise ModelFileError(f"the model file's description field task is "
+                             f"{description.get('task')!r}, not one of {TASKS}.")
+    if schema is None and is_multilabel(description):
+        full = {**DESCRIPTION_SCHEMA, "certificate": MULTILABEL_CERTIFICATE_SCHEMA}
+        _check_field(description, full, "")
+        _check_multilabel_certificate(description)
+        return description
     _check_field(description, DESCRIPTION_SCHEMA if schema is None else schema, "")
     if schema is None:
         cert = description["certificate"]
@@ -236,6 +268,36 @@ def validate_description(description, schema=None) -> dict:
             raise ModelFileError("the model file's description has not one label "
                                  "word per class.")
     return description
+
+
+def is_multilabel(description) -> bool:
+    """Whether a model file's description is of a multi-label model."""
+    return isinstance(description, dict) and description.get("task") == "multilabel"
+
+
+def _check_multilabel_certificate(description):
+    cert = description["certificate"]
+    k = len(description["classes"])
+    if cert["labels"] != description["classes"]:
+        raise ModelFileError("the model file's certificate names other labels "
+                             "than its classes.")
+    short = [name for name in ("present_thresholds", "absent_thresholds")
+             if len(cert[name]) != k]
+    if short:
+        raise ModelFileError(f"the model file's certificate has not one entry per "
+                             f"label in {', '.join(short)}.")
+    bad = [f"{name} {cert[name]!r}" for name in ("target_precision", "risk_level",
+                                                  "risk_per_test")
+           if not 0.0 < cert[name] < 1.0]
+    if bad:
+        raise ModelFileError(f"the model file's certificate has {bad[0]}, "
+                             "outside (0, 1).")
+    if len(cert["tiers"]) != 1:
+        raise ModelFileError("the model file's multi-label certificate names "
+                             f"{len(cert['tiers'])} tiers, not one.")
+    if len(description["label_words"]) != k:
+        raise ModelFileError("the model file's description has not one label "
+                             "word per class.")
 
 
 def llm_classifiers(obj) -> list:
@@ -420,10 +482,41 @@ def calibration_hash(rows, y) -> str:
     return h.hexdigest()
 
 
+def _floats(a):
+    return [None if not np.isfinite(v) else float(v) for v in np.ravel(a)]
+
+
+def multilabel_certificate(router, n_failed=0) -> dict:
+    """A :class:`~sklearn_llmconf.routing.MultiLabelRouter`'s certificate as
+    plain JSON values (``None``: the direction is never decided).
+
+    Parameters
+    ----------
+    router : MultiLabelRouter
+        Fitted.
+    n_failed : int, default=0
+        Certification rows that could not be scored (left out of its fit).
+    """
+    k = len(router.classes_)
+    return {
+        "labels": [str(c) for c in router.classes_],
+        "tiers": ["accept"],
+        "fallback_tier": "review",
+        "target_precision": float(router.target_precision),
+        "risk_level": float(router.risk_level),
+        "risk_per_test": float(router.risk_level) / (2 * k),
+        "present_thresholds": _floats(router.thresholds_),
+        "absent_thresholds": _floats(router.negative_thresholds_),
+        "method": "learn-then-test per label and direction, Bonferroni over "
+                  f"the {2 * k} tests",
+        "n_calibration": int(router.n_calibration_),
+        "n_failed_calibration": int(n_failed),
+    }
+
+
 def certificate(router) -> dict:
     """The router's certificate as plain JSON values."""
-    def floats(a):
-        return [None if not np.isfinite(v) else float(v) for v in np.ravel(a)]
+    floats = _floats
 
     return {
         "tiers": [str(t) for t in router.tier_names_[:-1]],
@@ -501,12 +594,22 @@ def save_model(path, router, *, certification_proba=None, certification_y=None,
     import skops.io as sio
     from sklearn.frozen import FrozenEstimator
 
+    from .routing import MultiLabelRouter
+
     clf = _classifier_of(router)
     backend = clf.get_backend()
     template = clf.prompt_template_
     kept = _kept_estimator(router)
+    multilabel = isinstance(router, MultiLabelRouter)
+    if multilabel:
+        failed = (0 if certification_proba is None else int(
+            (~np.isfinite(np.asarray(certification_proba, float)).all(axis=1)).sum()))
+        cert = multilabel_certificate(router, failed)
+    else:
+        cert = certificate(router)
     description = {
         "format": FORMAT,
+        **({"task": "multilabel"} if multilabel else {}),
         "backend": backend_spec(backend),
         "identity": backend.cache_identity(),
         "prompt": {"template": template.template,
@@ -515,7 +618,7 @@ def save_model(path, router, *, certification_proba=None, certification_y=None,
         "classes": [str(c) for c in router.classes_],
         "label_words": list(clf.label_words_),
         "estimator": type(kept).__name__,
-        "certificate": certificate(router),
+        "certificate": cert,
         **(metadata or {}),
     }
     further = _further_backends(kept, description["identity"])
@@ -544,8 +647,10 @@ def save_model(path, router, *, certification_proba=None, certification_y=None,
         "router": saved,
         "certification_proba": (None if certification_proba is None
                                 else np.asarray(certification_proba, float)),
+        # one label per row: the labels as text; several: the 0/1 matrix
         "certification_y": (None if certification_y is None
-                            else np.asarray(certification_y).astype(str)),
+                            else np.asarray(certification_y).astype(
+                                np.int8 if multilabel else str)),
     }
     try:
         with _archive.atomic_path(path) as tmp:
@@ -602,11 +707,12 @@ def _read_payload(path):
         raise ModelFileError(
             f"{path} is damaged or was altered ({type(exc).__name__}: {exc})."
         ) from None
-    from .routing._router import ConfidenceRouter
+    from .routing import ConfidenceRouter, MultiLabelRouter
 
     if (not isinstance(payload, dict) or payload.get("format") != FORMAT
             or not isinstance(payload.get("description"), str)
-            or not isinstance(payload.get("router"), ConfidenceRouter)):
+            or not isinstance(payload.get("router"),
+                              (ConfidenceRouter, MultiLabelRouter))):
         raise ModelFileError(
             f"{path} is a skops file but not a sklearn-llmconf model file "
             f"(no {FORMAT!r} mark)."
@@ -623,13 +729,23 @@ def _parse_description(path, payload, extras) -> dict:
     validate_description(description)
     proba, y = extras["certification_proba"], extras["certification_y"]
     k = len(description["classes"])
+    multilabel = is_multilabel(description)
+    y_shape = (len(proba), k) if multilabel and proba is not None else (
+        (len(proba),) if proba is not None else None)
     if proba is not None and (not isinstance(proba, np.ndarray) or proba.ndim != 2
                               or proba.shape[1] != k or y is None
-                              or np.shape(y) != (len(proba),)):
+                              or np.shape(y) != y_shape):
         raise ModelFileError(
             f"{path}: the certification probabilities are not one row of {k} "
             "per labelled certification row."
         )
+    from .routing import MultiLabelRouter
+
+    if multilabel != isinstance(payload["router"], MultiLabelRouter):
+        raise ModelFileError(
+            f"{path}: the model file's description says "
+            f"{'several labels' if multilabel else 'one label'} per row but it "
+            f"holds a {type(payload['router']).__name__}.")
     return description
 
 

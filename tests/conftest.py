@@ -37,6 +37,7 @@ LONGEST_FIRST = (
     "tests/test_cli_inputs.py",
     "tests/test_cli_candidates.py",
     "tests/calibration/test_real_calibration.py",
+    "tests/test_cli_real_model_multilabel.py",
     "tests/test_report_browser.py",
     "tests/test_default_real_model.py",
     "tests/backends/test_llamacpp.py",

@@ -1,6 +1,7 @@
 """``sklearn-llmconf`` command.
 
-- ``fit DATA``: fit and certify on your labelled rows, write one model file;
+- ``fit DATA``: fit and certify on your labelled rows, write one model file
+  (``--multilabel``: several labels per row);
 - ``predict MODEL DATA -o decisions.csv``: one decision per row, streamed;
 - ``report MODEL [LABELLED] -o report.html``: a self-contained audit page;
 - ``evaluate`` (the default) and ``route``: the bundled data sets.
@@ -93,9 +94,13 @@ def main(argv=None) -> int:
         if args.command in ("evaluate", "route"):
             return _bundled(evaluate if args.command == "evaluate" else route, args)
         from ._fit import fit
+        from ._label_sets import wants_multilabel
+        from ._multilabel import fit_multilabel
         from ._predict import predict
         from ._report import report
 
+        if args.command == "fit" and wants_multilabel(args):
+            return fit_multilabel(args)  # several labels per row
         return {"fit": fit, "predict": predict, "report": report}[args.command](args)
     except UnconfirmedBackendError as exc:
         _error(args.command, unconfirmed_message(exc))

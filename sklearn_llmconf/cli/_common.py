@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import platform
+import sys
 
 from ._data import CLIError, Table, data_format
 
@@ -11,8 +12,9 @@ __all__ = ["BASE_URL_ENV", "KEY_VARIABLE_ENV", "add_backend_options",
            "add_input_options", "backend_overrides", "check_cache",
            "check_description", "check_output", "default_cache",
            "further_backends", "make_backend",
-           "one_line", "open_table", "shown_cache", "unconfirmed_message",
-           "versions"]
+           "one_line", "open_table", "prepare_classifiers", "progress_bar",
+           "shown_cache",
+           "total_usage", "unconfirmed_message", "versions"]
 
 #: predict / report: the server to send requests to, when --base-url is not given.
 BASE_URL_ENV = "SKLEARN_LLMCONF_BASE_URL"
@@ -330,3 +332,37 @@ def versions() -> dict:
         except metadata.PackageNotFoundError:
             out[name] = None
     return out
+
+
+def prepare_classifiers(router, cache, progress):
+    """Set the cache and progress of every fitted LLM in the router's model
+    (one, or a hybrid's), with fresh usage counters; return them."""
+    from .._persistence import llm_classifiers
+    from ..backends import Usage
+
+    clfs = [c for c in llm_classifiers(router.estimator_) if hasattr(c, "classes_")]
+    for clf in clfs:
+        clf.set_params(cache=cache, progress=progress)
+        clf.usage_ = Usage()  # this run only (fit's cost is in the model file)
+    return clfs
+
+
+def total_usage(clfs):
+    """The usage of this run, summed over the LLMs."""
+    from ..backends import Usage
+
+    total = Usage()
+    for clf in clfs:
+        total += clf.usage_
+    return total
+
+
+def progress_bar(total, quiet):
+    """A progress bar on standard error (None when quiet or without tqdm)."""
+    if quiet:
+        return None
+    try:
+        from tqdm.auto import tqdm
+    except ImportError:
+        return None
+    return tqdm(total=total, unit="rows", file=sys.stderr)

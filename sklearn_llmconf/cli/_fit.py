@@ -51,6 +51,10 @@ from ._common import (
     versions,
 )
 from ._data import CLIError
+from ._label_sets import add_label_set_options, check_options
+
+#: ``--tiers`` when not given (one label per row).
+DEFAULT_TIERS = [("accept", 0.99), ("review", 0.90)]
 
 __all__ = ["add_fit", "fit"]
 
@@ -75,8 +79,7 @@ def add_fit(sub):
     p.add_argument("--prompt", default=None,
                    help="prompt template; its placeholders are text column names "
                         "and {labels} (default: the package's prompt)")
-    p.add_argument("--tiers", type=parse_tiers,
-                   default=[("accept", 0.99), ("review", 0.90)],
+    p.add_argument("--tiers", type=parse_tiers, default=None,
                    help="name=target precision, highest first "
                         "(default: accept=0.99,review=0.9)")
     p.add_argument("--delta", type=fraction, default=0.05,
@@ -99,6 +102,7 @@ def add_fit(sub):
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("-o", "--output", default="model.skops", metavar="MODEL",
                    help="model file to write (default model.skops)")
+    add_label_set_options(p)
     return p
 
 
@@ -108,14 +112,16 @@ def _raw():
     return argparse.RawDescriptionHelpFormatter
 
 
-def prompt_and_fields(text_columns, prompt):
+def prompt_and_fields(text_columns, prompt, multilabel=False):
     """The prompt template and the columns filling its fields, in order.
 
     One text column and no ``prompt``: the default prompt, 1-D texts (fields
-    None). Several: the default instructions and one ``name: {cN}`` line per
-    column. A given prompt's placeholders are column names.
+    None). Several: the default instructions (of a multi-label prompt with
+    ``multilabel``) and one ``name: {cN}`` line per column. A given prompt's
+    placeholders are column names.
     """
     from ..prompts import DEFAULT_TEMPLATE, PromptTemplate
+    from ..prompts._multilabel import MULTILABEL_TEMPLATES
 
     if prompt is None:
         if len(text_columns) == 1:
@@ -127,7 +133,9 @@ def prompt_and_fields(text_columns, prompt):
             f"{c.replace('{', '{{').replace('}', '}}')}: {{c{i}}}"
             for i, c in enumerate(text_columns)
         )
-        return DEFAULT_TEMPLATE.replace("Text: {text}", lines), list(text_columns)
+        base = (MULTILABEL_TEMPLATES["label_vs_none"] if multilabel
+                else DEFAULT_TEMPLATE)
+        return base.replace("Text: {text}", lines), list(text_columns)
     try:
         fields = PromptTemplate(prompt).fields
     except (ValueError, TypeError) as exc:
@@ -190,6 +198,9 @@ def fit(args) -> int:
 
     if args.cv_folds < 2:
         raise CLIError("--cv-folds must be at least 2.")
+    check_options(args)  # the multi-label options need --multilabel
+    if args.tiers is None:
+        args.tiers = DEFAULT_TIERS
     check_columns(args.text_columns, args.label_column)
     cache = args.cache or default_cache(args.output)
     check_output(args.output, [("input data", args.data),

@@ -19,8 +19,14 @@ the file asks for, before any request.
 Columns: ``id`` (``--id-column``, else the row's 1-based number), ``label``
 (empty for a failed row), ``probability`` (of that label), one
 ``proba_<class>`` column per class with ``--all-probabilities``, ``tier``,
-``failure_reason`` (empty for a scored row). Exit status 0 when every row was
-scored, 1 when some failed (their tier is the fallback), 2 for a usage error.
+``failure_reason`` (empty for a scored row). A multi-label model (``fit
+--multilabel``) writes ``id``, ``labels`` (those decided present, joined by
+its label separator), ``undecided`` (those left to a person), ``tier``
+(``accept`` when every label is decided, else ``review``), ``proba_<label>``
+for every label, ``decision_<label>`` for every label (``1`` present, ``0``
+absent, empty when undecided) and ``failure_reason``. Exit status 0 when
+every row was scored, 1 when some failed (their tier is the fallback), 2 for
+a usage error.
 """
 
 from __future__ import annotations
@@ -38,6 +44,9 @@ from ._common import (
     check_output,
     default_cache,
     open_table,
+    prepare_classifiers,
+    progress_bar,
+    total_usage,
 )
 
 __all__ = ["add_predict", "predict", "prepare_classifiers", "score_chunk",
@@ -90,44 +99,10 @@ def score_chunk(router, X):
     return proba, tier, pred, ok, reasons
 
 
-def prepare_classifiers(router, cache, progress):
-    """Set the cache and progress of every fitted LLM in the router's model
-    (one, or a hybrid's), with fresh usage counters; return them."""
-    from .._persistence import llm_classifiers
-    from ..backends import Usage
-
-    clfs = [c for c in llm_classifiers(router.estimator_) if hasattr(c, "classes_")]
-    for clf in clfs:
-        clf.set_params(cache=cache, progress=progress)
-        clf.usage_ = Usage()  # this run only (fit's cost is in the model file)
-    return clfs
-
-
-def total_usage(clfs):
-    """The usage of this run, summed over the LLMs."""
-    from ..backends import Usage
-
-    total = Usage()
-    for clf in clfs:
-        total += clf.usage_
-    return total
-
-
-def _progress(total, quiet):
-    if quiet:
-        return None
-    try:
-        from tqdm.auto import tqdm
-    except ImportError:
-        return None
-    return tqdm(total=total, unit="rows", file=sys.stderr)
-
-
 def predict(args) -> int:
     """Check the model file and the input, then stream the decisions."""
     from .._archive import atomic_path
-    from .._persistence import attach_backend, load_model
-    from ._fit import as_X
+    from .._persistence import attach_backend, is_multilabel, load_model
 
     cache = args.cache or default_cache(args.model)
     partial = args.output + ".partial"
@@ -146,6 +121,28 @@ def predict(args) -> int:
     attach_backend(router, desc, overrides)  # nothing is sent unconfirmed
     check_cache(cache)
     clfs = prepare_classifiers(router, cache, progress=False)
+    if is_multilabel(desc):  # one probability and decision per label
+        from ._multilabel import predict_multilabel as write
+    else:
+        write = _write_decisions
+    with atomic_path(args.output, partial) as tmp, \
+            open(tmp, "w", newline="", encoding="utf-8") as f:
+        n_rows, n_failed, counts = write(args, router, desc, table, columns,
+                                         total, f)
+    shares = ", ".join(f"{t} {n}" for t, n in counts.items())
+    u = total_usage(clfs)
+    print(f"{n_rows} rows: {shares}; {n_failed} failed. {u.calls} model calls, "
+          f"{u.cache_hits} cache hits. Wrote {args.output}. Model file "
+          f"signature: {extras['signature']}.", file=sys.stderr)
+    return 1 if n_failed else 0
+
+
+def _write_decisions(args, router, desc, table, columns, total, f):
+    """Stream one label per row: label, probability, tier; the counts."""
+    from ._fit import as_X
+
+    data = desc["data"]
+    order = data["field_columns"] or data["text_columns"]
     classes = [str(c) for c in router.classes_]
     tiers = [str(t) for t in router.tier_names_]
     header = ["id", "label", "probability"]
@@ -153,34 +150,27 @@ def predict(args) -> int:
     header += ["tier", "failure_reason"]
     n_rows = n_failed = 0
     counts = dict.fromkeys(tiers, 0)
-    bar = _progress(total, args.quiet)
-    with atomic_path(args.output, partial) as tmp, \
-            open(tmp, "w", newline="", encoding="utf-8") as f:
-        out = csv.writer(f)
-        out.writerow(header)
-        for chunk in table.chunks(columns, args.chunk_size):
-            values = [v for _, v in chunk]
-            X = as_X([v[:len(order)] for v in values], data["field_columns"])
-            proba, tier, pred, ok, reasons = score_chunk(router, X)
-            for i, v in enumerate(values):
-                n_rows += 1
-                rid = v[-1] if args.id_column else str(n_rows)
-                row = [rid, classes[pred[i]] if ok[i] else "",
-                       repr(float(proba[i, pred[i]])) if ok[i] else ""]
-                if args.all_probabilities:
-                    row += [repr(float(p)) if ok[i] else "" for p in proba[i]]
-                row += [tiers[tier[i]], reasons[i] or ""]
-                out.writerow(row)
-                counts[tiers[tier[i]]] += 1
-            n_failed += int((~ok).sum())
-            f.flush()
-            if bar is not None:
-                bar.update(len(values))
+    bar = progress_bar(total, args.quiet)
+    out = csv.writer(f)
+    out.writerow(header)
+    for chunk in table.chunks(columns, args.chunk_size):
+        values = [v for _, v in chunk]
+        X = as_X([v[:len(order)] for v in values], data["field_columns"])
+        proba, tier, pred, ok, reasons = score_chunk(router, X)
+        for i, v in enumerate(values):
+            n_rows += 1
+            rid = v[-1] if args.id_column else str(n_rows)
+            row = [rid, classes[pred[i]] if ok[i] else "",
+                   repr(float(proba[i, pred[i]])) if ok[i] else ""]
+            if args.all_probabilities:
+                row += [repr(float(p)) if ok[i] else "" for p in proba[i]]
+            row += [tiers[tier[i]], reasons[i] or ""]
+            out.writerow(row)
+            counts[tiers[tier[i]]] += 1
+        n_failed += int((~ok).sum())
+        f.flush()
+        if bar is not None:
+            bar.update(len(values))
     if bar is not None:
         bar.close()
-    shares = ", ".join(f"{t} {n}" for t, n in counts.items())
-    u = total_usage(clfs)
-    print(f"{n_rows} rows: {shares}; {n_failed} failed. {u.calls} model calls, "
-          f"{u.cache_hits} cache hits. Wrote {args.output}. Model file "
-          f"signature: {extras['signature']}.", file=sys.stderr)
-    return 1 if n_failed else 0
+    return n_rows, n_failed, counts

@@ -4,7 +4,12 @@ Without LABELLED no model is called: the page is built from the model file
 (certificate, the certification rows' probabilities, identity, prompt, cost).
 With LABELLED (rows not used in ``fit``, same text and label columns) it also
 routes them and shows each tier's measured precision with its one-sided
-95 % Clopper-Pearson lower bound.
+95 % Clopper-Pearson lower bound. For a multi-label model (``fit
+--multilabel``) the page shows each label's certified thresholds, its
+calibration (debiased ECE with its interval, Brier score, log loss) and the
+Hamming loss, on the certification rows and on LABELLED, and there each
+label's measured precision per direction; a label LABELLED holds that the
+model does not know is refused.
 
 The page holds no script and may run none: every value from the model file
 is escaped, and its Content-Security-Policy forbids scripts. It is written
@@ -97,12 +102,21 @@ def _measured(args, router, desc):
 
 def _sections(desc, extras, measured):
     """The page's sections: (heading, blocks), every value escaped later."""
+    from .._persistence import is_multilabel
+    from ._multilabel import multilabel_sections
+
+    head = (multilabel_sections if is_multilabel(desc) else _certificate_sections)
+    return head(desc, extras, measured) + _model_sections(desc, extras)
+
+
+def _certificate_sections(desc, extras, measured):
+    """The first sections of a model of one label per row."""
     from ..routing import routing_report
     from . import _html
     from ._audit import extra_sections
     from ._report_text import COLUMNS, certificate_rows
 
-    cert, data, ident = desc["certificate"], desc["data"], desc["identity"]
+    cert = desc["certificate"]
     sections = [("Certificate", [
         ("table", (COLUMNS, certificate_rows(desc))),
         ("p", f"With probability at least {1 - cert['delta']:g} over the draw "
@@ -142,7 +156,13 @@ def _sections(desc, extras, measured):
                         "at or above", "95% lower (at or above)"], rows)),
             ("p", f"This run: {usage.calls} model calls, {usage.cache_hits} cache "
                   f"hits, {usage.prompt_tokens} prompt tokens.")]))
-    sections += extra_sections(desc, extras, measured)
+    return sections + extra_sections(desc, extras, measured)
+
+
+def _model_sections(desc, extras) -> list:
+    """The sections of every model file: cost, identity, prompt, data, versions."""
+    data, ident = desc["data"], desc["identity"]
+    sections = []
     u = desc.get("usage", {})
     sections.append(("Cost of fit", [("table", (
         ["model calls", "cache hits", "prompt tokens", "completion tokens",
@@ -164,7 +184,10 @@ def _sections(desc, extras, measured):
         ("pre", desc["prompt"]["template"]),
         ("table", (["class", "label word"],
                    list(zip(desc["classes"], desc["label_words"])))),
-        ("p", f"Labels joined by {desc['prompt']['label_separator']!r}.")]))
+        ("p", f"Labels joined by {desc['prompt']['label_separator']!r}."
+              + (f" (in the prompt; in the data file, the labels of a row are "
+                 f"separated by {data['label_set_separator']!r})"
+                 if "label_set_separator" in data else ""))]))
     sections.append(("Data", [("table", (["field", "value"], [
         [k, v if isinstance(v, str) else json.dumps(v)] for k, v in data.items()]))]))
     now = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
@@ -182,10 +205,20 @@ def _fmt(v):
     return "-" if v is None or not np.isfinite(v) else f"{v:.3f}"
 
 
+def _multilabel_measured(args, router, desc):
+    """Score the labelled rows of a multi-label model."""
+    from ._multilabel import measure_multilabel
+
+    overrides = backend_overrides(args, desc)
+    table = open_table(args.labelled, args.format, args.encoding)
+    return measure_multilabel(args, router, desc, table,
+                              args.cache or default_cache(args.model), overrides)
+
+
 def report(args) -> int:
     """Write the HTML report."""
     from .._archive import atomic_path
-    from .._persistence import load_model
+    from .._persistence import is_multilabel, load_model
     from ._html import page
 
     if args.labelled is None and (args.gguf or args.base_url or args.api_key_env
@@ -198,7 +231,8 @@ def report(args) -> int:
                                ("response cache", cache)])
     router, desc, extras = load_model(args.model, check=False)
     check_description(desc)
-    measured = _measured(args, router, desc) if args.labelled else None
+    measure = _multilabel_measured if is_multilabel(desc) else _measured
+    measured = measure(args, router, desc) if args.labelled else None
     html = page(f"sklearn-llmconf model report: {desc['data'].get('source')}",
                 _sections(desc, extras, measured))
     try:

@@ -216,7 +216,25 @@ class MultiLabelRouter(MetaEstimatorMixin, BaseEstimator):
         decisions : ndarray of int of shape (n_samples, n_labels)
             1 (present), 0 (absent) or -1 (undecided: for a person).
         """
-        P = self.predict_proba(X)
+        return self.decisions_from_proba(self.predict_proba(X))
+
+    def decisions_from_proba(self, proba):
+        """:meth:`decide` from per-label probabilities already computed.
+
+        Parameters
+        ----------
+        proba : ndarray of shape (n_samples, n_labels)
+            A row holding NaN (it could not be scored) is undecided.
+
+        Returns
+        -------
+        decisions : ndarray of int of shape (n_samples, n_labels)
+            1 (present), 0 (absent) or -1 (undecided).
+        """
+        check_is_fitted(self)
+        P = np.asarray(proba, dtype=float)
+        scored = np.isfinite(P).all(axis=1)
+        P = np.where(scored[:, None], P, 0.5)
         pos = P >= self.thresholds_
         neg = P <= self.negative_thresholds_
         both = pos & neg  # only when both thresholds are loose: the likelier wins
@@ -224,6 +242,7 @@ class MultiLabelRouter(MetaEstimatorMixin, BaseEstimator):
         out[pos & ~both] = 1
         out[neg & ~both] = 0
         out[both] = (P[both] > 0.5).astype(int)
+        out[~scored] = UNDECIDED
         return out
 
     def route(self, X):

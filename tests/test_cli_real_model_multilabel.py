@@ -1,0 +1,68 @@
+"""fit / predict / report on a multi-label CSV, the embedded model (#35).
+
+The commands run as separate processes on a CSV of IMDb titles
+(:func:`~sklearn_llmconf.datasets.load_movie_genres`) whose genres are one
+cell per row, joined by ``;``, as a user's export would hold them.
+"""
+
+import numpy as np
+import pytest
+
+from sklearn_llmconf.datasets import load_movie_genres
+from tests._cli_real import read, sklearn_llmconf, write_csv
+
+pytestmark = pytest.mark.slow
+
+GENRES = ["comedy", "drama", "romance"]
+
+
+def test_fit_predict_report_on_a_multilabel_csv(tmp_path):
+    pytest.importorskip("llama_cpp")
+    movies = load_movie_genres()
+    keep = [list(movies.target_names).index(g) for g in GENRES]
+    Y = movies.target[:, keep]
+    idx = np.random.RandomState(0).permutation(len(Y))
+
+    def rows(part):
+        return [[f"m{i}", movies.data[i],
+                 ";".join(g for g, y in zip(GENRES, Y[i]) if y)] for i in part]
+
+    lab = write_csv(tmp_path / "films.csv", ["id", "title", "genres"],
+                    rows(idx[:60]))
+    new = write_csv(tmp_path / "new.csv", ["id", "title", "genres"],
+                    rows(idx[60:72]))
+    model = str(tmp_path / "films.skops")
+    fit = sklearn_llmconf("fit", lab, "--text-column", "title", "--label-column",
+                          "genres", "--multilabel", "--allow-no-label",
+                          "--n-shots", "4", "--n-scale", "26", "--quiet",
+                          "-o", model)
+    assert "60 labelled rows, 3 labels: 4 demonstrations, 26 in-fit " \
+        "calibration, 30 certification; LlamaCppBackend." in fit.stderr
+    assert [ln.split()[0] for ln in fit.stdout.splitlines()[2:5]] == GENRES
+
+    out = str(tmp_path / "decisions.csv")
+    done = sklearn_llmconf("predict", model, new, "-o", out, "--id-column", "id",
+                           "--quiet")
+    assert "12 model calls, 0 cache hits" in done.stderr
+    decisions = read(out)
+    assert decisions[0] == [
+        "id", "labels", "undecided", "tier", "proba_comedy", "proba_drama",
+        "proba_romance", "decision_comedy", "decision_drama", "decision_romance",
+        "failure_reason"]
+    assert [r[0] for r in decisions[1:]] == [f"m{i}" for i in idx[60:72]]
+    P = np.array([[float(x) for x in r[4:7]] for r in decisions[1:]])
+    assert ((P > 0) & (P < 1)).all() and P.std(axis=0).max() > 0
+    for r in decisions[1:]:
+        d = r[7:10]
+        assert set(d) <= {"1", "0", ""} and r[10] == ""
+        assert r[1] == ";".join(g for g, x in zip(GENRES, d) if x == "1")
+        assert r[3] == ("accept" if "" not in d else "review")
+
+    html = str(tmp_path / "report.html")
+    sklearn_llmconf("report", model, new, "-o", html, "--quiet")
+    page = open(html, encoding="utf-8").read()
+    assert "Certificate (per label)" in page and "Hamming loss" in page
+    assert "Measured on 12 labelled rows" in page
+    assert "SmolLM2-135M-Instruct.Q4_1.gguf SHA-256 " in page
+    # the report re-scored nothing: every title came from the cache
+    assert "This run: 0 model calls, 12 cache hits" in page
