@@ -33,15 +33,17 @@ def test_fit_predict_report_on_a_llama_cpp_server(user_files, llama_server):  # 
                     "--no-api-key", "--n-shots", "2", "--n-scale", "10",
                     "--tiers", "auto=0.8", "--classifier", "llm", "--quiet",
                     "-o", model)
+    # 12 new rows (the first half of the user's file)
+    new = write_csv(tmp / "server_new.csv", read(new)[0], read(new)[1:13])
     out = str(tmp / "server.csv")
     # the user confirms the server (a model file never chooses it, issue 38)
     done = sklearn_llmconf("predict", model, new, "-o", out, "--quiet",
                            "--base-url", llama_server, "--no-api-key", check=False)
     assert done.returncode in (0, 1), done.stderr
     rows = read(out)
-    assert len(rows) == 25 and {r[3] for r in rows[1:]} <= {"auto", "escalate"}
+    assert len(rows) == 13 and {r[3] for r in rows[1:]} <= {"auto", "escalate"}
     scored = [r for r in rows[1:] if r[1]]
-    assert len(scored) >= 20
+    assert len(scored) >= 10
     html = str(tmp / "server.html")
     sklearn_llmconf("report", model, "-o", html)
     page = open(html, encoding="utf-8").read()
