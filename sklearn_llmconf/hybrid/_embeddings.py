@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 from sklearn.base import BaseEstimator, TransformerMixin
 
-from ..utils._bounded import BoundedDict
+from ..utils._bounded import BoundedDict, memoized_rows
 from ._text import texts_of
 
 __all__ = ["SentenceEmbedder", "default_embedding_model_path", "embeddings_available"]
@@ -75,26 +75,16 @@ class _SharedModel:
     def encode(self, texts, *, batch_size, normalize) -> np.ndarray:
         keys = [(hashlib.sha256(t.encode("utf-8")).digest(), bool(normalize))
                 for t in texts]
-        rows_of = {}
-        vectors = [None] * len(texts)
-        for i, key in enumerate(keys):
-            hit = self.memo.get(key)
-            if hit is None:
-                rows_of.setdefault(key, []).append(i)
-            else:
-                vectors[i] = hit
-        if rows_of:
-            first = [rows[0] for rows in rows_of.values()]
+
+        def compute(first):
             with self.lock:  # one forward pass at a time per model
-                new = self.model.encode(
+                return self.model.encode(
                     [texts[i] for i in first], batch_size=batch_size,
                     normalize_embeddings=normalize, convert_to_numpy=True,
                     show_progress_bar=False)
-            for (key, rows), vector in zip(rows_of.items(), new):
-                self.memo[key] = vector
-                for i in rows:
-                    vectors[i] = vector
-        if not texts:
+
+        vectors = memoized_rows(keys, self.memo, compute)
+        if not vectors:
             return np.empty((0, 0))
         return np.asarray(np.stack(vectors), dtype=np.float64)
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import threading
 
-__all__ = ["BoundedDict"]
+__all__ = ["BoundedDict", "memoized_rows"]
 
 
 class BoundedDict:
@@ -71,3 +71,40 @@ class BoundedDict:
     def clear(self):
         with self._lock:
             self._data.clear()
+
+
+def memoized_rows(keys, memo: BoundedDict, compute) -> list:
+    """One value per key: remembered ones from ``memo``, the others computed.
+
+    Each missing key is computed once, however often it repeats in ``keys``:
+    ``compute(first)`` receives the index in ``keys`` of each missing key's
+    first occurrence and returns their values in that order; they are
+    remembered in ``memo``.
+
+    Parameters
+    ----------
+    keys : list of hashable
+    memo : BoundedDict
+    compute : callable
+        ``compute(list of int) -> sequence of values``.
+
+    Returns
+    -------
+    values : list
+        ``values[i]`` for ``keys[i]``.
+    """
+    values = [None] * len(keys)
+    missing: dict = {}
+    for i, key in enumerate(keys):
+        hit = memo.get(key)
+        if hit is None:
+            missing.setdefault(key, []).append(i)
+        else:
+            values[i] = hit
+    if missing:
+        first = [rows[0] for rows in missing.values()]
+        for (key, rows), value in zip(missing.items(), compute(first)):
+            memo[key] = value
+            for i in rows:
+                values[i] = value
+    return values

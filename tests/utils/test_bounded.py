@@ -56,3 +56,23 @@ def test_model_and_fingerprint_registries_are_bounded(module):
 
     assert isinstance(_checkpoints._FINGERPRINTS, BoundedDict)
     assert isinstance(_embedding._MODELS, BoundedDict)
+
+
+def test_memoized_rows_computes_each_missing_key_once():
+    from sklearn_llmconf.utils._bounded import memoized_rows
+
+    memo = BoundedDict(3)
+    memo["b"] = "B (remembered)"
+    asked = []
+
+    def compute(first):
+        asked.append(first)
+        return [keys[i].upper() for i in first]
+
+    keys = ["a", "b", "a", "c"]
+    assert memoized_rows(keys, memo, compute) == ["A", "B (remembered)", "A", "C"]
+    assert asked == [[0, 3]]  # "a" once (its first row), "c"; "b" not at all
+    assert memo.keys() == ["b", "a", "c"]
+    assert memoized_rows(["c", "a"], memo, compute) == ["C", "A"]
+    assert asked == [[0, 3]]  # all remembered: compute not called
+    assert memoized_rows([], memo, compute) == []

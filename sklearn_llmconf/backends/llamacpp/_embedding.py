@@ -15,7 +15,7 @@ import threading
 
 import numpy as np
 
-from ...utils._bounded import BoundedDict
+from ...utils._bounded import BoundedDict, memoized_rows
 from ...utils._optional import import_optional
 from .._checkpoints import resolve_model_file
 from ._model import without_extra_buffer_types
@@ -37,23 +37,16 @@ class EmbeddingModel:
     def embed(self, texts) -> np.ndarray:
         """``(len(texts), dim)`` float64 pooled hidden states (not normalised)."""
         keys = [hashlib.sha256(t.encode("utf-8")).digest() for t in texts]
-        out = np.empty((len(texts), self.dim))
-        todo = {}
-        for i, key in enumerate(keys):
-            hit = self.memo.get(key)
-            if hit is None:
-                todo.setdefault(key, []).append(i)
-            else:
-                out[i] = hit
-        if todo:
-            first = [rows[0] for rows in todo.values()]
+
+        def compute(first):
             with self.lock:
                 vectors = self.llama.embed([texts[i] or " " for i in first],
                                            normalize=False, truncate=True)
-            for (key, rows), vector in zip(todo.items(), vectors):
-                vector = np.asarray(vector, dtype=float)
-                self.memo[key] = vector
-                out[rows] = vector
+            return [np.asarray(v, dtype=float) for v in vectors]
+
+        out = np.empty((len(texts), self.dim))
+        for i, vector in enumerate(memoized_rows(keys, self.memo, compute)):
+            out[i] = vector
         return out
 
 
