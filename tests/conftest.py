@@ -17,34 +17,41 @@ import pytest
 from sklearn_llmconf.testing._fault_server import FaultServer
 
 # The test files that take longest, longest first (from README's test command
-# with --durations=80 on 2 cores, 2026-12-06). pytest-xdist's loadfile
-# scheduling hands files out in collection order once its own reordering (by
-# number of tests, most first) is off: the longest files start first and the
-# short ones fill the gaps, instead of a long real-model file starting last
-# on one worker while the other idles. The order changes no result; a file
-# missing from the list runs after these, in collection order.
+# with --durations=60 on 2 cores, 2026-12-06, after the issue-34 trims).
+# pytest-xdist's loadfile scheduling hands files out in collection order once
+# its own reordering (by number of tests, most first) is off: the longest
+# files start first and the short ones fill the gaps, instead of a long
+# real-model file starting last on one worker while the other idles. The
+# order changes no result; a file missing from the list runs after these, in
+# collection order.
 LONGEST_FIRST = (
     "tests/test_cli_real_model.py",
-    "tests/backends/test_transformers.py",
     "tests/test_cli_real_model_server.py",
-    "tests/scoring/test_strategies.py",
+    "tests/backends/test_transformers.py",
     "tests/backends/test_openai_server.py",
     "tests/routing/test_routing_mapie.py",
     "tests/test_cli_real_model_hybrid.py",
+    "tests/scoring/test_strategies.py",
+    "tests/backends/test_llamacpp_threads.py",
+    "tests/calibration/test_real_calibration.py",
     "tests/test_composition_real_model.py",
+    "tests/test_default_real_model.py",
     "tests/backends/test_transformers_checks.py",
+    "tests/test_cli_resume.py",
+    "tests/hybrid/test_several_llms_real.py",
+    "tests/prompts/test_injection_real_model.py",
+    "tests/hybrid/test_setfit.py",
+    "tests/test_cli_real_model_multilabel.py",
+    "tests/backends/test_llamacpp.py",
+    "tests/test_cli_candidates.py",
+    "tests/test_cli.py",
+    "tests/routing/test_certificate_real_model.py",
+    "tests/backends/test_openai_providers.py",
+    "tests/test_multilabel_real_model.py",
     "tests/test_cli_workflow.py",
     "tests/test_cli_inputs.py",
-    "tests/test_cli_candidates.py",
-    "tests/calibration/test_real_calibration.py",
-    "tests/test_cli_real_model_multilabel.py",
     "tests/test_report_browser.py",
-    "tests/test_default_real_model.py",
-    "tests/backends/test_llamacpp.py",
-    "tests/prompts/test_injection_real_model.py",
-    "tests/test_cli_resume.py",
     "tests/test_cli_outputs.py",
-    "tests/backends/test_llamacpp_threads.py",
 )
 
 
