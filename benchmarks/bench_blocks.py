@@ -23,12 +23,13 @@ the estimators of the chosen ``--part``:
 ``setfit`` (a fine-tuned encoder)
     ``setfit``: ``SetFitClassifier`` (all-MiniLM-L6-v2 fine-tuned,
     ``num_iterations=5``, one epoch, logistic head); ``tfidf+minilm+setfit``:
-    the stack with a ``SetFitBlock`` (its own 2-fold inner split for the
-    training features).
+    the stack with a ``SetFitBlock`` (cross-fitted on its own 2-fold inner
+    split: two fine-tunings on half the texts each).
 
 Columns: accuracy, held-out log loss, and fit + predict seconds. Every LLM
 uses ``LlamaCppBackend(n_threads=1)`` through one persistent ``ResponseCache``
-(``--cache``), so a rerun makes no model call; torch runs one thread. Times are
+(``--cache``), so a rerun makes no model call; torch runs ``--threads``
+threads (1 by default; the header of the results says which). Times are
 measured while other jobs share the machine: compare rows of one run only.
 
 Usage::
@@ -236,11 +237,13 @@ def main(argv=None):
                         help="estimators (row labels) to leave out")
     parser.add_argument("--cache", default="/tmp/bench36/scores.sqlite")
     parser.add_argument("--out", default=None)
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch threads (set OMP_NUM_THREADS to match)")
     args = parser.parse_args(argv)
     try:
         import torch
 
-        torch.set_num_threads(1)
+        torch.set_num_threads(args.threads)
     except ImportError:
         pass
     import os
@@ -249,20 +252,20 @@ def main(argv=None):
     cache = ResponseCache(args.cache)
     rows = []
     start = time.perf_counter()
+    omp = os.environ.get("OMP_NUM_THREADS", "unset")
+    head = (f"# bench_blocks.py --part {args.part} (torch threads={args.threads}, "
+            f"OMP_NUM_THREADS={omp}, LLMs on 1 llama.cpp thread; other jobs may "
+            "share the machine: compare times within this file only; an LLM row "
+            "after the first of its model reads the scores the earlier rows "
+            "cached, so its seconds are not its cost)\n")
     for name in args.datasets:
         rows += run_split(name, args, cache)
-    text = (f"# bench_blocks.py --part {args.part} (1 llama.cpp thread, 1 torch "
-            "thread; measured while another benchmark ran on the other core of a "
-            "shared 2-core machine: compare times within this file only; an LLM "
-            "row after the first of its model reads the scores the earlier rows "
-            "cached, so its seconds are not its cost)\n"
-            + format_rows(rows, args) + "\n" + summary(rows, args.part)
-            + f"\n\ntotal {time.perf_counter() - start:.0f} s\n")
+        text = (head + format_rows(rows, args) + "\n" + summary(rows, args.part)
+                + f"\n\ntotal {time.perf_counter() - start:.0f} s\n")
+        if args.out:  # after each data set: a long run leaves what it measured
+            with open(args.out, "w") as f:
+                f.write(text)
     print(text)
-    if args.out:
-        with open(args.out, "w") as f:
-            f.write(text)
-
 
 if __name__ == "__main__":
     main()
