@@ -23,8 +23,9 @@ the estimators of the chosen ``--part``:
 ``setfit`` (a fine-tuned encoder)
     ``setfit``: ``SetFitClassifier`` (all-MiniLM-L6-v2 fine-tuned,
     ``num_iterations=5``, one epoch, logistic head); ``tfidf+minilm+setfit``:
-    the stack with a ``SetFitBlock`` (cross-fitted on its own 2-fold inner
-    split: two fine-tunings on half the texts each).
+    the stack with a ``SetFitBlock`` (cross-fitted on its own inner split of
+    ``--setfit-folds`` folds, 3 by default as the block's: three
+    fine-tunings on two thirds of the texts each).
 
 Columns: accuracy, held-out log loss, and fit + predict seconds. Every LLM
 uses ``LlamaCppBackend(n_threads=1)`` through one persistent ``ResponseCache``
@@ -67,6 +68,7 @@ from sklearn_llmconf.hybrid import (
 from sklearn_llmconf.hybrid._embeddings import embeddings_available
 from sklearn_llmconf.hybrid._static_embeddings import wordllama_available
 
+SETFIT_FOLDS = 3  # --setfit-folds
 SETS = ["sms_spam", "trec", "rotten_tomatoes", "bbc_news"]
 BBC_CHARS = 300
 
@@ -156,7 +158,7 @@ def setfit_estimators(cache):
     return {
         "setfit": SetFitClassifier(),
         "tfidf+minilm+setfit": BlockStackingClassifier(make_union(
-            tfidf(), MemoEmbedder(), SetFitBlock())),
+            tfidf(), MemoEmbedder(), SetFitBlock(n_folds=SETFIT_FOLDS))),
     }
 
 
@@ -196,7 +198,9 @@ def format_rows(rows, args):
     head = (f"{'data set':<16} {'estimator':<20} {'accuracy':>8} {'log loss':>8} "
             f"{'fit s':>7} {'predict s':>9}  note")
     lines = [f"part={args.part} labels={args.labels} test={args.test} "
-             f"max_chars={args.max_chars} skipped={args.skip}", head,
+             f"max_chars={args.max_chars} skipped={args.skip}"
+             + (f" setfit_folds={args.setfit_folds}" if args.part == "setfit"
+                else ""), head,
              "-" * len(head)]
     for name, label, acc, ll, fit_s, pred_s, why in rows:
         lines.append(f"{name:<16} {label:<20} {acc:>8.3f} {ll:>8.3f} {fit_s:>7.1f} "
@@ -239,7 +243,11 @@ def main(argv=None):
     parser.add_argument("--out", default=None)
     parser.add_argument("--threads", type=int, default=1,
                         help="torch threads (set OMP_NUM_THREADS to match)")
+    parser.add_argument("--setfit-folds", type=int, default=3,
+                        help="SetFitBlock(n_folds=...) of the setfit part")
     args = parser.parse_args(argv)
+    global SETFIT_FOLDS
+    SETFIT_FOLDS = args.setfit_folds
     try:
         import torch
 

@@ -6,26 +6,27 @@
 - :class:`SetFitBlock`: its log-probabilities as a feature block of
   :class:`BlockStackingClassifier`. The stack fits a block's transformer once
   and needs training features its models were not fitted on, so the block
-  cross-fits on an inner split of its own (``n_folds``, 2 by default: each
-  fold fine-tunes on half the texts), and new texts get the mean of the same
-  fold models' features::
+  cross-fits on an inner split of its own (``n_folds``, 3 by default: each
+  fold encoder is fine-tuned on two thirds of the texts), and new texts get
+  the mean of the same fold encoders' features::
 
-      training texts --n_folds stratified folds--> fold model k fine-tuned
-          on the others, predict_proba fold k --> out-of-fold features
+      training texts --n_folds stratified folds--> fold encoder k fine-tuned
+          on the other folds, predict_proba fold k --> out-of-fold features
           (fit_transform)
-      new texts --every fold model--> mean of their log-probability
+      new texts --every fold encoder--> mean of their log-probability
           features (transform)
 
-  The stack's regressions are thus fitted on features of encoders that saw
-  ``1 - 1/n_folds`` of the texts and applied to features of the same
-  encoders. An encoder refitted on all texts for new texts (the block
-  before) is more confident than the fold models the regressions were
-  fitted on: on Rotten Tomatoes at 300 labels the stack's log loss was 18 %
-  above SetFit alone (see ``bench_blocks.py``).
+  The stack's regressions are thus fitted on features of the encoders that
+  give new texts theirs. An encoder refitted on all texts for new texts (the
+  block before) is more confident than the fold encoders the regressions
+  were fitted on: on Rotten Tomatoes at 300 labels that stack's log loss was
+  18 % above SetFit alone; cross-fitted, 4 % above with 2 folds and 1.6 %
+  with 3 (``benchmarks/bench_blocks.py``; results in
+  ``benchmarks/results/bench_blocks_setfit*.txt``).
 
 Fine-tuning dominates the cost: ``n_folds`` fine-tunings per fit, each on
-``1 - 1/n_folds`` of the texts (2 folds: about one SetFit fit on all texts;
-timings in ``bench_blocks.py``).
+``1 - 1/n_folds`` of the texts (3 folds: about twice one SetFit fit on all
+texts, as the refitting block cost; 2 folds: about one).
 """
 
 from __future__ import annotations
@@ -186,9 +187,10 @@ class SetFitBlock(TransformerMixin, BaseEstimator):
 
     Parameters
     ----------
-    n_folds : int, default=2
+    n_folds : int, default=3
         Inner folds (at most as many as the largest class has texts): as many
-        fine-tunings per fit, each on ``1 - 1/n_folds`` of the texts.
+        fine-tunings per fit, each on ``1 - 1/n_folds`` of the texts (3: about
+        twice the cost of one SetFit fit on all texts).
     model, num_iterations, num_epochs, batch_size, max_length, random_state
         As :class:`SetFitClassifier`.
 
@@ -206,15 +208,16 @@ class SetFitBlock(TransformerMixin, BaseEstimator):
     texts for new texts; its features were more confident than the fold
     encoders' the regressions were fitted on, and on Rotten Tomatoes (300
     labels, ``benchmarks/bench_blocks.py``) the stack's log loss was 0.672
-    against 0.568 for :class:`SetFitClassifier` alone (see
-    :ref:`hybrid_blocks` for the figures with cross-fitting).
+    against 0.568 for :class:`SetFitClassifier` alone; cross-fitted, 0.591
+    with 2 folds (fold encoders on half the texts) and 0.577 with 3 (see
+    :ref:`hybrid_blocks`).
     """
 
     _parameter_constraints: dict = {
         "n_folds": [Interval(Integral, 2, None, closed="left")],
     }
 
-    def __init__(self, n_folds=2, *, model=None, num_iterations=5, num_epochs=1,
+    def __init__(self, n_folds=3, *, model=None, num_iterations=5, num_epochs=1,
                  batch_size=16, max_length=128, random_state=0):
         self.n_folds = n_folds
         self.model = model

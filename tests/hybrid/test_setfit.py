@@ -50,8 +50,8 @@ def test_setfit_classifier_and_block():
     F = block.fit_transform(X, y)
     assert F.shape == (24, 1) and np.isfinite(F).all()
     # out-of-fold: a training text's features are its fold encoder's, not
-    # the mean of both fold encoders' that a new text gets
-    assert len(block.estimators_) == 2
+    # the mean of the three fold encoders' that a new text gets
+    assert len(block.estimators_) == 3
     assert not np.allclose(F, block.transform(X))
     assert block.transform(X[:3]).shape == (3, 1)
 
