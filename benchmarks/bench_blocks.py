@@ -23,12 +23,14 @@ the estimators of the chosen ``--part``:
 ``setfit`` (a fine-tuned encoder)
     ``setfit``: ``SetFitClassifier`` (all-MiniLM-L6-v2 fine-tuned,
     ``num_iterations=5``, one epoch, logistic head); ``tfidf+minilm+setfit``:
-    the stack with a ``SetFitBlock`` (its own 2-fold inner split for the
-    training features).
+    the stack with a ``SetFitBlock`` (cross-fitted on its own inner split of
+    ``--setfit-folds`` folds, 3 by default as the block's: three
+    fine-tunings on two thirds of the texts each).
 
 Columns: accuracy, held-out log loss, and fit + predict seconds. Every LLM
 uses ``LlamaCppBackend(n_threads=1)`` through one persistent ``ResponseCache``
-(``--cache``), so a rerun makes no model call; torch runs one thread. Times are
+(``--cache``), so a rerun makes no model call; torch runs ``--threads``
+threads (1 by default; the header of the results says which). Times are
 measured while other jobs share the machine: compare rows of one run only.
 
 Usage::
@@ -66,6 +68,7 @@ from sklearn_llmconf.hybrid import (
 from sklearn_llmconf.hybrid._embeddings import embeddings_available
 from sklearn_llmconf.hybrid._static_embeddings import wordllama_available
 
+SETFIT_FOLDS = 3  # --setfit-folds
 SETS = ["sms_spam", "trec", "rotten_tomatoes", "bbc_news"]
 BBC_CHARS = 300
 
@@ -155,7 +158,7 @@ def setfit_estimators(cache):
     return {
         "setfit": SetFitClassifier(),
         "tfidf+minilm+setfit": BlockStackingClassifier(make_union(
-            tfidf(), MemoEmbedder(), SetFitBlock())),
+            tfidf(), MemoEmbedder(), SetFitBlock(n_folds=SETFIT_FOLDS))),
     }
 
 
@@ -195,7 +198,9 @@ def format_rows(rows, args):
     head = (f"{'data set':<16} {'estimator':<20} {'accuracy':>8} {'log loss':>8} "
             f"{'fit s':>7} {'predict s':>9}  note")
     lines = [f"part={args.part} labels={args.labels} test={args.test} "
-             f"max_chars={args.max_chars} skipped={args.skip}", head,
+             f"max_chars={args.max_chars} skipped={args.skip}"
+             + (f" setfit_folds={args.setfit_folds}" if args.part == "setfit"
+                else ""), head,
              "-" * len(head)]
     for name, label, acc, ll, fit_s, pred_s, why in rows:
         lines.append(f"{name:<16} {label:<20} {acc:>8.3f} {ll:>8.3f} {fit_s:>7.1f} "
@@ -236,11 +241,17 @@ def main(argv=None):
                         help="estimators (row labels) to leave out")
     parser.add_argument("--cache", default="/tmp/bench36/scores.sqlite")
     parser.add_argument("--out", default=None)
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch threads (set OMP_NUM_THREADS to match)")
+    parser.add_argument("--setfit-folds", type=int, default=3,
+                        help="SetFitBlock(n_folds=...) of the setfit part")
     args = parser.parse_args(argv)
+    global SETFIT_FOLDS
+    SETFIT_FOLDS = args.setfit_folds
     try:
         import torch
 
-        torch.set_num_threads(1)
+        torch.set_num_threads(args.threads)
     except ImportError:
         pass
     import os
@@ -249,20 +260,20 @@ def main(argv=None):
     cache = ResponseCache(args.cache)
     rows = []
     start = time.perf_counter()
+    omp = os.environ.get("OMP_NUM_THREADS", "unset")
+    head = (f"# bench_blocks.py --part {args.part} (torch threads={args.threads}, "
+            f"OMP_NUM_THREADS={omp}, LLMs on 1 llama.cpp thread; other jobs may "
+            "share the machine: compare times within this file only; an LLM row "
+            "after the first of its model reads the scores the earlier rows "
+            "cached, so its seconds are not its cost)\n")
     for name in args.datasets:
         rows += run_split(name, args, cache)
-    text = (f"# bench_blocks.py --part {args.part} (1 llama.cpp thread, 1 torch "
-            "thread; measured while another benchmark ran on the other core of a "
-            "shared 2-core machine: compare times within this file only; an LLM "
-            "row after the first of its model reads the scores the earlier rows "
-            "cached, so its seconds are not its cost)\n"
-            + format_rows(rows, args) + "\n" + summary(rows, args.part)
-            + f"\n\ntotal {time.perf_counter() - start:.0f} s\n")
+        text = (head + format_rows(rows, args) + "\n" + summary(rows, args.part)
+                + f"\n\ntotal {time.perf_counter() - start:.0f} s\n")
+        if args.out:  # after each data set: a long run leaves what it measured
+            with open(args.out, "w") as f:
+                f.write(text)
     print(text)
-    if args.out:
-        with open(args.out, "w") as f:
-            f.write(text)
-
 
 if __name__ == "__main__":
     main()

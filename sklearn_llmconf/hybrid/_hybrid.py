@@ -125,8 +125,10 @@ def make_hybrid_classifier(llm=None, *, embeddings="auto", setfit=False, Cs=10,
         extra; a transformer: use that one.
     setfit : bool or SetFitBlock, default=False
         Add a block of an encoder fine-tuned on the labels
-        (:class:`SetFitBlock`, extra ``setfit``; its training features come
-        from an inner 2-fold split, so a fit fine-tunes three times). True:
+        (:class:`SetFitBlock`, extra ``setfit``; cross-fitted on an inner
+        3-fold split: a fit fine-tunes three times, each on two thirds of the
+        texts, about twice one SetFit fit, and new texts get the mean of the
+        three encoders' features). True:
         ``SetFitBlock()``; a :class:`SetFitBlock`: that one.
     Cs : int or list of float, default=10
         Candidate inverse regularisation strengths (``LogisticRegressionCV``),

@@ -5,17 +5,28 @@
   logistic-regression head): a candidate of the decision service.
 - :class:`SetFitBlock`: its log-probabilities as a feature block of
   :class:`BlockStackingClassifier`. The stack fits a block's transformer once
-  and needs training features its models were not fitted on, so
-  ``fit_transform`` gives out-of-fold probabilities from an inner split of its
-  own (``n_folds``, 2 by default: each fold fine-tunes on half the texts),
-  and ``transform`` those of the encoder fine-tuned on all texts::
+  and needs training features its models were not fitted on, so the block
+  cross-fits on an inner split of its own (``n_folds``, 3 by default: each
+  fold encoder is fine-tuned on two thirds of the texts), and new texts get
+  the mean of the same fold encoders' features::
 
-      training texts --n_folds stratified folds--> fine-tune on the others,
-          predict_proba the fold --> out-of-fold features (fit_transform)
-      training texts --fine-tune on all--> model_ --> features of new texts
+      training texts --n_folds stratified folds--> fold encoder k fine-tuned
+          on the other folds, predict_proba fold k --> out-of-fold features
+          (fit_transform)
+      new texts --every fold encoder--> mean of their log-probability
+          features (transform)
 
-Fine-tuning dominates the cost: ``n_folds + 1`` fine-tunings per fit, the
-folds on ``1 - 1/n_folds`` of the texts (timings in ``bench_blocks.py``).
+  The stack's regressions are thus fitted on features of the encoders that
+  give new texts theirs. An encoder refitted on all texts for new texts (the
+  block before) is more confident than the fold encoders the regressions
+  were fitted on: on Rotten Tomatoes at 300 labels that stack's log loss was
+  18 % above SetFit alone; cross-fitted, 4 % above with 2 folds and 1.6 %
+  with 3 (``benchmarks/bench_blocks.py``; results in
+  ``benchmarks/results/bench_blocks_setfit*.txt``).
+
+Fine-tuning dominates the cost: ``n_folds`` fine-tunings per fit, each on
+``1 - 1/n_folds`` of the texts (3 folds: about twice one SetFit fit on all
+texts, as the refitting block cost; 2 folds: about one).
 """
 
 from __future__ import annotations
@@ -30,7 +41,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from ..utils._sklearn_compat import Interval, _fit_context
 from ._embeddings import default_embedding_model_path
-from ._stacking import _log_features, out_of_fold_proba, stratified_folds
+from ._stacking import _log_features, stratified_folds
 
 __all__ = ["SetFitBlock", "SetFitClassifier", "setfit_available"]
 
@@ -166,41 +177,47 @@ class SetFitClassifier(ClassifierMixin, BaseEstimator):
 class SetFitBlock(TransformerMixin, BaseEstimator):
     """SetFit's log-probabilities as a block of :class:`BlockStackingClassifier`.
 
-    ``fit_transform`` gives each training text the probabilities of an
-    encoder fine-tuned without it (``n_folds`` stratified folds of its own);
-    ``transform`` those of the encoder fine-tuned on all training texts.
-    Features as the stack's own: binary, the log-odds of ``classes_[1]``;
-    else the log-probabilities centred per row.
+    Cross-fitted: ``fit_transform`` fine-tunes one encoder per fold of its own
+    ``n_folds`` stratified split, on the other folds' texts, and gives each
+    training text the probabilities of the encoder that did not see it;
+    ``transform`` gives a new text the mean of the fold encoders' features
+    (no encoder is fine-tuned on all texts). Features as the stack's own:
+    binary, the log-odds of ``classes_[1]``; else the log-probabilities
+    centred per row.
 
     Parameters
     ----------
-    n_folds : int, default=2
-        Inner folds of the out-of-fold training features (each one
-        fine-tuning on ``1 - 1/n_folds`` of the texts).
+    n_folds : int, default=3
+        Inner folds (at most as many as the largest class has texts): as many
+        fine-tunings per fit, each on ``1 - 1/n_folds`` of the texts (3: about
+        twice the cost of one SetFit fit on all texts).
     model, num_iterations, num_epochs, batch_size, max_length, random_state
         As :class:`SetFitClassifier`.
 
     Attributes
     ----------
-    estimator_ : SetFitClassifier
-        Fine-tuned on all training texts.
+    estimators_ : list of SetFitClassifier
+        The fold encoders, each fine-tuned without its fold's texts.
     classes_ : ndarray of shape (n_classes,)
 
     Notes
     -----
-    The training features come from encoders fine-tuned on ``1 - 1/n_folds``
-    of the texts, the features of new texts from the one fine-tuned on all:
-    the latter are more confident. In ``benchmarks/bench_blocks.py`` (300
-    labels) that made the stack's probabilities too sharp on Rotten Tomatoes
-    (log loss 0.672 against 0.568 for :class:`SetFitClassifier` alone) while
-    it gained 8 % on SMS spam (see :ref:`hybrid_blocks`).
+    The stack's regressions are fitted on out-of-fold features and applied to
+    those of the same fold encoders, so they see at prediction what they saw
+    in training (cross-fitting). The block before refitted one encoder on all
+    texts for new texts; its features were more confident than the fold
+    encoders' the regressions were fitted on, and on Rotten Tomatoes (300
+    labels, ``benchmarks/bench_blocks.py``) the stack's log loss was 0.672
+    against 0.568 for :class:`SetFitClassifier` alone; cross-fitted, 0.591
+    with 2 folds (fold encoders on half the texts) and 0.577 with 3 (see
+    :ref:`hybrid_blocks`).
     """
 
     _parameter_constraints: dict = {
         "n_folds": [Interval(Integral, 2, None, closed="left")],
     }
 
-    def __init__(self, n_folds=2, *, model=None, num_iterations=5, num_epochs=1,
+    def __init__(self, n_folds=3, *, model=None, num_iterations=5, num_epochs=1,
                  batch_size=16, max_length=128, random_state=0):
         self.n_folds = n_folds
         self.model = model
@@ -224,7 +241,7 @@ class SetFitBlock(TransformerMixin, BaseEstimator):
             max_length=self.max_length, random_state=self.random_state)
 
     def fit(self, X, y):
-        """Fine-tune on all training texts (the model of ``transform``).
+        """Fine-tune one encoder per inner fold.
 
         Parameters
         ----------
@@ -235,13 +252,12 @@ class SetFitBlock(TransformerMixin, BaseEstimator):
         -------
         self : SetFitBlock
         """
-        self._validate_params()
-        self.estimator_ = self._classifier().fit(X, y)
-        self.classes_ = self.estimator_.classes_
+        self.fit_transform(X, y)
         return self
 
+    @_fit_context(prefer_skip_nested_validation=True)
     def fit_transform(self, X, y):
-        """Fit, and give every training text its out-of-fold features.
+        """Fine-tune the fold encoders; every training text's out-of-fold features.
 
         Parameters
         ----------
@@ -252,17 +268,41 @@ class SetFitBlock(TransformerMixin, BaseEstimator):
         -------
         features : ndarray of shape (n_samples, 1 or n_classes)
         """
-        self.fit(X, y)
         texts = np.asarray(_texts(X), dtype=object)
-        y_idx = np.searchsorted(self.classes_, np.asarray(y))
+        y = np.asarray(y)
+        if len(y) != len(texts):
+            raise ValueError(f"X has {len(texts)} texts but y has {len(y)}.")
+        self.classes_, y_idx = np.unique(y, return_inverse=True)
+        if len(self.classes_) < 2:
+            raise ValueError("SetFitBlock needs at least two classes; got 1.")
         folds = stratified_folds(self.n_folds, y_idx,
                                  random_state=self.random_state)
-        proba = out_of_fold_proba(self._classifier(), texts, np.asarray(y), folds,
-                                  self.classes_)
+        proba = np.empty((len(texts), len(self.classes_)))
+        self.estimators_, self._n_train = [], []
+        for train, test in folds:
+            fitted = self._classifier().fit(texts[train], y[train])
+            self.estimators_.append(fitted)
+            self._n_train.append(len(train))
+            proba[test] = self._proba(-1, texts[test])
         return _log_features(proba)
 
+    def _proba(self, k, texts):
+        """Fold encoder ``k``'s probabilities in ``classes_`` columns; a class
+        its ``m`` training texts lacked gets ``1 / (m + n_classes)`` as in the
+        stack's folds."""
+        fitted = self.estimators_[k]
+        seen = np.searchsorted(self.classes_, fitted.classes_)
+        n_classes = len(self.classes_)
+        if len(seen) == n_classes:
+            return fitted.predict_proba(texts)
+        floor = 1.0 / (self._n_train[k] + n_classes)
+        out = np.full((len(texts), n_classes), floor)
+        out[:, seen] = fitted.predict_proba(texts) * (
+            1.0 - floor * (n_classes - len(seen)))
+        return out
+
     def transform(self, X):
-        """Features of new texts from the encoder fine-tuned on all texts.
+        """Mean of the fold encoders' features of new texts.
 
         Parameters
         ----------
@@ -273,4 +313,6 @@ class SetFitBlock(TransformerMixin, BaseEstimator):
         features : ndarray of shape (n_samples, 1 or n_classes)
         """
         check_is_fitted(self)
-        return _log_features(self.estimator_.predict_proba(X))
+        texts = _texts(X)
+        return np.mean([_log_features(self._proba(k, texts))
+                        for k in range(len(self.estimators_))], axis=0)

@@ -49,9 +49,39 @@ def test_setfit_classifier_and_block():
     block = SetFitBlock(num_iterations=1, max_length=16)
     F = block.fit_transform(X, y)
     assert F.shape == (24, 1) and np.isfinite(F).all()
-    # out-of-fold: the training features are not the fitted encoder's own
+    # out-of-fold: a training text's features are its fold encoder's, not
+    # the mean of the three fold encoders' that a new text gets
+    assert len(block.estimators_) == 3
     assert not np.allclose(F, block.transform(X))
     assert block.transform(X[:3]).shape == (3, 1)
+
+
+def test_setfit_block_cross_fits_in_classes_order():
+    # three classes given out of sorted order: columns follow classes_, the
+    # training features are out-of-fold and new texts get the fold encoders' mean
+    rng = np.random.default_rng(0)
+    y = np.array(["sport", "food", "art"] * 6)
+    cue = {"sport": "goal match", "food": "soup bread", "art": "paint museum"}
+    X = np.array([f"{cue[c]} {w}" for c, w in zip(
+        y, rng.choice(["today", "again", "here"], size=len(y)))], dtype=object)
+    block = SetFitBlock(n_folds=3, num_iterations=1, max_length=16)
+    F = block.fit_transform(X, y)
+    np.testing.assert_array_equal(block.classes_, ["art", "food", "sport"])
+    assert F.shape == (18, 3) and np.isfinite(F).all()
+    np.testing.assert_allclose(F.sum(axis=1), 0.0, atol=1e-9)  # centred log-probs
+    assert len(block.estimators_) == 3
+    for fold in block.estimators_:
+        np.testing.assert_array_equal(fold.classes_, block.classes_)
+    logp = [np.log(np.clip(e.predict_proba(X[:4]), 1e-12, 1.0))
+            for e in block.estimators_]
+    mean = np.mean([lp - lp.mean(axis=1, keepdims=True) for lp in logp], axis=0)
+    np.testing.assert_allclose(block.transform(X[:4]), mean)
+    # each training text's row is one fold encoder's (the one that did not
+    # see it), never the mean of the three
+    own = [lp - lp.mean(axis=1, keepdims=True) for lp in logp]
+    for i in range(4):
+        assert any(np.allclose(F[i], o[i]) for o in own)
+        assert not np.allclose(F[i], mean[i])
 
 
 def test_setfit_in_the_hybrid_and_as_a_candidate():
