@@ -103,6 +103,8 @@ TRUSTED_TYPES = (
     # several labels per text (sklearn-llmconf fit --multilabel)
     "sklearn_llmconf.routing._multilabel.MultiLabelRouter",
     "sklearn_llmconf.calibration._multilabel.MultiLabelCorrection",
+    "sklearn_llmconf.hybrid._multilabel.MultiLabelStackingClassifier",
+    "sklearn_llmconf.hybrid._multilabel.ColumnBlock",
 )
 
 #: Backends a model file can name, by class name.
