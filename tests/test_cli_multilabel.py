@@ -362,3 +362,19 @@ def test_the_multilabel_hybrid_model_file(keyword_model, files, capsys):
     np.testing.assert_allclose(P, router.predict_proba(
         [r[1] for r in read(new)[1:]]))
     assert ((P >= 0) & (P <= 1)).all()
+
+
+def test_label_names_are_escaped_in_the_report(keyword_model, files):
+    from sklearn_llmconf.cli import _html, _report
+
+    tmp, lab, _ = files
+    model = str(tmp / "m.skops")
+    assert fit(lab, model) == 0
+    _, desc, extras = load_model(model, check=False)
+    hostile = ["<script>alert(1)</script>", "<img src=x onerror=alert(2)>",
+               "</td><b>x"]
+    desc["classes"] = desc["certificate"]["labels"] = hostile
+    desc["data"]["label_set_separator"] = "<i>"
+    page = _html.page("r", _report._sections(desc, extras, None))
+    assert "<script>" not in page and "<img" not in page and "<i>" not in page
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
