@@ -103,6 +103,8 @@ TRUSTED_TYPES = (
     # several labels per text (sklearn-llmconf fit --multilabel)
     "sklearn_llmconf.routing._multilabel.MultiLabelRouter",
     "sklearn_llmconf.calibration._multilabel.MultiLabelCorrection",
+    "sklearn_llmconf.hybrid._multilabel.MultiLabelStackingClassifier",
+    "sklearn_llmconf.hybrid._multilabel.ColumnBlock",
 )
 
 #: Backends a model file can name, by class name.
@@ -569,13 +571,18 @@ def save_model(path, router, *, certification_proba=None, certification_y=None,
     Parameters
     ----------
     path : str or path-like
-    router : ConfidenceRouter
+    router : ConfidenceRouter or MultiLabelRouter
         Fitted, over an :class:`~sklearn_llmconf.LLMClassifier` (or a
-        ``FrozenEstimator`` of one) whose backend :func:`backend_spec` knows.
+        ``FrozenEstimator`` of one, or a hybrid holding one) whose backend
+        :func:`backend_spec` knows. A
+        :class:`~sklearn_llmconf.routing.MultiLabelRouter` writes a
+        multi-label model file (``"task": "multilabel"``, the certificate of
+        :func:`multilabel_certificate`).
     certification_proba : ndarray of shape (n, n_classes), default=None
-        Probabilities of the certification rows (for the report's plots).
-    certification_y : array-like of shape (n,), default=None
-        Their labels.
+        Probabilities of the certification rows (for the report's plots);
+        multi-label: NaN rows could not be scored.
+    certification_y : array-like of shape (n,) or (n, n_labels), default=None
+        Their labels (multi-label: the 0/1 indicator matrix).
     metadata : dict, default=None
         More JSON values to describe the model (data columns, split, usage).
 

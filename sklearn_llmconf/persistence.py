@@ -1,5 +1,6 @@
 """Model files: a certified :class:`~sklearn_llmconf.routing.ConfidenceRouter`
-saved safely with ``skops.io``, its certificate and the model it holds for.
+(or :class:`~sklearn_llmconf.routing.MultiLabelRouter`) saved safely with
+``skops.io``, its certificate and the model it holds for.
 
 See :func:`save_model` and :func:`load_model`.
 """

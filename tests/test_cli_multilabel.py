@@ -59,10 +59,10 @@ def files(tmp_path):
     return tmp_path, lab, new
 
 
-def fit(lab, model, *extra):
+def fit(lab, model, *extra, classifier="llm"):
     return cli.main(["fit", lab, "--text-column", "body", "--label-column",
                      "topics", "--multilabel", "--n-shots", "4", "--quiet",
-                     "-o", model, *extra])
+                     "--classifier", classifier, "-o", model, *extra])
 
 
 def one_line(capsys, argv):
@@ -79,7 +79,7 @@ def test_fit_predict_report_on_a_multilabel_csv(keyword_model, files, capsys):
     assert fit(lab, model) == 0
     out = capsys.readouterr()
     assert "400 labelled rows, 3 labels: 4 demonstrations, 196 in-fit " \
-        "calibration, 200 certification; KeywordBackend." in out.err
+        "calibration, 200 certification; KeywordBackend; kept llm." in out.err
     lines = out.out.splitlines()
     assert lines[0].split()[:1] == ["label"]
     assert [ln.split()[0] for ln in lines[2:5]] == LABELS
@@ -196,9 +196,10 @@ def test_a_row_without_labels_is_refused_unless_allowed(keyword_model, tmp_path,
      "--tiers is for one label per row; a --multilabel model certifies every "
      "label at --target-precision (tiers: accept when every label of a row is "
      "decided, else review)."),
-    (["--multilabel", "--classifier", "hybrid"],
-     "--classifier hybrid takes one label per row; a --multilabel model is the "
-     "calibrated LLM (--classifier llm, or auto)."),
+    (["--multilabel", "--cv-folds", "1"], "--cv-folds must be at least 2."),
+    (["--multilabel", "--gguf", "a.gguf", "--gguf", "b.gguf"],
+     "several --gguf (a hybrid of several LLMs) take one label per row; give "
+     "one --gguf with --multilabel."),
     (["--multilabel", "--label-separator", " "],
      "--label-separator must hold a character other than spaces, got ' '."),
 ])
@@ -306,3 +307,74 @@ def test_a_description_that_lies_about_the_task_is_refused(keyword_model, files,
         _persistence._parse_description(
             "m.skops", payload, {"certification_proba": None,
                                  "certification_y": None})
+
+
+def test_a_row_that_fails_is_reviewed_with_its_reason(monkeypatch, files, capsys):
+    # the keyword backend, saved with its parameters, fails on "FAILME" rows
+    monkeypatch.setattr(_common, "_local_backend",
+                        lambda path: KeywordBackend(fail_on="FAILME"))
+    tmp, lab, new = files
+    model = str(tmp / "m.skops")
+    assert fit(lab, model) == 0
+    rows = read(new)
+    rows[3][1] += " FAILME"
+    bad = write_csv(tmp / "bad.csv", rows[0], rows[1:])
+    out_csv = str(tmp / "decisions.csv")
+    assert cli.main(["predict", model, bad, "-o", out_csv, "--quiet"]) == 1
+    assert "; 1 failed." in capsys.readouterr().err
+    failed = read(out_csv)[3]
+    assert failed[:4] == ["3", "", "", "review"]
+    assert failed[4:10] == [""] * 6 and failed[10] == "injected failure"
+
+
+def test_auto_compares_the_llm_and_the_multilabel_hybrid(keyword_model, files,
+                                                          capsys):
+    tmp, lab, new = files
+    model = str(tmp / "m.skops")
+    assert fit(lab, model, classifier="auto") == 0
+    out = capsys.readouterr()
+    _, desc, _ = load_model(model)
+    selection = desc["selection"]
+    assert [c["name"] for c in selection["candidates"]] == ["llm", "hybrid"]
+    losses = {c["name"]: c["log_loss"] for c in selection["candidates"]}
+    assert selection["kept"] == min(losses, key=losses.get)
+    assert selection["cv_folds"] == 3 and desc["estimator"] == (
+        "LLMClassifier" if selection["kept"] == "llm"
+        else "MultiLabelStackingClassifier")
+    assert f"kept {selection['kept']}." in out.err
+    assert "candidates (3-fold cross-validation on the 200 training rows" in out.out
+
+
+def test_the_multilabel_hybrid_model_file(keyword_model, files, capsys):
+    tmp, lab, new = files
+    model = str(tmp / "h.skops")
+    assert fit(lab, model, classifier="hybrid") == 0
+    assert "200 certification; KeywordBackend; kept hybrid." in \
+        capsys.readouterr().err
+    router, desc, _ = load_model(model)
+    assert desc["estimator"] == "MultiLabelStackingClassifier"
+    out_csv = str(tmp / "decisions.csv")
+    assert cli.main(["predict", model, new, "-o", out_csv, "--quiet"]) == 0
+    # every new text scored once by the LLM block, for all three labels
+    assert "60 rows: " in capsys.readouterr().err
+    rows = read(out_csv)
+    P = np.array([[float(x) for x in r[4:7]] for r in rows[1:]])
+    np.testing.assert_allclose(P, router.predict_proba(
+        [r[1] for r in read(new)[1:]]))
+    assert ((P >= 0) & (P <= 1)).all()
+
+
+def test_label_names_are_escaped_in_the_report(keyword_model, files):
+    from sklearn_llmconf.cli import _html, _report
+
+    tmp, lab, _ = files
+    model = str(tmp / "m.skops")
+    assert fit(lab, model) == 0
+    _, desc, extras = load_model(model, check=False)
+    hostile = ["<script>alert(1)</script>", "<img src=x onerror=alert(2)>",
+               "</td><b>x"]
+    desc["classes"] = desc["certificate"]["labels"] = hostile
+    desc["data"]["label_set_separator"] = "<i>"
+    page = _html.page("r", _report._sections(desc, extras, None))
+    assert "<script>" not in page and "<img" not in page and "<i>" not in page
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page

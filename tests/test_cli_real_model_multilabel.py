@@ -16,8 +16,11 @@ pytestmark = pytest.mark.slow
 GENRES = ["comedy", "drama", "romance"]
 
 
-def test_fit_predict_report_on_a_multilabel_csv(tmp_path):
+@pytest.fixture(scope="module")
+def films(tmp_path_factory):
+    """60 labelled titles and 12 new ones, genres joined by ';' per row."""
     pytest.importorskip("llama_cpp")
+    tmp = tmp_path_factory.mktemp("films")
     movies = load_movie_genres()
     keep = [list(movies.target_names).index(g) for g in GENRES]
     Y = movies.target[:, keep]
@@ -27,17 +30,20 @@ def test_fit_predict_report_on_a_multilabel_csv(tmp_path):
         return [[f"m{i}", movies.data[i],
                  ";".join(g for g, y in zip(GENRES, Y[i]) if y)] for i in part]
 
-    lab = write_csv(tmp_path / "films.csv", ["id", "title", "genres"],
-                    rows(idx[:60]))
-    new = write_csv(tmp_path / "new.csv", ["id", "title", "genres"],
-                    rows(idx[60:72]))
+    lab = write_csv(tmp / "films.csv", ["id", "title", "genres"], rows(idx[:60]))
+    new = write_csv(tmp / "new.csv", ["id", "title", "genres"], rows(idx[60:72]))
+    return tmp, lab, new, [f"m{i}" for i in idx[60:72]]
+
+
+def test_fit_predict_report_on_a_multilabel_csv(films):
+    tmp_path, lab, new, ids = films
     model = str(tmp_path / "films.skops")
     fit = sklearn_llmconf("fit", lab, "--text-column", "title", "--label-column",
                           "genres", "--multilabel", "--allow-no-label",
-                          "--n-shots", "4", "--n-scale", "26", "--quiet",
-                          "-o", model)
+                          "--classifier", "llm", "--n-shots", "4", "--n-scale",
+                          "26", "--quiet", "-o", model)
     assert "60 labelled rows, 3 labels: 4 demonstrations, 26 in-fit " \
-        "calibration, 30 certification; LlamaCppBackend." in fit.stderr
+        "calibration, 30 certification; LlamaCppBackend; kept llm." in fit.stderr
     assert [ln.split()[0] for ln in fit.stdout.splitlines()[2:5]] == GENRES
 
     out = str(tmp_path / "decisions.csv")
@@ -49,7 +55,7 @@ def test_fit_predict_report_on_a_multilabel_csv(tmp_path):
         "id", "labels", "undecided", "tier", "proba_comedy", "proba_drama",
         "proba_romance", "decision_comedy", "decision_drama", "decision_romance",
         "failure_reason"]
-    assert [r[0] for r in decisions[1:]] == [f"m{i}" for i in idx[60:72]]
+    assert [r[0] for r in decisions[1:]] == ids
     P = np.array([[float(x) for x in r[4:7]] for r in decisions[1:]])
     assert ((P > 0) & (P < 1)).all() and P.std(axis=0).max() > 0
     for r in decisions[1:]:
@@ -66,3 +72,22 @@ def test_fit_predict_report_on_a_multilabel_csv(tmp_path):
     assert "SmolLM2-135M-Instruct.Q4_1.gguf SHA-256 " in page
     # the report re-scored nothing: every title came from the cache
     assert "This run: 0 model calls, 12 cache hits" in page
+
+
+def test_the_multilabel_hybrid_on_the_embedded_model(films):
+    tmp_path, lab, new, ids = films
+    model = str(tmp_path / "films_hybrid.skops")
+    fit = sklearn_llmconf("fit", lab, "--text-column", "title", "--label-column",
+                          "genres", "--multilabel", "--allow-no-label",
+                          "--classifier", "hybrid", "--n-shots", "4", "--quiet",
+                          "-o", model)
+    assert "30 certification; LlamaCppBackend; kept hybrid." in fit.stderr
+    out = str(tmp_path / "hybrid_decisions.csv")
+    done = sklearn_llmconf("predict", model, new, "-o", out, "--id-column", "id",
+                           "--quiet")
+    # one model call per title for its three genres
+    assert "12 model calls, 0 cache hits" in done.stderr
+    decisions = read(out)
+    assert [r[0] for r in decisions[1:]] == ids
+    P = np.array([[float(x) for x in r[4:7]] for r in decisions[1:]])
+    assert ((P > 0) & (P < 1)).all()

@@ -78,13 +78,11 @@ def check_options(args) -> None:
         raise CLIError("--tiers is for one label per row; a --multilabel model "
                        "certifies every label at --target-precision (tiers: "
                        "accept when every label of a row is decided, else review).")
-    if args.classifier == "hybrid":
-        raise CLIError("--classifier hybrid takes one label per row; a "
-                       "--multilabel model is the calibrated LLM (--classifier "
-                       "llm, or auto).")
     if args.gguf and len(args.gguf) > 1:
-        raise CLIError("several --gguf build a hybrid, which takes one label per "
-                       "row; give one --gguf with --multilabel.")
+        raise CLIError("several --gguf (a hybrid of several LLMs) take one label "
+                       "per row; give one --gguf with --multilabel.")
+    if args.cv_folds < 2:
+        raise CLIError("--cv-folds must be at least 2.")
     if args.label_set_separator is None:
         args.label_set_separator = DEFAULT_SEPARATOR
     if not args.label_set_separator.strip():

@@ -113,8 +113,9 @@ def fit_multilabel(args) -> int:
 
     from .._archive import KEY_ENV
     from .._classifier import LLMClassifier
-    from .._persistence import calibration_hash, save_model
+    from .._persistence import calibration_hash, llm_classifiers, save_model
     from ..calibration import InFitCalibration
+    from ..hybrid import service_candidates
     from ..prompts._multilabel import NONE_WORD
     from ..routing import MultiLabelRouter
     from ..scoring import predict_with_failures
@@ -159,19 +160,26 @@ def fit_multilabel(args) -> int:
     train, cert = split_label_sets(Y, args.certify_fraction, args.seed)
     backend = make_backend(args)
     check_cache(cache)
-    clf = LLMClassifier(
+    llm = LLMClassifier(
         template, backend=backend, n_shots=args.n_shots,
         calibration=InFitCalibration(max_samples=args.n_scale), on_error="nan",
         cache=cache, progress=not args.quiet, random_state=args.seed)
+    kinds = ("llm", "hybrid") if args.classifier == "auto" else (args.classifier,)
+    candidates = service_candidates(llm, kinds=kinds, multilabel=True)
     X = as_X(rows, fields)
     X_tr, X_cert = [X[i] for i in train], [X[i] for i in cert]
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", UserWarning)
         try:
-            clf.fit(X_tr, Y[train], classes=labels)
+            results = (cross_validate(candidates, X_tr, Y[train], labels,
+                                      args.cv_folds, args.seed)
+                       if len(candidates) > 1 else {})
+            name = (min(results, key=lambda n: results[n]["log_loss"])
+                    if results else candidates[0][0])
+            kept = dict(candidates)[name].fit(X_tr, Y[train], classes=labels)
         except ValueError as exc:  # a label word the prompt cannot offer
             raise CLIError(f"cannot fit on these labels: {exc}") from None
-        proba, failed, _ = predict_with_failures(clf, X_cert, "predict_proba")
+        proba, failed, _ = predict_with_failures(kept, X_cert, "predict_proba")
         proba = np.asarray(proba, dtype=float)
         ok = ~np.asarray(failed, bool) & np.isfinite(proba).all(axis=1)
         if not ok.any():
@@ -180,14 +188,16 @@ def fit_multilabel(args) -> int:
         # the scored rows certify (cached: nothing is scored again); a row
         # that fails at predict time is never decided, it goes to review
         router = MultiLabelRouter(
-            FrozenEstimator(clf), target_precision=args.target_precision,
+            FrozenEstimator(kept), target_precision=args.target_precision,
             risk_level=args.delta).fit([X_cert[i] for i in np.flatnonzero(ok)],
                                        Y[cert][ok])
     proba[~ok] = np.nan
     decisions = router.decisions_from_proba(proba)
     accepted = float((decisions != -1).all(axis=1).mean())
     no_positive = [lab for j, lab in enumerate(labels) if not Y[cert][ok, j].any()]
+    clf = [c for c in llm_classifiers(kept) if hasattr(c, "demos_")][0]
     n_demos = len(clf.demos_)
+    n_scale = (len(clf.calibration_indices_) if kept is clf else None)
     label_cells = [join_labels(s, sep) for s in sets]
     metadata = {
         "data": {
@@ -201,7 +211,7 @@ def fit_multilabel(args) -> int:
             "n_rows": len(Y),
             "n_train": len(train),
             "n_demonstrations": n_demos,
-            "n_in_fit_calibration": len(clf.calibration_indices_),
+            "n_in_fit_calibration": n_scale,
             "n_certification": len(cert),
             "labels_without_certification_positive": no_positive,
             "split": SPLIT,
@@ -211,22 +221,22 @@ def fit_multilabel(args) -> int:
             "train_sha256": calibration_hash(
                 [rows[i] for i in train], [label_cells[i] for i in train]),
         },
-        "selection": {"classifier_option": args.classifier, "kept": "llm",
-                      "cv_folds": 0, "candidates": []},
+        "selection": {
+            "classifier_option": args.classifier, "kept": name,
+            "cv_folds": args.cv_folds if results else 0,
+            "candidates": [{"name": n, **r} for n, r in results.items()]},
         "tier_shares": {"accept": accepted, "review": 1.0 - accepted},
-        "usage": _usage(_sum_usage(clf)),
+        "usage": _usage(_sum_usage(kept)),
         "versions": versions(),
         "created": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
     }
     description = save_model(args.output, router, certification_proba=proba,
                              certification_y=Y[cert], metadata=metadata)
+    scale = "" if n_scale is None else f"{n_scale} in-fit calibration, "
     print(f"{len(Y)} labelled rows, {len(labels)} labels: {n_demos} "
-          f"demonstrations, {len(clf.calibration_indices_)} in-fit calibration, "
-          f"{len(cert)} certification; {description['identity'].get('backend')}.",
+          f"demonstrations, {scale}{len(cert)} certification; "
+          f"{description['identity'].get('backend')}; kept {name}.",
           file=sys.stderr)
-    if args.classifier == "auto":
-        print("note: --classifier auto keeps the LLM for several labels per row "
-              "(the hybrid takes one label per row).", file=sys.stderr)
     if no_positive:
         print(f"note: labels with no positive certification row are never "
               f"decided present: {', '.join(no_positive)}.", file=sys.stderr)
@@ -235,12 +245,55 @@ def fit_multilabel(args) -> int:
     print("\n" + _guarantee(description["certificate"]))
     print(f"share of the certification rows with every label decided (accept): "
           f"{accepted:.1%}; the rest go to review.")
+    if results:
+        print(f"\ncandidates ({args.cv_folds}-fold cross-validation on the "
+              f"{len(train)} training rows only; log loss and accuracy per "
+              "(row, label)):")
+        print(_format_table(
+            [[n, _f(r["log_loss"], 4), _f(r["accuracy"]), str(r["n_failed"]),
+              "yes" if n == name else ""] for n, r in results.items()],
+            ["candidate", "CV log loss", "CV accuracy", "rows not scored",
+             "kept"]))
     for message in dict.fromkeys(str(w.message) for w in caught):
         print(f"note: {_masked(message, args)}", file=sys.stderr)
     signed = (f"signed with {KEY_ENV}" if os.environ.get(KEY_ENV) else
               f"not signed: set {KEY_ENV} to sign")
     print(f"\nwrote {args.output} ({signed}; cache: {shown_cache(cache)})")
     return 0
+
+
+def cross_validate(candidates, X, Y, labels, n_folds, seed) -> dict:
+    """Each candidate's cross-validated log loss and accuracy per (row, label).
+
+    Seeded :class:`~sklearn.model_selection.KFold` folds of the training rows
+    (label sets are too many to stratify on); a row a fold's model could not
+    score counts in ``n_failed``, not in the figures.
+    """
+    from sklearn.base import clone
+    from sklearn.model_selection import KFold
+
+    from ..scoring import predict_with_failures
+
+    folds = list(KFold(n_splits=min(n_folds, len(Y)), shuffle=True,
+                       random_state=seed).split(Y))
+    out = {}
+    for name, candidate in candidates:
+        P = np.full(Y.shape, np.nan)
+        for tr, te in folds:
+            model = clone(candidate).fit([X[i] for i in tr], Y[tr],
+                                         classes=labels)
+            P[te] = predict_with_failures(model, [X[i] for i in te],
+                                          "predict_proba")[0]
+        ok = np.isfinite(P).all(axis=1)
+        p = np.clip(P[ok], 1e-15, 1 - 1e-15)
+        y = Y[ok]
+        loss = -np.mean(y * np.log(p) + (1 - y) * np.log(1 - p)) if ok.any() \
+            else float("nan")
+        out[name] = {"log_loss": float(loss),
+                     "accuracy": float(np.mean((p > 0.5) == y)) if ok.any()
+                     else float("nan"),
+                     "n_failed": int((~ok).sum())}
+    return out
 
 
 def _score(router, X):

@@ -6,6 +6,9 @@
   stacked (one cross-validated logistic regression per block, a regularised
   multinomial one on their out-of-fold log-probabilities).
 - :class:`BlockStackingClassifier`: that stacking for any blocks.
+- :class:`MultiLabelStackingClassifier`: the same for several labels per
+  text (an indicator ``Y``): the blocks computed once, a stack per label
+  (``make_hybrid_classifier(multilabel=True)``).
 - :class:`SentenceEmbedder`: sentence embeddings (extra ``embeddings``).
 - :class:`LlamaEmbedder`: the embedded LLM's pooled hidden states (extra
   ``local``, no torch).
@@ -22,6 +25,7 @@
 from ._embeddings import SentenceEmbedder
 from ._hybrid import make_hybrid_classifier
 from ._llama_embeddings import LlamaEmbedder
+from ._multilabel import ColumnBlock, MultiLabelStackingClassifier
 from ._scores import LLMScores
 from ._select import BestCandidateClassifier, service_candidates
 from ._setfit import SetFitBlock, SetFitClassifier
@@ -32,9 +36,11 @@ from ._text import JoinColumns
 __all__ = [
     "BestCandidateClassifier",
     "BlockStackingClassifier",
+    "ColumnBlock",
     "JoinColumns",
     "LLMScores",
     "LlamaEmbedder",
+    "MultiLabelStackingClassifier",
     "SentenceEmbedder",
     "SetFitBlock",
     "SetFitClassifier",

@@ -11,6 +11,7 @@ from .._classifier import LLMClassifier
 from ..backends import LlamaCppBackend
 from ._embeddings import SentenceEmbedder, embeddings_available
 from ._llama_embeddings import LlamaEmbedder, llama_embeddings_available
+from ._multilabel import MultiLabelStackingClassifier
 from ._scores import LLMScores
 from ._setfit import SetFitBlock
 from ._stacking import BlockStackingClassifier
@@ -63,7 +64,7 @@ def _llama_embedder(llm):
 
 
 def make_hybrid_classifier(llm=None, *, embeddings="auto", setfit=False, Cs=10,
-                           cv=5, max_iter=2000):
+                           cv=5, max_iter=2000, multilabel=False):
     """TF-IDF (+ sentence embeddings) + LLM scores, one model per block, stacked.
 
     The returned :class:`BlockStackingClassifier` is::
@@ -136,10 +137,15 @@ def make_hybrid_classifier(llm=None, *, embeddings="auto", setfit=False, Cs=10,
     cv : int or cross-validation generator, default=5
         Folds choosing each ``C`` and giving the out-of-fold probabilities.
     max_iter : int, default=2000
+    multilabel : bool, default=False
+        For several labels per text (an indicator ``Y``): a
+        :class:`MultiLabelStackingClassifier` over the same blocks, which
+        computes them once (the LLM scores each text once, every label from
+        one prompt) and stacks them per label.
 
     Returns
     -------
-    model : BlockStackingClassifier
+    model : BlockStackingClassifier or MultiLabelStackingClassifier
     """
     blocks = [("tfidf", make_pipeline(JoinColumns(),
                                       TfidfVectorizer(sublinear_tf=True)))]
@@ -165,5 +171,8 @@ def make_hybrid_classifier(llm=None, *, embeddings="auto", setfit=False, Cs=10,
                          f"{setfit!r}.")
     for name, classifier in llm_blocks(llm):
         blocks.append((name, make_pipeline(LLMScores(classifier), StandardScaler())))
+    if multilabel:
+        return MultiLabelStackingClassifier(FeatureUnion(blocks), Cs=Cs,
+                                            final_Cs=Cs, cv=cv, max_iter=max_iter)
     return BlockStackingClassifier(FeatureUnion(blocks), Cs=Cs, final_Cs=Cs,
                                    cv=cv, max_iter=max_iter)

@@ -144,7 +144,9 @@ class LLMScores(TransformerMixin, BaseEstimator):
         Parameters
         ----------
         X : sequence of str or array-like of shape (n_samples, n_columns)
-        y : array-like of shape (n_samples,)
+        y : array-like of shape (n_samples,) or (n_samples, n_labels)
+            Class labels, or a 0/1 indicator matrix (several labels per
+            text: the features are each label's log-odds).
 
         Returns
         -------
@@ -157,7 +159,9 @@ class LLMScores(TransformerMixin, BaseEstimator):
         for name in ("n_features_in_", "feature_names_in_"):
             if hasattr(self.estimator_, name):
                 setattr(self, name, getattr(self.estimator_, name))
-        self.n_features_out_ = 1 if len(self.classes_) == 2 else len(self.classes_)
+        # several labels per text (an indicator y): one log-odds per label
+        self.n_features_out_ = (1 if len(self.classes_) == 2 and np.ndim(y) == 1
+                                else len(self.classes_))
         self.demo_mask_ = self._demo_mask(X)
         self.swap_estimator_ = None
         if self.demo_mask_.any():

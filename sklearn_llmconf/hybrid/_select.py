@@ -41,7 +41,7 @@ _EPS = 1e-15
 
 
 def service_candidates(llm=None, *, embeddings="auto", kinds=("llm", "hybrid"),
-                       extra=()):
+                       extra=(), multilabel=False):
     """The decision service's candidates built around one LLM or several.
 
     Parameters
@@ -60,6 +60,9 @@ def service_candidates(llm=None, *, embeddings="auto", kinds=("llm", "hybrid"),
     extra : sequence of (str, estimator), default=()
         Further candidates, after those (a fine-tuned encoder, a hybrid with
         more blocks or LLMs): they are compared the same way.
+    multilabel : bool, default=False
+        Candidates for several labels per text: the hybrid is a
+        :class:`MultiLabelStackingClassifier` (``"setfit"`` is refused).
 
     Returns
     -------
@@ -73,8 +76,10 @@ def service_candidates(llm=None, *, embeddings="auto", kinds=("llm", "hybrid"),
               "hybrid": lambda: make_hybrid_classifier(
                   clone(first) if len(blocks) == 1 else [
                       (n, clone(c)) for n, c in several],
-                  embeddings=embeddings),
+                  embeddings=embeddings, multilabel=multilabel),
               "setfit": SetFitClassifier}
+    if multilabel and "setfit" in kinds:
+        raise ValueError("the setfit candidate takes one label per text.")
     unknown = [k for k in kinds if k not in makers]
     if unknown:
         raise ValueError(f"unknown candidate kinds {unknown}; known: {sorted(makers)}.")
