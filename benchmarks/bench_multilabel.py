@@ -129,6 +129,8 @@ def _hybrid(llm, Xtr, Ytr, Xte, Yte, Xr, Yr):
     scores = dict(model.transformers_)["llm"][0]  # the LLMScores block
     used = [e.usage_ for e in (scores.estimator_, scores.swap_estimator_)
             if e is not None]
+    fit_calls = sum(u.calls for u in used)
+    fit_hits = sum(u.cache_hits for u in used)
     usage = scores.estimator_.usage_
     calls0, hits0 = usage.calls, usage.cache_hits
     t0 = time.perf_counter()
@@ -136,8 +138,7 @@ def _hybrid(llm, Xtr, Ytr, Xte, Yte, Xr, Yr):
     t_pred = time.perf_counter() - t0
     res = {"cal": _scores(Yte, P), "t_fit": t_fit, "t_pred": t_pred,
            "blocks": [name for name, _ in model.transformers_],
-           "fit_calls": sum(u.calls for u in used),
-           "fit_hits": sum(u.cache_hits for u in used),
+           "fit_calls": fit_calls, "fit_hits": fit_hits,
            "calls": usage.calls - calls0, "hits": usage.cache_hits - hits0}
     if MultiLabelRouter is not None:
         res.update(_certified(model, Xr, Yr, Xte, Yte))
