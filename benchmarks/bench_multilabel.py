@@ -19,7 +19,13 @@ demonstrations showing each title's label set, one seeded split:
 - the share of (title, genre) decisions that
   :class:`~sklearn_llmconf.routing.MultiLabelRouter` certifies at 90 %
   precision (family-wise error 10 % over the genres, Bonferroni), fitted on a
-  separate calibration split, evaluated on the test titles.
+  separate calibration split, evaluated on the test titles;
+- the multi-label hybrid (``make_hybrid_classifier(llm, multilabel=True)``:
+  TF-IDF, sentence embeddings when installed and the ``"yes_no"``
+  classifier's per-label log-odds, stacked per label) on the same training
+  and test titles, with the same metrics and router; its LLM shares the
+  response cache, so the prompts the LLM rows paid are read back (its fit
+  and predict seconds say how many).
 
 ``--data emotions`` runs the same on
 :func:`~sklearn_llmconf.datasets.load_word_emotions` (single words, eight
@@ -29,7 +35,8 @@ more to read than a title.
 Usage::
 
     PYTHONPATH=. OMP_NUM_THREADS=1 python benchmarks/bench_multilabel.py \\
-        [--data movies|emotions] [--n-cal 150] [--n-route 200] [--n-test 200]
+        [--data movies|emotions] [--no-hybrid] [--n-cal 150] [--n-route 200] \\
+        [--n-test 200]
 """
 
 from __future__ import annotations
@@ -42,6 +49,7 @@ import warnings
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 from sklearn.base import clone
 from sklearn.metrics import f1_score, hamming_loss, roc_auc_score
 
@@ -49,6 +57,7 @@ from sklearn_llmconf import LLMClassifier
 from sklearn_llmconf.backends import LlamaCppBackend
 from sklearn_llmconf.calibration import InFitCalibration
 from sklearn_llmconf.datasets import load_movie_genres, load_word_emotions
+from sklearn_llmconf.hybrid import make_hybrid_classifier
 from sklearn_llmconf.metrics import multilabel_calibration_report
 from sklearn_llmconf.scoring import LogProbs
 
@@ -87,6 +96,55 @@ def _scores(Y, P):
     }
 
 
+def _certified(model, Xr, Yr, Xte, Yte):
+    """MultiLabelRouter at 90 % precision on the fitted ``model``: certified
+    on ``(Xr, Yr)``, its decisions on the test texts."""
+    router = MultiLabelRouter(model, target_precision=0.9, risk_level=0.1)
+    decided = router.fit(Xr, Yr).decide(Xte)
+    ok = decided != -1
+    return {
+        "decided": float(np.mean(ok)),
+        "texts_all_decided": float(np.mean(ok.all(1))),
+        "decided_precision": (float(np.mean(Yte[decided == 1] == 1))
+                              if (decided == 1).any() else float("nan")),
+        "decided_acc": (float(np.mean(decided[ok] == Yte[ok]))
+                        if ok.any() else float("nan")),
+        "thresholds": router.thresholds_,
+        "negative": router.negative_thresholds_,
+    }
+
+
+def _hybrid(llm, Xtr, Ytr, Xte, Yte, Xr, Yr):
+    """The multi-label hybrid on ``llm`` (TF-IDF, sentence embeddings when
+    installed, the LLM's per-label log-odds), fitted, timed and certified.
+
+    Its LLM is a clone of the ``"yes_no"`` classifier, same demonstrations
+    and response cache: the prompts the LLM rows already paid (calibration,
+    router and test titles) are read back from the cache.
+    """
+    model = make_hybrid_classifier(clone(llm), multilabel=True)
+    t0 = time.perf_counter()
+    model.fit(Xtr, Ytr)
+    t_fit = time.perf_counter() - t0
+    scores = dict(model.transformers_)["llm"][0]  # the LLMScores block
+    used = [e.usage_ for e in (scores.estimator_, scores.swap_estimator_)
+            if e is not None]
+    fit_calls = sum(u.calls for u in used)
+    fit_hits = sum(u.cache_hits for u in used)
+    usage = scores.estimator_.usage_
+    calls0, hits0 = usage.calls, usage.cache_hits
+    t0 = time.perf_counter()
+    P = model.predict_proba(Xte)
+    t_pred = time.perf_counter() - t0
+    res = {"cal": _scores(Yte, P), "t_fit": t_fit, "t_pred": t_pred,
+           "blocks": [name for name, _ in model.transformers_],
+           "fit_calls": fit_calls, "fit_hits": fit_hits,
+           "calls": usage.calls - calls0, "hits": usage.cache_hits - hits0}
+    if MultiLabelRouter is not None:
+        res.update(_certified(model, Xr, Yr, Xte, Yte))
+    return res
+
+
 def _generated_label_sets(clf, X, backend):
     """One generated label set per text (greedy), parsed: the baseline.
 
@@ -113,6 +171,8 @@ def main(argv=None):
     parser.add_argument("--n-route", type=int, default=200)
     parser.add_argument("--n-test", type=int, default=200)
     parser.add_argument("--designs", nargs="+", default=["yes_no", "label_vs_none"])
+    parser.add_argument("--no-hybrid", dest="hybrid", action="store_false",
+                        help="leave out the multi-label hybrid")
     parser.add_argument("--data", choices=sorted(DATA), default="movies")
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args(argv)
@@ -124,6 +184,8 @@ def main(argv=None):
         args.data, args.n_cal, args.n_route, args.n_test + 2)
     col, name = BASELINE[args.data]
     Xwarm, Xte, Yte = Xte[:2], Xte[2:], Yte[2:]
+    # the label names go with Y (a plain array would name them "0", "1", ...)
+    Ytr_named = pd.DataFrame(Ytr, columns=movies.target_names)
     backend = LlamaCppBackend(n_threads=1, n_threads_batch=1)
     lines = [
         f"# PYTHONPATH=. OMP_NUM_THREADS=1 python benchmarks/bench_multilabel.py "
@@ -135,7 +197,7 @@ def main(argv=None):
         f"{len(Xte)} test texts; {len(movies.target_names)} labels "
         f"{list(movies.target_names)}",
     ]
-    out = {}
+    out, clfs, hybrid = {}, {}, None
     with tempfile.TemporaryDirectory() as tmp:
         cache = str(Path(tmp) / "scores.sqlite")
         # one label per text, for the cost ratio: e.g. drama or other
@@ -154,37 +216,27 @@ def main(argv=None):
                 backend=backend, n_shots=16, random_state=0, cache=cache,
                 strategy=LogProbs(multilabel=design),
                 calibration=InFitCalibration(max_samples=args.n_cal))
-            clf.fit(Xtr, Ytr)
+            clf.fit(Xtr, Ytr_named)
             clf.predict_proba(Xwarm)
             calls0 = clf.usage_.calls
             t0 = time.perf_counter()
             P = clf.predict_proba(Xte)
             t_pred = time.perf_counter() - t0
             calls = clf.usage_.calls - calls0
-            raw = clone(clf).set_params(calibration=None).fit(Xtr, Ytr)
+            raw = clone(clf).set_params(calibration=None).fit(Xtr, Ytr_named)
             P_raw = raw.predict_proba(Xte)  # from the cache
             res = {"cal": _scores(Yte, P), "raw": _scores(Yte, P_raw),
                    "t_pred": t_pred, "calls": calls,
                    "slope": 1 / clf.calibration_temperature_,
                    "bias": clf.calibration_bias_}
             if MultiLabelRouter is not None:
-                router = MultiLabelRouter(clf, target_precision=0.9,
-                                          risk_level=0.1)
-                router.fit(Xr, Yr)
-                decided = router.decide(Xte)
-                res["decided"] = float(np.mean(decided != -1))
-                res["texts_all_decided"] = float(np.mean((decided != -1).all(1)))
-                ok = decided != -1
-                res["decided_precision"] = (
-                    float(np.mean(Yte[decided == 1] == 1))
-                    if (decided == 1).any() else float("nan"))
-                res["decided_acc"] = (float(np.mean(decided[ok] == Yte[ok]))
-                                      if ok.any() else float("nan"))
-                res["thresholds"] = router.thresholds_
-                res["negative"] = router.negative_thresholds_
+                res.update(_certified(clf, Xr, Yr, Xte, Yte))
             out[design] = res
+            clfs[design] = clf
             if design == "label_vs_none":
                 gen_pred, t_gen = _generated_label_sets(clf, Xte, backend)
+        if args.hybrid and "yes_no" in clfs:
+            hybrid = _hybrid(clfs["yes_no"], Xtr, Ytr_named, Xte, Yte, Xr, Yr)
     lines.append("")
     lines.append(f"{'design':<15}{'calib':<6}{'micro-F1':>9}{'macro-F1':>9}"
                  f"{'subset':>8}{'Hamming':>9}{'AUC':>7}{'log loss':>9}"
@@ -197,6 +249,13 @@ def main(argv=None):
                 f"{r['subset_acc']:8.3f}{r['hamming']:9.3f}{r['auc']:7.3f}"
                 f"{r['log_loss']:9.3f}"
                 f"{r['ece']:12.3f} [{r['ece_ci'][0]:.3f}, {r['ece_ci'][1]:.3f}]")
+    if hybrid is not None:
+        r = hybrid["cal"]
+        lines.append(
+            f"{'hybrid':<15}{'stack':<6}{r['micro_f1']:9.3f}{r['macro_f1']:9.3f}"
+            f"{r['subset_acc']:8.3f}{r['hamming']:9.3f}{r['auc']:7.3f}"
+            f"{r['log_loss']:9.3f}"
+            f"{r['ece']:12.3f} [{r['ece_ci'][0]:.3f}, {r['ece_ci'][1]:.3f}]")
     if "label_vs_none" in out:
         g = gen_pred
         lines.append(
@@ -222,6 +281,14 @@ def main(argv=None):
         lines.append(f"  one generated label set per text (greedy, <= 16 tokens): "
                      f"{t_gen:7.1f} s; time ratio to one label "
                      f"{t_gen / t_single:.2f}x")
+    if hybrid is not None:
+        lines.append(
+            f"  hybrid ({' + '.join(hybrid['blocks'])}, stacked per label, "
+            f"LLM = yes_no sharing its response cache): fit {hybrid['t_fit']:.1f} s "
+            f"({hybrid['fit_calls']} LLM calls, {hybrid['fit_hits']} prompts "
+            f"cache-read), predict {hybrid['t_pred']:.1f} s ({hybrid['calls']} "
+            f"LLM calls, {hybrid['hits']} prompts cache-read: its seconds are the "
+            f"other blocks and the cache reads, not the LLM's forward passes)")
     for design, res in out.items():
         lines.append(f"per-label calibration ({design}): slope "
                      f"{np.round(res['slope'], 2).tolist()}, bias "
@@ -230,7 +297,8 @@ def main(argv=None):
         lines.append("")
         lines.append("certified 90 % precision per label (learn-then-test, "
                      "family-wise error 10 % over the labels, Bonferroni):")
-        for design, res in out.items():
+        routed = dict(out) if hybrid is None else {**out, "hybrid": hybrid}
+        for design, res in routed.items():
             lines.append(
                 f"  {design:<14}: {100 * res['decided']:.1f} % of (text, label) "
                 f"decisions certified, {100 * res['texts_all_decided']:.1f} % "

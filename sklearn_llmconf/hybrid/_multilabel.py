@@ -43,6 +43,17 @@ from ._stacking import (
 __all__ = ["ColumnBlock", "MultiLabelStackingClassifier"]
 
 
+def _named(Y, names):
+    """``Y`` as a DataFrame whose columns are the label names, so that an LLM
+    block prompts with the names rather than the column numbers (``Y`` as it
+    is where pandas is not installed)."""
+    try:
+        import pandas as pd
+    except ImportError:  # pragma: no cover
+        return Y
+    return pd.DataFrame(Y, columns=[str(c) for c in names])
+
+
 class ColumnBlock(TransformerMixin, BaseEstimator):
     """The columns ``start:stop`` of a numeric matrix (dense or sparse).
 
@@ -160,8 +171,9 @@ class MultiLabelStackingClassifier(ClassifierMixin, BaseEstimator):
         if not blocks:
             raise ValueError("features has no block (all are 'drop').")
         self.transformers_, matrices = [], []
+        Y_blocks = Y if names is None else _named(Y, self.classes_)
         for name, transformer in blocks:
-            F = transformer.fit_transform(X, Y)
+            F = transformer.fit_transform(X, Y_blocks)
             matrices.append(F if sp.issparse(F) else np.asarray(F, dtype=float))
             self.transformers_.append((name, transformer))
         finite = _finite_rows(matrices)

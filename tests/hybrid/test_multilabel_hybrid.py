@@ -46,6 +46,9 @@ def test_the_llm_scores_each_text_once_for_all_labels():
     clf = llm_of(model)
     swap = [t[0].swap_estimator_ for name, t in model.transformers_
             if name == "llm"][0]
+    # the prompts name the labels, not the column numbers
+    assert list(clf.label_words_) == LABELS
+    assert list(swap.classes_) == LABELS
     # fit: every training text once (the 4 demonstrations by the swap prompt)
     assert clf.usage_.calls + swap.usage_.calls == 150
     before = clf.usage_.calls
