@@ -50,6 +50,9 @@ def _named(Y, names):
     try:
         import pandas as pd
     except ImportError:  # pragma: no cover
+        warn_external("pandas is not installed: the hybrid's blocks see the labels "
+                      "as column numbers (an LLM block prompts with '0', '1', ...); "
+                      "pip install 'sklearn-llmconf[pandas]'.")
         return Y
     return pd.DataFrame(Y, columns=[str(c) for c in names])
 
