@@ -73,19 +73,6 @@ SETS = ["sms_spam", "trec", "rotten_tomatoes", "bbc_news"]
 BBC_CHARS = 300
 
 
-class MemoEmbedder(SentenceEmbedder):
-    """SentenceEmbedder remembering each text's embedding for the whole run."""
-
-    memo: dict = {}
-
-    def transform(self, X):
-        texts = [str(x) for x in np.asarray(X, dtype=object).ravel()]
-        todo = [t for t in dict.fromkeys(texts) if t not in self.memo]
-        if todo:
-            self.memo.update(zip(todo, super().transform(todo)))
-        return np.array([self.memo[t] for t in texts])
-
-
 def load(name, max_chars):
     X, y = getattr(datasets, f"load_{name}")(return_X_y=True)
     cut = BBC_CHARS if name == "bbc_news" else max_chars
@@ -118,7 +105,7 @@ def emb_block(model_path):
 def embedding_estimators(cache):
     out = {"tfidf": make_pipeline(TfidfVectorizer(sublinear_tf=True), lr())}
     if embeddings_available():
-        out["minilm"] = make_pipeline(MemoEmbedder(), lr())
+        out["minilm"] = make_pipeline(SentenceEmbedder(), lr())
     if wordllama_available():
         out["wordllama"] = make_pipeline(WordLlamaEmbedder(), lr())
         out["tfidf+wordllama"] = BlockStackingClassifier(make_union(
@@ -127,7 +114,7 @@ def embedding_estimators(cache):
     out["gemma-emb"] = make_pipeline(emb_block("gemma3-270m"), lr())
     if embeddings_available():
         out["tfidf+minilm"] = BlockStackingClassifier(make_union(
-            tfidf(), MemoEmbedder()))
+            tfidf(), SentenceEmbedder()))
     out["tfidf+smollm2-emb"] = BlockStackingClassifier(make_union(
         tfidf(), emb_block("smollm2-135m")))
     return out
@@ -140,7 +127,7 @@ def llm(checkpoint, cache):
 
 def llm_estimators(cache):
     smol, gemma = llm("smollm2-135m", cache), llm("gemma3-270m", cache)
-    embed = MemoEmbedder() if embeddings_available() else "auto"
+    embed = SentenceEmbedder() if embeddings_available() else "auto"
     return {
         "smollm2": smol,
         "gemma": gemma,
@@ -158,7 +145,7 @@ def setfit_estimators(cache):
     return {
         "setfit": SetFitClassifier(),
         "tfidf+minilm+setfit": BlockStackingClassifier(make_union(
-            tfidf(), MemoEmbedder(), SetFitBlock(n_folds=SETFIT_FOLDS))),
+            tfidf(), SentenceEmbedder(), SetFitBlock(n_folds=SETFIT_FOLDS))),
     }
 
 

@@ -103,19 +103,6 @@ class GuardedBackend(LlamaCppBackend):
         return super()._score_labels(prompts, labels)
 
 
-class MemoEmbedder(SentenceEmbedder):
-    """SentenceEmbedder remembering each text's embedding for the whole run."""
-
-    memo: dict = {}
-
-    def transform(self, X):
-        texts = [str(x) for x in np.asarray(X, dtype=object).ravel()]
-        todo = [t for t in dict.fromkeys(texts) if t not in self.memo]
-        if todo:
-            self.memo.update(zip(todo, super().transform(todo)))
-        return np.array([self.memo[t] for t in texts])
-
-
 def load(name):
     X, y = getattr(datasets, f"load_{name}")(return_X_y=True)
     if name == "bbc_news":
@@ -144,13 +131,13 @@ def estimators(name, cache):
 
     out = {"majority": DummyClassifier(strategy="prior"),
            "tfidf+lr": make_pipeline(TfidfVectorizer(sublinear_tf=True), lr()),
-           "emb+lr": make_pipeline(MemoEmbedder(), lr())}
+           "emb+lr": make_pipeline(SentenceEmbedder(), lr())}
     for method in ("temperature", "matrix", "auto"):
         out[f"llm {method}"] = llm(calibration=method)
     if name not in CALIBRATOR_ONLY:
         out["llmscores+lr"] = make_pipeline(LLMScores(llm()), StandardScaler(), lr())
         out["hybrid tfidf+llm"] = make_hybrid_classifier(llm(), embeddings=False)
-        out["hybrid"] = make_hybrid_classifier(llm(), embeddings=MemoEmbedder())
+        out["hybrid"] = make_hybrid_classifier(llm(), embeddings=SentenceEmbedder())
     return out
 
 
@@ -213,7 +200,7 @@ def similarity_rows(name, n_labels, k=8):
     X_tr, y_tr, X_te, y_te = split(name, n_labels)
     classes, y_idx = np.unique(y_tr, return_inverse=True)
     out = []
-    for label, embedder in (("tfidf", None), ("embeddings", MemoEmbedder())):
+    for label, embedder in (("tfidf", None), ("embeddings", SentenceEmbedder())):
         pool = DemoPool([(x,) for x in X_tr], y_idx, len(classes), embedder=embedder)
         picks = pool.nearest([(x,) for x in X_te], k, stratified=False)
         labels = classes[np.array([pool.y_index[p] for p in picks])]

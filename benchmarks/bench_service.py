@@ -85,20 +85,6 @@ def split(name, n_train, n_test, seed=0):
     return X_train, y_train, X_test, y_test
 
 
-class MemoEmbedder(SentenceEmbedder):
-    """SentenceEmbedder remembering each text's embedding for the whole run
-    (the same numbers, computed once: the folds and refits re-embed)."""
-
-    memo: dict = {}
-
-    def transform(self, X):
-        texts = [str(x) for x in np.asarray(X, dtype=object).ravel()]
-        todo = [t for t in dict.fromkeys(texts) if t not in self.memo]
-        if todo:
-            self.memo.update(zip(todo, super().transform(todo)))
-        return np.array([self.memo[t] for t in texts])
-
-
 def estimators(cache, n_shots):
     def llm():
         return LLMClassifier(backend=LlamaCppBackend(n_threads=1), cache=cache,
@@ -107,11 +93,11 @@ def estimators(cache, n_shots):
     lr = LogisticRegressionCV(Cs=10, cv=5, scoring="neg_log_loss", max_iter=3000)
     return {
         "llm": llm(),
-        "hybrid": make_hybrid_classifier(llm(), embeddings=MemoEmbedder()),
+        "hybrid": make_hybrid_classifier(llm(), embeddings=SentenceEmbedder()),
         "kept": BestCandidateClassifier(
-            service_candidates(llm(), embeddings=MemoEmbedder()), cv=3),
+            service_candidates(llm(), embeddings=SentenceEmbedder()), cv=3),
         "tfidf+lr": make_pipeline(TfidfVectorizer(sublinear_tf=True), lr),
-        "emb+lr": make_pipeline(MemoEmbedder(), clone(lr)),
+        "emb+lr": make_pipeline(SentenceEmbedder(), clone(lr)),
     }
 
 
