@@ -41,7 +41,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from ..utils._sklearn_compat import Interval, _fit_context
 from ._embeddings import default_embedding_model_path
-from ._stacking import _log_features, stratified_folds
+from ._stacking import _log_features, stratified_folds, with_unseen_classes
 
 __all__ = ["SetFitBlock", "SetFitClassifier", "setfit_available"]
 
@@ -291,15 +291,10 @@ class SetFitBlock(TransformerMixin, BaseEstimator):
         its ``m`` training texts lacked gets ``1 / (m + n_classes)`` as in the
         stack's folds."""
         fitted = self.estimators_[k]
-        seen = np.searchsorted(self.classes_, fitted.classes_)
-        n_classes = len(self.classes_)
-        if len(seen) == n_classes:
-            return fitted.predict_proba(texts)
-        floor = 1.0 / (self._n_train[k] + n_classes)
-        out = np.full((len(texts), n_classes), floor)
-        out[:, seen] = fitted.predict_proba(texts) * (
-            1.0 - floor * (n_classes - len(seen)))
-        return out
+        return with_unseen_classes(
+            fitted.predict_proba(texts),
+            np.searchsorted(self.classes_, fitted.classes_),
+            len(self.classes_), self._n_train[k])
 
     def transform(self, X):
         """Mean of the fold encoders' features of new texts.

@@ -141,12 +141,35 @@ def out_of_fold_proba(model, X, y, folds, classes) -> np.ndarray:
             seen = np.asarray(fitted.classes_)
             proba = np.asarray(fitted.predict_proba(_safe_indexing(X, test)),
                                dtype=float)
-        floor = 1.0 / (len(train) + n_classes)
-        rows = np.full((len(test), n_classes), floor)
-        rows[:, np.searchsorted(classes, seen)] = (
-            proba * (1.0 - floor * (n_classes - len(seen))))
-        oof[test] = rows
+        oof[test] = with_unseen_classes(proba, np.searchsorted(classes, seen),
+                                        n_classes, len(train))
     return oof
+
+
+def with_unseen_classes(proba, seen, n_classes, n_train) -> np.ndarray:
+    """``proba`` (columns: the classes ``seen``) spread over ``n_classes`` columns.
+
+    A class missing from the ``n_train`` training rows of the model that gave
+    ``proba`` gets ``1 / (n_train + n_classes)`` (add-one smoothing of a count
+    of 0) and the seen columns are scaled so that each row sums to 1; with
+    every class seen, ``proba`` is returned as it is (values unchanged).
+
+    Parameters
+    ----------
+    proba : ndarray of shape (n_samples, len(seen))
+    seen : ndarray of int
+        Column of each of ``proba``'s classes among the ``n_classes``.
+    n_classes : int
+    n_train : int
+
+    Returns
+    -------
+    proba : ndarray of shape (n_samples, n_classes)
+    """
+    floor = 1.0 / (n_train + n_classes)
+    rows = np.full((len(proba), n_classes), floor)
+    rows[:, seen] = proba * (1.0 - floor * (n_classes - len(seen)))
+    return rows
 
 
 def _transform_with_failures(transformer, X):
