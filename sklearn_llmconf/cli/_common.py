@@ -366,3 +366,23 @@ def progress_bar(total, quiet):
     except ImportError:
         return None
     return tqdm(total=total, unit="rows", file=sys.stderr)
+
+
+def data_source(args, fields) -> dict:
+    """What a model file says of the user's data: where it came from, its columns."""
+    return {
+        "source": "standard input" if args.data == "-" else
+        os.path.basename(args.data),
+        "text_columns": list(args.text_columns),
+        "field_columns": fields,
+        "label_column": args.label_column,
+    }
+
+
+def print_written(output, cache) -> None:
+    """The last line of ``fit``: the model file, whether it is signed, its cache."""
+    from .._archive import KEY_ENV
+
+    signed = (f"signed with {KEY_ENV}" if os.environ.get(KEY_ENV) else
+              f"not signed: set {KEY_ENV} to sign")
+    print(f"\nwrote {output} ({signed}; cache: {shown_cache(cache)})")

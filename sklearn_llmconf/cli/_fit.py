@@ -31,7 +31,6 @@ name is portable; a moved file is not).
 from __future__ import annotations
 
 import datetime
-import os
 import sys
 import warnings
 
@@ -43,11 +42,12 @@ from ._common import (
     add_input_options,
     check_cache,
     check_output,
+    data_source,
     default_cache,
     further_backends,
     make_backend,
     open_table,
-    shown_cache,
+    print_written,
     versions,
 )
 from ._data import CLIError
@@ -186,7 +186,6 @@ def fit(args) -> int:
     from sklearn.base import clone
     from sklearn.frozen import FrozenEstimator
 
-    from .._archive import KEY_ENV
     from .._classifier import LLMClassifier
     from .._persistence import calibration_hash, save_model
     from ..calibration import InFitCalibration
@@ -245,11 +244,7 @@ def fit(args) -> int:
     singles = sorted(set(map(str, y[train])) - set(map(str, y[cert])))
     metadata = {
         "data": {
-            "source": "standard input" if args.data == "-" else
-            os.path.basename(args.data),
-            "text_columns": list(args.text_columns),
-            "field_columns": fields,
-            "label_column": args.label_column,
+            **data_source(args, fields),
             "n_rows": len(y),
             "n_train": len(train),
             "n_demonstrations": n_demos,
@@ -302,9 +297,7 @@ def fit(args) -> int:
     for message in dict.fromkeys(str(w.message) for w in caught):
         if "could be certified" not in message:
             print(f"note: {_masked(message, args)}", file=sys.stderr)
-    signed = (f"signed with {KEY_ENV}" if os.environ.get(KEY_ENV) else
-              f"not signed: set {KEY_ENV} to sign")
-    print(f"\nwrote {args.output} ({signed}; cache: {shown_cache(cache)})")
+    print_written(args.output, cache)
     return 0
 
 

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import csv
 import datetime
-import os
 import sys
 import warnings
 
@@ -32,12 +31,13 @@ import numpy as np
 from ._common import (
     check_cache,
     check_output,
+    data_source,
     default_cache,
     make_backend,
     open_table,
     prepare_classifiers,
+    print_written,
     progress_bar,
-    shown_cache,
     total_usage,
     versions,
 )
@@ -111,7 +111,6 @@ def fit_multilabel(args) -> int:
     from sklearn.frozen import FrozenEstimator
     from sklearn.preprocessing import MultiLabelBinarizer
 
-    from .._archive import KEY_ENV
     from .._classifier import LLMClassifier
     from .._persistence import calibration_hash, llm_classifiers, save_model
     from ..calibration import InFitCalibration
@@ -201,11 +200,7 @@ def fit_multilabel(args) -> int:
     label_cells = [join_labels(s, sep) for s in sets]
     metadata = {
         "data": {
-            "source": "standard input" if args.data == "-" else
-            os.path.basename(args.data),
-            "text_columns": list(args.text_columns),
-            "field_columns": fields,
-            "label_column": args.label_column,
+            **data_source(args, fields),
             "label_set_separator": sep,
             "allow_no_label": bool(args.allow_no_label),
             "n_rows": len(Y),
@@ -256,9 +251,7 @@ def fit_multilabel(args) -> int:
              "kept"]))
     for message in dict.fromkeys(str(w.message) for w in caught):
         print(f"note: {_masked(message, args)}", file=sys.stderr)
-    signed = (f"signed with {KEY_ENV}" if os.environ.get(KEY_ENV) else
-              f"not signed: set {KEY_ENV} to sign")
-    print(f"\nwrote {args.output} ({signed}; cache: {shown_cache(cache)})")
+    print_written(args.output, cache)
     return 0
 
 
