@@ -38,7 +38,8 @@ def neg_log_loss(estimator, X, y):
     the same values summed in the same order), in a tenth of the time:
     :class:`~sklearn.linear_model.LogisticRegressionCV` calls its scorer once
     per fold and ``C`` on a few dozen rows, where the metric's input checks
-    (about 4 ms a call) cost more than the prediction. Every label of ``y``
+    (about 1.4 ms a call; ``benchmarks/bench_fast_scorer.py``) cost more
+    than the prediction. Every label of ``y``
     must be in ``estimator.classes_`` (LogisticRegressionCV gives the folds'
     models every class of the training set).
 
