@@ -61,9 +61,13 @@ def print_selection(description) -> None:
     selection = description.get("selection") or {}
     if not selection:
         return
-    print(f"\ncandidates ({selection['cv_folds']}-fold cross-validation on the "
-          f"{description['data']['n_train']} training rows only):")
-    print(_format_table(candidate_rows(description), CANDIDATE_COLUMNS))
+    if selection.get("candidates"):
+        print(f"\ncandidates ({selection['cv_folds']}-fold cross-validation on "
+              f"the {description['data']['n_train']} training rows only):")
+        print(_format_table(candidate_rows(description), CANDIDATE_COLUMNS))
+    else:
+        print(f"\none candidate (--classifier {selection['classifier_option']}):"
+              " fitted once on the training rows, not cross-validated.")
     print("kept: " + selection["kept"] + "; share of the certification rows "
           "decided per tier: "
           + ", ".join(f"{t} {s:.1%}" for t, s in _shares(description)))
@@ -133,13 +137,21 @@ def extra_sections(desc, extras, measured) -> list:
     sections = []
     selection = desc.get("selection")
     if selection:
-        sections.append(("Candidates and the kept model", [
+        compared = [
             ("table", (CANDIDATE_COLUMNS, candidate_rows(desc))),
             ("p", f"Each candidate was cross-validated ({selection['cv_folds']} "
                   "stratified folds) on the training rows only, never on the "
                   "certification rows; the one with the lowest log loss was "
                   "kept, refitted on all training rows and certified: "
                   f"{selection['kept']}."),
+        ] if selection.get("candidates") else [
+            ("p", f"One candidate (--classifier {selection['classifier_option']}"
+                  "), so nothing to compare: fitted once on the training rows, "
+                  "not cross-validated (its figures are the certification "
+                  f"rows' below), and certified: {selection['kept']}."),
+        ]
+        sections.append(("Candidates and the kept model", [
+            *compared,
             ("table", (["tier", "share of certification rows decided"],
                        [[t, f"{s:.3f}"] for t, s in _shares(desc)])),
         ]))

@@ -18,7 +18,9 @@ labels: on four data sets never used in development (300 labels) the hybrid
 halved the LLM's log loss, but a stacked model learns from the labels and
 can lose where they are few per class; the comparison costs one fit of each
 candidate per fold (model calls for every training row per fold: the folds'
-prompts differ). A class with one labelled row trains (it cannot be
+prompts differ). ``llm`` or ``hybrid`` alone is fitted once, without
+cross-validation: there is nothing to choose, and its figures are the
+certification rows'. A class with one labelled row trains (it cannot be
 certified); the certification part then lacks it.
 
 ``--gguf`` given more than once (files, or the model names ``smollm2-135m``
@@ -95,7 +97,8 @@ def add_fit(sub):
                         "(default): the lower cross-validated log loss")
     p.add_argument("--cv-folds", type=positive_int, default=3,
                    help="folds comparing the candidates on the training part "
-                        "(default 3; at least 2)")
+                        "(default 3; at least 2; a single candidate is not "
+                        "cross-validated)")
     p.add_argument("--cache", default=None,
                    help="SQLite response cache (default: MODEL.cache.sqlite)")
     p.add_argument("--seed", type=non_negative_int, default=0)
@@ -226,15 +229,24 @@ def fit(args) -> int:
              else (args.classifier,))
     further = further_backends(args)
     llms = [llm] + [clone(llm).set_params(backend=b) for b in further]
-    selector = BestCandidateClassifier(service_candidates(
-        llms if further else llm, kinds=kinds),
-                                       cv=args.cv_folds, random_state=args.seed)
+    candidates = service_candidates(llms if further else llm, kinds=kinds)
     X = as_X(rows, fields)
     X_tr, X_cert = [X[i] for i in train], [X[i] for i in cert]
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", UserWarning)
-        selector.fit(X_tr, y[train])
-        kept = selector.best_estimator_
+        if len(candidates) > 1:
+            selector = BestCandidateClassifier(candidates, cv=args.cv_folds,
+                                               random_state=args.seed)
+            selector.fit(X_tr, y[train])
+            kept, kept_name = selector.best_estimator_, selector.best_name_
+            cv_folds, results = int(selector.n_splits_), selector.cv_results_
+        else:
+            # nothing to choose: cross-validating the one candidate would
+            # cost n_folds more fits (LLM calls) for figures that the
+            # certification rows measure anyway (as the multi-label fit does)
+            kept_name, kept = candidates[0][0], clone(candidates[0][1])
+            kept.fit(X_tr, y[train])
+            cv_folds, results = 0, {}
         # cached: router.fit pays nothing more
         proba, failed, _ = predict_with_failures(kept, X_cert, "predict_proba")
         router = ConfidenceRouter(FrozenEstimator(kept), tiers=args.tiers,
@@ -260,14 +272,14 @@ def fit(args) -> int:
         },
         "selection": {
             "classifier_option": args.classifier,
-            "cv_folds": int(selector.n_splits_),
-            "kept": selector.best_name_,
+            "cv_folds": cv_folds,
+            "kept": kept_name,
             # a list: the description's keys are sorted, the order matters
             "candidates": [
                 {"name": name, **{k: (None if not np.isfinite(v) else float(v))
                                   if k != "n_failed" else int(v)
                                   for k, v in r.items()}}
-                for name, r in selector.cv_results_.items()],
+                for name, r in results.items()],
         },
         "tier_shares": tier_shares(router, np.asarray(proba, float),
                                    np.asarray(failed, bool)),
