@@ -60,31 +60,5 @@ def test_split_conformal_on_a_calibrated_llm_classifier_takes_text_columns():
     assert sets.sum(axis=1).min() >= 1  # LAC sets here are never empty
 
 
-@pytest.mark.slow
-def test_split_conformal_on_the_embedded_model_covers():
-    pytest.importorskip("llama_cpp")
-    from sklearn_llmconf.backends import LlamaCppBackend
-    from sklearn_llmconf.datasets import load_sms_spam
-
-    X, y = load_sms_spam(return_X_y=True)
-    X_pool, X_rest, y_pool, y_rest = train_test_split(
-        X, y, train_size=200, stratify=y, random_state=0)
-    X_rest, _, y_rest, _ = train_test_split(
-        X_rest, y_rest, train_size=260, stratify=y_rest, random_state=0)
-    X_rest = np.asarray(X_rest, dtype=object)[:, None]
-    # The scaler calibrates: no in-fit calibration (200 fewer model calls).
-    # Two demonstrations: shorter prompts; coverage holds for any model.
-    clf = LLMClassifier(n_shots=2, random_state=0, calibration=None,
-                        backend=LlamaCppBackend(n_threads=1)).fit(X_pool, y_pool)
-    # Three disjoint splits: the scaler's, MAPIE's (its scores must be
-    # exchangeable with the test rows'), the test rows.
-    calibrated = TemperatureScaler(FrozenEstimator(clf), bias=True).fit(
-        X_rest[:60], y_rest[:60])
-    mapie = SplitConformalClassifier(FrozenEstimator(calibrated),
-                                     confidence_level=0.9, prefit=True)
-    mapie.conformalize(X_rest[60:160], y_rest[60:160])
-    _, sets = mapie.predict_set(X_rest[160:260])
-    coverage = _covered(sets, y_rest[160:260], calibrated.classes_).mean()
-    size = sets[:, :, 0].sum(axis=1).mean()
-    print(f"coverage {coverage:.3f} at 0.9, mean set size {size:.2f}")
-    assert coverage >= 0.9 - 3 * np.sqrt(0.09 / 100)
+# The same claim on the embedded model's scores is in
+# tests/calibration/test_real_calibration.py, on the texts that file scores once.
