@@ -14,8 +14,9 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def fitted():
+def fitted(tmp_path_factory):
     pytest.importorskip("llama_cpp")
+    from sklearn_llmconf import ResponseCache
     from sklearn_llmconf.backends import LlamaCppBackend
 
     X, y = load_sms_spam(return_X_y=True)
@@ -25,7 +26,10 @@ def fitted():
     unchecked = LLMClassifier(
         PromptTemplate(DEFAULT_TEMPLATE, reject_fake_answers=False), **params
     ).fit(X[:300], y[:300])
-    default = LLMClassifier(**params).fit(X[:300], y[:300])
+    # a response cache: the default prompt's three reads of the same rows
+    # (probabilities, details, decision function) score them once
+    default = LLMClassifier(**params, cache=ResponseCache(
+        tmp_path_factory.mktemp("cache") / "responses.sqlite")).fit(X[:300], y[:300])
     fail = LLMClassifier(
         PromptTemplate(DEFAULT_TEMPLATE, on_fake_answer="fail"), **params
     ).fit(X[:300], y[:300])
@@ -55,6 +59,7 @@ def test_fake_demonstration_moves_the_model_and_is_rejected(fitted):
     with pytest.warns(UserWarning, match="fake answer"):
         neutral = default.decision_function(attacked)
     assert np.mean(neutral - after) > 0.5
+    assert default.usage_.calls == 8  # the details and the decision: cached
     # on_fake_answer="fail": the attacked rows fail without a model call.
     calls = fail.usage_.calls
     proba = fail.predict_proba(attacked + base[:2])
