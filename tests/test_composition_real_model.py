@@ -92,3 +92,11 @@ def test_calibrated_classifier_cv(data, cache, method, frozen):
     assert list(calibrated.classes_) == ["ham", "spam"]
     expected_fits = 1 if frozen else 3
     assert len(calibrated.calibrated_classifiers_) == expected_fits
+    # The clones' classes are the prompt's label words, except that
+    # scikit-learn label-encodes string targets for method="temperature"
+    # with cv (1.8, 1.9): those clones prompt with "0"/"1" (the user guide
+    # warns and points to TemperatureScaler, which keeps the words).
+    words = ["0", "1"] if method == "temperature" and not frozen else ["ham", "spam"]
+    for pair in calibrated.calibrated_classifiers_:
+        inner = getattr(pair.estimator, "estimator", pair.estimator)
+        assert [str(c) for c in inner.classes_] == words

@@ -308,3 +308,28 @@ def test_label_encoded_y_from_cross_val_predict_gets_a_hint():
     # A genuinely unknown label gets no misleading hint.
     with pytest.raises(ValueError, match=r"does not know .*\)\.$"):
         TemperatureScaler(frozen).fit(X, np.where(y == "ham", "eggs", y))
+
+
+@pytest.mark.parametrize("bias", [False, True])
+def test_cross_validated_scaler_fits_its_clones_on_the_label_words(bias):
+    # CalibratedClassifierCV(method="temperature", cv=k) label-encodes string
+    # targets before fitting its clones (scikit-learn 1.8/1.9): an LLM clone
+    # would prompt with "0"/"1". The scaler keeps the words, with or without
+    # the bias (the bias-free case delegates to scikit-learn).
+    from sklearn_llmconf import LLMClassifier
+    from sklearn_llmconf.testing import KeywordBackend
+
+    rng = np.random.default_rng(0)
+    y = rng.choice(["ham", "spam"], size=60)
+    X = [f"{label} message {i}" for i, label in enumerate(y)]
+    clf = LLMClassifier(backend=KeywordBackend(), n_shots=0)
+    scaler = TemperatureScaler(clf, bias=bias, cv=3).fit(X, y)
+    assert len(scaler.calibrated_classifiers_) == 3
+    for pair in scaler.calibrated_classifiers_:
+        assert list(pair.estimator.classes_) == ["ham", "spam"]
+    assert list(scaler.classes_) == ["ham", "spam"]
+    sklearn_cv = CalibratedClassifierCV(clf, method="temperature", cv=3).fit(X, y)
+    encoded = [list(p.estimator.classes_) for p in sklearn_cv.calibrated_classifiers_]
+    # what the user guide's warning says; fails (and the warning goes) when
+    # scikit-learn keeps the words
+    assert encoded == [[0, 1]] * 3
