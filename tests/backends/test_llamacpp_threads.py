@@ -23,6 +23,9 @@ pytestmark = pytest.mark.slow
 LABELS = [" spam", " ham"]
 PROMPTS = [Prompt(("Is this SMS spam or ham?\nSMS: ", f"message number {i} ok",
                    "\nIt is")) for i in range(40)]
+# An explicit count creates no chooser (asserted: ``threads is None``): a few
+# prompts show the counts hold through scoring.
+FEW = PROMPTS[:8]
 
 
 def _context_threads(backend):
@@ -55,7 +58,7 @@ def test_explicit_thread_counts_are_used_as_given(monkeypatch, n_threads,
     backend = LlamaCppBackend(n_threads=n_threads, n_threads_batch=n_threads_batch,
                               n_ctx=512)
     assert _context_threads(backend) == expected
-    backend.score_labels(PROMPTS, LABELS)
+    backend.score_labels(FEW, LABELS)
     assert _context_threads(backend) == expected
     assert backend._get_model().threads is None and watch.calls == []
 
@@ -74,7 +77,7 @@ def test_omp_num_threads_1_keeps_the_default_on_one_thread(monkeypatch):
     watch = _Watch(monkeypatch)
     backend = LlamaCppBackend(n_ctx=256)
     assert _context_threads(backend) == (1, 1)
-    backend.score_labels(PROMPTS, LABELS)
+    backend.score_labels(FEW, LABELS)
     assert _context_threads(backend) == (1, 1)
     assert watch.calls == []
 
@@ -84,15 +87,23 @@ def test_default_threads_are_chosen_by_timing_within_the_cap(monkeypatch):
     monkeypatch.setenv("OMP_NUM_THREADS", "2")
     watch = _Watch(monkeypatch)
     backend = LlamaCppBackend(n_ctx=384)
-    expected = backend.score_labels(PROMPTS, LABELS).log_probs
-    chooser = backend._get_model().threads
+    # Up to the 40 prompts, 8 at a time, until both counts were timed (an
+    # untimed first unit, then ~0.2 s per candidate).
+    chunks, expected = [], []
+    for start in range(0, len(PROMPTS), 8):
+        chunks.append(PROMPTS[start:start + 8])
+        expected.append(backend.score_labels(chunks[-1], LABELS).log_probs)
+        chooser = backend._get_model().threads
+        if {n for n, _ in chooser.history} == {1, 2}:
+            break
     # Both counts were timed on the live context, each set on both pools.
     assert {n for n, _ in chooser.history} == {1, 2}
     assert watch.calls and all(n == b and n in (1, 2) for n, b in watch.calls)
     assert _context_threads(backend) == (chooser.n_threads,) * 2
     # The thread count does not change a score (same kernels, same order).
     fixed = LlamaCppBackend(n_ctx=384, n_threads=1, n_threads_batch=1)
-    assert (fixed.score_labels(PROMPTS, LABELS).log_probs == expected).all()
+    for chunk, want in zip(chunks, expected):
+        assert (fixed.score_labels(chunk, LABELS).log_probs == want).all()
 
 
 def test_default_file_is_fetched_once_and_checked(monkeypatch, tmp_path, capsys):

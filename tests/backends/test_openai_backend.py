@@ -12,6 +12,7 @@ import pytest
 from sklearn.base import clone
 
 from sklearn_llmconf.backends import OpenAIBackend, Prompt
+from sklearn_llmconf.backends.openai import _transport
 from sklearn_llmconf.cache._sqlite import ResponseCache
 from sklearn_llmconf.testing._fault_server import (
     VOCAB,
@@ -204,6 +205,16 @@ def test_logit_bias_true_without_tokenizer_raises(monkeypatch):
         b.score_labels(["x"], LABELS)
 
 
+@pytest.fixture
+def short_sdk_backoff(monkeypatch):
+    """The SDK's backoff before retrying a dropped connection (no Retry-After):
+    0.05 s instead of 0.5 s, doubling. The tests count attempts, not seconds."""
+    import openai._base_client
+
+    monkeypatch.setattr(openai._base_client, "INITIAL_RETRY_DELAY", 0.05,
+                        raising=False)
+
+
 def _fault_batch():
     good = _both_shown([f"good {i}" for i in range(30)])[:4]
     faults = {
@@ -222,7 +233,8 @@ def _fault_batch():
     return good, faulty
 
 
-def test_faults_give_documented_rows_and_keep_the_rest(backend, fault_server):
+def test_faults_give_documented_rows_and_keep_the_rest(backend, fault_server,
+                                                       short_sdk_backoff):
     good, faulty = _fault_batch()
     prompts = good[:2] + list(faulty) + good[2:]
     res = backend.score_labels(prompts, LABELS)
@@ -248,16 +260,20 @@ def test_faults_give_documented_rows_and_keep_the_rest(backend, fault_server):
 
 
 @pytest.mark.slow
-def test_429_honours_retry_after(backend, fault_server):
+def test_429_honours_retry_after(backend, fault_server, monkeypatch):
     start = time.perf_counter()
     res = backend.score_labels(["FAULT=429x1 r", "fine 1"], LABELS)
     elapsed = time.perf_counter() - start
     assert res.errors == [None, None]
     assert fault_server.attempts[("429", "FAULT=429x1 r")] == 2
     assert elapsed >= 1.0  # Retry-After: 1, not the 0.5 s default backoff
+    # A 429 that lasts: the transport re-sends it once here (4 times, 1 s
+    # apart, by default), then the SDK, with no retries left, raises it.
+    monkeypatch.setattr(_transport, "MAX_RATE_LIMIT_RESENDS", 1)
     backend.set_params(max_retries=0)
     res = backend.score_labels(["FAULT=429 s", "fine"], LABELS)
     assert res.errors == ["HTTP 429 (RateLimitError)", None]
+    assert fault_server.attempts[("429", "FAULT=429 s")] == 2
 
 
 @pytest.mark.slow
@@ -387,7 +403,8 @@ def test_cache_identity_sends_nothing_prepare_probes_once(backend, fault_server,
     assert offline.cache_identity()["endpoint"] == "chat"
 
 
-def test_secret_never_leaks(backend, fault_server, caplog, tmp_path):
+def test_secret_never_leaks(backend, fault_server, caplog, tmp_path,
+                            short_sdk_backoff):
     caplog.set_level(logging.DEBUG)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")

@@ -12,6 +12,7 @@ import warnings
 
 import numpy as np
 import pytest
+from scipy.special import softmax
 
 from sklearn_llmconf import LLMClassifier, SelfConsistency, Verbalized
 from sklearn_llmconf.backends import OpenAIBackend
@@ -248,21 +249,33 @@ def test_generation_strategies_on_real_server(llama_server, endpoint, tmp_path):
     X_test, y_test, X_pool, y_pool = short_sms(N_GEN)
     backend = OpenAIBackend("smollm2", base_url=llama_server, endpoint=endpoint,
                             max_concurrency=2)
+    # The sampled scores compose with TemperatureScaler. The server's sampled
+    # answers are not bit-reproducible (llama-cpp-python reuses the previous
+    # prompt's KV prefix, and a different split changes the logits slightly),
+    # so the scaler reads them from a response cache, as a user's would: a row
+    # that scored once is read back identically; a failed row is asked again.
+    # The texts are sampled once (score_details, writing the cache); every
+    # later call reads the rows that scored.
     cons = LLMClassifier(backend=backend,
                          strategy=SelfConsistency(n_samples=3, max_new_tokens=4),
                          n_shots=4, on_error="warn", random_state=0,
-                         calibration=None)
+                         calibration=None, cache=str(tmp_path / "responses.sqlite"))
     cons.fit(X_pool, y_pool)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
+        details = cons.score_details(X_test)
+        # llama-cpp-python ignores n=: three seeded requests per text.
+        assert cons.usage_.calls == N_GEN * 3
         proba = cons.predict_proba(X_test)
+    stored = ~details.failed
     assert proba.shape == (N_GEN, 2) and list(cons.classes_) == ["ham", "spam"]
     np.testing.assert_allclose(proba.sum(axis=1), 1.0)
     # Laplace-smoothed shares of <= 3 votes, or uniform for a row with none.
     allowed = {(c + 1) / (m + 2) for m in range(1, 4) for c in range(m + 1)} | {0.5}
     assert all(min(abs(p - a) for a in allowed) < 1e-9 for p in proba[:, 1])
-    # llama-cpp-python ignores n=: three seeded requests per text.
-    assert cons.usage_.calls == N_GEN * 3
+    # The rows that scored were read back from the cache, identically.
+    np.testing.assert_array_equal(softmax(details.log_proba, axis=1)[stored],
+                                  proba[stored])
     assert backend.capabilities().n_per_request is True  # stable
 
     verb = LLMClassifier(backend=backend, strategy=Verbalized(max_new_tokens=24),
@@ -274,16 +287,8 @@ def test_generation_strategies_on_real_server(llama_server, endpoint, tmp_path):
     np.testing.assert_allclose(proba_v[scored].sum(axis=1), 1.0)
     print(f"{endpoint}: verbalized parsed {scored.sum()} of {N_GEN} answers")
 
-    # The sampled scores compose with TemperatureScaler. The server's sampled
-    # answers are not bit-reproducible (llama-cpp-python reuses the previous
-    # prompt's KV prefix, and a different split changes the logits slightly),
-    # so the scaler reads them from a response cache, as a user's would: a row
-    # that scored once is read back identically; a failed row is asked again.
-    cons.set_params(cache=str(tmp_path / "responses.sqlite"))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
-        details = cons.score_details(X_test)
-        stored = ~details.failed
         if not stored.any():
             failed = f"All {N_GEN} calibration rows failed"
             with pytest.raises(ValueError, match=failed):
