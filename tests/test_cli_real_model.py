@@ -34,16 +34,30 @@ def embedded_model(user_files):
     return model, done
 
 
-def test_fit_predict_report_on_the_embedded_model(user_files, embedded_model):
+# predict's options in both tests: the kill test's file is compared with the
+# fresh run's byte for byte
+PREDICT = ("--id-column", "msg_id", "--all-probabilities", "--quiet")
+
+
+@pytest.fixture(scope="module")
+def fresh_predictions(user_files, embedded_model):
+    """predict on the 24 new rows, every row scored afresh (asserted below)."""
+    tmp, _, new = user_files
+    model, _ = embedded_model
+    out = str(tmp / "decisions.csv")
+    done = sklearn_llmconf("predict", model, new, "-o", out, *PREDICT)
+    return out, done
+
+
+def test_fit_predict_report_on_the_embedded_model(user_files, embedded_model,
+                                                  fresh_predictions):
     tmp, lab, new = user_files
     model, fit = embedded_model
     lines = fit.stdout.splitlines()
     assert [ln.split()[0] for ln in lines[2:5]] == ["auto", "check", "escalate"]
     assert "80 labelled rows: 4 demonstrations, 30 in-fit calibration, 40 " \
         "certification; LlamaCppBackend" in fit.stderr
-    out = str(tmp / "decisions.csv")
-    done = sklearn_llmconf("predict", model, new, "-o", out, "--id-column",
-                           "msg_id", "--all-probabilities", "--quiet")
+    out, done = fresh_predictions
     rows = read(out)
     assert rows[0] == ["id", "label", "probability", "proba_junk", "proba_keep",
                        "tier", "failure_reason"]
@@ -64,12 +78,13 @@ def test_fit_predict_report_on_the_embedded_model(user_files, embedded_model):
 
 
 def test_kill_during_predict_then_rerun_gives_the_same_file(user_files,
-                                                            embedded_model):
+                                                            embedded_model,
+                                                            fresh_predictions):
     tmp, _, new = user_files
     model, _ = embedded_model
     out, cache = str(tmp / "killed.csv"), str(tmp / "killed.sqlite")
     args = [sys.executable, "-m", "sklearn_llmconf.cli", "predict", model, new,
-            "-o", out, "--cache", cache, "--chunk-size", "4", "--quiet"]
+            "-o", out, "--cache", cache, "--chunk-size", "4", *PREDICT]
     proc = subprocess.Popen(args, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 300
@@ -82,11 +97,11 @@ def test_kill_during_predict_then_rerun_gives_the_same_file(user_files,
     proc.wait()
     assert written >= 9 and not os.path.exists(out)  # no half file under the name
     done = sklearn_llmconf("predict", model, new, "-o", out, "--cache", cache,
-                           "--chunk-size", "4", "--quiet")
+                           "--chunk-size", "4", *PREDICT)
     calls, hits = (int(w) for w in done.stderr.split("failed. ")[1].split()[::3][:2])
     assert calls + hits == 24 and hits >= written - 1  # nothing paid twice
-    # against a run that scored every row afresh
-    ref = str(tmp / "fresh.csv")
-    sklearn_llmconf("predict", model, new, "-o", ref, "--cache",
-                    str(tmp / "fresh.sqlite"), "--quiet")
+    # against the run that scored every row afresh, in one chunk, with
+    # another cache (the model file's own)
+    ref, fresh = fresh_predictions
+    assert "24 model calls, 0 cache hits" in fresh.stderr
     assert open(out, "rb").read() == open(ref, "rb").read()

@@ -35,13 +35,21 @@ def films(tmp_path_factory):
     return tmp, lab, new, [f"m{i}" for i in idx[60:72]]
 
 
+def fits_cache(tmp_path):
+    """The response cache of both fits: the hybrid's LLM block scores the
+    titles that the LLM's fit scored with the same demonstrations, and takes
+    them from it (predict and report keep each model file's own cache)."""
+    return str(tmp_path / "fits.cache.sqlite")
+
+
 def test_fit_predict_report_on_a_multilabel_csv(films):
     tmp_path, lab, new, ids = films
     model = str(tmp_path / "films.skops")
     fit = sklearn_llmconf("fit", lab, "--text-column", "title", "--label-column",
                           "genres", "--multilabel", "--allow-no-label",
                           "--classifier", "llm", "--n-shots", "4", "--n-scale",
-                          "26", "--quiet", "-o", model)
+                          "26", "--cache", fits_cache(tmp_path), "--quiet",
+                          "-o", model)
     assert "60 labelled rows, 3 labels: 4 demonstrations, 26 in-fit " \
         "calibration, 30 certification; LlamaCppBackend; kept llm." in fit.stderr
     assert [ln.split()[0] for ln in fit.stdout.splitlines()[2:5]] == GENRES
@@ -79,8 +87,8 @@ def test_the_multilabel_hybrid_on_the_embedded_model(films):
     model = str(tmp_path / "films_hybrid.skops")
     fit = sklearn_llmconf("fit", lab, "--text-column", "title", "--label-column",
                           "genres", "--multilabel", "--allow-no-label",
-                          "--classifier", "hybrid", "--n-shots", "4", "--quiet",
-                          "-o", model)
+                          "--classifier", "hybrid", "--n-shots", "4", "--cache",
+                          fits_cache(tmp_path), "--quiet", "-o", model)
     assert "30 certification; LlamaCppBackend; kept hybrid." in fit.stderr
     out = str(tmp_path / "hybrid_decisions.csv")
     done = sklearn_llmconf("predict", model, new, "-o", out, "--id-column", "id",
