@@ -57,6 +57,9 @@ def _parse_multipart(content_type: str, body: bytes) -> dict:
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    # Headers and body go out in two writes; with Nagle on, each response
+    # waits ~40 ms for the client's delayed ACK (as in the fault server).
+    disable_nagle_algorithm = True
 
     def log_message(self, *args):  # keep test output quiet
         pass
@@ -117,6 +120,11 @@ class BatchServer(LoopbackServer):
     """The server object; see the module docstring."""
 
     daemon_threads = True
+
+    def serve_forever(self, poll_interval=0.05):
+        # stop() waits for the serving loop's next poll: 0.5 s by default,
+        # paid by every test (the server is per test).
+        super().serve_forever(poll_interval)
 
     def __init__(self, upstream):
         super().__init__(("127.0.0.1", 0), _Handler)

@@ -64,9 +64,10 @@ def tiny_model():
 
 
 @parametrize_with_checks(
-    # 4 demonstrations: the checks' prompts are most of their time, and the
-    # shots are not what the checks are about.
-    [LLMClassifier(n_shots=4, backend=TransformersBackend(
+    # 2 demonstrations (stratified: both classes of a binary check): the
+    # checks' prompts are much of their time, and the shots are not what the
+    # checks are about.
+    [LLMClassifier(n_shots=2, backend=TransformersBackend(
         TINY_MODEL, dtype="float32", device="cpu", n_threads=1, n_ctx=4096))],
     # LLMClassifier(**moved): the one-release keywords of its old parameters
     # (see tests/test_common.py).

@@ -2,7 +2,6 @@
 
 import hashlib
 import json
-import multiprocessing as mp
 import pickle
 import sqlite3
 import threading
@@ -11,6 +10,7 @@ import numpy as np
 import pytest
 
 from sklearn_llmconf.cache._sqlite import ResponseCache
+from tests._processes import writer_context
 
 
 def _write_rows(path, worker, n):
@@ -112,7 +112,7 @@ def test_concurrent_thread_writers_lose_nothing(tmp_path):
 @pytest.mark.slow
 def test_concurrent_process_writers_lose_nothing(tmp_path):
     path = tmp_path / "c.sqlite"
-    ctx = mp.get_context("spawn")
+    ctx = writer_context()
     procs = [ctx.Process(target=_write_rows, args=(path, w, 200)) for w in range(4)]
     for p in procs:
         p.start()

@@ -6,7 +6,6 @@ writes when a writer is killed with SIGKILL, and interrupted runs that resume.
 """
 
 import itertools
-import multiprocessing as mp
 import os
 import pickle
 import signal
@@ -20,6 +19,7 @@ from sklearn.base import clone
 from sklearn_llmconf import LLMClassifier, PostgresResponseCache, ResponseCache
 from sklearn_llmconf.testing import KeywordBackend
 from tests._postgres_server import PostgresServer, PostgresUnavailable
+from tests._processes import writer_context
 
 psycopg = pytest.importorskip("psycopg", reason="the postgres extra is not installed")
 
@@ -159,7 +159,7 @@ def test_concurrent_thread_writers_lose_nothing(cache):
 
 @pytest.mark.slow
 def test_concurrent_process_writers_lose_nothing(cache):
-    ctx = mp.get_context("spawn")
+    ctx = writer_context()
     procs = [ctx.Process(target=_write_rows, args=(cache.url, cache.table, w, 200))
              for w in range(4)]
     for p in procs:
@@ -177,7 +177,7 @@ def test_concurrent_process_writers_lose_nothing(cache):
 
 @pytest.mark.slow
 def test_writer_killed_mid_transaction_leaves_nothing_and_blocks_no_one(cache):
-    ctx = mp.get_context("spawn")
+    ctx = writer_context()
     keys = [f"k{i}" for i in range(50)]
     cache.set_many({"before": np.array([1.0])})
     ready = ctx.Event()
@@ -197,7 +197,7 @@ def test_writer_killed_mid_transaction_leaves_nothing_and_blocks_no_one(cache):
 
 @pytest.mark.slow
 def test_writer_killed_in_a_loop_keeps_whole_batches_and_resumes(cache):
-    ctx = mp.get_context("spawn")
+    ctx = writer_context()
     proc = ctx.Process(target=_write_rows,
                        args=(cache.url, cache.table, 0, 100_000, 10))
     proc.start()
