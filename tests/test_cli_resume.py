@@ -10,7 +10,12 @@ import subprocess
 import sys
 import time
 
-from tests.test_cli_workflow import files, read_decisions  # noqa: F401 (fixture)
+from sklearn_llmconf import cli
+from tests.test_cli_workflow import (  # noqa: F401 (fixtures)
+    files,
+    keyword_model,
+    read_decisions,
+)
 
 RUNNER = """
 import sys, time
@@ -32,15 +37,17 @@ def run(script, delay, *args, **kw):
                           capture_output=True, text=True, timeout=300, **kw)
 
 
-def test_kill_then_rerun_writes_the_same_file(files, tmp_path):  # noqa: F811
+def test_kill_then_rerun_writes_the_same_file(files, keyword_model, tmp_path,  # noqa: F811
+                                              capsys):
     work, lab, new = files
     script = tmp_path / "runner.py"
     script.write_text(RUNNER)
     model = str(work / "m.skops")
-    done = run(script, 0, "fit", lab, "--text-column", "body", "--label-column",
-               "kind", "--n-shots", "2", "--classifier", "llm", "--quiet", "-o",
-               model)
-    assert done.returncode == 0, done.stderr
+    # the fit and the fresh reference run in this process (the same keyword
+    # backend, not slowed down): only the killed run and its rerun need one
+    assert cli.main(["fit", lab, "--text-column", "body", "--label-column",
+                     "kind", "--n-shots", "2", "--classifier", "llm", "--quiet",
+                     "-o", model]) == 0
     out, cache = str(work / "d.csv"), str(work / "d.sqlite")
     args = ["predict", model, new, "-o", out, "--cache", cache, "--chunk-size",
             "10", "--quiet"]
@@ -63,9 +70,10 @@ def test_kill_then_rerun_writes_the_same_file(files, tmp_path):  # noqa: F811
     assert calls + hits == 230 and hits >= written - 1
     assert calls <= 230 - (written - 1)
     ref = str(work / "ref.csv")
-    done = run(script, 0, "predict", model, new, "-o", ref, "--cache",
-               str(work / "fresh.sqlite"), "--quiet")
-    assert "230 model calls, 0 cache hits" in done.stderr
+    capsys.readouterr()
+    assert cli.main(["predict", model, new, "-o", ref, "--cache",
+                     str(work / "fresh.sqlite"), "--quiet"]) == 0
+    assert "230 model calls, 0 cache hits" in capsys.readouterr().err
     with open(out, "rb") as a, open(ref, "rb") as b:
         assert a.read() == b.read()
     assert len(read_decisions(out)) == 231
