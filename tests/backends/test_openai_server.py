@@ -278,14 +278,17 @@ def test_generation_strategies_on_real_server(llama_server, endpoint, tmp_path):
                                   proba[stored])
     assert backend.capabilities().n_per_request is True  # stable
 
+    # Verbalized answers are greedy (one request per text, 24 tokens each, the
+    # generation's cost): half the texts show the same accounting.
+    n_verb = N_GEN // 2
     verb = LLMClassifier(backend=backend, strategy=Verbalized(max_new_tokens=24),
                          n_shots=4, on_error="nan", calibration=None
                          ).fit(X_pool, y_pool)
-    proba_v = verb.predict_proba(X_test)
+    proba_v = verb.predict_proba(X_test[:n_verb])
     scored = ~np.isnan(proba_v).any(axis=1)
-    assert verb.usage_.calls == N_GEN and verb.usage_.failed_rows == (~scored).sum()
+    assert verb.usage_.calls == n_verb and verb.usage_.failed_rows == (~scored).sum()
     np.testing.assert_allclose(proba_v[scored].sum(axis=1), 1.0)
-    print(f"{endpoint}: verbalized parsed {scored.sum()} of {N_GEN} answers")
+    print(f"{endpoint}: verbalized parsed {scored.sum()} of {n_verb} answers")
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
