@@ -299,9 +299,11 @@ def test_generation_strategies_on_real_server(llama_server, endpoint, tmp_path):
             return
         ts = TemperatureScaler(FrozenEstimator(cons), bias=True).fit(X_test, y_test)
         calibrated = ts.predict_proba(X_test)
-        again = cons.score_details(X_test)
-    np.testing.assert_array_equal(again.log_proba[stored], details.log_proba[stored])
-    assert not again.failed[stored].any()
+        # The stored rows, read back once more (the failed ones would only be
+        # asked again, as above).
+        again = cons.score_details([X_test[i] for i in np.flatnonzero(stored)])
+    np.testing.assert_array_equal(again.log_proba, details.log_proba[stored])
+    assert not again.failed.any()
     np.testing.assert_allclose(calibrated.sum(axis=1), 1.0)
     assert calibrated.shape == (N_GEN, 2)
     assert not np.isnan(calibrated).any()
