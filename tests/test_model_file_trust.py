@@ -183,11 +183,12 @@ def test_a_zip_bomb_is_refused_before_anything_is_inflated(keyword_model, files,
     with zipfile.ZipFile(bomb, "w", zipfile.ZIP_DEFLATED) as z:
         for name, data in entries.items():
             z.writestr(name, data)
-        # schema.json padded with 400 MiB of spaces: valid JSON, ~400 kB packed
+        # schema.json padded with 160 MiB of spaces: valid JSON, ~160 kB
+        # packed, over the 128 MiB limit (each MiB costs deflating it here)
         with z.open("schema.json", "w", force_zip64=True) as f:
             f.write(schema[:-1])
             block = b" " * 2**20
-            for _ in range(400):
+            for _ in range(160):
                 f.write(block)
             f.write(schema[-1:])
     assert bomb.stat().st_size < 2**20
@@ -198,7 +199,7 @@ def test_a_zip_bomb_is_refused_before_anything_is_inflated(keyword_model, files,
     monkeypatch.setattr(zipfile.ZipFile, "open", no_inflating)
     line = one_line(capsys, ["predict", str(bomb), new, "-o", str(tmp / "d.csv")])
     assert line.endswith("is refused: its entry 'schema.json' would inflate to "
-                         "400.1 MiB, over the limit of 128.0 MiB.")
+                         "160.1 MiB, over the limit of 128.0 MiB.")
 
 
 def test_too_many_entries_or_bytes_are_refused(tmp_path, monkeypatch):

@@ -41,14 +41,18 @@ def _offline_one_thread(monkeypatch):
 
 def test_setfit_classifier_and_block():
     X, y = _data(24)
-    clf = SetFitClassifier(num_iterations=1, max_length=16).fit(X, y)
+    block = SetFitBlock(num_iterations=1, max_length=16)
+    F = block.fit_transform(X, y)
+    assert F.shape == (24, 1) and np.isfinite(F).all()
+    # each fold encoder is a SetFitClassifier fitted by its own fit (on the
+    # other folds' 16 texts): the classifier's checks, without a fourth
+    # fine-tuning of the encoder
+    clf = block.estimators_[0]
+    assert type(clf) is SetFitClassifier
     np.testing.assert_array_equal(clf.classes_, ["ham", "spam"])
     proba = clf.predict_proba(X[:5])
     assert proba.shape == (5, 2)
     np.testing.assert_allclose(proba.sum(axis=1), 1.0)
-    block = SetFitBlock(num_iterations=1, max_length=16)
-    F = block.fit_transform(X, y)
-    assert F.shape == (24, 1) and np.isfinite(F).all()
     # out-of-fold: a training text's features are its fold encoder's, not
     # the mean of the three fold encoders' that a new text gets
     assert len(block.estimators_) == 3
@@ -89,8 +93,10 @@ def test_setfit_in_the_hybrid_and_as_a_candidate():
 
     X, y = _data(30)
     llm = LLMClassifier(backend=KeywordBackend(), n_shots=4, random_state=0)
+    # two inner folds: two fine-tunings (the block's folds are tested above)
     model = make_hybrid_classifier(
-        llm, embeddings=False, setfit=SetFitBlock(num_iterations=1, max_length=16),
+        llm, embeddings=False,
+        setfit=SetFitBlock(n_folds=2, num_iterations=1, max_length=16),
         Cs=3, cv=3).fit(X, y)
     assert [n for n, _ in model.transformers_] == ["tfidf", "setfit", "llm"]
     assert np.isfinite(model.block_cv_log_loss_["setfit"])
