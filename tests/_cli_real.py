@@ -4,7 +4,9 @@ Three test files use it (embedded model, llama.cpp server, hybrid) so that
 pytest-xdist can run them on different workers.
 """
 
+import contextlib
 import csv
+import io
 import subprocess
 import sys
 
@@ -14,8 +16,31 @@ from sklearn_llmconf.datasets import load_sms_spam
 
 
 def sklearn_llmconf(*args, check=True):
+    """The command as a user runs it: a process of the installed package."""
     done = subprocess.run([sys.executable, "-m", "sklearn_llmconf.cli", *args],
                           capture_output=True, text=True, timeout=600)
+    if check:
+        assert done.returncode == 0, done.stderr[-3000:]
+    return done
+
+
+def sklearn_llmconf_here(*args, check=True):
+    """The same command run by ``cli.main`` in the test's process.
+
+    For the commands after a test's first one: each process pays ~3.5 s of
+    imports (scikit-learn, skops, torch through skops' estimator walk, the
+    sentence embedder) before it reads a row, and the model file is read from
+    disk either way. Every test keeps at least its ``fit`` as a process.
+    """
+    from sklearn_llmconf import cli
+
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            code = cli.main(list(args))
+        except SystemExit as exc:
+            code = exc.code
+    done = subprocess.CompletedProcess(args, code, out.getvalue(), err.getvalue())
     if check:
         assert done.returncode == 0, done.stderr[-3000:]
     return done

@@ -17,7 +17,7 @@ import pytest
 from sklearn_llmconf.testing._fault_server import FaultServer
 
 # The test files that take longest, longest first (from README's test command
-# with --durations=60 on 2 cores, 2026-12-06, after the issue-34 trims).
+# with --durations=0 on 2 cores, 2026-12-06, after the issue-34 trims).
 # pytest-xdist's loadfile scheduling hands files out in collection order once
 # its own reordering (by number of tests, most first) is off: the longest
 # files start first and the short ones fill the gaps, instead of a long
@@ -26,22 +26,22 @@ from sklearn_llmconf.testing._fault_server import FaultServer
 # collection order.
 LONGEST_FIRST = (
     "tests/test_cli_real_model.py",
-    "tests/test_cli_real_model_server.py",
+    "tests/calibration/test_real_calibration.py",
     "tests/backends/test_transformers.py",
     "tests/backends/test_openai_server.py",
-    "tests/routing/test_routing_mapie.py",
-    "tests/test_cli_real_model_hybrid.py",
+    "tests/test_cli_real_model_server.py",
+    "tests/test_cli_real_model_multilabel.py",
     "tests/scoring/test_strategies.py",
+    "tests/test_cli_real_model_hybrid.py",
+    "tests/backends/test_transformers_checks.py",
+    "tests/routing/test_routing_mapie.py",
     "tests/backends/test_llamacpp_threads.py",
-    "tests/calibration/test_real_calibration.py",
     "tests/test_composition_real_model.py",
     "tests/test_default_real_model.py",
-    "tests/backends/test_transformers_checks.py",
     "tests/test_cli_resume.py",
     "tests/hybrid/test_several_llms_real.py",
     "tests/prompts/test_injection_real_model.py",
     "tests/hybrid/test_setfit.py",
-    "tests/test_cli_real_model_multilabel.py",
     "tests/backends/test_llamacpp.py",
     "tests/test_cli_candidates.py",
     "tests/test_cli.py",

@@ -1,7 +1,10 @@
 """fit / predict / report as a user runs them, on the embedded model.
 
-The commands run as separate processes (``python -m sklearn_llmconf.cli``, the
-installed package: in CI the fresh virtual environment of .ci/run) on a CSV
+``fit`` (and the first ``predict``) run as separate processes (``python -m
+sklearn_llmconf.cli``, the installed package: in CI the fresh virtual
+environment of .ci/run); the later commands run ``cli.main`` in the test's
+process (``sklearn_llmconf_here``: the model file is read back from disk, the
+imports are not paid again) on a CSV
 assembled from the bundled SMS data with the user's own column names.
 """
 
@@ -14,7 +17,12 @@ import time
 import numpy as np
 import pytest
 
-from tests._cli_real import read, sklearn_llmconf, user_files  # noqa: F401 (fixture)
+from tests._cli_real import (  # noqa: F401 (fixture)
+    read,
+    sklearn_llmconf,
+    sklearn_llmconf_here,
+    user_files,
+)
 
 # The fixtures imported from tests._cli_real are parameters of the tests.
 # ruff: noqa: F811
@@ -69,7 +77,7 @@ def test_fit_predict_report_on_the_embedded_model(user_files, embedded_model,
     assert accuracy >= 0.75
     assert "24 model calls, 0 cache hits" in done.stderr
     html = str(tmp / "report.html")
-    done = sklearn_llmconf("report", model, new, "-o", html, "--quiet")
+    done = sklearn_llmconf_here("report", model, new, "-o", html, "--quiet")
     page = open(html, encoding="utf-8").read()
     assert "Measured on 24 labelled rows" in page and page.count("<svg") == 2
     assert "SmolLM2-135M-Instruct.Q4_1.gguf SHA-256 " in page

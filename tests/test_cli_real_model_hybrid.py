@@ -1,7 +1,10 @@
 """fit / predict / report as a user runs them, the hybrid kept (embedded model).
 
-The commands run as separate processes (``python -m sklearn_llmconf.cli``, the
-installed package: in CI the fresh virtual environment of .ci/run) on a CSV
+``fit`` (and the first ``predict``) run as separate processes (``python -m
+sklearn_llmconf.cli``, the installed package: in CI the fresh virtual
+environment of .ci/run); the later commands run ``cli.main`` in the test's
+process (``sklearn_llmconf_here``: the model file is read back from disk, the
+imports are not paid again) on a CSV
 assembled from the bundled SMS data with the user's own column names.
 """
 
@@ -12,6 +15,7 @@ from sklearn_llmconf.datasets import load_sms_spam
 from tests._cli_real import (  # noqa: F401 (fixture)
     read,
     sklearn_llmconf,
+    sklearn_llmconf_here,
     user_files,
     write_csv,
 )
@@ -51,8 +55,8 @@ def test_fit_predict_report_with_the_hybrid_kept(user_files):
     # the LLM is called for new rows only when the kept stack uses its block
     calls = 24 if "llm" in router.estimator_.estimator.final_blocks_ else 0
     out = str(tmp / "hybrid.csv")
-    done = sklearn_llmconf("predict", model, new, "-o", out, "--id-column",
-                           "msg_id", "--all-probabilities", "--quiet")
+    done = sklearn_llmconf_here("predict", model, new, "-o", out, "--id-column",
+                                "msg_id", "--all-probabilities", "--quiet")
     decisions = read(out)
     assert decisions[0][3:6] == ["proba_junk", "proba_keep", "proba_phishing"]
     p = np.array([[float(v) for v in r[3:6]] for r in decisions[1:]])
@@ -61,7 +65,7 @@ def test_fit_predict_report_with_the_hybrid_kept(user_files):
     assert np.mean([r[1] == t for r, t in zip(decisions[1:], truth)]) >= 0.75
     assert f"{calls} model calls" in done.stderr
     html = str(tmp / "hybrid.html")
-    sklearn_llmconf("report", model, new, "-o", html, "--quiet")
+    sklearn_llmconf_here("report", model, new, "-o", html, "--quiet")
     page = open(html, encoding="utf-8").read()
     assert "certified: hybrid." in page and "Measured on 24 labelled rows" in page
     assert "Does the measured precision contradict the certificate?" in page

@@ -1,6 +1,7 @@
 """fit / predict / report on a multi-label CSV, the embedded model (#35).
 
-The commands run as separate processes on a CSV of IMDb titles
+``fit`` runs as a separate process (predict and report through ``cli.main`` in
+the test's process, reading the model file back) on a CSV of IMDb titles
 (:func:`~sklearn_llmconf.datasets.load_movie_genres`) whose genres are one
 cell per row, joined by ``;``, as a user's export would hold them.
 """
@@ -9,7 +10,7 @@ import numpy as np
 import pytest
 
 from sklearn_llmconf.datasets import load_movie_genres
-from tests._cli_real import read, sklearn_llmconf, write_csv
+from tests._cli_real import read, sklearn_llmconf, sklearn_llmconf_here, write_csv
 
 pytestmark = pytest.mark.slow
 
@@ -55,8 +56,8 @@ def test_fit_predict_report_on_a_multilabel_csv(films):
     assert [ln.split()[0] for ln in fit.stdout.splitlines()[2:5]] == GENRES
 
     out = str(tmp_path / "decisions.csv")
-    done = sklearn_llmconf("predict", model, new, "-o", out, "--id-column", "id",
-                           "--quiet")
+    done = sklearn_llmconf_here("predict", model, new, "-o", out, "--id-column",
+                                "id", "--quiet")
     assert "12 model calls, 0 cache hits" in done.stderr
     decisions = read(out)
     assert decisions[0] == [
@@ -73,7 +74,7 @@ def test_fit_predict_report_on_a_multilabel_csv(films):
         assert r[3] == ("accept" if "" not in d else "review")
 
     html = str(tmp_path / "report.html")
-    sklearn_llmconf("report", model, new, "-o", html, "--quiet")
+    sklearn_llmconf_here("report", model, new, "-o", html, "--quiet")
     page = open(html, encoding="utf-8").read()
     assert "Certificate (per label)" in page and "Hamming loss" in page
     assert "Measured on 12 labelled rows" in page
@@ -91,8 +92,8 @@ def test_the_multilabel_hybrid_on_the_embedded_model(films):
                           fits_cache(tmp_path), "--quiet", "-o", model)
     assert "30 certification; LlamaCppBackend; kept hybrid." in fit.stderr
     out = str(tmp_path / "hybrid_decisions.csv")
-    done = sklearn_llmconf("predict", model, new, "-o", out, "--id-column", "id",
-                           "--quiet")
+    done = sklearn_llmconf_here("predict", model, new, "-o", out, "--id-column",
+                                "id", "--quiet")
     # one model call per title for its three genres
     assert "12 model calls, 0 cache hits" in done.stderr
     decisions = read(out)

@@ -1,7 +1,10 @@
 """fit / predict / report as a user runs them, on a llama.cpp server.
 
-The commands run as separate processes (``python -m sklearn_llmconf.cli``, the
-installed package: in CI the fresh virtual environment of .ci/run) on a CSV
+``fit`` (and the first ``predict``) run as separate processes (``python -m
+sklearn_llmconf.cli``, the installed package: in CI the fresh virtual
+environment of .ci/run); the later commands run ``cli.main`` in the test's
+process (``sklearn_llmconf_here``: the model file is read back from disk, the
+imports are not paid again) on a CSV
 assembled from the bundled SMS data with the user's own column names.
 """
 
@@ -10,6 +13,7 @@ import pytest
 from tests._cli_real import (  # noqa: F401 (fixture)
     read,
     sklearn_llmconf,
+    sklearn_llmconf_here,
     user_files,
     write_csv,
 )
@@ -45,6 +49,6 @@ def test_fit_predict_report_on_a_llama_cpp_server(user_files, llama_server):  # 
     scored = [r for r in rows[1:] if r[1]]
     assert len(scored) >= 10
     html = str(tmp / "server.html")
-    sklearn_llmconf("report", model, "-o", html)
+    sklearn_llmconf_here("report", model, "-o", html)
     page = open(html, encoding="utf-8").read()
     assert f"server {llama_server} model smollm2" in page
