@@ -4,7 +4,6 @@ The keyword backend stands in for the model (plumbing); the embedded-model
 run with the hybrid kept is in test_cli_real_model.py.
 """
 
-import csv
 import re
 
 import numpy as np
@@ -16,19 +15,12 @@ from sklearn_llmconf.datasets import load_sms_spam
 from sklearn_llmconf.hybrid import _hybrid
 from sklearn_llmconf.persistence import load_model
 from sklearn_llmconf.testing import KeywordBackend
+from tests._cli_real import read, write_csv
 
 
 @pytest.fixture
 def keyword_model(monkeypatch):
     monkeypatch.setattr(_common, "_local_backend", lambda path: KeywordBackend())
-
-
-def write_csv(path, header, rows):
-    with open(path, "w", newline="", encoding="utf-8") as f:
-        w = csv.writer(f)
-        w.writerow(header)
-        w.writerows(rows)
-    return str(path)
 
 
 # labelled rows, half training, half certification: the auto run's 3-fold
@@ -48,11 +40,6 @@ def rare_files(tmp_path):
     new = write_csv(tmp_path / "incoming.csv", ["sender", "body", "kind"],
                     [[f"s{i % 5}", texts[i], y[i]] for i in range(300, 360)])
     return tmp_path, lab, new
-
-
-def read(path):
-    with open(path, newline="", encoding="utf-8") as f:
-        return list(csv.reader(f))
 
 
 @pytest.mark.parametrize("choice", ["llm", "hybrid", "auto"])

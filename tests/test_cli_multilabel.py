@@ -4,7 +4,6 @@ The keyword backend stands in for the model (these check the plumbing); the
 embedded-model run is in test_cli_real_model_multilabel.py.
 """
 
-import csv
 import json
 import re
 
@@ -17,6 +16,7 @@ from sklearn_llmconf.cli._label_sets import parse_cell, split_label_sets
 from sklearn_llmconf.persistence import ModelFileError, load_model
 from sklearn_llmconf.routing import ConfidenceRouter, MultiLabelRouter
 from sklearn_llmconf.testing import KeywordBackend
+from tests._cli_real import read, write_csv
 from tests._model_files import edit_json, rezip
 
 LABELS = ["billing", "login", "refund"]
@@ -25,17 +25,6 @@ LABELS = ["billing", "login", "refund"]
 @pytest.fixture
 def keyword_model(monkeypatch):
     monkeypatch.setattr(_common, "_local_backend", lambda path: KeywordBackend())
-
-
-def write_csv(path, header, rows):
-    with open(path, "w", newline="", encoding="utf-8") as f:
-        csv.writer(f).writerows([header, *rows])
-    return str(path)
-
-
-def read(path):
-    with open(path, newline="", encoding="utf-8") as f:
-        return list(csv.reader(f))
 
 
 def tickets(n, seed=0, sep=";"):

@@ -4,7 +4,6 @@ The keyword backend stands in for the model (these check the plumbing); the
 embedded-model run is in test_cli_real_model.py.
 """
 
-import csv
 import json
 
 import numpy as np
@@ -15,19 +14,13 @@ from sklearn_llmconf.cli import _common
 from sklearn_llmconf.datasets import load_sms_spam
 from sklearn_llmconf.persistence import load_model
 from sklearn_llmconf.testing import KeywordBackend
+from tests._cli_real import read as read_decisions
+from tests._cli_real import write_csv
 
 
 @pytest.fixture
 def keyword_model(monkeypatch):
     monkeypatch.setattr(_common, "_local_backend", lambda path: KeywordBackend())
-
-
-def write_csv(path, header, rows):
-    with open(path, "w", newline="", encoding="utf-8") as f:
-        w = csv.writer(f)
-        w.writerow(header)
-        w.writerows(rows)
-    return str(path)
 
 
 @pytest.fixture
@@ -40,11 +33,6 @@ def files(tmp_path):
     new = write_csv(tmp_path / "incoming.csv", ["ref", "sender", "body"],
                     [[f"N{i}", f"s{i % 5}", texts[i]] for i in range(300, 530)])
     return tmp_path, lab, new
-
-
-def read_decisions(path):
-    with open(path, newline="", encoding="utf-8") as f:
-        return list(csv.reader(f))
 
 
 def test_fit_predict_report_on_own_columns(keyword_model, files, capsys):
