@@ -1,7 +1,8 @@
-"""What the real-model CLI tests share: the command, CSV files, the user's data.
+"""What the CLI tests share: the command (a process or in-process), CSV files, data.
 
-Three test files use it (embedded model, llama.cpp server, hybrid) so that
-pytest-xdist can run them on different workers.
+The real-model CLI files (embedded model, llama.cpp server, hybrid, multi-label)
+use it, each a file of its own so that pytest-xdist can run them on different
+workers; the keyword-backend CLI tests take its CSV helpers.
 """
 
 import contextlib
